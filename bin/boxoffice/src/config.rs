@@ -1,0 +1,84 @@
+//! The whole platform's settings: the shared sections from libs/platform and one section per
+//! service. See docs/configuration.md for every setting.
+
+use std::path::Path;
+
+use platform::{
+    bus::BusSettings,
+    config::ConfigError,
+    db::DatabaseSettings,
+    http::HttpSettings,
+    service::{Directory, RedisSettings},
+    telemetry::LogSettings,
+};
+use serde::Deserialize;
+
+/// Every setting, loaded from defaults, the optional file and `BOXOFFICE_*` variables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    pub log: LogSettings,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub bus: BusSettings,
+    pub redis: RedisSettings,
+    pub services: Directory,
+    pub gateway: gateway::Config,
+    pub user: user::Config,
+    pub catalog: catalog::Config,
+    pub seat: seat::Config,
+    pub admission: admission::Config,
+    pub order: order::Config,
+    pub payment: payment::Config,
+    pub notification: notification::Config,
+}
+
+impl AppConfig {
+    /// Loads and validates the settings.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let cfg: Self = platform::config::load(file)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.http.body_limit_bytes == 0 {
+            return Err(ConfigError::setting(
+                "http.body_limit_bytes",
+                "must be above 0",
+            ));
+        }
+        if self.http.request_timeout_ms == 0 {
+            return Err(ConfigError::setting(
+                "http.request_timeout_ms",
+                "must be above 0",
+            ));
+        }
+        if let Some(url) = &self.database.url
+            && platform::db::server_options(url).is_err()
+        {
+            return Err(ConfigError::setting(
+                "database.url",
+                format!("`{url}` is not a PostgreSQL URL (postgres://user@host:port)"),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::setting(
+                "database.max_connections",
+                "must be above 0",
+            ));
+        }
+        if self.bus.partitions < 1 {
+            return Err(ConfigError::setting("bus.partitions", "must be at least 1"));
+        }
+        if let Some(url) = &self.redis.url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(ConfigError::setting(
+                "redis.url",
+                format!("`{url}` is not a redis:// URL"),
+            ));
+        }
+        Ok(())
+    }
+}

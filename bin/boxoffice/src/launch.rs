@@ -1,0 +1,355 @@
+//! Starting the platform: every service in one process (standalone), one service (serve), or
+//! only the migrations.
+
+use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{Context, anyhow, bail};
+use clap::Args;
+use futures::future::BoxFuture;
+use platform::{
+    bus::{self, TransportKind},
+    http::{self, HttpSettings},
+    private_pg::PrivatePostgres,
+    service::{Directory, Infra, Mode, Service, StartError},
+};
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::AppConfig;
+
+/// Services in start order (the gateway starts last, in front of them).
+pub const SERVICES: &[&str] = &[
+    "user",
+    "catalog",
+    "seat",
+    "admission",
+    "order",
+    "payment",
+    "notification",
+];
+
+#[derive(Args)]
+pub struct StandaloneArgs {
+    /// Port of the gateway (the platform's public address).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address the gateway listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Folder for the private PostgreSQL's files (reused on the next run).
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Administrator account to create (or reset) at start.
+    #[arg(long, requires = "admin_password")]
+    admin_email: Option<String>,
+    /// Password of that administrator.
+    #[arg(long, requires = "admin_email")]
+    admin_password: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The service to run: gateway, user, catalog, seat, admission, order, payment, notification.
+    service: String,
+    /// Port to listen on (overrides BOXOFFICE_HTTP__PORT).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// Only this service (default: every service with a database).
+    #[arg(long)]
+    service: Option<String>,
+    /// Folder of the private PostgreSQL, used when BOXOFFICE_DATABASE__URL is not set.
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+}
+
+async fn start_service(name: &str, cfg: &AppConfig, infra: &Infra) -> Result<Service, StartError> {
+    match name {
+        "gateway" => gateway::start(&cfg.gateway, infra).await,
+        "user" => user::start(&cfg.user, infra).await,
+        "catalog" => catalog::start(&cfg.catalog, infra).await,
+        "seat" => seat::start(&cfg.seat, infra).await,
+        "admission" => admission::start(&cfg.admission, infra).await,
+        "order" => order::start(&cfg.order, infra).await,
+        "payment" => payment::start(&cfg.payment, infra).await,
+        "notification" => notification::start(&cfg.notification, infra).await,
+        other => Err(StartError::Config(format!(
+            "unknown service `{other}`; one of: gateway, {}",
+            SERVICES.join(", ")
+        ))),
+    }
+}
+
+/// Brings up the private PostgreSQL unless a server URL is configured.
+async fn database(
+    cfg: &AppConfig,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(String, Option<PrivatePostgres>)> {
+    if let Some(url) = &cfg.database.url {
+        platform::db::ping(url).await?;
+        return Ok((url.clone(), None));
+    }
+    let dir = data_dir.to_path_buf();
+    let pg = tokio::task::spawn_blocking(move || PrivatePostgres::start(&dir))
+        .await
+        .context("starting the private PostgreSQL")??;
+    Ok((pg.url(), Some(pg)))
+}
+
+type Server = BoxFuture<'static, (String, std::io::Result<()>)>;
+
+fn server(
+    name: &str,
+    listener: TcpListener,
+    service: Service,
+    settings: HttpSettings,
+    shutdown: CancellationToken,
+) -> (Server, Vec<tokio::task::JoinHandle<()>>) {
+    let label = name.to_owned();
+    let fut = Box::pin(async move {
+        let result = http::serve_on(
+            listener,
+            service.name,
+            service.router,
+            service.readiness,
+            &settings,
+            shutdown,
+        )
+        .await;
+        (label, result)
+    });
+    (fut, service.tasks)
+}
+
+pub async fn standalone(mut cfg: AppConfig, args: StandaloneArgs) -> anyhow::Result<()> {
+    let shutdown = http::shutdown_on_signals();
+    if let (Some(email), Some(password)) = (args.admin_email, args.admin_password) {
+        cfg.user.admin_email = Some(email);
+        cfg.user.admin_password = Some(password);
+    }
+    // Bind the public port first: a taken port should fail before anything else starts.
+    let public = HttpSettings {
+        host: args.host,
+        port: args.port,
+        ..cfg.http.clone()
+    };
+    let gateway_listener = http::bind(&public)
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+
+    let (db_url, private_pg) = database(&cfg, &args.data_dir).await?;
+    let result = run_standalone(&cfg, db_url, gateway_listener, public, shutdown).await;
+    if let Some(pg) = private_pg {
+        tokio::task::spawn_blocking(move || pg.stop())
+            .await
+            .context("stopping the private PostgreSQL")??;
+    }
+    result
+}
+
+async fn run_standalone(
+    cfg: &AppConfig,
+    db_url: String,
+    gateway_listener: TcpListener,
+    public: HttpSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut bus_settings = cfg.bus.clone();
+    bus_settings.transport = TransportKind::Memory;
+    let bus = bus::connect(&bus_settings).await?;
+    let internal = HttpSettings {
+        host: IpAddr::from([127, 0, 0, 1]),
+        port: 0,
+        ..cfg.http.clone()
+    };
+
+    let mut listeners = Vec::new();
+    let mut directory = Directory::default();
+    for name in SERVICES {
+        let l = http::bind(&internal).await?;
+        directory
+            .0
+            .insert((*name).to_owned(), format!("http://{}", l.local_addr()?));
+        listeners.push((*name, l));
+    }
+    let fakes = fakes::all();
+    let mut fake_listeners = Vec::new();
+    for fake in fakes {
+        let l = http::bind(&internal).await?;
+        directory.0.insert(
+            format!("fake-{}", fake.name),
+            format!("http://{}", l.local_addr()?),
+        );
+        fake_listeners.push((fake, l));
+    }
+
+    let infra = Infra {
+        mode: Mode::Standalone,
+        database_url: Some(db_url),
+        database: cfg.database.clone(),
+        bus,
+        bus_settings,
+        redis: Default::default(),
+        directory,
+        shutdown: shutdown.clone(),
+    };
+
+    let mut servers: Vec<Server> = Vec::new();
+    let mut tasks = Vec::new();
+    let started = async {
+        for (name, listener) in listeners {
+            let service = start_service(name, cfg, &infra)
+                .await
+                .with_context(|| format!("starting the {name} service"))?;
+            let (s, t) = server(name, listener, service, internal.clone(), shutdown.clone());
+            servers.push(s);
+            tasks.extend(t);
+        }
+        for (fake, listener) in fake_listeners {
+            let service = Service {
+                name: "fake",
+                router: fake.router,
+                readiness: Default::default(),
+                tasks: Vec::new(),
+            };
+            let (s, _) = server(
+                fake.name,
+                listener,
+                service,
+                internal.clone(),
+                shutdown.clone(),
+            );
+            servers.push(s);
+        }
+        let gw = start_service("gateway", cfg, &infra).await?;
+        let (s, t) = server(
+            "gateway",
+            gateway_listener,
+            gw,
+            public.clone(),
+            shutdown.clone(),
+        );
+        servers.push(s);
+        tasks.extend(t);
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = started {
+        shutdown.cancel();
+        join_all(servers, tasks).await;
+        return Err(e);
+    }
+    tracing::info!(
+        url = %format!("http://{}:{}", public.host, public.port),
+        "Boxoffice standalone is up; Ctrl-C stops it"
+    );
+    join_all(servers, tasks).await;
+    tracing::info!("every service stopped");
+    Ok(())
+}
+
+async fn join_all(servers: Vec<Server>, tasks: Vec<tokio::task::JoinHandle<()>>) {
+    let mut set = JoinSet::new();
+    for s in servers {
+        set.spawn(s);
+    }
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok((name, Err(e))) => tracing::error!(service = %name, error = %e, "server failed"),
+            Ok((name, Ok(()))) => tracing::debug!(service = %name, "server stopped"),
+            Err(e) => tracing::error!(error = %e, "server task failed"),
+        }
+    }
+    for t in tasks {
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a background task did not stop within 5 s");
+        }
+    }
+}
+
+pub async fn serve(cfg: AppConfig, args: ServeArgs) -> anyhow::Result<()> {
+    let shutdown = http::shutdown_on_signals();
+    let name = args.service.as_str();
+    if name != "gateway" && !SERVICES.contains(&name) {
+        bail!(
+            "unknown service `{name}`; one of: gateway, {}",
+            SERVICES.join(", ")
+        );
+    }
+    if cfg.bus.transport == TransportKind::Memory && name != "gateway" {
+        tracing::warn!(
+            "bus.transport is `memory`: events will not leave this process; \
+             set BOXOFFICE_BUS__TRANSPORT=kafka for distributed mode"
+        );
+    }
+    let bus = bus::connect(&cfg.bus).await?;
+    let infra = Infra {
+        mode: Mode::Distributed,
+        database_url: cfg.database.url.clone(),
+        database: cfg.database.clone(),
+        bus,
+        bus_settings: cfg.bus.clone(),
+        redis: cfg.redis.clone(),
+        directory: cfg.services.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let settings = HttpSettings {
+        port: args.port.unwrap_or(cfg.http.port),
+        ..cfg.http.clone()
+    };
+    let listener = http::bind(&settings)
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+    let service = start_service(name, &cfg, &infra)
+        .await
+        .with_context(|| format!("starting the {name} service"))?;
+    let (s, t) = server(name, listener, service, settings, shutdown);
+    join_all(vec![s], t).await;
+    Ok(())
+}
+
+pub async fn migrate(cfg: AppConfig, args: MigrateArgs) -> anyhow::Result<()> {
+    let targets: Vec<&str> = match &args.service {
+        Some(s) if SERVICES.contains(&s.as_str()) => vec![s.as_str()],
+        Some(s) => return Err(anyhow!("unknown service `{s}`")),
+        None => SERVICES.to_vec(),
+    };
+    let (db_url, private_pg) = database(&cfg, &args.data_dir).await?;
+    let shutdown = CancellationToken::new();
+    let infra = Infra {
+        mode: Mode::Distributed,
+        database_url: Some(db_url),
+        database: cfg.database.clone(),
+        bus: Arc::new(bus::memory::MemoryTransport::new(1)),
+        bus_settings: cfg.bus.clone(),
+        redis: cfg.redis.clone(),
+        directory: Directory::default(),
+        shutdown: shutdown.clone(),
+    };
+    let mut result = Ok(());
+    for name in targets {
+        match start_service(name, &cfg, &infra).await {
+            Ok(service) => {
+                tracing::info!(service = name, "migrated");
+                shutdown.cancel();
+                for t in service.tasks {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+                }
+            }
+            Err(e) => {
+                result = Err(anyhow!("migrating {name}: {e}"));
+                break;
+            }
+        }
+    }
+    if let Some(pg) = private_pg {
+        tokio::task::spawn_blocking(move || pg.stop()).await??;
+    }
+    result
+}

@@ -1,0 +1,69 @@
+//! `boxoffice`: the one binary. It only wires: every rule lives in a service crate.
+
+mod config;
+mod launch;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+/// Boxoffice: real-time ticket booking.
+#[derive(Parser)]
+#[command(name = "boxoffice", version, about, propagate_version = true)]
+struct Cli {
+    /// A TOML settings file (also BOXOFFICE_CONFIG); environment variables override it.
+    #[arg(long, global = true, env = "BOXOFFICE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the whole platform in one process: every service, the gateway on --port, a private
+    /// PostgreSQL in --data-dir (unless BOXOFFICE_DATABASE__URL is set), in-memory bus and stores.
+    Standalone(launch::StandaloneArgs),
+    /// Runs one service (distributed mode): PostgreSQL, Redis and Kafka from the settings.
+    Serve(launch::ServeArgs),
+    /// Creates every service's database when missing and applies its migrations, then exits.
+    Migrate(launch::MigrateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match config::AppConfig::load(cli.config.as_deref()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("boxoffice: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    platform::telemetry::init(&cfg.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("boxoffice: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Standalone(args) => launch::standalone(cfg, args).await,
+            Command::Serve(args) => launch::serve(cfg, args).await,
+            Command::Migrate(args) => launch::migrate(cfg, args).await,
+        }
+    });
+    // Background tasks that ignore shutdown must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "boxoffice stopped with an error");
+            eprintln!("boxoffice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

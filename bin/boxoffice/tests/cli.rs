@@ -1,0 +1,285 @@
+//! The `boxoffice` binary from the outside, as a user runs it: standalone comes up, answers
+//! health and readiness for every service, stops cleanly on Ctrl-C with no process left behind,
+//! and keeps its data for the next run; bad config and missing PostgreSQL binaries each give one
+//! clear message.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use platform::testing::eventually;
+
+const BIN: &str = env!("CARGO_BIN_EXE_boxoffice");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `boxoffice standalone` with its stderr collected line by line.
+struct Standalone {
+    child: Child,
+    port: u16,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Standalone {
+    fn start(data_dir: &Path) -> Self {
+        let port = free_port();
+        let mut child = Command::new(BIN)
+            .args(["standalone", "--port", &port.to_string(), "--data-dir"])
+            .arg(data_dir)
+            .env("BOXOFFICE_LOG__FORMAT", "json")
+            .env_remove("BOXOFFICE_DATABASE__URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, port, lines }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log_contains(&self, needle: &str) -> bool {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    fn private_pg_port(&self) -> u16 {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| l.contains("private PostgreSQL started"))
+            .find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                v["port"].as_u64().map(|p| p as u16)
+            })
+            .expect("the log names the private PostgreSQL's port")
+    }
+
+    async fn wait_healthy(&mut self) {
+        let client = reqwest::Client::new();
+        let url = self.url("/healthz");
+        let child = &mut self.child;
+        let lines = self.lines.clone();
+        eventually(
+            "standalone answers /healthz",
+            Duration::from_secs(120),
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "standalone exited early with {status}: {:?}",
+                        lines.lock().unwrap()
+                    );
+                }
+                let req = client.get(&url).send();
+                async move { req.await.is_ok_and(|r| r.status() == 200) }
+            },
+        )
+        .await;
+    }
+
+    /// Sends Ctrl-C (SIGINT) and waits for a clean exit.
+    fn interrupt(mut self) -> Vec<String> {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "standalone ignored Ctrl-C"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let lines = self.lines.lock().unwrap().clone();
+        assert!(status.success(), "exit status {status}; log: {lines:#?}");
+        lines
+    }
+}
+
+/// Processes whose command line mentions `needle` (e.g. the data folder).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if entry.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(cmd);
+            }
+        }
+    }
+    found
+}
+
+async fn psql(port: u16, sql: &str) -> Vec<String> {
+    use sqlx::{Connection, Row};
+    let url = format!("postgres://boxoffice@127.0.0.1:{port}/boxoffice_catalog");
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    rows.iter()
+        .filter_map(|r| r.try_get::<String, _>(0).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn standalone_serves_stops_cleanly_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    // First run: comes up, every service ready, data written.
+    let mut run = Standalone::start(&data);
+    run.wait_healthy().await;
+    let client = reqwest::Client::new();
+    let ready = client.get(run.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    for service in [
+        "user",
+        "catalog",
+        "seat",
+        "admission",
+        "order",
+        "payment",
+        "notification",
+    ] {
+        assert_eq!(
+            body["checks"][service]["status"], "up",
+            "{service} in {body}"
+        );
+    }
+    let unknown = client.get(run.url("/api/v1/nothing")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        unknown.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(unknown.headers().contains_key("x-request-id"));
+    let port = run.private_pg_port();
+    psql(
+        port,
+        "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('survives')",
+    )
+    .await;
+    assert!(run.log_contains("initializing private PostgreSQL"));
+
+    let data_str = data.canonicalize().unwrap().to_string_lossy().into_owned();
+    assert!(
+        !processes_mentioning(&data_str).is_empty(),
+        "postgres runs from the data folder"
+    );
+    let log = run.interrupt();
+    assert!(
+        log.iter().any(|l| l.contains("private PostgreSQL stopped")),
+        "{log:#?}"
+    );
+    assert!(
+        processes_mentioning(&data_str).is_empty(),
+        "no process left behind: {:?}",
+        processes_mentioning(&data_str)
+    );
+
+    // Second run: the same cluster, the same data.
+    let mut again = Standalone::start(&data);
+    again.wait_healthy().await;
+    assert!(!again.log_contains("initializing private PostgreSQL"));
+    let port = again.private_pg_port();
+    assert_eq!(
+        psql(port, "SELECT v FROM kept").await,
+        vec!["survives".to_owned()]
+    );
+    again.interrupt();
+    assert!(processes_mentioning(&data_str).is_empty());
+}
+
+#[test]
+fn bad_config_is_one_clear_message() {
+    let out = Command::new(BIN)
+        .args(["standalone", "--port", "0"])
+        .env("BOXOFFICE_HTTP__REQUEST_TIMEOUT_MS", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("BOXOFFICE_HTTP__REQUEST_TIMEOUT_MS"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("http.request_timeout_ms"), "{stderr}");
+
+    let out = Command::new(BIN)
+        .args(["standalone"])
+        .env("BOXOFFICE_HTTP__NO_SUCH_SETTING", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no_such_setting"), "{stderr}");
+}
+
+#[test]
+fn missing_postgres_binaries_name_the_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["standalone", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env("BOXOFFICE_PG_BINDIR", dir.path().join("no-postgres-here"))
+        .env_remove("BOXOFFICE_DATABASE__URL")
+        .env("BOXOFFICE_LOG__FORMAT", "json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    assert!(last.starts_with("boxoffice: "), "{stderr}");
+    assert!(last.contains("apt-get install postgresql"), "{stderr}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["standalone", "--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! The language Boxoffice services speak to each other: the event [`Envelope`], the typed events
+//! and the topics they travel on. Types only; no service logic lives here.
+//!
+//! ```
+//! use contracts::{Envelope, events::UserRegistered};
+//! let event = UserRegistered {
+//!     user_id: uuid::Uuid::nil(),
+//!     email: "fan@example.com".into(),
+//!     name: "Kim".into(),
+//! };
+//! let envelope = Envelope::new(&event).unwrap();
+//! assert_eq!(envelope.event_type, "user.registered");
+//! let back: UserRegistered = envelope.decode().unwrap();
+//! assert_eq!(back, event);
+//! ```
+
+pub mod envelope;
+pub mod events;
+pub mod topics;
+
+pub use envelope::{DecodeError, Envelope, Event};

@@ -1,0 +1,345 @@
+//! The in-process transport for standalone mode: Kafka's model (topics of keyed partitions,
+//! append-only logs with offsets, consumer groups with committed offsets) kept in memory and
+//! shared by every service of the process.
+//!
+//! - A topic has a fixed number of partitions; an envelope goes to the partition chosen by a
+//!   stable hash (FNV-1a) of its key, so events of one key stay in order.
+//! - A consumer group keeps its committed offsets here, not in the subscription: dropping a
+//!   subscription and subscribing again resumes after the last commit, and whatever was delivered
+//!   but not committed is delivered again.
+//! - The partitions of a topic are split round-robin among the group's live members. A member
+//!   gives up a partition only when it asks for its next delivery (or is dropped), so one message
+//!   is never in the hands of two members of a group at once.
+//! - Waiting members are woken through a [`Notify`], never by polling.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use async_trait::async_trait;
+use contracts::Envelope;
+use tokio::sync::Notify;
+
+use super::{BusError, Delivery, Subscription, Transport};
+
+/// A topic and one of its partitions.
+type PartitionId = (String, i32);
+
+/// In-process transport; clones share the same topics and groups.
+#[derive(Clone)]
+pub struct MemoryTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    partitions: i32,
+    state: Mutex<State>,
+    /// Fired on every publish and every membership or ownership change.
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    /// Topic → partitions → log.
+    topics: HashMap<String, Vec<Vec<Envelope>>>,
+    groups: HashMap<String, Group>,
+    next_member: u64,
+}
+
+#[derive(Default)]
+struct Group {
+    /// Next offset to read per partition.
+    committed: HashMap<PartitionId, i64>,
+    /// Live members in join order.
+    members: Vec<Member>,
+    /// The member currently reading each partition.
+    owners: HashMap<PartitionId, u64>,
+}
+
+struct Member {
+    id: u64,
+    topics: Vec<String>,
+}
+
+impl Group {
+    /// The partitions `member` should read: for each of its topics, every n-th partition, where
+    /// n is the number of members subscribed to that topic.
+    fn target(&self, member: u64, topic_partitions: &dyn Fn(&str) -> i32) -> BTreeSet<PartitionId> {
+        let mut out = BTreeSet::new();
+        let Some(me) = self.members.iter().find(|m| m.id == member) else {
+            return out;
+        };
+        for topic in &me.topics {
+            let readers: Vec<u64> = self
+                .members
+                .iter()
+                .filter(|m| m.topics.contains(topic))
+                .map(|m| m.id)
+                .collect();
+            let Some(index) = readers.iter().position(|id| *id == member) else {
+                continue;
+            };
+            let count = readers.len();
+            for partition in 0..topic_partitions(topic) {
+                if usize::try_from(partition).is_ok_and(|p| p % count == index) {
+                    out.insert((topic.clone(), partition));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// FNV-1a: stable across processes and runs, unlike std's `RandomState`.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The partition (of `partitions`) that `key` goes to.
+pub fn partition_for(key: &str, partitions: i32) -> i32 {
+    let partitions = u32::try_from(partitions.max(1)).unwrap_or(1);
+    // The remainder is below `partitions`, which came from an i32.
+    i32::try_from(fnv1a(key.as_bytes()) % partitions).unwrap_or(0)
+}
+
+impl MemoryTransport {
+    /// New transport with `partitions` per topic (at least 1).
+    pub fn new(partitions: i32) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                partitions: partitions.max(1),
+                state: Mutex::new(State::default()),
+                changed: Notify::new(),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves consistent data (every mutation is a
+        // single step), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn topic(&mut self, name: &str, partitions: i32) -> &mut Vec<Vec<Envelope>> {
+        self.topics
+            .entry(name.to_owned())
+            .or_insert_with(|| (0..partitions).map(|_| Vec::new()).collect())
+    }
+}
+
+#[async_trait]
+impl Transport for MemoryTransport {
+    async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
+        let mut state = self.inner.state();
+        for topic in topics {
+            state.topic(topic, self.inner.partitions);
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<(), BusError> {
+        {
+            let mut state = self.inner.state();
+            let log = state.topic(topic, self.inner.partitions);
+            let partition = partition_for(&envelope.key, self.inner.partitions);
+            let slot = usize::try_from(partition).unwrap_or(0);
+            match log.get_mut(slot) {
+                Some(partition_log) => partition_log.push(envelope.clone()),
+                None => {
+                    return Err(BusError::Transport(format!(
+                        "no partition {slot} in {topic}"
+                    )));
+                }
+            }
+        }
+        self.inner.changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let member = {
+            let mut state = self.inner.state();
+            for topic in topics {
+                state.topic(topic, self.inner.partitions);
+            }
+            state.next_member += 1;
+            let id = state.next_member;
+            state
+                .groups
+                .entry(group.to_owned())
+                .or_default()
+                .members
+                .push(Member {
+                    id,
+                    topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+                });
+            id
+        };
+        // Existing members give up the partitions that now belong to the newcomer.
+        self.inner.changed.notify_waiters();
+        Ok(Box::new(MemorySubscription {
+            inner: Arc::clone(&self.inner),
+            group: group.to_owned(),
+            member,
+            positions: HashMap::new(),
+            cursor: 0,
+        }))
+    }
+}
+
+/// One member of a consumer group on a [`MemoryTransport`].
+struct MemorySubscription {
+    inner: Arc<Inner>,
+    group: String,
+    member: u64,
+    /// Next offset to deliver, per partition this member owns.
+    positions: HashMap<PartitionId, i64>,
+    /// Where the round-robin over owned partitions resumes.
+    cursor: usize,
+}
+
+impl MemorySubscription {
+    /// Settles ownership with the current assignment and takes the next message, if any.
+    /// Returns whether ownership changed (others may be waiting for a released partition).
+    fn poll(&mut self, state: &mut State) -> (Option<Delivery>, bool) {
+        let State { topics, groups, .. } = state;
+        let Some(group) = groups.get_mut(&self.group) else {
+            return (None, false);
+        };
+        let count = |topic: &str| -> i32 {
+            topics
+                .get(topic)
+                .map_or(0, |p| i32::try_from(p.len()).unwrap_or(i32::MAX))
+        };
+        let target = group.target(self.member, &count);
+        let mut changed = false;
+
+        // Release what is no longer ours; take what is ours and free.
+        let member = self.member;
+        let released: Vec<PartitionId> = group
+            .owners
+            .iter()
+            .filter(|(p, owner)| **owner == member && !target.contains(*p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for partition in released {
+            group.owners.remove(&partition);
+            self.positions.remove(&partition);
+            changed = true;
+        }
+        for partition in &target {
+            if !group.owners.contains_key(partition) {
+                group.owners.insert(partition.clone(), member);
+                let start = group.committed.get(partition).copied().unwrap_or(0);
+                self.positions.insert(partition.clone(), start);
+                changed = true;
+            }
+        }
+
+        let mut owned: Vec<&PartitionId> = self.positions.keys().collect();
+        owned.sort();
+        let n = owned.len();
+        for step in 0..n {
+            let index = (self.cursor + step) % n;
+            let (topic, partition) = owned[index];
+            let position = self.positions[owned[index]];
+            let log = topics
+                .get(topic)
+                .and_then(|parts| parts.get(usize::try_from(*partition).ok()?));
+            let Some(envelope) = log.and_then(|l| l.get(usize::try_from(position).ok()?)) else {
+                continue;
+            };
+            let delivery = Delivery {
+                topic: topic.clone(),
+                partition: *partition,
+                offset: position,
+                envelope: envelope.clone(),
+            };
+            let key = owned[index].clone();
+            self.positions.insert(key, position + 1);
+            self.cursor = index + 1;
+            return (Some(delivery), changed);
+        }
+        (None, changed)
+    }
+}
+
+#[async_trait]
+impl Subscription for MemorySubscription {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        let inner = Arc::clone(&self.inner);
+        loop {
+            // Register for a wakeup before looking, so a publish in between is not missed.
+            let notified = inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (delivery, changed) = {
+                let mut state = inner.state();
+                self.poll(&mut state)
+            };
+            if changed {
+                inner.changed.notify_waiters();
+            }
+            if let Some(delivery) = delivery {
+                return Ok(delivery);
+            }
+            notified.await;
+        }
+    }
+
+    async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        let mut state = self.inner.state();
+        let group = state.groups.entry(self.group.clone()).or_default();
+        let next = delivery.offset + 1;
+        let committed = group
+            .committed
+            .entry((delivery.topic.clone(), delivery.partition))
+            .or_insert(0);
+        *committed = (*committed).max(next);
+        Ok(())
+    }
+}
+
+impl Drop for MemorySubscription {
+    fn drop(&mut self) {
+        {
+            let mut state = self.inner.state();
+            if let Some(group) = state.groups.get_mut(&self.group) {
+                let member = self.member;
+                group.members.retain(|m| m.id != member);
+                group.owners.retain(|_, owner| *owner != member);
+            }
+        }
+        // The remaining members take over this member's partitions.
+        self.inner.changed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_for;
+
+    #[test]
+    fn partition_is_stable_and_in_range() {
+        // Pinned values: a changed hash would reorder events of live keys across a restart.
+        assert_eq!(partition_for("", 4), 1);
+        assert_eq!(partition_for("a", 4), partition_for("a", 4));
+        for key in ["perf-1", "perf-2", "order-9", "x"] {
+            let p = partition_for(key, 4);
+            assert!((0..4).contains(&p));
+        }
+        assert_eq!(partition_for("anything", 1), 0);
+        assert_eq!(partition_for("anything", 0), 0);
+    }
+}

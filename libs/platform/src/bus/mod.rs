@@ -1,0 +1,170 @@
+//! The bus: how services tell each other what happened without losing anything.
+//!
+//! - [`outbox`]: a service writes its event row in the same transaction as its state change.
+//! - [`relay`]: publishes outbox rows to the transport in order, marking them published.
+//! - [`consumer`]: reads a topic as a consumer group and hands each event to a handler inside a
+//!   database transaction that also records the event id in the inbox, so a redelivered event is
+//!   skipped; the offset is committed only after that transaction commits.
+//! - Transports behind one [`Transport`] trait: [`kafka`] (distributed mode) and [`memory`]
+//!   (standalone). One contract suite (`tests/bus_contract.rs`) runs against both.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use contracts::Envelope;
+use serde::Deserialize;
+
+pub mod consumer;
+pub mod kafka;
+pub mod memory;
+pub mod outbox;
+pub mod relay;
+pub mod schema;
+
+/// What can go wrong on the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The transport (broker) failed or refused.
+    #[error("bus transport: {0}")]
+    Transport(String),
+    /// The outbox or inbox tables failed.
+    #[error("bus database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// An envelope could not be encoded or decoded.
+    #[error("bus encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The bus settings are unusable.
+    #[error("bus settings: {0}")]
+    Settings(String),
+}
+
+/// One message taken from the bus, with its position for committing.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Topic it came from.
+    pub topic: String,
+    /// Partition within the topic.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+    /// The event.
+    pub envelope: Envelope,
+}
+
+/// A message transport: Kafka in distributed mode, in-memory in standalone.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Creates the topics when they do not exist.
+    async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError>;
+    /// Publishes one envelope, partitioned by its key; returns once the transport has it.
+    async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<(), BusError>;
+    /// Joins consumer group `group` on `topics`; delivery resumes after the group's last commit.
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<Box<dyn Subscription>, BusError>;
+}
+
+/// A consumer group member's stream of deliveries.
+#[async_trait]
+pub trait Subscription: Send {
+    /// Waits for the next delivery.
+    async fn next(&mut self) -> Result<Delivery, BusError>;
+    /// Records that `delivery` (and everything before it in its partition) is done.
+    async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+}
+
+/// Which transport to use.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// In-process (standalone mode).
+    #[default]
+    Memory,
+    /// A Kafka-protocol broker.
+    Kafka,
+}
+
+/// Bus settings (`bus.*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusSettings {
+    /// `memory` or `kafka` (env `BOXOFFICE_BUS__TRANSPORT`).
+    pub transport: TransportKind,
+    /// Comma-separated `host:port` list (env `BOXOFFICE_BUS__KAFKA_BROKERS`).
+    pub kafka_brokers: String,
+    /// Partitions for topics the platform creates (env `BOXOFFICE_BUS__PARTITIONS`).
+    pub partitions: i32,
+    /// Longest wait between outbox scans when no notification arrives, in ms (env
+    /// `BOXOFFICE_BUS__RELAY_INTERVAL_MS`).
+    pub relay_interval_ms: u64,
+    /// Rows published per relay batch (env `BOXOFFICE_BUS__RELAY_BATCH`).
+    pub relay_batch: i64,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        Self {
+            transport: TransportKind::Memory,
+            kafka_brokers: "127.0.0.1:9092".into(),
+            partitions: 4,
+            relay_interval_ms: 500,
+            relay_batch: 200,
+        }
+    }
+}
+
+/// Builds the configured transport and makes sure the platform's topics exist.
+pub async fn connect(settings: &BusSettings) -> Result<Arc<dyn Transport>, BusError> {
+    let transport: Arc<dyn Transport> = match settings.transport {
+        TransportKind::Memory => Arc::new(memory::MemoryTransport::new(settings.partitions)),
+        TransportKind::Kafka => Arc::new(kafka::KafkaTransport::new(
+            &settings.kafka_brokers,
+            settings.partitions,
+        )?),
+    };
+    transport.ensure_topics(contracts::topics::ALL).await?;
+    Ok(transport)
+}
+
+/// Capped exponential backoff for retry loops (relay, consumer): never a busy loop, never longer
+/// than `max` between attempts.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    initial: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    /// Starts at `initial`, doubling per failure up to `max`.
+    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max,
+            current: initial,
+        }
+    }
+
+    /// The delay before the next attempt; doubles the one after.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let delay = self.current;
+        self.current = (self.current * 2).min(self.max);
+        delay
+    }
+
+    /// Back to the initial delay after a success.
+    pub(crate) fn reset(&mut self) {
+        self.current = self.initial;
+    }
+
+    /// Sleeps the next delay; returns false when `shutdown` fired first.
+    pub(crate) async fn wait(&mut self, shutdown: &tokio_util::sync::CancellationToken) -> bool {
+        let delay = self.next_delay();
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+}

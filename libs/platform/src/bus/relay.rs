@@ -1,0 +1,204 @@
+//! The outbox relay: publishes a service's `bus_outbox` rows to the transport, oldest first, and
+//! marks them published.
+//!
+//! - One relay at a time per database: each batch runs in a transaction holding
+//!   `pg_try_advisory_xact_lock`, so replicas never interleave and per-key order holds. A replica
+//!   that does not get the lock publishes nothing and waits for its next turn.
+//! - A row is marked published (in the batch transaction) only after the transport confirmed it.
+//!   A crash between publish and commit publishes those rows again later: delivery is
+//!   at-least-once and consumers deduplicate on the event id.
+//! - Wakes on `LISTEN bus_outbox` (sent by [`super::outbox::enqueue`] at commit) or every
+//!   `relay_interval_ms`, whichever comes first; backs off (capped, exponential) while the
+//!   transport or the database fails.
+//! - Deletes published rows older than seven days now and then.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use contracts::Envelope;
+use sqlx::{PgPool, postgres::PgListener, types::Json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Backoff, BusError, BusSettings, Transport, outbox::NOTIFY_CHANNEL};
+
+/// Advisory lock key held by the relay that is publishing (one per database).
+const RELAY_LOCK: i64 = 7_305_002;
+/// How often published rows past retention are deleted.
+const CLEANUP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Publishes one service's outbox rows to the transport.
+pub struct Relay {
+    service: String,
+    pool: PgPool,
+    transport: Arc<dyn Transport>,
+    batch: i64,
+    interval: Duration,
+}
+
+impl Relay {
+    /// A relay for one service's outbox.
+    pub fn new(
+        service: &str,
+        pool: PgPool,
+        transport: Arc<dyn Transport>,
+        settings: &BusSettings,
+    ) -> Self {
+        Self {
+            service: service.to_owned(),
+            pool,
+            transport,
+            batch: settings.relay_batch.max(1),
+            interval: Duration::from_millis(settings.relay_interval_ms.max(10)),
+        }
+    }
+
+    /// Runs until `shutdown`.
+    pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(async move { self.run(shutdown).await })
+    }
+
+    /// Publishes at most one batch; returns how many rows it published. Returns 0 when another
+    /// relay holds the lock. On a transport error the rows published before it stay marked.
+    pub async fn run_once(&self) -> Result<usize, BusError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let rows: Vec<(i64, String, Json<Envelope>)> = sqlx::query_as(
+            "SELECT seq, topic, envelope FROM bus_outbox WHERE published_at IS NULL \
+             ORDER BY seq LIMIT $1",
+        )
+        .bind(self.batch)
+        .fetch_all(&mut *tx)
+        .await?;
+
+        let mut published = 0;
+        let mut failure = None;
+        for (seq, topic, Json(envelope)) in rows {
+            if let Err(e) = self.transport.publish(&topic, &envelope).await {
+                failure = Some(e);
+                break;
+            }
+            sqlx::query("UPDATE bus_outbox SET published_at = now() WHERE seq = $1")
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+            published += 1;
+        }
+        // Keep what went out even when a later row failed: unmarking it would only publish it
+        // twice.
+        tx.commit().await?;
+        if published > 0 {
+            metrics::counter!("boxoffice_bus_published_total", "service" => self.service.clone())
+                .increment(u64::try_from(published).unwrap_or(u64::MAX));
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(published),
+        }
+    }
+
+    /// Deletes published rows older than seven days; returns how many.
+    async fn cleanup(&self) -> Result<u64, BusError> {
+        let done = sqlx::query(
+            "DELETE FROM bus_outbox WHERE published_at IS NOT NULL \
+             AND published_at < now() - interval '7 days'",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let attempt = async {
+            let mut listener = PgListener::connect_with(&self.pool).await?;
+            listener.listen(NOTIFY_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match attempt.await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::warn!(service = %self.service, error = %e, "relay cannot LISTEN; scanning on its interval");
+                None
+            }
+        }
+    }
+
+    async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(service = %self.service, "outbox relay started");
+        let mut listener = self.listen().await;
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        let mut last_cleanup: Option<Instant> = None;
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if last_cleanup.is_none_or(|at| at.elapsed() >= CLEANUP_EVERY) {
+                match self.cleanup().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(service = %self.service, deleted = n, "outbox cleaned"),
+                    Err(e) => {
+                        tracing::warn!(service = %self.service, error = %e, "outbox cleanup failed")
+                    }
+                }
+                last_cleanup = Some(Instant::now());
+            }
+            match self.run_once().await {
+                Ok(n) => {
+                    backoff.reset();
+                    if n > 0 {
+                        tracing::debug!(service = %self.service, published = n, "outbox batch published");
+                    }
+                    // A full batch means more may be waiting: go again without waiting.
+                    if i64::try_from(n).is_ok_and(|n| n >= self.batch) {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("boxoffice_bus_relay_errors_total", "service" => self.service.clone())
+                        .increment(1);
+                    tracing::warn!(service = %self.service, error = %e, "outbox relay failed; backing off");
+                    if !backoff.wait(&shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            // Idle: wait for a notification, the interval, or shutdown.
+            match listener.as_mut() {
+                Some(l) => {
+                    let received = tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(self.interval) => continue,
+                        received = l.recv() => received,
+                    };
+                    match received {
+                        // One scan covers every notification already queued.
+                        Ok(_) => while l.next_buffered().is_some() {},
+                        Err(e) => {
+                            // Fall back to the interval; a new listener is tried after it.
+                            tracing::warn!(service = %self.service, error = %e, "relay lost its LISTEN connection");
+                            listener = None;
+                        }
+                    }
+                }
+                None => {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(self.interval) => {}
+                    }
+                    listener = self.listen().await;
+                }
+            }
+        }
+        tracing::info!(service = %self.service, "outbox relay stopped");
+    }
+}

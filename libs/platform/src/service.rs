@@ -1,0 +1,120 @@
+//! The shape every service has at run time, so one launcher can start any of them in standalone
+//! (all in one process) or distributed mode (one per process): a service gets the shared
+//! [`Infra`] and hands back a [`Service`] (its routes, readiness checks and background tasks).
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::Router;
+use serde::Deserialize;
+use sqlx::{PgPool, migrate::Migrator};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    bus::{BusError, BusSettings, Transport, relay::Relay},
+    db::{DatabaseSettings, DbError},
+    http::Readiness,
+};
+
+/// How the platform runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every service in one process, in-memory adapters.
+    Standalone,
+    /// One service per process, Redis and Kafka.
+    Distributed,
+}
+
+/// Where each service can be reached (`services.*`): name → base URL, e.g.
+/// `BOXOFFICE_SERVICES__USER=http://user:8080`. Standalone fills it in itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Directory(pub BTreeMap<String, String>);
+
+impl Directory {
+    /// The base URL of `service`.
+    pub fn url(&self, service: &str) -> Result<&str, StartError> {
+        self.0.get(service).map(String::as_str).ok_or_else(|| {
+            StartError::Config(format!(
+                "no address for service `{service}`: set {}",
+                crate::config::env_name(&format!("services.{service}"))
+            ))
+        })
+    }
+}
+
+/// Redis settings (`redis.*`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port` (env `BOXOFFICE_REDIS__URL`); unset = in-memory stores (standalone).
+    pub url: Option<String>,
+}
+
+/// What the launcher gives every service.
+#[derive(Clone)]
+pub struct Infra {
+    /// Standalone or distributed.
+    pub mode: Mode,
+    /// PostgreSQL server URL (no database name).
+    pub database_url: Option<String>,
+    /// Pool settings.
+    pub database: DatabaseSettings,
+    /// The bus transport.
+    pub bus: Arc<dyn Transport>,
+    /// Bus settings (relay timing).
+    pub bus_settings: BusSettings,
+    /// Redis settings.
+    pub redis: RedisSettings,
+    /// Other services' addresses.
+    pub directory: Directory,
+    /// Cancelled when the process shuts down.
+    pub shutdown: CancellationToken,
+}
+
+impl Infra {
+    /// Opens (creating when missing) this service's own database and applies its migrations.
+    pub async fn database(&self, service: &str, migrator: &Migrator) -> Result<PgPool, StartError> {
+        let url = self.database_url.as_deref().ok_or_else(|| {
+            StartError::Config(format!(
+                "service `{service}` needs PostgreSQL: set BOXOFFICE_DATABASE__URL"
+            ))
+        })?;
+        let name = format!("{}{service}", self.database.name_prefix);
+        Ok(crate::db::connect(&self.database, url, &name, Some(migrator)).await?)
+    }
+
+    /// Starts the outbox relay for `pool` until shutdown.
+    pub fn spawn_relay(&self, service: &str, pool: PgPool) -> JoinHandle<()> {
+        Relay::new(service, pool, self.bus.clone(), &self.bus_settings).spawn(self.shutdown.clone())
+    }
+}
+
+/// A started service.
+pub struct Service {
+    /// Its name (`user`, `seat`, ...).
+    pub name: &'static str,
+    /// Its routes (without the operational endpoints, which the bootstrap adds).
+    pub router: Router,
+    /// Its dependency checks.
+    pub readiness: Readiness,
+    /// Its background tasks (relay, consumers, sweepers); awaited at shutdown.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configuration is missing or wrong.
+    #[error("{0}")]
+    Config(String),
+    /// Its database could not be prepared.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The bus could not be set up.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}

@@ -1,0 +1,88 @@
+//! The gateway: the platform's one public door. It routes `/api/v1/...`, `/.well-known/...` and
+//! `/sandbox/...` to the owning service, carries the request id, times out and circuit-breaks per
+//! upstream (browsing keeps working while payment is down), and reports every upstream's
+//! readiness on its own `/readyz`.
+
+mod breaker;
+mod proxy;
+mod routes;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{Router, routing::any};
+use platform::{
+    http::Readiness,
+    service::{Directory, Infra, Service, StartError},
+};
+use serde::Deserialize;
+
+pub use routes::upstream_for;
+
+/// The service's name and config section.
+pub const NAME: &str = "gateway";
+
+/// Settings (`gateway.*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Longest wait for an upstream's response headers, in ms (env
+    /// `BOXOFFICE_GATEWAY__UPSTREAM_TIMEOUT_MS`).
+    pub upstream_timeout_ms: u64,
+    /// Consecutive upstream failures that open its circuit (env
+    /// `BOXOFFICE_GATEWAY__BREAKER_FAILURES`).
+    pub breaker_failures: u32,
+    /// How long an open circuit rejects calls before trying again, in ms (env
+    /// `BOXOFFICE_GATEWAY__BREAKER_OPEN_MS`).
+    pub breaker_open_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            upstream_timeout_ms: 10_000,
+            breaker_failures: 5,
+            breaker_open_ms: 5_000,
+        }
+    }
+}
+
+/// Builds the gateway for the upstreams in `infra.directory`.
+pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError> {
+    let proxy = Arc::new(proxy::Proxy::new(
+        infra.directory.clone(),
+        Duration::from_millis(config.upstream_timeout_ms),
+        config.breaker_failures,
+        Duration::from_millis(config.breaker_open_ms),
+    ));
+    Ok(Service {
+        name: NAME,
+        router: router(proxy.clone()),
+        readiness: readiness(&infra.directory, proxy),
+        tasks: Vec::new(),
+    })
+}
+
+fn router(proxy: Arc<proxy::Proxy>) -> Router {
+    Router::new()
+        .route("/api/{*rest}", any(proxy::forward))
+        .route("/.well-known/{*rest}", any(proxy::forward))
+        .route("/sandbox/{*rest}", any(proxy::forward))
+        .with_state(proxy)
+}
+
+/// One readiness check per upstream: its own `/readyz` must answer 200.
+fn readiness(directory: &Directory, proxy: Arc<proxy::Proxy>) -> Readiness {
+    directory
+        .0
+        .keys()
+        .filter(|name| routes::SERVICES.contains(&name.as_str()))
+        .fold(Readiness::default(), |r, name| {
+            let proxy = proxy.clone();
+            let name = name.clone();
+            r.check(name.clone(), move || {
+                let proxy = proxy.clone();
+                let name = name.clone();
+                async move { proxy.upstream_ready(&name).await }
+            })
+        })
+}

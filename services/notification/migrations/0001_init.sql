@@ -1,0 +1,2 @@
+-- The notification service's database. Tables arrive with the service's issue.
+SELECT 1;

@@ -1,0 +1,31 @@
+//! The notification service. Its routes and rules arrive with its issue; today it starts, opens its own
+//! database (created when missing, migrations applied) and answers the operational endpoints.
+
+use axum::Router;
+use platform::{
+    http::Readiness,
+    service::{Infra, Service, StartError},
+};
+use serde::Deserialize;
+
+/// The service's name: its database is `<prefix>notification`, its config section `notification`.
+pub const NAME: &str = "notification";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Settings (`notification.*`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {}
+
+/// Opens the service's database and builds its routes.
+pub async fn start(_config: &Config, infra: &Infra) -> Result<Service, StartError> {
+    let pool = infra.database(NAME, &MIGRATOR).await?;
+    let relay = infra.spawn_relay(NAME, pool.clone());
+    Ok(Service {
+        name: NAME,
+        router: Router::new(),
+        readiness: Readiness::default().postgres(pool),
+        tasks: vec![relay],
+    })
+}

@@ -1,0 +1,2 @@
+-- The order service's database. Tables arrive with the service's issue.
+SELECT 1;

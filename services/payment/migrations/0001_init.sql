@@ -1,0 +1,2 @@
+-- The payment service's database. Tables arrive with the service's issue.
+SELECT 1;

@@ -1,0 +1,2 @@
+-- The seat service's database. Tables arrive with the service's issue.
+SELECT 1;
