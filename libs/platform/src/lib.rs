@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod db;

@@ -84,6 +84,16 @@ impl Infra {
         Ok(crate::db::connect(&self.database, url, &name, Some(migrator)).await?)
     }
 
+    /// A token verifier that trusts the user service's published keys
+    /// (`<services.user>/.well-known/jwks.json`).
+    pub fn verifier(&self) -> Result<crate::auth::Verifier, StartError> {
+        let user = self.directory.url("user")?;
+        Ok(crate::auth::Verifier::remote(format!(
+            "{}/.well-known/jwks.json",
+            user.trim_end_matches('/')
+        )))
+    }
+
     /// Starts the outbox relay for `pool` until shutdown.
     pub fn spawn_relay(&self, service: &str, pool: PgPool) -> JoinHandle<()> {
         Relay::new(service, pool, self.bus.clone(), &self.bus_settings).spawn(self.shutdown.clone())

@@ -90,3 +90,124 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// An [`Infra`](crate::service::Infra) for one test: fresh databases (prefix
+/// `test_<label>_<uuid>_`) on the test server, the in-memory bus, Redis unset.
+pub fn infra(label: &str) -> crate::service::Infra {
+    infra_with_bus(
+        label,
+        std::sync::Arc::new(crate::bus::memory::MemoryTransport::new(4)),
+    )
+}
+
+/// Like [`infra`] with a given bus transport.
+pub fn infra_with_bus(
+    label: &str,
+    bus: std::sync::Arc<dyn crate::bus::Transport>,
+) -> crate::service::Infra {
+    let settings = crate::bus::BusSettings {
+        relay_interval_ms: 50,
+        ..crate::bus::BusSettings::default()
+    };
+    crate::service::Infra {
+        mode: crate::service::Mode::Standalone,
+        database_url: Some(database_url()),
+        database: DatabaseSettings {
+            name_prefix: format!("test_{label}_{}_", Uuid::new_v4().simple()),
+            max_connections: 20,
+            ..DatabaseSettings::default()
+        },
+        bus,
+        bus_settings: settings,
+        redis: crate::service::RedisSettings::default(),
+        directory: crate::service::Directory::default(),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    }
+}
+
+/// A service served on a random loopback port for a test.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    /// Cancel to stop the server and the service's tasks.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// A client for convenience.
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    /// `base_url + path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Serves `service` (with the shared middleware and operational endpoints) on a free port until
+/// the returned server is dropped or `shutdown` is cancelled.
+pub async fn serve(
+    service: crate::service::Service,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> TestServer {
+    let settings = crate::http::HttpSettings::default();
+    let listener = crate::http::bind(&settings)
+        .await
+        .unwrap_or_else(|e| panic!("binding a test port: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("reading the test port: {e}"));
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = crate::http::serve_on(
+            listener,
+            service.name,
+            service.router,
+            service.readiness,
+            &settings,
+            token,
+        )
+        .await;
+    });
+    TestServer {
+        base_url: format!("http://{addr}"),
+        shutdown,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// Signs access tokens for tests, as the user service would, and verifies them.
+pub struct TestIssuer {
+    /// The signing key.
+    pub key: crate::auth::SigningKey,
+}
+
+impl Default for TestIssuer {
+    fn default() -> Self {
+        Self {
+            key: crate::auth::SigningKey::generate(format!("test-{}", Uuid::new_v4().simple())),
+        }
+    }
+}
+
+impl TestIssuer {
+    /// A token for `user` with `roles`, valid for 15 minutes.
+    pub fn token(&self, user: Uuid, roles: &[crate::auth::Role]) -> String {
+        self.key
+            .sign(&crate::auth::Claims::new(user, roles.to_vec(), 900))
+            .unwrap_or_else(|e| panic!("signing a test token: {e}"))
+    }
+
+    /// A verifier that trusts this issuer.
+    pub fn verifier(&self) -> crate::auth::Verifier {
+        crate::auth::Verifier::from_jwks(vec![
+            self.key
+                .public_jwk()
+                .unwrap_or_else(|e| panic!("test jwk: {e}")),
+        ])
+    }
+}
