@@ -19,7 +19,7 @@ mkdir -p "$RUN_DIR"
 pg_ok() { psql "$1/postgres" -XtAc 'select 1' >/dev/null 2>&1; }
 
 postgres_up() {
-  apt_install postgresql-client
+  command -v psql >/dev/null || apt_install postgresql-client
   if pg_ok "$PG_URL"; then log "PostgreSQL: using $PG_URL"; return; fi
   # A Debian cluster that is installed but stopped (e.g. after a reboot).
   if [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null; then

@@ -40,7 +40,14 @@ wait_port() {
 # Build prerequisites: a C toolchain and make for the bundled librdkafka, pkg-config and zlib.
 ensure_build_deps() {
   command -v cargo >/dev/null || die "cargo is missing: install Rust (https://rustup.rs) first"
-  apt_install build-essential pkg-config zlib1g-dev ca-certificates
+  local need=()
+  command -v cc >/dev/null || need+=(gcc libc6-dev)
+  command -v c++ >/dev/null || need+=(g++)
+  command -v make >/dev/null || need+=(make)
+  command -v pkg-config >/dev/null || need+=(pkg-config)
+  [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
+  command -v psql >/dev/null || need+=(postgresql-client)
+  [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 }
 
 # PostgreSQL server binaries (initdb, pg_ctl, postgres) for the private cluster.
