@@ -3,6 +3,8 @@
 //! and keeps its data for the next run; bad config and missing PostgreSQL binaries each give one
 //! clear message.
 
+#![allow(clippy::unwrap_used)] // test helpers may panic on broken set-ups
+
 use std::{
     io::{BufRead, BufReader},
     path::Path,
