@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer};
+use tower_http::catch_panic::CatchPanicLayer;
 use uuid::Uuid;
 
 use crate::{
@@ -270,6 +270,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> 
 
 /// Wraps a service's routes with the operational endpoints and the shared middleware.
 pub fn app(service: &str, routes: Router, readiness: Readiness, settings: &HttpSettings) -> Router {
+    // Install the recorder before the first request records anything.
+    prometheus();
     let service: Arc<str> = Arc::from(service);
     let ops = Router::new()
         .route("/healthz", get(healthz))
@@ -286,7 +288,9 @@ pub fn app(service: &str, routes: Router, readiness: Readiness, settings: &HttpS
             Duration::from_millis(settings.request_timeout_ms),
             timeout_layer,
         ))
-        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            settings.body_limit_bytes,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(service, request_context))
 }
