@@ -135,8 +135,7 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if self.status == StatusCode::TOO_MANY_REQUESTS
-            && let Some(Value::Number(secs)) = self.extra.get("retry_after_secs")
+        if let Some(Value::Number(secs)) = self.extra.get("retry_after_secs")
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);

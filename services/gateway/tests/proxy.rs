@@ -1,0 +1,177 @@
+//! The gateway in front of real upstream servers: forwarding with the request id, query and body
+//! intact, problem+json when an upstream is down, a circuit that opens after repeated failures,
+//! and readiness per upstream.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    http::HeaderMap,
+    routing::{get, post},
+};
+use platform::{
+    bus::memory::MemoryTransport,
+    service::{Directory, Infra, Mode, Service},
+    testing::{TestServer, serve},
+};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+fn infra(directory: Directory) -> Infra {
+    Infra {
+        mode: Mode::Standalone,
+        database_url: None,
+        database: Default::default(),
+        bus: Arc::new(MemoryTransport::new(1)),
+        bus_settings: Default::default(),
+        redis: Default::default(),
+        directory,
+        shutdown: CancellationToken::new(),
+    }
+}
+
+async fn upstream() -> TestServer {
+    let router = Router::new()
+        .route(
+            "/api/v1/events",
+            get(|headers: HeaderMap, uri: axum::http::Uri| async move {
+                Json(json!({
+                    "query": uri.query(),
+                    "request_id": headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+                    "forwarded_for": headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+                }))
+            }),
+        )
+        .route("/api/v1/venues", post(|body: String| async move { body }));
+    serve(
+        Service {
+            name: "catalog",
+            router,
+            readiness: Default::default(),
+            tasks: vec![],
+        },
+        CancellationToken::new(),
+    )
+    .await
+}
+
+async fn gateway(directory: Directory, config: gateway::Config) -> TestServer {
+    let infra = infra(directory);
+    let service = gateway::start(&config, &infra).await.unwrap();
+    serve(service, CancellationToken::new()).await
+}
+
+fn dead_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn forwards_with_request_id_query_and_body() {
+    let up = upstream().await;
+    let mut dir = Directory::default();
+    dir.0.insert("catalog".into(), up.base_url.clone());
+    let gw = gateway(dir, gateway::Config::default()).await;
+
+    let resp = gw
+        .client
+        .get(gw.url("/api/v1/events?kind=baseball&q=%EC%9E%A0%EC%8B%A4"))
+        .header("x-request-id", "trace-me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "trace-me");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["query"], "kind=baseball&q=%EC%9E%A0%EC%8B%A4");
+    assert_eq!(body["request_id"], "trace-me");
+    assert_eq!(body["forwarded_for"], "127.0.0.1");
+
+    let echoed = gw
+        .client
+        .post(gw.url("/api/v1/venues"))
+        .body("a body")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(echoed, "a body");
+
+    let ready: Value = gw
+        .client
+        .get(gw.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["catalog"]["status"], "up");
+}
+
+#[tokio::test]
+async fn a_dead_upstream_is_a_problem_then_an_open_circuit() {
+    let up = upstream().await;
+    let mut dir = Directory::default();
+    dir.0.insert("catalog".into(), up.base_url.clone());
+    dir.0.insert("payment".into(), dead_address());
+    let config = gateway::Config {
+        breaker_failures: 2,
+        breaker_open_ms: 60_000,
+        ..Default::default()
+    };
+    let gw = gateway(dir, config).await;
+
+    for _ in 0..2 {
+        let resp = gw
+            .client
+            .post(gw.url("/api/v1/payments/confirm"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 502);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "upstream_unavailable");
+    }
+    let open = gw
+        .client
+        .post(gw.url("/api/v1/payments/confirm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 503, "the circuit is open now");
+    assert!(open.headers().contains_key("retry-after"));
+
+    // Browsing still works while payment is down.
+    let browse = gw
+        .client
+        .get(gw.url("/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browse.status(), 200);
+
+    let ready = gw.client.get(gw.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["payment"]["status"], "down");
+    assert_eq!(body["checks"]["catalog"]["status"], "up");
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_problems() {
+    let gw = gateway(Directory::default(), gateway::Config::default()).await;
+    for path in ["/api/v1/nothing", "/api/v1/events", "/favicon.ico"] {
+        let resp = gw.client.get(gw.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "not_found");
+    }
+}
