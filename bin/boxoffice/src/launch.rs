@@ -56,6 +56,13 @@ pub struct ServeArgs {
     port: Option<u16>,
 }
 
+impl ServeArgs {
+    /// The service this process runs.
+    pub fn service_name(&self) -> &str {
+        &self.service
+    }
+}
+
 #[derive(Args)]
 pub struct MigrateArgs {
     /// Only this service (default: every service with a database).

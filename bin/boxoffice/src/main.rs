@@ -38,7 +38,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    platform::telemetry::init(&cfg.log);
+    let service = match &cli.command {
+        Command::Serve(args) => args.service_name().to_owned(),
+        _ => "boxoffice".to_owned(),
+    };
+    let _telemetry = platform::telemetry::init(&cfg.log, &service);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
