@@ -24,7 +24,9 @@ fn traces_url_appends_the_signal_path_once() {
 
 #[test]
 fn spans_are_exported_to_the_collector() {
-    let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    // (content type, body) of each export request.
+    type Exports = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let received: Exports = Arc::default();
     let sink = received.clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let addr = runtime.block_on(async move {

@@ -110,7 +110,9 @@ impl Consumer {
             let mut subscription = match subscribed {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(consumer = %self.name, error = %e, "subscribe failed; backing off");
+                    tracing::warn!(
+                        consumer = %self.name, error = %e, "subscribe failed; backing off"
+                    );
                     if !backoff.wait(&shutdown).await {
                         break;
                     }
@@ -127,7 +129,10 @@ impl Consumer {
                     Ok(d) => d,
                     Err(e) => {
                         failures += 1;
-                        tracing::warn!(consumer = %self.name, error = %e, failures, "receive failed; backing off");
+                        tracing::warn!(
+                            consumer = %self.name, error = %e, failures,
+                            "receive failed; backing off"
+                        );
                         if !backoff.wait(&shutdown).await {
                             break 'subscribe;
                         }

@@ -1,6 +1,7 @@
 //! The Kafka transport (distributed mode), on rdkafka with its bundled librdkafka.
 //!
-//! - Publishing: one idempotent-capable producer per transport, `acks=all`; the record key is the
+//! - Publishing: one idempotent producer per transport (`enable.idempotence`, verified against
+//!   tansu 0.6, which grants producer ids), `acks=all`; the record key is the
 //!   envelope key (so Kafka keeps order per key), the value is the envelope as JSON, and
 //!   [`Transport::publish`] returns only after the broker acknowledged it.
 //! - Topics are created explicitly (the broker may not create them on demand) and waited for
@@ -97,6 +98,9 @@ impl KafkaTransport {
 #[async_trait]
 impl Transport for KafkaTransport {
     async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
+        if topics.is_empty() {
+            return Ok(());
+        }
         let new: Vec<NewTopic<'_>> = topics
             .iter()
             .map(|t| NewTopic::new(t, self.partitions, TopicReplication::Fixed(1)))
@@ -227,7 +231,10 @@ impl Subscription for KafkaSubscription {
                 }
                 Err(reason) => {
                     // Nothing can ever read it: skip it rather than block the partition.
-                    tracing::error!(%topic, partition, offset, %reason, "skipping a record that is not an envelope");
+                    tracing::error!(
+                        %topic, partition, offset, %reason,
+                        "skipping a record that is not an envelope"
+                    );
                     metrics::counter!("boxoffice_bus_malformed_total", "topic" => topic.clone())
                         .increment(1);
                     self.commit_offset(&topic, partition, offset).await?;

@@ -126,7 +126,10 @@ impl Relay {
         match attempt.await {
             Ok(listener) => Some(listener),
             Err(e) => {
-                tracing::warn!(service = %self.service, error = %e, "relay cannot LISTEN; scanning on its interval");
+                tracing::warn!(
+                    service = %self.service, error = %e,
+                    "relay cannot LISTEN; scanning on its interval"
+                );
                 None
             }
         }
@@ -155,7 +158,9 @@ impl Relay {
                 Ok(n) => {
                     backoff.reset();
                     if n > 0 {
-                        tracing::debug!(service = %self.service, published = n, "outbox batch published");
+                        tracing::debug!(
+                            service = %self.service, published = n, "outbox batch published"
+                        );
                     }
                     // A full batch means more may be waiting: go again without waiting.
                     if i64::try_from(n).is_ok_and(|n| n >= self.batch) {
@@ -163,9 +168,12 @@ impl Relay {
                     }
                 }
                 Err(e) => {
-                    metrics::counter!("boxoffice_bus_relay_errors_total", "service" => self.service.clone())
+                    let service = self.service.clone();
+                    metrics::counter!("boxoffice_bus_relay_errors_total", "service" => service)
                         .increment(1);
-                    tracing::warn!(service = %self.service, error = %e, "outbox relay failed; backing off");
+                    tracing::warn!(
+                        service = %self.service, error = %e, "outbox relay failed; backing off"
+                    );
                     if !backoff.wait(&shutdown).await {
                         break;
                     }
@@ -185,7 +193,10 @@ impl Relay {
                         Ok(_) => while l.next_buffered().is_some() {},
                         Err(e) => {
                             // Fall back to the interval; a new listener is tried after it.
-                            tracing::warn!(service = %self.service, error = %e, "relay lost its LISTEN connection");
+                            tracing::warn!(
+                                service = %self.service, error = %e,
+                                "relay lost its LISTEN connection"
+                            );
                             listener = None;
                         }
                     }

@@ -1,0 +1,531 @@
+//! The contract every transport must meet, written once and run per transport (see the macro in
+//! `bus_contract.rs`). Each case gets a fresh topic, fresh group names and a fresh database.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, atomic::Ordering},
+};
+
+use platform::{
+    bus::{Delivery, Subscription, Transport, consumer::Consumer, outbox, relay::Relay},
+    testing::{TestDb, eventually},
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::support::*;
+
+/// Takes `n` deliveries from `sub`, each within the deadline.
+async fn receive(sub: &mut Box<dyn Subscription>, n: usize) -> Vec<Delivery> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let d = tokio::time::timeout(DEADLINE, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {} of {n} deliveries", out.len()))
+            .unwrap();
+        out.push(d);
+    }
+    out
+}
+
+async fn publish_all(
+    transport: &Arc<dyn Transport>,
+    topic: &str,
+    envelopes: &[contracts::Envelope],
+) {
+    for e in envelopes {
+        transport.publish(topic, e).await.unwrap();
+    }
+}
+
+/// Fresh database with the recording table.
+async fn database(label: &str) -> TestDb {
+    let db = TestDb::new(label, None).await;
+    create_handled_table(&db.pool).await;
+    db
+}
+
+/// a. Everything published arrives once, in order per key, on a stable partition per key.
+pub async fn publish_then_consume(kind: Kind) {
+    let (transport, topic) = transport(kind, 4).await;
+    let sent = interleaved(5, 40);
+    publish_all(&transport, &topic, &sent).await;
+
+    let mut sub = transport.subscribe(&group("a"), &[&topic]).await.unwrap();
+    let got = receive(&mut sub, sent.len()).await;
+
+    let ids: HashSet<Uuid> = got.iter().map(|d| d.envelope.id).collect();
+    assert_eq!(ids.len(), sent.len(), "a delivery repeated");
+    assert_eq!(
+        ids,
+        sent.iter().map(|e| e.id).collect(),
+        "a delivery missing"
+    );
+    let mut last_seq: HashMap<&str, i64> = HashMap::new();
+    let mut partition_of: HashMap<&str, i32> = HashMap::new();
+    let mut last_offset: HashMap<i32, i64> = HashMap::new();
+    for d in &got {
+        assert_eq!(d.topic, topic);
+        let key = d.envelope.key.as_str();
+        let seq = seq_of(&d.envelope);
+        if let Some(prev) = last_seq.insert(key, seq) {
+            assert!(seq > prev, "key {key}: {seq} after {prev}");
+        }
+        let p = *partition_of.entry(key).or_insert(d.partition);
+        assert_eq!(p, d.partition, "key {key} moved partition");
+        if let Some(prev) = last_offset.insert(d.partition, d.offset) {
+            assert!(
+                d.offset > prev,
+                "partition {}: offset {} after {prev}",
+                d.partition,
+                d.offset
+            );
+        }
+        sub.commit(d).await.unwrap();
+    }
+    assert!(
+        partition_of.values().collect::<HashSet<_>>().len() > 1,
+        "5 keys all on one partition"
+    );
+}
+
+/// A group resumes after its last commit: what was delivered but not committed comes again;
+/// another group starts from the beginning.
+pub async fn resume_after_commit(kind: Kind) {
+    let (transport, topic) = transport(kind, 2).await;
+    let sent: Vec<_> = (0..10).map(|seq| envelope("one-key", seq)).collect();
+    publish_all(&transport, &topic, &sent).await;
+    let g = group("resume");
+
+    let mut sub = transport.subscribe(&g, &[&topic]).await.unwrap();
+    let got = receive(&mut sub, 10).await;
+    sub.commit(&got[3]).await.unwrap();
+    drop(sub);
+
+    let mut sub = transport.subscribe(&g, &[&topic]).await.unwrap();
+    let again = receive(&mut sub, 6).await;
+    let seqs: Vec<i64> = again.iter().map(|d| seq_of(&d.envelope)).collect();
+    assert_eq!(seqs, vec![4, 5, 6, 7, 8, 9], "resumed after the commit");
+    sub.commit(&again[5]).await.unwrap();
+    drop(sub);
+
+    let mut other = transport
+        .subscribe(&group("other"), &[&topic])
+        .await
+        .unwrap();
+    let first = receive(&mut other, 1).await;
+    assert_eq!(
+        first[0].envelope.id, sent[0].id,
+        "a new group starts at the beginning"
+    );
+}
+
+/// b. The relay dies mid-batch (after publishing, before marking) twice; a new relay finishes.
+/// Some events reach the broker twice, every event is handled exactly once, in order per key.
+pub async fn relay_crash_publishes_everything_once(kind: Kind) {
+    let db = database("bus_relay").await;
+    let (transport, topic) = transport(kind, 4).await;
+    let sent = interleaved(5, 12);
+    let n = sent.len();
+    for e in &sent {
+        let mut tx = db.pool.begin().await.unwrap();
+        outbox::enqueue_envelope(&mut tx, &topic, e).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let unpublished = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM bus_outbox WHERE published_at IS NULL")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+
+    // Crash 1: the task is killed while publishing row 11; its whole batch rolls back.
+    let hanging = Faulty::new(
+        transport.clone(),
+        Faults {
+            hang_publish_after: Some(10),
+            ..Faults::default()
+        },
+    );
+    let token = CancellationToken::new();
+    let relay = Relay::new(
+        "test",
+        db.pool.clone(),
+        hanging.clone(),
+        &relay_settings(25),
+    )
+    .spawn(token.clone());
+    eventually("11 publishes reached the broker", DEADLINE, || async {
+        hanging.published.load(Ordering::SeqCst) >= 11
+    })
+    .await;
+    relay.abort();
+    assert!(relay.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        unpublished().await,
+        i64::try_from(n).unwrap(),
+        "a killed batch marked rows"
+    );
+    eventually("the killed relay's lock is released", DEADLINE, || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 7305002 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+            == 0
+    })
+    .await;
+
+    // Crash 2: publish 16 reaches the broker but reports failure; rows 1-15 stay marked.
+    let flaky = Faulty::new(
+        transport.clone(),
+        Faults {
+            fail_publish_after: Some(15),
+            ..Faults::default()
+        },
+    );
+    let relay = Relay::new("test", db.pool.clone(), flaky.clone(), &relay_settings(25));
+    assert!(
+        relay.run_once().await.is_err(),
+        "a failed publish must surface"
+    );
+    assert_eq!(unpublished().await, i64::try_from(n - 15).unwrap());
+
+    // Broker down: nothing reaches it, nothing is marked.
+    let down = Faulty::new(
+        transport.clone(),
+        Faults {
+            refuse_publish: true,
+            ..Faults::default()
+        },
+    );
+    let relay = Relay::new("test", db.pool.clone(), down, &relay_settings(25));
+    assert!(
+        relay.run_once().await.is_err(),
+        "a refused publish must surface"
+    );
+    assert_eq!(
+        unpublished().await,
+        i64::try_from(n - 15).unwrap(),
+        "an unpublished row was marked"
+    );
+
+    // A healthy relay and a consumer finish the job.
+    let watched = Faulty::new(transport.clone(), Faults::default());
+    let relay = Relay::new(
+        "test",
+        db.pool.clone(),
+        transport.clone(),
+        &relay_settings(25),
+    )
+    .spawn(token.clone());
+    let consumer = Consumer::new(&group("relay"), db.pool.clone(), watched.clone(), &[&topic])
+        .spawn(Recorder::new("r"), token.clone());
+    assert_handled_exactly_once(&db.pool, i64::try_from(n).unwrap()).await;
+    eventually("outbox drained", DEADLINE, || async {
+        unpublished().await == 0
+    })
+    .await;
+    let delivered = watched.delivered();
+    assert!(
+        delivered.len() > n,
+        "expected duplicates on the bus, got {} deliveries",
+        delivered.len()
+    );
+    assert_eq!(delivered.iter().collect::<HashSet<_>>().len(), n);
+
+    token.cancel();
+    relay.await.unwrap();
+    consumer.await.unwrap();
+    db.drop_database().await;
+}
+
+/// c. The consumer is killed while a handler transaction is open; a restart with the same group
+/// resumes and the interrupted event is applied once.
+pub async fn consumer_killed_mid_handler_resumes(kind: Kind) {
+    let db = database("bus_kill").await;
+    let (transport, topic) = transport(kind, 4).await;
+    let sent = interleaved(4, 10);
+    publish_all(&transport, &topic, &sent).await;
+    let name = group("kill");
+
+    let mut recorder = Recorder::new("first");
+    recorder.hang_on = Some(sent[21].id);
+    let hanging = recorder.hanging.clone();
+    let token = CancellationToken::new();
+    let first = Consumer::new(&name, db.pool.clone(), transport.clone(), &[&topic])
+        .spawn(recorder, token.clone());
+    eventually("the handler hangs", DEADLINE, || async {
+        hanging.load(Ordering::SeqCst)
+    })
+    .await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM handled WHERE event_id = $1")
+        .bind(sent[21].id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(seen, 0, "an uncommitted handler write leaked");
+    assert!(handled(&db.pool).await.rows < i64::try_from(sent.len()).unwrap());
+
+    let second = Consumer::new(&name, db.pool.clone(), transport.clone(), &[&topic])
+        .spawn(Recorder::new("second"), token.clone());
+    assert_handled_exactly_once(&db.pool, i64::try_from(sent.len()).unwrap()).await;
+    token.cancel();
+    second.await.unwrap();
+    db.drop_database().await;
+}
+
+/// c'. The consumer is killed after the handler's transaction committed but before the offset
+/// commit: the event is delivered again after the restart and skipped by the inbox.
+pub async fn consumer_killed_before_offset_commit_handles_once(kind: Kind) {
+    let db = database("bus_offset").await;
+    let (transport, topic) = transport(kind, 4).await;
+    let sent = interleaved(3, 10);
+    publish_all(&transport, &topic, &sent).await;
+    let name = group("offset");
+
+    let stuck = Faulty::new(
+        transport.clone(),
+        Faults {
+            hang_commit_after: Some(10),
+            ..Faults::default()
+        },
+    );
+    let token = CancellationToken::new();
+    let first = Consumer::new(&name, db.pool.clone(), stuck.clone(), &[&topic])
+        .spawn(Recorder::new("first"), token.clone());
+    eventually("an offset commit hangs", DEADLINE, || async {
+        stuck.stuck_commit.lock().unwrap().is_some()
+    })
+    .await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    let stuck_id = stuck.stuck_commit.lock().unwrap().unwrap();
+    assert_eq!(
+        handled(&db.pool).await.rows,
+        11,
+        "11 transactions committed before the kill"
+    );
+
+    let watched = Faulty::new(transport.clone(), Faults::default());
+    let second = Consumer::new(&name, db.pool.clone(), watched.clone(), &[&topic])
+        .spawn(Recorder::new("second"), token.clone());
+    assert_handled_exactly_once(&db.pool, i64::try_from(sent.len()).unwrap()).await;
+    assert!(
+        watched.delivered().contains(&stuck_id),
+        "the uncommitted event was not redelivered"
+    );
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM bus_inbox WHERE consumer = $1")
+        .bind(&name)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(inbox, i64::try_from(sent.len()).unwrap());
+    token.cancel();
+    second.await.unwrap();
+    db.drop_database().await;
+}
+
+/// d. The same envelope published several times is applied once.
+pub async fn redelivered_envelope_is_applied_once(kind: Kind) {
+    let db = database("bus_dup").await;
+    let (transport, topic) = transport(kind, 4).await;
+    let [a, b, c, last] = [0, 1, 2, 3].map(|seq| envelope("dup-key", seq));
+    let stream = [&a, &b, &a, &c, &b, &a, &last];
+    for e in stream {
+        transport.publish(&topic, e).await.unwrap();
+    }
+    let watched = Faulty::new(transport.clone(), Faults::default());
+    let token = CancellationToken::new();
+    let consumer = Consumer::new(&group("dup"), db.pool.clone(), watched.clone(), &[&topic])
+        .spawn(Recorder::new("r"), token.clone());
+    assert_handled_exactly_once(&db.pool, 4).await;
+    assert!(
+        watched.delivered().len() >= stream.len(),
+        "every copy was delivered"
+    );
+    token.cancel();
+    consumer.await.unwrap();
+    db.drop_database().await;
+}
+
+/// e. A rejected event is dead-lettered and later events go on; a retried event is applied once,
+/// before the events behind it.
+pub async fn reject_dead_letters_and_retry_applies_once(kind: Kind) {
+    let db = database("bus_reject").await;
+    let (transport, topic) = transport(kind, 4).await;
+    let poison = envelope_with("k", 1, serde_json::json!({ "poison": true }));
+    let flaky = envelope_with("k", 3, serde_json::json!({ "fail_times": 3 }));
+    let sent = [
+        envelope("k", 0),
+        poison.clone(),
+        envelope("k", 2),
+        flaky.clone(),
+        envelope("k", 4),
+    ];
+    publish_all(&transport, &topic, &sent).await;
+
+    let recorder = Recorder::new("r");
+    let token = CancellationToken::new();
+    let name = group("reject");
+    let consumer = Consumer::new(&name, db.pool.clone(), transport.clone(), &[&topic])
+        .spawn(recorder.clone(), token.clone());
+    let last = sent[4].id;
+    eventually("the last event handled", DEADLINE, || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM handled WHERE event_id = $1")
+            .bind(last)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+            > 0
+    })
+    .await;
+    // One key, one partition: everything before the last event has been dealt with too.
+    let h = handled(&db.pool).await;
+    assert_eq!(
+        (h.rows, h.distinct),
+        (4, 4),
+        "handled rows / distinct events"
+    );
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM handled ORDER BY n")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(seqs, vec![0, 2, 3, 4]);
+    assert_eq!(recorder.attempts(flaky.id), 4, "3 failures then success");
+    let dead: Vec<(Uuid, String, sqlx::types::Json<contracts::Envelope>)> = sqlx::query_as(
+        "SELECT event_id, error, envelope FROM bus_dead_letters WHERE consumer = $1",
+    )
+    .bind(&name)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, poison.id);
+    assert!(
+        dead[0].1.contains("poison"),
+        "error text kept: {}",
+        dead[0].1
+    );
+    assert_eq!(dead[0].2.0, poison);
+    token.cancel();
+    consumer.await.unwrap();
+    db.drop_database().await;
+}
+
+/// f. Two replicas of a consumer split the partitions: every event applied once, by one of them,
+/// and both did some of the work once the group settled.
+pub async fn group_members_split_partitions(kind: Kind) {
+    let db = database("bus_split").await;
+    let (transport, topic) = transport(kind, 4).await;
+    let name = group("split");
+    let token = CancellationToken::new();
+    let a = Consumer::new(&name, db.pool.clone(), transport.clone(), &[&topic])
+        .spawn(Recorder::new("a"), token.clone());
+    let b = Consumer::new(&name, db.pool.clone(), transport.clone(), &[&topic])
+        .spawn(Recorder::new("b"), token.clone());
+
+    // Warm up until both replicas have handled something: the group has settled.
+    let mut warmups = 0_i64;
+    let mut polls = 0_u32;
+    eventually("both replicas handle warm-up events", DEADLINE, || {
+        polls += 1;
+        let publish = polls % 10 == 1;
+        if publish {
+            warmups += 1;
+        }
+        let (transport, topic, pool, n) =
+            (transport.clone(), topic.clone(), db.pool.clone(), warmups);
+        async move {
+            if publish {
+                transport
+                    .publish(&topic, &envelope(&format!("warm-{n}"), -1))
+                    .await
+                    .unwrap();
+            }
+            let replicas: i64 = sqlx::query_scalar("SELECT count(DISTINCT replica) FROM handled")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            replicas == 2
+        }
+    })
+    .await;
+    eventually("warm-up drained", DEADLINE, || async {
+        handled(&db.pool).await.distinct >= warmups
+    })
+    .await;
+
+    let sent: Vec<_> = (0..60)
+        .map(|i| envelope(&format!("order-{i}"), 0))
+        .collect();
+    publish_all(&transport, &topic, &sent).await;
+    assert_handled_exactly_once(&db.pool, warmups + 60).await;
+    let by_replica: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT replica, count(*) FROM handled WHERE seq = 0 GROUP BY replica ORDER BY replica",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        by_replica.len(),
+        2,
+        "one replica did all the work: {by_replica:?}"
+    );
+    token.cancel();
+    a.await.unwrap();
+    b.await.unwrap();
+    db.drop_database().await;
+}
+
+/// Two relay replicas on one outbox: the advisory lock lets one publish at a time, so no row is
+/// published twice and order per key holds.
+pub async fn concurrent_relays_publish_each_row_once(kind: Kind) {
+    let db = database("bus_relays").await;
+    let (transport, topic) = transport(kind, 4).await;
+    let sent = interleaved(4, 25);
+    let n = sent.len();
+    for e in &sent {
+        let mut tx = db.pool.begin().await.unwrap();
+        outbox::enqueue_envelope(&mut tx, &topic, e).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    // Slow publishes keep each batch open long enough for the other replica to try.
+    let slow = Faulty::new(
+        transport.clone(),
+        Faults {
+            publish_delay: Some(std::time::Duration::from_millis(2)),
+            ..Faults::default()
+        },
+    );
+    let token = CancellationToken::new();
+    let relays: Vec<_> = (0..2)
+        .map(|_| {
+            Relay::new("test", db.pool.clone(), slow.clone(), &relay_settings(10))
+                .spawn(token.clone())
+        })
+        .collect();
+    let consumer = Consumer::new(
+        &group("relays"),
+        db.pool.clone(),
+        transport.clone(),
+        &[&topic],
+    )
+    .spawn(Recorder::new("r"), token.clone());
+    assert_handled_exactly_once(&db.pool, i64::try_from(n).unwrap()).await;
+    assert_eq!(
+        slow.published.load(Ordering::SeqCst),
+        n,
+        "a row was published twice"
+    );
+    token.cancel();
+    for relay in relays {
+        relay.await.unwrap();
+    }
+    consumer.await.unwrap();
+    db.drop_database().await;
+}

@@ -1,0 +1,321 @@
+//! Shared pieces of the bus contract suite: transports under test, test envelopes, a recording
+//! handler, a fault-injecting transport wrapper and queries over what was handled.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use contracts::Envelope;
+use platform::bus::{
+    BusError, BusSettings, Delivery, Subscription, Transport,
+    consumer::{HandleError, Handler},
+    kafka::KafkaTransport,
+    memory::MemoryTransport,
+};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// Generous deadline for conditions that involve a broker and consumer group joins.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// Which transport a case runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Memory,
+    Kafka,
+}
+
+/// A fresh transport of `kind` with `partitions` per topic, plus a fresh topic created on it.
+pub async fn transport(kind: Kind, partitions: i32) -> (Arc<dyn Transport>, String) {
+    let transport: Arc<dyn Transport> = match kind {
+        Kind::Memory => Arc::new(MemoryTransport::new(partitions)),
+        Kind::Kafka => {
+            Arc::new(KafkaTransport::new(&platform::testing::kafka_brokers(), partitions).unwrap())
+        }
+    };
+    let topic = format!("bus-test-{}", Uuid::new_v4().simple());
+    transport.ensure_topics(&[&topic]).await.unwrap();
+    (transport, topic)
+}
+
+/// A unique consumer group / consumer name.
+pub fn group(label: &str) -> String {
+    format!("{label}-{}", Uuid::new_v4().simple())
+}
+
+/// Relay settings that make tests quick.
+pub fn relay_settings(batch: i64) -> BusSettings {
+    BusSettings {
+        relay_batch: batch,
+        relay_interval_ms: 100,
+        ..BusSettings::default()
+    }
+}
+
+/// Envelope number `seq` of aggregate `key`, with extra payload fields (`poison`, `fail_times`).
+pub fn envelope_with(key: &str, seq: i64, extra: serde_json::Value) -> Envelope {
+    let mut payload = serde_json::json!({ "seq": seq });
+    if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    Envelope {
+        id: Uuid::now_v7(),
+        event_type: "bus_test.happened".into(),
+        version: 1,
+        occurred_at: chrono::Utc::now(),
+        key: key.into(),
+        payload,
+    }
+}
+
+/// Envelope number `seq` of aggregate `key`.
+pub fn envelope(key: &str, seq: i64) -> Envelope {
+    envelope_with(key, seq, serde_json::json!({}))
+}
+
+/// `keys` × `per_key` envelopes, interleaved across keys, `seq` counting per key.
+pub fn interleaved(keys: usize, per_key: i64) -> Vec<Envelope> {
+    let mut out = Vec::new();
+    for seq in 0..per_key {
+        for k in 0..keys {
+            out.push(envelope(&format!("key-{k}"), seq));
+        }
+    }
+    out
+}
+
+pub fn seq_of(envelope: &Envelope) -> i64 {
+    envelope.payload["seq"].as_i64().unwrap()
+}
+
+/// Creates the table the recording handler writes to. No uniqueness on `event_id`: a duplicate
+/// application must show up as a second row.
+pub async fn create_handled_table(pool: &PgPool) {
+    sqlx::query(
+        "CREATE TABLE handled (n BIGSERIAL PRIMARY KEY, replica TEXT NOT NULL, \
+         event_id UUID NOT NULL, key TEXT NOT NULL, seq BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A handler that records each event in `handled` and can be told to misbehave:
+/// payload `poison: true` → reject; `fail_times: n` → retry the first n attempts;
+/// `hang_on` → the first attempt on that event never finishes.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub replica: String,
+    pub attempts: Arc<Mutex<HashMap<Uuid, u64>>>,
+    pub hang_on: Option<Uuid>,
+    pub hanging: Arc<AtomicBool>,
+}
+
+impl Recorder {
+    pub fn new(replica: &str) -> Self {
+        Self {
+            replica: replica.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn attempts(&self, id: Uuid) -> u64 {
+        self.attempts.lock().unwrap().get(&id).copied().unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl Handler for Recorder {
+    async fn handle(&self, tx: &mut PgConnection, envelope: &Envelope) -> Result<(), HandleError> {
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let n = attempts.entry(envelope.id).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if envelope.payload["poison"].as_bool() == Some(true) {
+            return Err(HandleError::Reject(format!("poison {}", envelope.id)));
+        }
+        if envelope.payload["fail_times"]
+            .as_u64()
+            .is_some_and(|n| attempt <= n)
+        {
+            return Err(HandleError::Retry(format!("attempt {attempt} fails")));
+        }
+        sqlx::query("INSERT INTO handled (replica, event_id, key, seq) VALUES ($1, $2, $3, $4)")
+            .bind(&self.replica)
+            .bind(envelope.id)
+            .bind(&envelope.key)
+            .bind(seq_of(envelope))
+            .execute(&mut *tx)
+            .await?;
+        if self.hang_on == Some(envelope.id) && attempt == 1 {
+            // Dies mid-transaction: the insert above must never become visible.
+            self.hanging.store(true, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+/// Counts of what the recording handler left behind.
+pub struct Handled {
+    pub rows: i64,
+    pub distinct: i64,
+}
+
+pub async fn handled(pool: &PgPool) -> Handled {
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM handled")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    Handled { rows, distinct }
+}
+
+/// Waits until `expected` distinct events were handled, then checks none was handled twice and
+/// each key's events were handled in order.
+pub async fn assert_handled_exactly_once(pool: &PgPool, expected: i64) {
+    platform::testing::eventually(&format!("{expected} events handled"), DEADLINE, || async {
+        handled(pool).await.distinct >= expected
+    })
+    .await;
+    let h = handled(pool).await;
+    assert_eq!(h.distinct, expected, "distinct events handled");
+    assert_eq!(h.rows, expected, "handled rows: an event was applied twice");
+    assert_per_key_order(pool).await;
+}
+
+/// Each key's `seq` strictly increases in handling order.
+pub async fn assert_per_key_order(pool: &PgPool) {
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT key, seq FROM handled ORDER BY n")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for (key, seq) in rows {
+        if let Some(prev) = last.insert(key.clone(), seq) {
+            assert!(seq > prev, "key {key}: seq {seq} handled after {prev}");
+        }
+    }
+}
+
+/// Wraps a transport to count and break things:
+/// - `refuse_publish`: every publish fails before reaching the broker;
+/// - publish number `fail_publish_after + 1` and later reach the inner transport, then fail
+///   (a crash between publishing and marking the row);
+/// - publish number `hang_publish_after + 1` and later reach the inner transport, then never
+///   return;
+/// - commit number `hang_commit_after + 1` never returns (a crash after the handler's
+///   transaction committed but before the offset did);
+/// - every delivered event id is recorded.
+#[derive(Default)]
+pub struct Faults {
+    /// Every publish fails without reaching the inner transport (broker down).
+    pub refuse_publish: bool,
+    /// Each publish takes this long (widens race windows; never used to synchronize).
+    pub publish_delay: Option<Duration>,
+    pub fail_publish_after: Option<usize>,
+    pub hang_publish_after: Option<usize>,
+    pub hang_commit_after: Option<usize>,
+}
+
+pub struct Faulty {
+    inner: Arc<dyn Transport>,
+    faults: Faults,
+    pub published: AtomicUsize,
+    pub commits: Arc<AtomicUsize>,
+    /// The event whose offset commit hangs, once one does.
+    pub stuck_commit: Arc<Mutex<Option<Uuid>>>,
+    pub delivered: Arc<Mutex<Vec<Uuid>>>,
+}
+
+impl Faulty {
+    pub fn new(inner: Arc<dyn Transport>, faults: Faults) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            faults,
+            published: AtomicUsize::new(0),
+            commits: Arc::default(),
+            stuck_commit: Arc::default(),
+            delivered: Arc::default(),
+        })
+    }
+
+    pub fn delivered(&self) -> Vec<Uuid> {
+        self.delivered.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Transport for Faulty {
+    async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
+        self.inner.ensure_topics(topics).await
+    }
+
+    async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<(), BusError> {
+        if self.faults.refuse_publish {
+            return Err(BusError::Transport("injected: broker down".into()));
+        }
+        if let Some(delay) = self.faults.publish_delay {
+            tokio::time::sleep(delay).await;
+        }
+        self.inner.publish(topic, envelope).await?;
+        let n = self.published.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.faults.hang_publish_after.is_some_and(|k| n > k) {
+            std::future::pending::<()>().await;
+        }
+        if self.faults.fail_publish_after.is_some_and(|k| n > k) {
+            return Err(BusError::Transport(
+                "injected: published but reported lost".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        Ok(Box::new(FaultySubscription {
+            inner: self.inner.subscribe(group, topics).await?,
+            hang_commit_after: self.faults.hang_commit_after,
+            commits: Arc::clone(&self.commits),
+            stuck_commit: Arc::clone(&self.stuck_commit),
+            delivered: Arc::clone(&self.delivered),
+        }))
+    }
+}
+
+struct FaultySubscription {
+    inner: Box<dyn Subscription>,
+    hang_commit_after: Option<usize>,
+    commits: Arc<AtomicUsize>,
+    stuck_commit: Arc<Mutex<Option<Uuid>>>,
+    delivered: Arc<Mutex<Vec<Uuid>>>,
+}
+
+#[async_trait]
+impl Subscription for FaultySubscription {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        let delivery = self.inner.next().await?;
+        self.delivered.lock().unwrap().push(delivery.envelope.id);
+        Ok(delivery)
+    }
+
+    async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.hang_commit_after.is_some_and(|k| n > k) {
+            *self.stuck_commit.lock().unwrap() = Some(delivery.envelope.id);
+            std::future::pending::<()>().await;
+        }
+        self.inner.commit(delivery).await
+    }
+}
