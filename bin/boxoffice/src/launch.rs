@@ -166,6 +166,10 @@ async fn run_standalone(
 ) -> anyhow::Result<()> {
     let mut bus_settings = cfg.bus.clone();
     bus_settings.transport = TransportKind::Memory;
+    // The in-memory bus dies with the process: replay what went out shortly before it stopped.
+    if bus_settings.replay_window_ms == 0 {
+        bus_settings.replay_window_ms = 10 * 60 * 1000;
+    }
     let bus = bus::connect(&bus_settings).await?;
     let internal = HttpSettings {
         host: IpAddr::from([127, 0, 0, 1]),

@@ -101,6 +101,11 @@ pub struct BusSettings {
     pub relay_interval_ms: u64,
     /// Rows published per relay batch (env `BOXOFFICE_BUS__RELAY_BATCH`).
     pub relay_batch: i64,
+    /// At start, publish again the rows published in this many ms before the outbox's last
+    /// publication (env `BOXOFFICE_BUS__REPLAY_WINDOW_MS`; 0 = off). Standalone turns it on: its
+    /// in-memory bus dies with the process, and events relayed but not yet consumed would be lost;
+    /// consumers' inboxes make the replay harmless.
+    pub replay_window_ms: u64,
 }
 
 impl Default for BusSettings {
@@ -111,6 +116,7 @@ impl Default for BusSettings {
             partitions: 4,
             relay_interval_ms: 500,
             relay_batch: 200,
+            replay_window_ms: 0,
         }
     }
 }

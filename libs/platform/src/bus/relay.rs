@@ -36,6 +36,7 @@ pub struct Relay {
     transport: Arc<dyn Transport>,
     batch: i64,
     interval: Duration,
+    replay_window: Duration,
 }
 
 impl Relay {
@@ -52,6 +53,7 @@ impl Relay {
             transport,
             batch: settings.relay_batch.max(1),
             interval: Duration::from_millis(settings.relay_interval_ms.max(10)),
+            replay_window: Duration::from_millis(settings.replay_window_ms),
         }
     }
 
@@ -106,6 +108,24 @@ impl Relay {
         }
     }
 
+    /// Marks the rows published within the replay window before the last publication as
+    /// unpublished again, so they go out once more; returns how many.
+    pub async fn replay_recent(&self) -> Result<u64, BusError> {
+        if self.replay_window.is_zero() {
+            return Ok(0);
+        }
+        let window_ms = i64::try_from(self.replay_window.as_millis()).unwrap_or(i64::MAX);
+        let done = sqlx::query(
+            "UPDATE bus_outbox SET published_at = NULL WHERE published_at IS NOT NULL \
+             AND published_at > (SELECT max(published_at) FROM bus_outbox) \
+                 - make_interval(secs => $1::double precision / 1000)",
+        )
+        .bind(window_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Deletes published rows older than seven days; returns how many.
     async fn cleanup(&self) -> Result<u64, BusError> {
         let done = sqlx::query(
@@ -137,6 +157,11 @@ impl Relay {
 
     async fn run(self, shutdown: CancellationToken) {
         tracing::info!(service = %self.service, "outbox relay started");
+        match self.replay_recent().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(service = %self.service, rows = n, "replaying recent events"),
+            Err(e) => tracing::warn!(service = %self.service, error = %e, "replay failed"),
+        }
         let mut listener = self.listen().await;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         let mut last_cleanup: Option<Instant> = None;
