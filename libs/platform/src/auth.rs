@@ -26,7 +26,7 @@ use jsonwebtoken::{
     jwk::{Jwk, JwkSet},
 };
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use crate::problem::ApiError;
@@ -184,8 +184,9 @@ impl SigningKey {
         Ok(jwk)
     }
 
-    /// Signs `claims` into a compact JWT.
-    pub fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
+    /// Signs `claims` (access-token [`Claims`], or any other claim set such as an admission pass)
+    /// into a compact JWT.
+    pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, AuthError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         encode(&header, claims, &EncodingKey::from_ed_der(&self.der))
@@ -209,6 +210,7 @@ enum KeySource {
 pub struct Verifier {
     keys: Arc<RwLock<HashMap<String, DecodingKey>>>,
     source: Arc<KeySource>,
+    issuer: Arc<str>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -232,6 +234,7 @@ impl Verifier {
         Self {
             keys: Arc::new(RwLock::new(key_map(&jwks))),
             source: Arc::new(KeySource::Fixed),
+            issuer: Arc::from(ISSUER),
         }
     }
 
@@ -247,7 +250,15 @@ impl Verifier {
                     .unwrap_or_default(),
                 last_fetch: tokio::sync::Mutex::new(None),
             }),
+            issuer: Arc::from(ISSUER),
         }
+    }
+
+    /// The same keys, accepting tokens from `issuer` instead of [`ISSUER`] (e.g. admission
+    /// passes).
+    pub fn with_issuer(mut self, issuer: &str) -> Self {
+        self.issuer = Arc::from(issuer);
+        self
     }
 
     /// Replaces the known keys (e.g. after a rotation in the issuing process).
@@ -259,29 +270,43 @@ impl Verifier {
         }
     }
 
-    fn verify_known(&self, token: &str, kid: &str) -> Option<Result<Claims, AuthError>> {
+    fn verify_known<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        kid: &str,
+    ) -> Option<Result<C, AuthError>> {
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let key = keys.get(kid)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[ISSUER]);
+        validation.set_issuer(&[&*self.issuer]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         validation.leeway = 5;
         Some(
-            decode::<Claims>(token, key, &validation)
+            decode::<C>(token, key, &validation)
                 .map(|d| d.claims)
                 .map_err(|e| AuthError::Invalid(e.to_string())),
         )
     }
 
-    /// Verifies `token` and returns its claims.
+    /// Verifies an access token and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_as(token)
+    }
+
+    /// Verifies an access token, fetching the JWKS first when its key id is unknown.
+    pub async fn verify_async(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_as_async(token).await
+    }
+
+    /// Verifies a token with any claim set `C` (signature, issuer, `exp`, `sub`).
+    pub fn verify_as<C: DeserializeOwned>(&self, token: &str) -> Result<C, AuthError> {
         let kid = token_kid(token)?;
         self.verify_known(token, &kid)
             .unwrap_or_else(|| Err(AuthError::Invalid(format!("unknown key id `{kid}`"))))
     }
 
-    /// Verifies `token`, fetching the JWKS first when its key id is unknown.
-    pub async fn verify_async(&self, token: &str) -> Result<Claims, AuthError> {
+    /// [`Self::verify_as`], fetching the JWKS first when the key id is unknown.
+    pub async fn verify_as_async<C: DeserializeOwned>(&self, token: &str) -> Result<C, AuthError> {
         let kid = token_kid(token)?;
         if let Some(result) = self.verify_known(token, &kid) {
             return result;
@@ -295,7 +320,12 @@ impl Verifier {
             let mut last = last_fetch.lock().await;
             let stale = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
             // Another request may have fetched while we waited for the lock.
-            if stale && self.verify_known(token, &kid).is_none() {
+            let known = self
+                .keys
+                .read()
+                .map(|k| k.contains_key(&kid))
+                .unwrap_or(false);
+            if stale && !known {
                 *last = Some(Instant::now());
                 let fetched = crate::telemetry::propagate(client.get(url.as_str()))
                     .send()
@@ -410,6 +440,28 @@ mod tests {
         let claims = Claims::new(Uuid::now_v7(), vec![Role::Buyer], 60);
         let v = Verifier::from_jwks(vec![k.public_jwk().unwrap()]);
         assert!(v.verify(&again.sign(&claims).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn other_claim_sets_verify_with_their_issuer() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Pass {
+            sub: Uuid,
+            exp: i64,
+            iss: String,
+        }
+        let k = SigningKey::generate("adm");
+        let pass = Pass {
+            sub: Uuid::now_v7(),
+            exp: chrono::Utc::now().timestamp() + 60,
+            iss: "boxoffice-admission".into(),
+        };
+        let token = k.sign(&pass).unwrap();
+        let jwks = vec![k.public_jwk().unwrap()];
+        let passes = Verifier::from_jwks(jwks.clone()).with_issuer("boxoffice-admission");
+        assert_eq!(passes.verify_as::<Pass>(&token).unwrap(), pass);
+        // An access-token verifier refuses it: wrong issuer.
+        assert!(Verifier::from_jwks(jwks).verify_as::<Pass>(&token).is_err());
     }
 
     #[test]
