@@ -17,8 +17,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-log "cargo nextest"
-cargo nextest run --workspace --locked --no-fail-fast "$@"
 log "doc tests"
 cargo test --workspace --doc --locked
+log "cargo nextest"
+cargo nextest run --workspace --locked --no-fail-fast "$@"
 log "all tests passed"
