@@ -3,6 +3,8 @@
 //! served on its own port (distributed tests) or under `/sandbox/<name>/` through the gateway
 //! (standalone). The fakes arrive with the services that call them.
 
+pub mod oauth;
+
 use axum::Router;
 
 /// A fake third party: its sandbox name (the gateway mounts it at `/sandbox/<name>/`) and routes.
@@ -15,5 +17,8 @@ pub struct Fake {
 
 /// Every fake this build has.
 pub fn all() -> Vec<Fake> {
-    Vec::new()
+    vec![Fake {
+        name: "oauth",
+        router: oauth::router(),
+    }]
 }

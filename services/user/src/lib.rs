@@ -1,36 +1,171 @@
-//! The user service. Its routes and rules arrive with its issue; today it starts, opens its own
-//! database (created when missing, migrations applied) and answers the operational endpoints.
+//! The user service: accounts, password and social login (Kakao, Naver, Google), access tokens
+//! (EdDSA JWTs verified by everyone through `/.well-known/jwks.json`) and rotating refresh
+//! tokens, profiles, roles and login throttling. It owns UserDB. See docs/services/user.md.
+//!
+//! `start` opens UserDB, loads (or makes) the signing keys, creates or resets the configured
+//! administrator and returns the routes; `api::router` builds the routes from a ready state.
 
-use axum::Router;
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod hashing;
+pub mod keys;
+pub mod oauth;
+pub mod store;
+pub mod throttle;
+pub mod tokens;
+
+use std::time::Duration;
+
 use platform::{
+    auth::Role,
     http::Readiness,
     service::{Infra, Service, StartError},
 };
-use serde::Deserialize;
+
+pub use crate::config::Config;
+use crate::{
+    api::AppState,
+    domain::{Email, Password},
+    hashing::Hasher,
+    keys::KeyRing,
+    oauth::OAuth,
+    store::NewUser,
+    throttle::Throttle,
+    tokens::Sessions,
+};
 
 /// The service's name: its database is `<prefix>user`, its config section `user`.
 pub const NAME: &str = "user";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Settings (`user.*`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Administrator account created (or reset) at start (env `BOXOFFICE_USER__ADMIN_EMAIL`).
-    pub admin_email: Option<String>,
-    /// Its password (env `BOXOFFICE_USER__ADMIN_PASSWORD`).
-    pub admin_password: Option<String>,
-}
-
 /// Opens the service's database and builds its routes.
-pub async fn start(_config: &Config, infra: &Infra) -> Result<Service, StartError> {
+pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError> {
     let pool = infra.database(NAME, &MIGRATOR).await?;
+    let hasher = Hasher::new(&config.argon2).map_err(|e| StartError::Config(e.to_string()))?;
+    let keys = KeyRing::open(
+        pool.clone(),
+        config.tokens.access_ttl_secs,
+        config.tokens.key_activation_delay_secs,
+    )
+    .await
+    .map_err(|e| StartError::Other(format!("loading signing keys: {e}")))?;
+    ensure_admin(config, &pool, &hasher).await?;
+    // In standalone the sandbox provider also listens on a loopback port; server-to-server calls
+    // go there directly rather than through the gateway.
+    let internal_sandbox = infra.directory.0.get("fake-oauth").cloned();
+    let state = AppState {
+        sessions: Sessions::new(
+            pool.clone(),
+            keys.clone(),
+            config.tokens.access_ttl_secs,
+            config.tokens.refresh_ttl_secs,
+        ),
+        throttle: Throttle::new(pool.clone(), config.throttle.clone()),
+        oauth: OAuth::new(pool.clone(), config.oauth.clone(), internal_sandbox),
+        hasher,
+        keys: keys.clone(),
+        pool: pool.clone(),
+    };
     let relay = infra.spawn_relay(NAME, pool.clone());
+    let sweeper = spawn_sweeper(
+        state.sessions.clone(),
+        state.throttle.clone(),
+        infra.shutdown.clone(),
+    );
+    let reload = keys.spawn_reload(
+        Duration::from_secs(config.tokens.key_reload_secs.max(1)),
+        infra.shutdown.clone(),
+    );
     Ok(Service {
         name: NAME,
-        router: Router::new(),
+        router: api::router(state),
         readiness: Readiness::default().postgres(pool),
-        tasks: vec![relay],
+        tasks: vec![relay, reload, sweeper],
     })
+}
+
+/// Every 10 minutes, deletes long-expired refresh tokens and stale throttle counters.
+fn spawn_sweeper(
+    sessions: Sessions,
+    throttle: Throttle,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    let tokens = sessions.sweep().await;
+                    let counters = throttle.sweep().await;
+                    match (tokens, counters) {
+                        (Ok(tokens), Ok(counters)) => {
+                            tracing::debug!(tokens, counters, "swept expired rows");
+                        }
+                        (Err(e), _) | (_, Err(e)) => {
+                            tracing::warn!(error = %e, "sweeping expired rows failed");
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Creates the configured administrator, or resets its password and grants it `admin`.
+async fn ensure_admin(
+    config: &Config,
+    pool: &sqlx::PgPool,
+    hasher: &Hasher,
+) -> Result<(), StartError> {
+    let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) else {
+        return Ok(());
+    };
+    let bad = |what: &str, why: &str| StartError::Config(format!("user.{what} {why}"));
+    let email = Email::parse(email).map_err(|why| bad("admin_email", why))?;
+    let password = Password::parse(password, Some(email.as_str()))
+        .map_err(|why| bad("admin_password", why))?;
+    let hash = hasher
+        .hash(password.expose())
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let db = |e: sqlx::Error| StartError::Other(format!("creating the administrator: {e}"));
+    let mut tx = pool.begin().await.map_err(db)?;
+    match store::by_email(&mut tx, email.as_str()).await.map_err(db)? {
+        Some(user) => {
+            let mut roles = user.roles();
+            roles.push(Role::Admin);
+            roles.sort();
+            roles.dedup();
+            store::set_password(&mut tx, user.id, &hash)
+                .await
+                .map_err(db)?;
+            sqlx::query("UPDATE users SET roles = $2 WHERE id = $1")
+                .bind(user.id)
+                .bind(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tracing::info!(user_id = %user.id, "administrator reset");
+        }
+        None => {
+            let user = store::create(
+                &mut tx,
+                &NewUser {
+                    email: email.as_str(),
+                    name: "Administrator",
+                    phone: None,
+                    password_hash: Some(&hash),
+                    roles: &[Role::Buyer, Role::Admin],
+                },
+            )
+            .await
+            .map_err(|e| StartError::Other(format!("creating the administrator: {e}")))?;
+            tracing::info!(user_id = %user.id, "administrator created");
+        }
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(())
 }

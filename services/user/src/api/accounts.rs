@@ -1,0 +1,222 @@
+//! Sign-up and the signed-in user's own account: profile and password.
+
+use axum::{
+    Json,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use platform::{
+    auth::{AuthUser, Role},
+    problem::{ApiError, ApiJson, FieldError},
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+use super::{ApiResult, AppState, fail};
+use crate::{
+    domain::{DisplayName, Email, Password, Phone},
+    store::{self, NewUser, User},
+};
+
+/// `POST /api/v1/users`.
+#[derive(Deserialize)]
+pub struct SignUp {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    phone: Option<String>,
+}
+
+/// A created account.
+#[derive(Serialize)]
+pub struct Created {
+    id: Uuid,
+    email: String,
+    name: String,
+}
+
+/// The signed-in user's account.
+#[derive(Serialize)]
+pub struct Profile {
+    id: Uuid,
+    email: String,
+    name: String,
+    phone: Option<String>,
+    roles: Vec<Role>,
+    has_password: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<User> for Profile {
+    fn from(u: User) -> Self {
+        Self {
+            roles: u.roles(),
+            has_password: u.password_hash.is_some(),
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            phone: u.phone,
+            created_at: u.created_at,
+        }
+    }
+}
+
+fn check<T>(errors: &mut Vec<FieldError>, field: &str, r: Result<T, &str>) -> Option<T> {
+    r.map_err(|m| errors.push(FieldError::new(field, m))).ok()
+}
+
+/// `POST /api/v1/users`: creates an account.
+pub async fn sign_up(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SignUp>,
+) -> ApiResult<Response> {
+    let mut errors = Vec::new();
+    let email = check(&mut errors, "email", Email::parse(&body.email));
+    let password = check(
+        &mut errors,
+        "password",
+        Password::parse(&body.password, email.as_ref().map(Email::as_str)),
+    );
+    let name = check(&mut errors, "name", DisplayName::parse(&body.name));
+    let phone = match body.phone.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(p) => check(&mut errors, "phone", Phone::parse(p)),
+    };
+    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+        return Err(ApiError::validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let hash = state.hasher.hash(password.expose()).await.map_err(fail)?;
+    let mut tx = state.pool.begin().await?;
+    let user = store::create(
+        &mut tx,
+        &NewUser {
+            email: email.as_str(),
+            name: name.as_str(),
+            phone: phone.as_ref().map(Phone::as_str),
+            password_hash: Some(&hash),
+            roles: &[Role::Buyer],
+        },
+    )
+    .await
+    .map_err(fail)?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, "account created");
+    let body = Created {
+        id: user.id,
+        email: user.email,
+        name: user.name,
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn current(state: &AppState, caller: &AuthUser) -> ApiResult<User> {
+    store::by_id(&state.pool, caller.id())
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))
+}
+
+/// `GET /api/v1/users/me`: the caller's profile.
+pub async fn me(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Profile>> {
+    Ok(Json(current(&state, &caller).await?.into()))
+}
+
+/// Absent stays `None`, `null` becomes `Some(None)`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PATCH /api/v1/users/me`: fields left out are kept; `"phone": null` removes the phone.
+#[derive(Deserialize)]
+pub struct ProfileUpdate {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    phone: Option<Option<String>>,
+}
+
+/// `PATCH /api/v1/users/me`: changes name and/or phone.
+pub async fn update_me(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiJson(body): ApiJson<ProfileUpdate>,
+) -> ApiResult<Json<Profile>> {
+    let mut errors = Vec::new();
+    let name = match &body.name {
+        Some(n) => check(&mut errors, "name", DisplayName::parse(n)),
+        None => None,
+    };
+    let phone = match &body.phone {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(p)) if p.trim().is_empty() => Some(None),
+        Some(Some(p)) => check(&mut errors, "phone", Phone::parse(p)).map(Some),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let phone_str = phone.as_ref().map(|p| p.as_ref().map(Phone::as_str));
+    let user = store::update_profile(
+        &state.pool,
+        caller.id(),
+        name.as_ref().map(DisplayName::as_str),
+        phone_str,
+    )
+    .await?
+    .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+    Ok(Json(user.into()))
+}
+
+/// `POST /api/v1/users/me/password`.
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    #[serde(default)]
+    current_password: Option<String>,
+    #[serde(default)]
+    new_password: String,
+}
+
+/// `POST /api/v1/users/me/password`: changes the password, revoking the other sessions.
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    let user = current(&state, &caller).await?;
+    let new = Password::parse(&body.new_password, Some(&user.email))
+        .map_err(|m| ApiError::validation(vec![FieldError::new("new_password", m)]))?;
+    // A social-only account may set a first password without one.
+    if user.password_hash.is_some() {
+        let given = body.current_password.as_deref().unwrap_or_default();
+        let ok = state
+            .hasher
+            .verify(given, user.password_hash.as_deref())
+            .await
+            .map_err(fail)?;
+        if !ok {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "current_password",
+                "is not your current password",
+            )]));
+        }
+    }
+    let hash = state.hasher.hash(new.expose()).await.map_err(fail)?;
+    let mut tx = state.pool.begin().await?;
+    store::set_password(&mut tx, user.id, &hash).await?;
+    let revoked = state
+        .sessions
+        .revoke_others(&mut tx, user.id, caller.0.jti)
+        .await
+        .map_err(fail)?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, revoked, "password changed; other sessions revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,136 @@
+//! Password login, token refresh, logout and the published keys.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use platform::problem::{ApiError, ApiJson, FieldError};
+use serde::Deserialize;
+
+use super::{ApiResult, AppState, ClientAddr, fail};
+use crate::{domain::Email, store, tokens::TokenPair};
+
+/// `POST /api/v1/auth/login`.
+#[derive(Deserialize)]
+pub struct Login {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "the email or the password is wrong",
+    )
+}
+
+/// `POST /api/v1/auth/login`: a token pair for a right email and password.
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(body): ApiJson<Login>,
+) -> ApiResult<Json<TokenPair>> {
+    let mut errors = Vec::new();
+    if body.email.trim().is_empty() {
+        errors.push(FieldError::new("email", "is required"));
+    }
+    if body.password.is_empty() {
+        errors.push(FieldError::new("password", "is required"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    // A malformed email is simply an unknown account: same answer, same work (its throttle key
+    // is escaped and bounded, as it may hold anything).
+    let email = Email::parse(&body.email).ok();
+    let account_key = match &email {
+        Some(e) => format!("email:{e}"),
+        None => {
+            let raw: String = body.email.trim().to_lowercase().chars().take(254).collect();
+            format!("email:{}", raw.escape_default())
+        }
+    };
+    let client_key = format!("ip:{client}");
+    if let Some(secs) = state
+        .throttle
+        .retry_after(&[account_key.clone(), client_key.clone()])
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many failed logins; try again in {secs} s"),
+        )
+        .with("retry_after_secs", secs));
+    }
+    let user = match &email {
+        Some(e) => {
+            let mut conn = state.pool.acquire().await?;
+            store::by_email(&mut conn, e.as_str()).await?
+        }
+        None => None,
+    };
+    let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+    let ok = state
+        .hasher
+        .verify(&body.password, hash)
+        .await
+        .map_err(fail)?;
+    let Some(user) = user.filter(|_| ok) else {
+        state.throttle.failed(&account_key, &client_key).await?;
+        tracing::info!("login refused");
+        return Err(invalid_credentials());
+    };
+    state.throttle.succeeded(&account_key).await?;
+    let pair = state.sessions.sign_in(&user).await.map_err(fail)?;
+    tracing::info!(user_id = %user.id, "logged in");
+    Ok(Json(pair))
+}
+
+/// `POST /api/v1/auth/refresh` and `/logout`.
+#[derive(Deserialize)]
+pub struct RefreshBody {
+    #[serde(default)]
+    refresh_token: String,
+}
+
+fn required(body: &RefreshBody) -> ApiResult<&str> {
+    let token = body.refresh_token.trim();
+    if token.is_empty() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "refresh_token",
+            "is required",
+        )]));
+    }
+    Ok(token)
+}
+
+/// `POST /api/v1/auth/refresh`: spends a refresh token for the next pair.
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> ApiResult<Json<TokenPair>> {
+    let token = required(&body)?;
+    Ok(Json(state.sessions.refresh(token).await.map_err(fail)?))
+}
+
+/// `POST /api/v1/auth/logout`: ends the refresh token's session.
+pub async fn logout(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> ApiResult<StatusCode> {
+    let token = required(&body)?;
+    state.sessions.logout(token).await.map_err(fail)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /.well-known/jwks.json`: cached briefly; verifiers refetch when they meet a new key id.
+pub async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
+    let set = state.keys.jwks().map_err(fail)?;
+    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(set)).into_response())
+}

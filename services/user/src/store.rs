@@ -1,0 +1,210 @@
+//! UserDB access for accounts and linked provider identities.
+
+use chrono::{DateTime, Utc};
+use contracts::events::UserRegistered;
+use platform::auth::Role;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// An account as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    /// Its id.
+    pub id: Uuid,
+    /// Normalized email.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Phone in E.164.
+    pub phone: Option<String>,
+    /// argon2id PHC string, absent for social-only accounts.
+    pub password_hash: Option<String>,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl User {
+    /// The roles it holds (unknown names are ignored).
+    pub fn roles(&self) -> Vec<Role> {
+        let mut roles: Vec<Role> = self.roles.iter().filter_map(|r| Role::parse(r)).collect();
+        roles.sort();
+        roles.dedup();
+        roles
+    }
+}
+
+/// A new account.
+#[derive(Debug)]
+pub struct NewUser<'a> {
+    /// Normalized email.
+    pub email: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// Phone in E.164.
+    pub phone: Option<&'a str>,
+    /// PHC string, if the account has a password.
+    pub password_hash: Option<&'a str>,
+    /// Its roles.
+    pub roles: &'a [Role],
+}
+
+/// Why an account could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// An account with that email exists.
+    #[error("email taken")]
+    EmailTaken,
+    /// UserDB failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// The outbox write failed.
+    #[error(transparent)]
+    Outbox(#[from] platform::bus::BusError),
+}
+
+const COLUMNS: &str = "id, email, name, phone, password_hash, roles, created_at";
+
+fn role_names(roles: &[Role]) -> Vec<String> {
+    roles.iter().map(|r| r.as_str().to_owned()).collect()
+}
+
+/// Inserts an account and its `user.registered` event in `conn`'s transaction.
+pub async fn create(conn: &mut PgConnection, new: &NewUser<'_>) -> Result<User, CreateError> {
+    let inserted: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO users (id, email, name, phone, password_hash, roles)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (email) DO NOTHING
+         RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(new.email)
+    .bind(new.name)
+    .bind(new.phone)
+    .bind(new.password_hash)
+    .bind(role_names(new.roles))
+    .fetch_optional(&mut *conn)
+    .await?;
+    let user = inserted.ok_or(CreateError::EmailTaken)?;
+    platform::bus::outbox::enqueue(
+        &mut *conn,
+        &UserRegistered {
+            user_id: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+        },
+    )
+    .await?;
+    Ok(user)
+}
+
+/// The account with this id.
+pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The account with this normalized email.
+pub async fn by_email(conn: &mut PgConnection, email: &str) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE email = $1"
+    )))
+    .bind(email)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Sets name and/or phone (`Some(None)` clears the phone); returns the updated account.
+pub async fn update_profile(
+    pool: &PgPool,
+    id: Uuid,
+    name: Option<&str>,
+    phone: Option<Option<&str>>,
+) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET
+            name = COALESCE($2, name),
+            phone = CASE WHEN $3 THEN $4 ELSE phone END,
+            updated_at = now()
+         WHERE id = $1
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(name)
+    .bind(phone.is_some())
+    .bind(phone.flatten())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Replaces the password hash.
+pub async fn set_password(
+    conn: &mut PgConnection,
+    id: Uuid,
+    password_hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Replaces the roles; returns the updated account.
+pub async fn set_roles(
+    pool: &PgPool,
+    id: Uuid,
+    roles: &[Role],
+) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET roles = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(role_names(roles))
+    .fetch_optional(pool)
+    .await
+}
+
+/// The user linked to a provider account.
+pub async fn by_identity(
+    conn: &mut PgConnection,
+    provider: &str,
+    subject: &str,
+) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.id, u.email, u.name, u.phone, u.password_hash, u.roles, u.created_at
+         FROM identities i JOIN users u ON u.id = i.user_id
+         WHERE i.provider = $1 AND i.subject = $2",
+    )
+    .bind(provider)
+    .bind(subject)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Links a provider account to a user.
+pub async fn link_identity(
+    conn: &mut PgConnection,
+    provider: &str,
+    subject: &str,
+    user_id: Uuid,
+    email: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO identities (provider, subject, user_id, email) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (provider, subject) DO NOTHING",
+    )
+    .bind(provider)
+    .bind(subject)
+    .bind(user_id)
+    .bind(email)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
