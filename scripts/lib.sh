@@ -37,7 +37,8 @@ wait_port() {
   done
 }
 
-# Build prerequisites: a C toolchain and make for the bundled librdkafka, pkg-config and zlib.
+# Build prerequisites: a C toolchain and make for the bundled librdkafka, pkg-config, zlib, and
+# OpenSSL's headers for outgoing HTTPS (OAuth providers, the payment gateway).
 ensure_build_deps() {
   command -v cargo >/dev/null || die "cargo is missing: install Rust (https://rustup.rs) first"
   local need=()
@@ -46,6 +47,7 @@ ensure_build_deps() {
   command -v make >/dev/null || need+=(make)
   command -v pkg-config >/dev/null || need+=(pkg-config)
   [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
+  pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
   command -v psql >/dev/null || need+=(postgresql-client)
   [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 }
