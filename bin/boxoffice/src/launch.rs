@@ -73,6 +73,17 @@ pub struct MigrateArgs {
     data_dir: PathBuf,
 }
 
+#[derive(Args)]
+pub struct SeedArgs {
+    /// Date the season is laid out around, YYYY-MM-DD (default: catalog.seed_start_date, else
+    /// today in Seoul).
+    #[arg(long)]
+    start_date: Option<String>,
+    /// Folder of the private PostgreSQL, used when BOXOFFICE_DATABASE__URL is not set.
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+}
+
 async fn start_service(name: &str, cfg: &AppConfig, infra: &Infra) -> Result<Service, StartError> {
     match name {
         "gateway" => gateway::start(&cfg.gateway, infra).await,
@@ -325,7 +336,9 @@ pub async fn serve(cfg: AppConfig, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn migrate(cfg: AppConfig, args: MigrateArgs) -> anyhow::Result<()> {
+pub async fn migrate(mut cfg: AppConfig, args: MigrateArgs) -> anyhow::Result<()> {
+    // Migrating only migrates: seeding is `boxoffice seed`'s job.
+    cfg.catalog.seed_on_empty = false;
     let targets: Vec<&str> = match &args.service {
         Some(s) if SERVICES.contains(&s.as_str()) => vec![s.as_str()],
         Some(s) => return Err(anyhow!("unknown service `{s}`")),
@@ -363,4 +376,25 @@ pub async fn migrate(cfg: AppConfig, args: MigrateArgs) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || pg.stop()).await??;
     }
     result
+}
+
+pub async fn seed(cfg: AppConfig, args: SeedArgs) -> anyhow::Result<()> {
+    let (db_url, private_pg) = database(&cfg, &args.data_dir).await?;
+    let infra = Infra {
+        mode: Mode::Distributed,
+        database_url: Some(db_url),
+        database: cfg.database.clone(),
+        bus: Arc::new(bus::memory::MemoryTransport::new(1)),
+        bus_settings: cfg.bus.clone(),
+        redis: cfg.redis.clone(),
+        directory: Directory::default(),
+        shutdown: CancellationToken::new(),
+    };
+    let result = catalog::seed::command(&cfg.catalog, &infra, args.start_date.as_deref()).await;
+    if let Some(pg) = private_pg {
+        tokio::task::spawn_blocking(move || pg.stop()).await??;
+    }
+    let report = result.context("seeding the catalog")?;
+    tracing::info!(?report, "seeded the catalog");
+    Ok(())
 }

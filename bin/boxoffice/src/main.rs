@@ -27,6 +27,9 @@ enum Command {
     Serve(launch::ServeArgs),
     /// Creates every service's database when missing and applies its migrations, then exits.
     Migrate(launch::MigrateArgs),
+    /// Seeds the demo catalog (the KBO season on the nine stadiums, a concert, a musical, an
+    /// exhibition) when missing, then exits. Safe to run twice.
+    Seed(launch::SeedArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             Command::Standalone(args) => launch::standalone(cfg, args).await,
             Command::Serve(args) => launch::serve(cfg, args).await,
             Command::Migrate(args) => launch::migrate(cfg, args).await,
+            Command::Seed(args) => launch::seed(cfg, args).await,
         }
     });
     // Background tasks that ignore shutdown must not keep the process alive.

@@ -1,31 +1,82 @@
-//! The catalog service. Its routes and rules arrive with its issue; today it starts, opens its own
-//! database (created when missing, migrations applied) and answers the operational endpoints.
+//! The catalog service: what is sold. It owns venues and their seat maps (grades, areas, rows,
+//! seats, general-admission areas), events and their performances, price tiers and sale windows
+//! (ProductDB); it answers the public listing and search, and the organizer/admin API whose
+//! publications tell the seat service, through the outbox, what to sell.
+//!
+//! `router(state)` builds the routes (tests inject their own token verifier);
+//! [`start`] opens the database, seeds it when empty (standalone) and starts the outbox relay.
 
-use axum::Router;
+pub mod api;
+pub mod autopublish;
+pub mod domain;
+pub mod ids;
+pub mod model;
+pub mod publish;
+pub mod search;
+pub mod seed;
+pub mod store;
+
+use chrono::{NaiveDate, Utc};
+
 use platform::{
     http::Readiness,
     service::{Infra, Service, StartError},
 };
 use serde::Deserialize;
 
+pub use api::{AppState, router};
+
 /// The service's name: its database is `<prefix>catalog`, its config section `catalog`.
 pub const NAME: &str = "catalog";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The catalog's migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Settings (`catalog.*`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {}
+pub struct Config {
+    /// Seed the demo catalog at start when the database has no venue (env
+    /// `BOXOFFICE_CATALOG__SEED_ON_EMPTY`; default true).
+    pub seed_on_empty: bool,
+    /// The seed's anchor date `YYYY-MM-DD` (env `BOXOFFICE_CATALOG__SEED_START_DATE`; default
+    /// today in Seoul): the schedule is laid out around it.
+    pub seed_start_date: Option<NaiveDate>,
+}
 
-/// Opens the service's database and builds its routes.
-pub async fn start(_config: &Config, infra: &Infra) -> Result<Service, StartError> {
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            seed_on_empty: true,
+            seed_start_date: None,
+        }
+    }
+}
+
+/// Opens the service's database, seeds it when empty and configured to, and builds its routes.
+pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError> {
     let pool = infra.database(NAME, &MIGRATOR).await?;
+    if config.seed_on_empty && seed::is_empty(&pool).await.map_err(db_error)? {
+        let now = Utc::now();
+        let start = config
+            .seed_start_date
+            .unwrap_or_else(|| seed::today_in_seoul(now));
+        let report = seed::run(&pool, start, now)
+            .await
+            .map_err(|e| StartError::Other(format!("seeding the catalog: {e}")))?;
+        tracing::info!(?report, "seeded the catalog");
+    }
+    let verifier = infra.verifier()?;
     let relay = infra.spawn_relay(NAME, pool.clone());
+    let publisher = autopublish::spawn(pool.clone(), infra.shutdown.clone());
     Ok(Service {
         name: NAME,
-        router: Router::new(),
+        router: router(AppState::new(pool.clone(), verifier)),
         readiness: Readiness::default().postgres(pool),
-        tasks: vec![relay],
+        tasks: vec![relay, publisher],
     })
+}
+
+fn db_error(e: sqlx::Error) -> StartError {
+    StartError::Db(e.into())
 }

@@ -1,0 +1,523 @@
+//! The organizer/admin API: create and edit venues, events, performances, tiers and sale windows;
+//! publish and cancel performances. Organizers change what they created, admins anything. Every
+//! change to a published performance re-publishes it (a higher `revision`) in the same
+//! transaction, through the outbox.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use chrono::Utc;
+use platform::{
+    ApiError,
+    auth::{AuthUser, Role},
+    problem::ApiJson,
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{AppState, authorize, inputs::*, parse_id};
+use crate::{
+    domain::{PerformanceState, SaleStatus, status::open_at, teams, validate::Problems},
+    model::{EventDetail, PerformanceView, VenueDetail},
+    publish, search,
+    store::{
+        events::{self, EventRow, NewEvent, NewPerformance, PerformanceRow},
+        venues::{self, NewArea, NewSeat, NewVenue, VenueChanges},
+    },
+};
+
+fn not_found(what: &str, id: Uuid) -> ApiError {
+    ApiError::not_found(format!("no {what} {id}"))
+}
+
+/// `POST /api/v1/admin/venues` → 201 the venue with its seat map.
+pub async fn create_venue(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(input): ApiJson<VenueInput>,
+) -> Result<(StatusCode, Json<VenueDetail>), ApiError> {
+    user.require(Role::Organizer)?;
+    let mut p = Problems::new();
+    let (kind, areas) = input.check(&mut p);
+    p.finish()?;
+    let venue = NewVenue {
+        id: Uuid::now_v7(),
+        name: input.name.unwrap_or_default().trim().to_owned(),
+        name_en: input.name_en.trim().to_owned(),
+        kind,
+        city: input.city,
+        address: input.address,
+        plan: input
+            .plan
+            .unwrap_or_else(|| serde_json::json!({"width": 1000, "height": 1000})),
+        organizer_id: Some(user.id()),
+        grades: input
+            .grades
+            .into_iter()
+            .map(|g| crate::model::Grade {
+                code: g.code.unwrap_or_default(),
+                name: g.name.unwrap_or_default(),
+                name_en: g.name_en,
+                color: g.color.unwrap_or_else(|| "#888888".into()),
+                rank: g.rank.unwrap_or(0),
+            })
+            .collect(),
+        areas: areas
+            .into_iter()
+            .map(|a| NewArea {
+                code: a.code,
+                name: a.name,
+                grade: a.grade,
+                standing: a.standing,
+                capacity: a.capacity,
+                geometry: a.geometry,
+                seats: a
+                    .seats
+                    .into_iter()
+                    .map(|s| NewSeat {
+                        seat_id: s.seat_id,
+                        row: s.row,
+                        number: s.number,
+                        x: s.x,
+                        y: s.y,
+                        rank: s.rank,
+                        wheelchair: s.wheelchair,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let mut tx = state.pool.begin().await?;
+    venues::insert(&mut tx, &venue).await?;
+    tx.commit().await?;
+    let mut conn = state.pool.acquire().await?;
+    let detail = venues::detail(&mut conn, venue.id, true)
+        .await?
+        .ok_or_else(|| not_found("venue", venue.id))?;
+    Ok((StatusCode::CREATED, Json(detail)))
+}
+
+/// `PATCH /api/v1/admin/venues/{venue_id}` → the venue (without seats).
+pub async fn update_venue(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    user: AuthUser,
+    ApiJson(input): ApiJson<VenuePatch>,
+) -> Result<Json<VenueDetail>, ApiError> {
+    let id = parse_id("venue_id", &raw)?;
+    user.require(Role::Organizer)?;
+    let mut p = Problems::new();
+    input.check(&mut p);
+    p.finish()?;
+    let mut tx = state.pool.begin().await?;
+    let owner = venues::owner(&mut tx, id)
+        .await?
+        .ok_or_else(|| not_found("venue", id))?;
+    authorize(&user, owner)?;
+    let changes = VenueChanges {
+        name: input.name.map(|n| n.trim().to_owned()),
+        name_en: input.name_en,
+        city: input.city,
+        address: input.address,
+        plan: input.plan,
+    };
+    venues::update(&mut tx, id, &changes).await?;
+    // The venue's names are part of its events' search documents.
+    let venue = venues::summary(&mut tx, id)
+        .await?
+        .ok_or_else(|| not_found("venue", id))?;
+    for e in events::at_venue(&mut tx, id).await? {
+        let doc = event_doc(&e, &venue);
+        events::update_event(&mut tx, &e, &doc).await?;
+    }
+    tx.commit().await?;
+    state.cache.clear();
+    let mut conn = state.pool.acquire().await?;
+    let detail = venues::detail(&mut conn, id, false)
+        .await?
+        .ok_or_else(|| not_found("venue", id))?;
+    Ok(Json(detail))
+}
+
+fn event_doc(e: &EventRow, venue: &crate::model::VenueSummary) -> String {
+    let kind = crate::domain::EventKind::parse(&e.kind).unwrap_or(crate::domain::EventKind::Other);
+    let t: Vec<&teams::Team> = [&e.home_team, &e.away_team]
+        .into_iter()
+        .filter_map(|c| c.as_deref().and_then(teams::by_code))
+        .collect();
+    search::event_document(kind, &e.title, &t, venue)
+}
+
+async fn venue_grades(
+    conn: &mut PgConnection,
+    venue_id: Uuid,
+) -> Result<Vec<(String, String)>, ApiError> {
+    Ok(venues::grades(conn, venue_id)
+        .await?
+        .into_iter()
+        .map(|g| (g.code, g.name))
+        .collect())
+}
+
+/// `POST /api/v1/admin/events` → 201 the draft event.
+pub async fn create_event(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(input): ApiJson<EventInput>,
+) -> Result<(StatusCode, Json<EventDetail>), ApiError> {
+    user.require(Role::Organizer)?;
+    let mut p = Problems::new();
+    let checked = input.check(&mut p);
+    let mut perfs = Vec::new();
+    for (i, perf) in input.performances.iter().enumerate() {
+        if let Some(x) = perf.check(&mut p, &format!("performances[{i}].")) {
+            perfs.push(x);
+        }
+    }
+    let venue_id = input
+        .venue_id
+        .as_deref()
+        .and_then(|v| Uuid::parse_str(v).ok());
+    let mut tx = state.pool.begin().await?;
+    let venue = match venue_id {
+        Some(v) => venues::summary(&mut tx, v).await?,
+        None => None,
+    };
+    p.check(
+        venue_id.is_some() && venue.is_none(),
+        "venue_id",
+        "no venue has this id",
+    );
+    let grades = match &venue {
+        Some(v) => venue_grades(&mut tx, v.id).await?,
+        None => Vec::new(),
+    };
+    let tiers = check_tiers(&mut p, &input.price_tiers, &grades);
+    p.finish()?;
+    let (Some(checked), Some(venue)) = (checked, venue) else {
+        return Err(ApiError::bad_request("the event is incomplete"));
+    };
+    let title = input.title.unwrap_or_default().trim().to_owned();
+    let team_list: Vec<&teams::Team> = checked.home.into_iter().chain(checked.away).collect();
+    let event = NewEvent {
+        id: Uuid::now_v7(),
+        kind: checked.kind.as_str().to_owned(),
+        search_doc: search::event_document(checked.kind, &title, &team_list, &venue),
+        title,
+        description: input.description,
+        venue_id: venue.id,
+        home_team: checked.home.map(|t| t.code.to_owned()),
+        away_team: checked.away.map(|t| t.code.to_owned()),
+        ticket_limit: input.ticket_limit.unwrap_or(4),
+        waiting_room: input.waiting_room,
+        status: "draft".into(),
+        organizer_id: Some(user.id()),
+        tiers,
+    };
+    events::insert_events(&mut tx, std::slice::from_ref(&event)).await?;
+    let new_perfs: Vec<NewPerformance> = perfs
+        .into_iter()
+        .map(|(starts_at, windows)| NewPerformance {
+            id: Uuid::now_v7(),
+            event_id: event.id,
+            starts_at,
+            state: PerformanceState::Draft,
+            windows,
+        })
+        .collect();
+    events::insert_performances(&mut tx, &new_perfs).await?;
+    tx.commit().await?;
+    let mut conn = state.pool.acquire().await?;
+    let detail = events::detail(&mut conn, event.id, true, Utc::now())
+        .await?
+        .ok_or_else(|| not_found("event", event.id))?;
+    Ok((StatusCode::CREATED, Json(detail)))
+}
+
+/// `GET /api/v1/admin/events/{event_id}` → the event including drafts.
+pub async fn event_detail(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    user: AuthUser,
+) -> Result<Json<EventDetail>, ApiError> {
+    let id = parse_id("event_id", &raw)?;
+    let mut conn = state.pool.acquire().await?;
+    let e = events::event(&mut conn, id, false)
+        .await?
+        .ok_or_else(|| not_found("event", id))?;
+    authorize(&user, e.organizer_id)?;
+    let detail = events::detail(&mut conn, id, true, Utc::now())
+        .await?
+        .ok_or_else(|| not_found("event", id))?;
+    Ok(Json(detail))
+}
+
+/// Re-publishes every published performance of `e` (after a change to the event).
+async fn republish_event(conn: &mut PgConnection, e: &EventRow) -> Result<(), ApiError> {
+    let perfs: Vec<PerformanceRow> = events::performances_of(conn, e.id)
+        .await?
+        .into_iter()
+        .filter(|p| {
+            p.revision > 0
+                && matches!(
+                    p.state(),
+                    PerformanceState::Published | PerformanceState::SoldOut
+                )
+        })
+        .collect();
+    if perfs.is_empty() {
+        return Ok(());
+    }
+    let inventory = venues::inventory(conn, e.venue_id).await?;
+    for perf in perfs {
+        publish::publish(conn, e, &perf, &inventory).await?;
+    }
+    Ok(())
+}
+
+/// `PATCH /api/v1/admin/events/{event_id}` → the event; published performances are re-published.
+pub async fn update_event(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    user: AuthUser,
+    ApiJson(input): ApiJson<EventPatch>,
+) -> Result<Json<EventDetail>, ApiError> {
+    let id = parse_id("event_id", &raw)?;
+    user.require(Role::Organizer)?;
+    let mut p = Problems::new();
+    input.check(&mut p);
+    let mut tx = state.pool.begin().await?;
+    let mut e = events::event(&mut tx, id, true)
+        .await?
+        .ok_or_else(|| not_found("event", id))?;
+    authorize(&user, e.organizer_id)?;
+    let tiers = match &input.price_tiers {
+        Some(t) => {
+            let grades = venue_grades(&mut tx, e.venue_id).await?;
+            Some(check_tiers(&mut p, t, &grades))
+        }
+        None => None,
+    };
+    p.finish()?;
+    if let Some(t) = input.title {
+        e.title = t.trim().to_owned();
+    }
+    if let Some(d) = input.description {
+        e.description = d;
+    }
+    if let Some(l) = input.ticket_limit {
+        e.ticket_limit = l;
+    }
+    if let Some(w) = input.waiting_room {
+        e.waiting_room = w;
+    }
+    let venue = venues::summary(&mut tx, e.venue_id)
+        .await?
+        .ok_or_else(|| not_found("venue", e.venue_id))?;
+    events::update_event(&mut tx, &e, &event_doc(&e, &venue)).await?;
+    if let Some(t) = tiers {
+        events::replace_tiers(&mut tx, id, &t).await?;
+    }
+    republish_event(&mut tx, &e).await?;
+    tx.commit().await?;
+    state.cache.clear();
+    let mut conn = state.pool.acquire().await?;
+    let detail = events::detail(&mut conn, id, true, Utc::now())
+        .await?
+        .ok_or_else(|| not_found("event", id))?;
+    Ok(Json(detail))
+}
+
+async fn view(conn: &mut PgConnection, id: Uuid) -> Result<PerformanceView, ApiError> {
+    let p = events::performance(conn, id, false)
+        .await?
+        .ok_or_else(|| not_found("performance", id))?;
+    let sale_windows = events::windows(conn, id).await?;
+    let now = Utc::now();
+    let open = open_at(sale_windows.iter().map(|w| (w.opens_at, w.closes_at)), now);
+    Ok(PerformanceView {
+        id: p.id,
+        starts_at: p.starts_at,
+        status: SaleStatus::at(p.state(), p.starts_at, p.sale_closes_at, open, now),
+        sale_opens_at: p.sale_opens_at,
+        sale_closes_at: p.sale_closes_at,
+        sale_windows,
+        revision: p.revision,
+        cancel_reason: p.cancel_reason,
+    })
+}
+
+/// `POST /api/v1/admin/events/{event_id}/performances` → 201 the draft performance.
+pub async fn add_performance(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    user: AuthUser,
+    ApiJson(input): ApiJson<PerformanceInput>,
+) -> Result<(StatusCode, Json<PerformanceView>), ApiError> {
+    let id = parse_id("event_id", &raw)?;
+    user.require(Role::Organizer)?;
+    let mut p = Problems::new();
+    let checked = input.check(&mut p, "");
+    p.finish()?;
+    let Some((starts_at, windows)) = checked else {
+        return Err(ApiError::bad_request("the performance is incomplete"));
+    };
+    let mut tx = state.pool.begin().await?;
+    let e = events::event(&mut tx, id, true)
+        .await?
+        .ok_or_else(|| not_found("event", id))?;
+    authorize(&user, e.organizer_id)?;
+    let perf = NewPerformance {
+        id: Uuid::now_v7(),
+        event_id: id,
+        starts_at,
+        state: PerformanceState::Draft,
+        windows,
+    };
+    events::insert_performances(&mut tx, std::slice::from_ref(&perf)).await?;
+    let v = view(&mut tx, perf.id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// Locks a performance and its event (event first, the order every writer uses).
+async fn lock(
+    conn: &mut PgConnection,
+    user: &AuthUser,
+    id: Uuid,
+) -> Result<(EventRow, PerformanceRow), ApiError> {
+    let event_id = events::performance(conn, id, false)
+        .await?
+        .ok_or_else(|| not_found("performance", id))?
+        .event_id;
+    let e = events::event(conn, event_id, true)
+        .await?
+        .ok_or_else(|| not_found("event", event_id))?;
+    authorize(user, e.organizer_id)?;
+    let perf = events::performance(conn, id, true)
+        .await?
+        .ok_or_else(|| not_found("performance", id))?;
+    Ok((e, perf))
+}
+
+/// `PATCH /api/v1/admin/performances/{performance_id}` → the performance; re-published when it
+/// was published.
+pub async fn update_performance(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    user: AuthUser,
+    ApiJson(input): ApiJson<PerformancePatch>,
+) -> Result<Json<PerformanceView>, ApiError> {
+    let id = parse_id("performance_id", &raw)?;
+    user.require(Role::Organizer)?;
+    let mut tx = state.pool.begin().await?;
+    let (e, perf) = lock(&mut tx, &user, id).await?;
+    if perf.state() == PerformanceState::Cancelled {
+        return Err(ApiError::conflict(
+            "performance_cancelled",
+            "a cancelled performance cannot change",
+        ));
+    }
+    let starts_at = input.starts_at.unwrap_or(perf.starts_at);
+    let mut p = Problems::new();
+    let windows = match &input.sale_windows {
+        Some(w) => Some(check_windows(&mut p, "", w, Some(starts_at))),
+        None => {
+            // The existing windows must still open before the new start.
+            let existing = events::windows(&mut tx, id).await?;
+            p.check(
+                existing.iter().any(|w| w.opens_at >= starts_at),
+                "starts_at",
+                "a sale window would open after the performance starts",
+            );
+            None
+        }
+    };
+    p.finish()?;
+    events::reschedule(&mut tx, id, starts_at, windows.as_deref()).await?;
+    if perf.revision > 0
+        && matches!(
+            perf.state(),
+            PerformanceState::Published | PerformanceState::SoldOut
+        )
+    {
+        let fresh = events::performance(&mut tx, id, false)
+            .await?
+            .ok_or_else(|| not_found("performance", id))?;
+        let inventory = venues::inventory(&mut tx, e.venue_id).await?;
+        publish::publish(&mut tx, &e, &fresh, &inventory).await?;
+    }
+    let v = view(&mut tx, id).await?;
+    tx.commit().await?;
+    state.cache.clear();
+    Ok(Json(v))
+}
+
+/// `POST /api/v1/admin/performances/{performance_id}/publish` → the published performance;
+/// emits `performance.published`.
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    user: AuthUser,
+) -> Result<Json<PerformanceView>, ApiError> {
+    let id = parse_id("performance_id", &raw)?;
+    user.require(Role::Organizer)?;
+    let mut tx = state.pool.begin().await?;
+    let (mut e, perf) = lock(&mut tx, &user, id).await?;
+    perf.state().can_publish().map_err(|why| {
+        let code = if perf.state() == PerformanceState::Cancelled {
+            "performance_cancelled"
+        } else {
+            "already_published"
+        };
+        ApiError::conflict(code, why)
+    })?;
+    let inventory = venues::inventory(&mut tx, e.venue_id).await?;
+    publish::publish(&mut tx, &e, &perf, &inventory).await?;
+    if e.status == "draft" {
+        e.status = "published".into();
+        let venue = venues::summary(&mut tx, e.venue_id)
+            .await?
+            .ok_or_else(|| not_found("venue", e.venue_id))?;
+        events::update_event(&mut tx, &e, &event_doc(&e, &venue)).await?;
+    }
+    let v = view(&mut tx, id).await?;
+    tx.commit().await?;
+    state.cache.clear();
+    Ok(Json(v))
+}
+
+/// `POST /api/v1/admin/performances/{performance_id}/cancel` `{reason}` → the cancelled
+/// performance; emits `performance.cancelled` when it had been published.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    user: AuthUser,
+    ApiJson(input): ApiJson<CancelInput>,
+) -> Result<Json<PerformanceView>, ApiError> {
+    let id = parse_id("performance_id", &raw)?;
+    user.require(Role::Organizer)?;
+    let mut p = Problems::new();
+    match &input.reason {
+        Some(r) => p.name("reason", r, 500),
+        None => p.add("reason", "is required"),
+    }
+    p.finish()?;
+    let mut tx = state.pool.begin().await?;
+    let (_, perf) = lock(&mut tx, &user, id).await?;
+    perf.state()
+        .can_cancel()
+        .map_err(|why| ApiError::conflict("performance_cancelled", why))?;
+    publish::cancel(
+        &mut tx,
+        &perf,
+        input.reason.as_deref().unwrap_or_default().trim(),
+    )
+    .await?;
+    let v = view(&mut tx, id).await?;
+    tx.commit().await?;
+    state.cache.clear();
+    Ok(Json(v))
+}

@@ -1,0 +1,613 @@
+//! What organizers send, and how each body is checked field by field before anything is written.
+//! Required fields are `Option`s so a missing one is reported by name with the others.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    domain::{
+        EventKind, VenueKind,
+        seatmap::{self, RowSpec},
+        teams,
+        validate::{MAX_NAME, MAX_PRICE_KRW, MAX_TEXT, MAX_TICKET_LIMIT, Problems},
+    },
+    model::{PriceTier, SaleWindow},
+};
+
+/// Most seats in one row.
+const MAX_ROW_SEATS: i32 = 500;
+/// Most places in one standing area.
+const MAX_STANDING: i32 = 200_000;
+
+fn required<'a, T>(p: &mut Problems, field: &str, v: &'a Option<T>) -> Option<&'a T> {
+    if v.is_none() {
+        p.add(field, "is required");
+    }
+    v.as_ref()
+}
+
+/// `POST /api/v1/admin/venues`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VenueInput {
+    pub(super) name: Option<String>,
+    #[serde(default)]
+    pub(super) name_en: String,
+    pub(super) kind: Option<String>,
+    #[serde(default)]
+    pub(super) city: String,
+    #[serde(default)]
+    pub(super) address: String,
+    pub(super) plan: Option<Value>,
+    #[serde(default)]
+    pub(super) grades: Vec<GradeInput>,
+    #[serde(default)]
+    pub(super) areas: Vec<AreaInput>,
+}
+
+/// A grade of a new venue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GradeInput {
+    pub(super) code: Option<String>,
+    pub(super) name: Option<String>,
+    #[serde(default)]
+    pub(super) name_en: String,
+    pub(super) color: Option<String>,
+    pub(super) rank: Option<i32>,
+}
+
+/// An area of a new venue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AreaInput {
+    pub(super) code: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) grade: Option<String>,
+    pub(super) kind: Option<String>,
+    pub(super) geometry: Option<Value>,
+    pub(super) capacity: Option<i32>,
+    #[serde(default)]
+    pub(super) rows: Vec<RowInput>,
+}
+
+/// A row of a seated area.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RowInput {
+    pub(super) label: Option<String>,
+    pub(super) seats: Option<i32>,
+    pub(super) first_number: Option<i32>,
+    #[serde(default)]
+    pub(super) wheelchair: Vec<i32>,
+}
+
+/// A checked area: its rows laid out.
+pub(super) struct CheckedArea {
+    pub(super) code: String,
+    pub(super) name: String,
+    pub(super) grade: String,
+    pub(super) standing: bool,
+    pub(super) capacity: i32,
+    pub(super) geometry: Value,
+    pub(super) seats: Vec<seatmap::PlacedSeat>,
+}
+
+fn check_plan(p: &mut Problems, plan: Option<&Value>) {
+    if let Some(plan) = plan {
+        let ok = plan
+            .get("width")
+            .and_then(Value::as_f64)
+            .is_some_and(|w| w > 0.0)
+            && plan
+                .get("height")
+                .and_then(Value::as_f64)
+                .is_some_and(|h| h > 0.0);
+        p.check(
+            !ok,
+            "plan",
+            "must be an object with positive `width` and `height`",
+        );
+    }
+}
+
+impl VenueInput {
+    /// Checks the venue; returns its kind and laid-out areas when nothing is wrong.
+    pub(super) fn check(&self, p: &mut Problems) -> (VenueKind, Vec<CheckedArea>) {
+        if let Some(name) = required(p, "name", &self.name) {
+            p.name("name", name, MAX_NAME);
+        }
+        p.check(
+            self.name_en.chars().count() > MAX_NAME,
+            "name_en",
+            "is too long",
+        );
+        let kind = required(p, "kind", &self.kind).and_then(|k| {
+            let v = VenueKind::parse(k);
+            p.check(
+                v.is_none(),
+                "kind",
+                format!("must be one of {}", VenueKind::names()),
+            );
+            v
+        });
+        check_plan(p, self.plan.as_ref());
+        p.check(
+            self.grades.is_empty(),
+            "grades",
+            "must list at least one grade",
+        );
+        p.check(
+            self.areas.is_empty(),
+            "areas",
+            "must list at least one area",
+        );
+        let mut grade_ranks = std::collections::HashMap::new();
+        for (i, g) in self.grades.iter().enumerate() {
+            let f = format!("grades[{i}]");
+            if let Some(code) = required(p, &format!("{f}.code"), &g.code) {
+                p.code(&format!("{f}.code"), code);
+                p.check(
+                    grade_ranks
+                        .insert(code.clone(), g.rank.unwrap_or(0))
+                        .is_some(),
+                    format!("{f}.code"),
+                    "is listed twice",
+                );
+            }
+            if let Some(name) = required(p, &format!("{f}.name"), &g.name) {
+                p.name(&format!("{f}.name"), name, MAX_NAME);
+            }
+            if let Some(color) = &g.color {
+                let ok = color.len() == 7
+                    && color.starts_with('#')
+                    && color[1..].chars().all(|c| c.is_ascii_hexdigit());
+                p.check(!ok, format!("{f}.color"), "must be a #rrggbb colour");
+            }
+        }
+        let mut codes = HashSet::new();
+        let mut areas = Vec::new();
+        for (i, a) in self.areas.iter().enumerate() {
+            let f = format!("areas[{i}]");
+            let code = required(p, &format!("{f}.code"), &a.code);
+            if let Some(code) = code {
+                p.code(&format!("{f}.code"), code);
+                p.check(
+                    !codes.insert(code.clone()),
+                    format!("{f}.code"),
+                    "is listed twice",
+                );
+            }
+            if let Some(name) = required(p, &format!("{f}.name"), &a.name) {
+                p.name(&format!("{f}.name"), name, MAX_NAME);
+            }
+            let grade = required(p, &format!("{f}.grade"), &a.grade);
+            if let Some(g) = grade {
+                p.check(
+                    !grade_ranks.contains_key(g),
+                    format!("{f}.grade"),
+                    "is not one of the venue's grades",
+                );
+            }
+            let standing = match a.kind.as_deref() {
+                None | Some("seated") => false,
+                Some("standing") => true,
+                Some(_) => {
+                    p.add(format!("{f}.kind"), "must be `seated` or `standing`");
+                    false
+                }
+            };
+            let bounds = required(p, &format!("{f}.geometry"), &a.geometry).and_then(|g| {
+                let b = seatmap::bounds(g);
+                p.check(
+                    b.is_none(),
+                    format!("{f}.geometry"),
+                    "must be {\"polygon\": [[x, y], ...]} with at least 3 points, or {\"position\": {\"x\", \"y\"}}",
+                );
+                b
+            });
+            let rows = self.check_rows(p, &f, a, standing);
+            if let (Some(code), Some(name), Some(grade), Some(geometry), Some(b)) =
+                (code, &a.name, grade, &a.geometry, bounds)
+            {
+                let rank = grade_ranks.get(grade).copied().unwrap_or(0);
+                areas.push(CheckedArea {
+                    code: code.clone(),
+                    name: name.clone(),
+                    grade: grade.clone(),
+                    standing,
+                    capacity: a.capacity.unwrap_or(0),
+                    geometry: geometry.clone(),
+                    seats: if standing {
+                        Vec::new()
+                    } else {
+                        seatmap::place(code, b, &rows, rank)
+                    },
+                });
+            }
+        }
+        (kind.unwrap_or(VenueKind::Other), areas)
+    }
+
+    fn check_rows(&self, p: &mut Problems, f: &str, a: &AreaInput, standing: bool) -> Vec<RowSpec> {
+        if standing {
+            let ok = a.capacity.is_some_and(|c| (1..=MAX_STANDING).contains(&c));
+            p.check(
+                !ok,
+                format!("{f}.capacity"),
+                format!("a standing area needs a capacity from 1 to {MAX_STANDING}"),
+            );
+            p.check(
+                !a.rows.is_empty(),
+                format!("{f}.rows"),
+                "a standing area has no rows",
+            );
+            return Vec::new();
+        }
+        p.check(
+            a.rows.is_empty(),
+            format!("{f}.rows"),
+            "a seated area needs at least one row",
+        );
+        p.check(
+            a.capacity.is_some(),
+            format!("{f}.capacity"),
+            "a seated area's capacity is its seat count; leave it out",
+        );
+        let mut labels = HashSet::new();
+        let mut rows = Vec::new();
+        for (j, r) in a.rows.iter().enumerate() {
+            let rf = format!("{f}.rows[{j}]");
+            let label = required(p, &format!("{rf}.label"), &r.label)
+                .cloned()
+                .unwrap_or_default();
+            let ok = !label.is_empty()
+                && label.len() <= 10
+                && label.chars().all(|c| c.is_alphanumeric());
+            p.check(
+                !ok && r.label.is_some(),
+                format!("{rf}.label"),
+                "must be 1-10 letters or digits",
+            );
+            p.check(
+                !labels.insert(label.clone()),
+                format!("{rf}.label"),
+                "is listed twice",
+            );
+            let seats = required(p, &format!("{rf}.seats"), &r.seats)
+                .copied()
+                .unwrap_or(0);
+            p.check(
+                r.seats.is_some() && !(1..=MAX_ROW_SEATS).contains(&seats),
+                format!("{rf}.seats"),
+                format!("must be from 1 to {MAX_ROW_SEATS}"),
+            );
+            let first = r.first_number.unwrap_or(1);
+            p.check(
+                !(0..=10_000).contains(&first),
+                format!("{rf}.first_number"),
+                "must be from 0 to 10000",
+            );
+            rows.push(RowSpec {
+                label,
+                seats,
+                first_number: first,
+                wheelchair: r.wheelchair.clone(),
+            });
+        }
+        rows
+    }
+}
+
+/// `PATCH /api/v1/admin/venues/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VenuePatch {
+    pub(super) name: Option<String>,
+    pub(super) name_en: Option<String>,
+    pub(super) city: Option<String>,
+    pub(super) address: Option<String>,
+    pub(super) plan: Option<Value>,
+}
+
+impl VenuePatch {
+    /// Checks the changes.
+    pub(super) fn check(&self, p: &mut Problems) {
+        if let Some(n) = &self.name {
+            p.name("name", n, MAX_NAME);
+        }
+        for (f, v) in [
+            ("name_en", &self.name_en),
+            ("city", &self.city),
+            ("address", &self.address),
+        ] {
+            p.check(
+                v.as_ref().is_some_and(|v| v.chars().count() > MAX_NAME),
+                f,
+                "is too long",
+            );
+        }
+        check_plan(p, self.plan.as_ref());
+    }
+}
+
+/// A price tier as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TierInput {
+    pub(super) grade: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) price_krw: Option<i64>,
+}
+
+/// Checks tiers against the venue's grades (code → name).
+pub(super) fn check_tiers(
+    p: &mut Problems,
+    tiers: &[TierInput],
+    grades: &[(String, String)],
+) -> Vec<PriceTier> {
+    p.check(
+        tiers.is_empty(),
+        "price_tiers",
+        "must list at least one price",
+    );
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, t) in tiers.iter().enumerate() {
+        let f = format!("price_tiers[{i}]");
+        let grade = required(p, &format!("{f}.grade"), &t.grade);
+        let known = grade.and_then(|g| grades.iter().find(|(c, _)| c == g));
+        if let Some(g) = grade {
+            p.check(
+                known.is_none(),
+                format!("{f}.grade"),
+                format!("`{g}` is not a grade of the venue"),
+            );
+            p.check(
+                !seen.insert(g.clone()),
+                format!("{f}.grade"),
+                "is listed twice",
+            );
+        }
+        let price = required(p, &format!("{f}.price_krw"), &t.price_krw).copied();
+        p.check(
+            price.is_some_and(|v| !(0..=MAX_PRICE_KRW).contains(&v)),
+            format!("{f}.price_krw"),
+            format!("must be a whole number of KRW from 0 to {MAX_PRICE_KRW}"),
+        );
+        if let Some(n) = &t.name {
+            p.name(&format!("{f}.name"), n, MAX_NAME);
+        }
+        if let (Some((code, name)), Some(price)) = (known, price) {
+            out.push(PriceTier {
+                grade: code.clone(),
+                name: t.name.clone().unwrap_or_else(|| name.clone()),
+                price_krw: price,
+            });
+        }
+    }
+    out
+}
+
+/// A sale window as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WindowInput {
+    pub(super) kind: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) opens_at: Option<DateTime<Utc>>,
+    pub(super) closes_at: Option<DateTime<Utc>>,
+}
+
+/// A performance as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PerformanceInput {
+    pub(super) starts_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub(super) sale_windows: Vec<WindowInput>,
+}
+
+/// Checks sale windows of a performance starting at `starts_at`.
+pub(super) fn check_windows(
+    p: &mut Problems,
+    f: &str,
+    windows: &[WindowInput],
+    starts_at: Option<DateTime<Utc>>,
+) -> Vec<SaleWindow> {
+    p.check(
+        windows.is_empty(),
+        format!("{f}sale_windows"),
+        "must list at least one sale window",
+    );
+    let mut out = Vec::new();
+    for (i, w) in windows.iter().enumerate() {
+        let wf = format!("{f}sale_windows[{i}]");
+        let kind = match w.kind.as_deref() {
+            None | Some("general") => "general",
+            Some("presale") => "presale",
+            Some(_) => {
+                p.add(format!("{wf}.kind"), "must be `presale` or `general`");
+                "general"
+            }
+        };
+        let opens = required(p, &format!("{wf}.opens_at"), &w.opens_at).copied();
+        let closes = required(p, &format!("{wf}.closes_at"), &w.closes_at).copied();
+        if let (Some(o), Some(c)) = (opens, closes) {
+            p.check(
+                o >= c,
+                format!("{wf}.closes_at"),
+                "must be after `opens_at`",
+            );
+            if let Some(s) = starts_at {
+                p.check(
+                    o >= s,
+                    format!("{wf}.opens_at"),
+                    "must be before the performance starts",
+                );
+            }
+            let name = w.name.clone().unwrap_or_else(|| {
+                if kind == "presale" {
+                    "선예매 Presale"
+                } else {
+                    "일반예매 General sale"
+                }
+                .to_owned()
+            });
+            p.name(&format!("{wf}.name"), &name, MAX_NAME);
+            out.push(SaleWindow {
+                kind: kind.to_owned(),
+                name,
+                opens_at: o,
+                closes_at: c,
+            });
+        }
+    }
+    out.sort_by_key(|w| w.opens_at);
+    out
+}
+
+impl PerformanceInput {
+    /// Checks the performance; `f` prefixes field names (e.g. `performances[0].`).
+    pub(super) fn check(
+        &self,
+        p: &mut Problems,
+        f: &str,
+    ) -> Option<(DateTime<Utc>, Vec<SaleWindow>)> {
+        let starts = required(p, &format!("{f}starts_at"), &self.starts_at).copied();
+        let windows = check_windows(p, f, &self.sale_windows, starts);
+        starts.map(|s| (s, windows))
+    }
+}
+
+/// `POST /api/v1/admin/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventInput {
+    pub(super) kind: Option<String>,
+    pub(super) title: Option<String>,
+    #[serde(default)]
+    pub(super) description: String,
+    pub(super) venue_id: Option<String>,
+    pub(super) home_team: Option<String>,
+    pub(super) away_team: Option<String>,
+    pub(super) ticket_limit: Option<i32>,
+    #[serde(default)]
+    pub(super) waiting_room: bool,
+    #[serde(default)]
+    pub(super) price_tiers: Vec<TierInput>,
+    #[serde(default)]
+    pub(super) performances: Vec<PerformanceInput>,
+}
+
+/// The checked scalar fields of a new event.
+pub(super) struct CheckedEvent {
+    pub(super) kind: EventKind,
+    pub(super) home: Option<&'static teams::Team>,
+    pub(super) away: Option<&'static teams::Team>,
+}
+
+/// Checks a ticket limit.
+pub(super) fn check_limit(p: &mut Problems, limit: Option<i32>) {
+    p.check(
+        limit.is_some_and(|l| !(1..=MAX_TICKET_LIMIT).contains(&l)),
+        "ticket_limit",
+        format!("must be from 1 to {MAX_TICKET_LIMIT}"),
+    );
+}
+
+impl EventInput {
+    /// Checks what needs no database.
+    pub(super) fn check(&self, p: &mut Problems) -> Option<CheckedEvent> {
+        let kind = required(p, "kind", &self.kind).and_then(|k| {
+            let v = EventKind::parse(k);
+            p.check(
+                v.is_none(),
+                "kind",
+                format!("must be one of {}", EventKind::names()),
+            );
+            v
+        });
+        if let Some(t) = required(p, "title", &self.title) {
+            p.name("title", t, MAX_NAME);
+        }
+        p.check(
+            self.description.chars().count() > MAX_TEXT,
+            "description",
+            "is too long",
+        );
+        if let Some(v) = required(p, "venue_id", &self.venue_id) {
+            p.check(
+                uuid::Uuid::parse_str(v).is_err(),
+                "venue_id",
+                "must be a UUID",
+            );
+        }
+        check_limit(p, self.ticket_limit);
+        let mut team = |field: &str, v: &Option<String>| {
+            v.as_deref().and_then(|t| {
+                let found = teams::resolve(t);
+                p.check(found.is_none(), field, "is not a known team");
+                found
+            })
+        };
+        let home = team("home_team", &self.home_team);
+        let away = team("away_team", &self.away_team);
+        p.check(
+            home.is_some() && home.map(|t| t.code) == away.map(|t| t.code),
+            "away_team",
+            "must differ from the home team",
+        );
+        Some(CheckedEvent {
+            kind: kind?,
+            home,
+            away,
+        })
+    }
+}
+
+/// `PATCH /api/v1/admin/events/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventPatch {
+    pub(super) title: Option<String>,
+    pub(super) description: Option<String>,
+    pub(super) ticket_limit: Option<i32>,
+    pub(super) waiting_room: Option<bool>,
+    pub(super) price_tiers: Option<Vec<TierInput>>,
+}
+
+impl EventPatch {
+    /// Checks what needs no database.
+    pub(super) fn check(&self, p: &mut Problems) {
+        if let Some(t) = &self.title {
+            p.name("title", t, MAX_NAME);
+        }
+        p.check(
+            self.description
+                .as_ref()
+                .is_some_and(|d| d.chars().count() > MAX_TEXT),
+            "description",
+            "is too long",
+        );
+        check_limit(p, self.ticket_limit);
+    }
+}
+
+/// `PATCH /api/v1/admin/performances/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PerformancePatch {
+    pub(super) starts_at: Option<DateTime<Utc>>,
+    pub(super) sale_windows: Option<Vec<WindowInput>>,
+}
+
+/// `POST /api/v1/admin/performances/{id}/cancel`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CancelInput {
+    pub(super) reason: Option<String>,
+}

@@ -1,0 +1,323 @@
+//! Public reads: the event listing and search, event details, venues and their seat maps.
+
+use axum::{
+    extract::{Path, Query, RawQuery, State, rejection::QueryRejection},
+    http::HeaderMap,
+    response::Response,
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use platform::ApiError;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{AppState, cache::Cached, parse_id};
+use crate::{
+    domain::{EventKind, teams, validate::Problems},
+    model::Page,
+    search,
+    store::{events, listing, venues},
+};
+
+/// Items per page unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: i64 = 20;
+/// Most items per page.
+pub const MAX_LIMIT: i64 = 100;
+/// Longest query text.
+const MAX_QUERY_CHARS: usize = 100;
+
+/// The listing's query parameters, as sent.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    from: Option<String>,
+    to: Option<String>,
+    kind: Option<String>,
+    venue_id: Option<String>,
+    team: Option<String>,
+    q: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+    on_sale: Option<String>,
+    opening_soon: Option<String>,
+}
+
+fn parse_time(p: &mut Problems, field: &str, raw: Option<&str>) -> Option<DateTime<Utc>> {
+    let raw = raw?.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Some(t) = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+    {
+        return Some(t.and_utc());
+    }
+    p.add(
+        field,
+        "must be an RFC 3339 time (2026-04-01T09:00:00Z) or a date (2026-04-01)",
+    );
+    None
+}
+
+fn parse_flag(p: &mut Problems, field: &str, raw: Option<&str>) -> bool {
+    match raw.map(str::trim) {
+        None | Some("false" | "0" | "") => false,
+        Some("true" | "1") => true,
+        Some(_) => {
+            p.add(field, "must be true or false");
+            false
+        }
+    }
+}
+
+/// Encodes a keyset position as an opaque cursor.
+pub fn encode_cursor(starts_at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{id}", starts_at.timestamp_micros()))
+}
+
+fn decode_cursor(raw: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (micros, id) = text.split_once(':')?;
+    Some((
+        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        Uuid::parse_str(id).ok()?,
+    ))
+}
+
+/// Checks the parameters and builds the store query.
+fn list_query(params: &ListParams, now: DateTime<Utc>) -> Result<listing::ListQuery, ApiError> {
+    let mut p = Problems::new();
+    let from = parse_time(&mut p, "from", params.from.as_deref()).unwrap_or(now);
+    let to = parse_time(&mut p, "to", params.to.as_deref()).unwrap_or(from + Duration::days(366));
+    p.check(to <= from && p.is_empty(), "to", "must be after `from`");
+    let kind = params
+        .kind
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .and_then(|k| {
+            let parsed = EventKind::parse(k);
+            p.check(
+                parsed.is_none(),
+                "kind",
+                format!("must be one of {}", EventKind::names()),
+            );
+            parsed.map(|k| k.as_str().to_owned())
+        });
+    let venue_id = params
+        .venue_id
+        .as_deref()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| {
+            let parsed = Uuid::parse_str(v.trim()).ok();
+            p.check(parsed.is_none(), "venue_id", "must be a UUID");
+            parsed
+        });
+    let team = params
+        .team
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .and_then(|t| {
+            let found = teams::resolve(t);
+            p.check(
+                found.is_none(),
+                "team",
+                "is not a known team (e.g. doosan, LG 트윈스, 롯데)",
+            );
+            found.map(|t| t.code.to_owned())
+        });
+    let q = params.q.as_deref().unwrap_or("");
+    p.check(
+        q.chars().count() > MAX_QUERY_CHARS,
+        "q",
+        format!("must be at most {MAX_QUERY_CHARS} characters"),
+    );
+    let limit = match params.limit.as_deref().map(str::trim) {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                p.add(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                );
+                DEFAULT_LIMIT
+            }
+        },
+    };
+    let after = params
+        .cursor
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .and_then(|c| {
+            let parsed = decode_cursor(c);
+            p.check(
+                parsed.is_none(),
+                "cursor",
+                "is not a cursor this listing returned",
+            );
+            parsed
+        });
+    let on_sale = parse_flag(&mut p, "on_sale", params.on_sale.as_deref());
+    let opening_soon = parse_flag(&mut p, "opening_soon", params.opening_soon.as_deref());
+    p.finish()?;
+    Ok(listing::ListQuery {
+        from,
+        to,
+        kind,
+        venue_id,
+        team,
+        terms: search::terms(q).into_iter().map(|t| vec![t]).collect(),
+        on_sale,
+        opening_soon,
+        after,
+        limit,
+        now,
+    })
+}
+
+/// `GET /api/v1/events`: events with a performance in `[from, to)`, by date, filtered, searched.
+pub async fn list_events(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let key = raw.unwrap_or_default();
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let q = list_query(&params, Utc::now())?;
+    let cached = state
+        .cache
+        .get_or_compute(&key, || compute_list(&state, q))
+        .await?;
+    Ok(cached.respond(&headers, 5))
+}
+
+/// Runs the listing query (correcting search terms first) and serializes the page.
+async fn compute_list(state: &AppState, mut q: listing::ListQuery) -> Result<Cached, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    if !q.terms.is_empty() {
+        let vocabulary = match state.cache.vocabulary() {
+            Some(v) => v,
+            None => {
+                let v = std::sync::Arc::new(listing::vocabulary(&mut conn).await?);
+                state.cache.put_vocabulary(v.clone());
+                v
+            }
+        };
+        for alts in &mut q.terms {
+            let corrected = alts
+                .first()
+                .map(|t| search::correct(t, &vocabulary))
+                .unwrap_or_default();
+            *alts = corrected;
+        }
+    }
+    let mut items = listing::list(&mut conn, &q).await?;
+    drop(conn);
+    let next_cursor = if items.len() as i64 > q.limit {
+        items.truncate(usize::try_from(q.limit).unwrap_or(0));
+        items.last().map(|i| encode_cursor(i.starts_at, i.id))
+    } else {
+        None
+    };
+    let body = serde_json::to_vec(&Page { items, next_cursor }).map_err(ApiError::internal)?;
+    Ok(Cached::new(body))
+}
+
+/// `GET /api/v1/events/{event_id}`: a published event with its performances, venue, tiers and
+/// sale windows.
+pub async fn event_detail(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id("event_id", &raw)?;
+    let mut conn = state.pool.acquire().await?;
+    let detail = events::detail(&mut conn, id, false, Utc::now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
+    let body = serde_json::to_vec(&detail).map_err(ApiError::internal)?;
+    Ok(Cached::new(body).respond(&headers, 5))
+}
+
+/// `GET /api/v1/venues`: every venue.
+pub async fn list_venues(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let items = venues::list(&mut conn).await?;
+    let body = serde_json::to_vec(&Page {
+        items,
+        next_cursor: None,
+    })
+    .map_err(ApiError::internal)?;
+    Ok(Cached::new(body).respond(&headers, 60))
+}
+
+/// Options of the venue detail.
+#[derive(Debug, Default, Deserialize)]
+pub struct VenueParams {
+    seats: Option<String>,
+}
+
+/// `GET /api/v1/venues/{venue_id}`: a venue with its seat map (`?seats=false` leaves out rows).
+pub async fn venue_detail(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<VenueParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = parse_id("venue_id", &raw)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut p = Problems::new();
+    let seats = params.seats.is_none() || parse_flag(&mut p, "seats", params.seats.as_deref());
+    p.finish()?;
+    let mut conn = state.pool.acquire().await?;
+    let detail = venues::detail(&mut conn, id, seats)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no venue {id}")))?;
+    let body = serde_json::to_vec(&detail).map_err(ApiError::internal)?;
+    Ok(Cached::new(body).respond(&headers, 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        let t = DateTime::from_timestamp_micros(1_780_000_000_123_456).unwrap();
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(t, id)), Some((t, id)));
+        assert_eq!(decode_cursor("garbage"), None);
+    }
+
+    #[test]
+    fn every_bad_parameter_is_named() {
+        let params = ListParams {
+            from: Some("yesterday".into()),
+            kind: Some("opera house".into()),
+            team: Some("yankees".into()),
+            limit: Some("1000".into()),
+            on_sale: Some("maybe".into()),
+            cursor: Some("x".into()),
+            venue_id: Some("1".into()),
+            ..ListParams::default()
+        };
+        let e = list_query(&params, Utc::now()).unwrap_err();
+        let fields: Vec<String> = e.body()["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap().to_owned())
+            .collect();
+        for f in [
+            "from", "kind", "venue_id", "team", "limit", "cursor", "on_sale",
+        ] {
+            assert!(fields.contains(&f.to_owned()), "{f} in {fields:?}");
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The catalog's rules, free of I/O: kinds, statuses, teams and the validation of what organizers
+//! send.
+
+pub mod kinds;
+pub mod seatmap;
+pub mod status;
+pub mod teams;
+pub mod validate;
+
+pub use kinds::{EventKind, VenueKind};
+pub use status::{PerformanceState, SaleStatus};

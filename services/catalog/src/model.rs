@@ -1,0 +1,228 @@
+//! The shapes the catalog answers with (snake_case JSON, UTC times, integer KRW).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::SaleStatus;
+
+/// A venue in a list.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct VenueSummary {
+    /// Venue id.
+    pub id: Uuid,
+    /// Name (Korean or local).
+    pub name: String,
+    /// English name.
+    pub name_en: String,
+    /// `stadium`, `arena`, `concert_hall`, `theatre`, `museum`, `other`.
+    pub kind: String,
+    /// City.
+    pub city: String,
+    /// Seats plus general-admission places.
+    pub capacity: i32,
+}
+
+/// A seat grade (zone) of a venue.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Grade {
+    /// Code, e.g. `blue`.
+    pub code: String,
+    /// Name, e.g. `블루석`.
+    pub name: String,
+    /// English name.
+    pub name_en: String,
+    /// Colour the UI paints the grade with.
+    pub color: String,
+    /// Lower is closer to the field or stage.
+    pub rank: i32,
+}
+
+/// One seat of the layout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeatView {
+    /// Seat id, stable within the venue.
+    pub id: String,
+    /// Number within the row.
+    pub number: i32,
+    /// Plan x coordinate.
+    pub x: f32,
+    /// Plan y coordinate.
+    pub y: f32,
+    /// Wheelchair-accessible.
+    pub wheelchair: bool,
+}
+
+/// One row of an area.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RowView {
+    /// Row label.
+    pub label: String,
+    /// Its seats in number order.
+    pub seats: Vec<SeatView>,
+}
+
+/// An area (section) with its geometry, and its rows when seated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AreaView {
+    /// Area code, e.g. `207`.
+    pub code: String,
+    /// Name shown to buyers.
+    pub name: String,
+    /// Grade code.
+    pub grade: String,
+    /// `seated` or `standing` (general admission).
+    pub kind: String,
+    /// Seats, or places when standing.
+    pub capacity: i32,
+    /// `{"polygon": [[x, y], ...]}` in plan coordinates.
+    pub geometry: serde_json::Value,
+    /// Rows (empty for standing areas or when seats were not asked for).
+    pub rows: Vec<RowView>,
+}
+
+/// A venue with its seat map layout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VenueDetail {
+    /// The venue.
+    #[serde(flatten)]
+    pub venue: VenueSummary,
+    /// Street address.
+    pub address: String,
+    /// The drawing frame: `{"width", "height", "shape", ...}`.
+    pub plan: serde_json::Value,
+    /// Seat grades, best first.
+    pub grades: Vec<Grade>,
+    /// Areas with their rows and seats.
+    pub areas: Vec<AreaView>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A price tier: the price of one grade for an event.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct PriceTier {
+    /// Grade code.
+    pub grade: String,
+    /// Name shown to buyers.
+    pub name: String,
+    /// Price per ticket, KRW.
+    pub price_krw: i64,
+}
+
+/// A sale window of a performance.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct SaleWindow {
+    /// `presale` or `general`.
+    pub kind: String,
+    /// Name shown to buyers, e.g. `회원 선예매`.
+    pub name: String,
+    /// Opening (UTC).
+    pub opens_at: DateTime<Utc>,
+    /// Closing (UTC).
+    pub closes_at: DateTime<Utc>,
+}
+
+/// One performance (date) of an event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PerformanceView {
+    /// Performance id.
+    pub id: Uuid,
+    /// Start (UTC).
+    pub starts_at: DateTime<Utc>,
+    /// Status now.
+    pub status: SaleStatus,
+    /// Earliest sale opening.
+    pub sale_opens_at: DateTime<Utc>,
+    /// Latest sale closing.
+    pub sale_closes_at: DateTime<Utc>,
+    /// Sale windows in opening order.
+    pub sale_windows: Vec<SaleWindow>,
+    /// Publication revision (0 = never published).
+    pub revision: i64,
+    /// Why it was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+}
+
+/// A team of a game.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamView {
+    /// Code, e.g. `doosan`.
+    pub code: String,
+    /// Korean name.
+    pub name: String,
+    /// English name.
+    pub name_en: String,
+}
+
+/// An event in a listing: its first performance in the asked range.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventItem {
+    /// Event id.
+    pub id: Uuid,
+    /// Kind.
+    pub kind: String,
+    /// Title.
+    pub title: String,
+    /// Home team (games).
+    pub home_team: Option<TeamView>,
+    /// Away team (games).
+    pub away_team: Option<TeamView>,
+    /// Venue.
+    pub venue: VenueSummary,
+    /// Start of the first matching performance.
+    pub starts_at: DateTime<Utc>,
+    /// Its id.
+    pub performance_id: Uuid,
+    /// Its status now.
+    pub status: SaleStatus,
+    /// Its sale opening.
+    pub sale_opens_at: DateTime<Utc>,
+    /// How many performances match the range.
+    pub performance_count: i64,
+    /// Whether a waiting room guards the opening.
+    pub waiting_room: bool,
+    /// Cheapest and dearest tier, KRW.
+    pub price_range: Option<[i64; 2]>,
+}
+
+/// A page of a listing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// An event with everything a buyer needs to choose.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventDetail {
+    /// Event id.
+    pub id: Uuid,
+    /// Kind.
+    pub kind: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// `draft`, `published` or `cancelled`.
+    pub status: String,
+    /// Home team (games).
+    pub home_team: Option<TeamView>,
+    /// Away team (games).
+    pub away_team: Option<TeamView>,
+    /// Venue.
+    pub venue: VenueSummary,
+    /// Most tickets per buyer.
+    pub ticket_limit: i32,
+    /// Whether a waiting room guards the opening.
+    pub waiting_room: bool,
+    /// Seat grades of the venue.
+    pub grades: Vec<Grade>,
+    /// Prices by grade.
+    pub price_tiers: Vec<PriceTier>,
+    /// Performances by date.
+    pub performances: Vec<PerformanceView>,
+}

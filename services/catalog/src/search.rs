@@ -1,0 +1,269 @@
+//! Full-text search that works for Korean and English with typo tolerance.
+//!
+//! Every event carries a `search_doc`: its title, kind words, team names (Korean, English, short
+//! forms), venue names and city, normalized by [`normalize`] — lower-cased, punctuation turned to
+//! spaces, and each Hangul syllable decomposed into its jamo (`잠` → `ㅈㅏㅁ`). A query is
+//! normalized the same way and split into terms; an event matches when every term is a substring
+//! of its document (so `잠실`, `lg`, `트윈스`, `jams` match, prefixes included), which a pg_trgm
+//! GIN index serves.
+//!
+//! Typos: a term found in no word of the catalog's vocabulary (the distinct words of every
+//! document) is replaced by the vocabulary words nearest to it by Damerau–Levenshtein distance
+//! (one edit for terms of 4–7 letters, two from 8; shorter terms are never corrected), compared
+//! on the whole word and on its prefix. Working on jamo makes this useful for Korean too: `뚜산`
+//! is one jamo away from `두산`, while the syllables share nothing.
+
+/// Most terms taken from one query.
+pub const MAX_TERMS: usize = 8;
+
+const INITIALS: [char; 19] = [
+    'ㄱ', 'ㄲ', 'ㄴ', 'ㄷ', 'ㄸ', 'ㄹ', 'ㅁ', 'ㅂ', 'ㅃ', 'ㅅ', 'ㅆ', 'ㅇ', 'ㅈ', 'ㅉ', 'ㅊ', 'ㅋ',
+    'ㅌ', 'ㅍ', 'ㅎ',
+];
+const MEDIALS: [char; 21] = [
+    'ㅏ', 'ㅐ', 'ㅑ', 'ㅒ', 'ㅓ', 'ㅔ', 'ㅕ', 'ㅖ', 'ㅗ', 'ㅘ', 'ㅙ', 'ㅚ', 'ㅛ', 'ㅜ', 'ㅝ', 'ㅞ',
+    'ㅟ', 'ㅠ', 'ㅡ', 'ㅢ', 'ㅣ',
+];
+const FINALS: [Option<char>; 28] = [
+    None,
+    Some('ㄱ'),
+    Some('ㄲ'),
+    Some('ㄳ'),
+    Some('ㄴ'),
+    Some('ㄵ'),
+    Some('ㄶ'),
+    Some('ㄷ'),
+    Some('ㄹ'),
+    Some('ㄺ'),
+    Some('ㄻ'),
+    Some('ㄼ'),
+    Some('ㄽ'),
+    Some('ㄾ'),
+    Some('ㄿ'),
+    Some('ㅀ'),
+    Some('ㅁ'),
+    Some('ㅂ'),
+    Some('ㅄ'),
+    Some('ㅅ'),
+    Some('ㅆ'),
+    Some('ㅇ'),
+    Some('ㅈ'),
+    Some('ㅊ'),
+    Some('ㅋ'),
+    Some('ㅌ'),
+    Some('ㅍ'),
+    Some('ㅎ'),
+];
+
+fn push_decomposed(out: &mut String, c: char) {
+    let code = u32::from(c);
+    if (0xAC00..0xAC00 + 11172).contains(&code) {
+        let s = (code - 0xAC00) as usize;
+        out.push(INITIALS[s / 588]);
+        out.push(MEDIALS[(s % 588) / 28]);
+        if let Some(f) = FINALS[s % 28] {
+            out.push(f);
+        }
+    } else {
+        out.extend(c.to_lowercase());
+    }
+}
+
+/// Lower-cases, decomposes Hangul syllables into jamo, turns everything that is not a letter or
+/// a digit into a single space.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut space = true;
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            push_decomposed(&mut out, c);
+            space = false;
+        } else if !space {
+            out.push(' ');
+            space = true;
+        }
+    }
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// The normalized terms of a query (at most [`MAX_TERMS`]); empty when it has none.
+pub fn terms(query: &str) -> Vec<String> {
+    normalize(query)
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .take(MAX_TERMS)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Builds the normalized search document from its parts.
+pub fn document<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let joined: Vec<&str> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+    normalize(&joined.join(" "))
+}
+
+/// Edit distance with adjacent transpositions (optimal string alignment).
+pub fn distance(a: &[char], b: &[char]) -> usize {
+    let (n, m) = (a.len(), b.len());
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[n][m]
+}
+
+/// How many edits a term of `len` letters may be away from a word.
+fn budget(len: usize) -> usize {
+    match len {
+        0..=3 => 0,
+        4..=7 => 1,
+        _ => 2,
+    }
+}
+
+/// The alternatives a normalized `term` stands for: itself when some vocabulary word contains
+/// it, else the nearest vocabulary words within the edit budget, else itself (matching nothing).
+pub fn correct(term: &str, vocabulary: &[String]) -> Vec<String> {
+    if vocabulary.iter().any(|w| w.contains(term)) {
+        return vec![term.to_owned()];
+    }
+    let t: Vec<char> = term.chars().collect();
+    let budget = budget(t.len());
+    if budget == 0 {
+        return vec![term.to_owned()];
+    }
+    let mut best = budget + 1;
+    let mut out: Vec<String> = Vec::new();
+    for word in vocabulary {
+        let w: Vec<char> = word.chars().collect();
+        let whole = distance(&t, &w);
+        let prefix = if w.len() > t.len() {
+            distance(&t, &w[..t.len()])
+        } else {
+            whole
+        };
+        let d = whole.min(prefix);
+        if d < best {
+            best = d;
+            out.clear();
+        }
+        if d == best && d <= budget && !out.contains(word) {
+            out.push(word.clone());
+        }
+    }
+    if out.is_empty() {
+        vec![term.to_owned()]
+    } else {
+        out
+    }
+}
+
+/// The search document of an event: title, kind words, team names, venue names and city.
+pub fn event_document(
+    kind: crate::domain::EventKind,
+    title: &str,
+    teams: &[&crate::domain::teams::Team],
+    venue: &crate::model::VenueSummary,
+) -> String {
+    let team_words: Vec<String> = teams
+        .iter()
+        .map(|t| crate::domain::teams::search_words(t))
+        .collect();
+    let mut parts = vec![title, kind.as_str(), kind.search_words()];
+    parts.extend(team_words.iter().map(String::as_str));
+    parts.extend([
+        venue.name.as_str(),
+        venue.name_en.as_str(),
+        venue.city.as_str(),
+    ]);
+    document(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hangul_decomposes_into_jamo() {
+        assert_eq!(normalize("잠실"), "ㅈㅏㅁㅅㅣㄹ");
+        assert_eq!(normalize("두산"), "ㄷㅜㅅㅏㄴ");
+        assert_eq!(normalize("LG 트윈스!"), "lg ㅌㅡㅇㅟㄴㅅㅡ");
+    }
+
+    #[test]
+    fn a_syllable_query_is_a_substring_of_the_document() {
+        let doc = document([
+            "두산 베어스 vs LG 트윈스",
+            "잠실야구장",
+            "Jamsil Baseball Stadium",
+        ]);
+        for q in ["잠실", "두산", "LG 트윈스", "jamsil", "베어"] {
+            for t in terms(q) {
+                assert!(doc.contains(&t), "{q}: {t} in {doc}");
+            }
+        }
+    }
+
+    #[test]
+    fn typos_are_corrected_to_the_nearest_words() {
+        let vocab: Vec<String> =
+            normalize("musical museum midsummer 두산 부산 lotte giants jamsil 잠실야구장")
+                .split(' ')
+                .map(str::to_owned)
+                .collect();
+        assert_eq!(correct("muscial", &vocab), vec!["musical"]);
+        assert_eq!(correct("gaints", &vocab), vec!["giants"]);
+        assert_eq!(correct("midsumer", &vocab), vec!["midsummer"]);
+        assert_eq!(correct("jamsl", &vocab), vec!["jamsil"]);
+        assert_eq!(
+            correct(&normalize("뚜산"), &vocab),
+            vec![normalize("두산"), normalize("부산")]
+        );
+        assert_eq!(
+            correct(&normalize("잠실"), &vocab),
+            vec![normalize("잠실")],
+            "a substring stays"
+        );
+        assert_eq!(correct("jam", &vocab), vec!["jam"]);
+        assert_eq!(correct("zzqxv", &vocab), vec!["zzqxv"]);
+        assert_eq!(
+            correct("lgo", &vocab),
+            vec!["lgo"],
+            "short terms are not corrected"
+        );
+    }
+
+    #[test]
+    fn distance_counts_transpositions_once() {
+        let c = |s: &str| s.chars().collect::<Vec<_>>();
+        assert_eq!(distance(&c("ab"), &c("ba")), 1);
+        assert_eq!(distance(&c("kitten"), &c("sitting")), 3);
+        assert_eq!(distance(&c(""), &c("abc")), 3);
+    }
+
+    #[test]
+    fn punctuation_and_case_are_ignored() {
+        assert_eq!(terms("  Musical, 'Hamlet'  "), vec!["musical", "hamlet"]);
+        assert!(terms(" - ").is_empty());
+        assert_eq!(terms("a b c d e f g h i j").len(), MAX_TERMS);
+        assert_eq!(normalize("100%_done"), "100 done");
+    }
+}

@@ -1,0 +1,527 @@
+//! Events, their price tiers, performances and sale windows. Inserts take slices and write each
+//! table with one `UNNEST` statement, so the seed's 720 games cost a handful of round trips.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    domain::{PerformanceState, SaleStatus, status::open_at, teams},
+    model::{EventDetail, PerformanceView, PriceTier, SaleWindow, TeamView},
+};
+
+/// An event to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Id.
+    pub id: Uuid,
+    /// Kind name.
+    pub kind: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Venue.
+    pub venue_id: Uuid,
+    /// Home team code.
+    pub home_team: Option<String>,
+    /// Away team code.
+    pub away_team: Option<String>,
+    /// Most tickets per buyer.
+    pub ticket_limit: i32,
+    /// Waiting room at the opening.
+    pub waiting_room: bool,
+    /// `draft` or `published`.
+    pub status: String,
+    /// Creator.
+    pub organizer_id: Option<Uuid>,
+    /// Normalized search text.
+    pub search_doc: String,
+    /// Prices.
+    pub tiers: Vec<PriceTier>,
+}
+
+/// A performance to store.
+#[derive(Debug, Clone)]
+pub struct NewPerformance {
+    /// Id.
+    pub id: Uuid,
+    /// Its event.
+    pub event_id: Uuid,
+    /// Start.
+    pub starts_at: DateTime<Utc>,
+    /// Stored state.
+    pub state: PerformanceState,
+    /// Sale windows (at least one).
+    pub windows: Vec<SaleWindow>,
+}
+
+fn window_bounds(
+    windows: &[SaleWindow],
+    fallback: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let opens = windows.iter().map(|w| w.opens_at).min().unwrap_or(fallback);
+    let closes = windows
+        .iter()
+        .map(|w| w.closes_at)
+        .max()
+        .unwrap_or(fallback);
+    (opens, closes)
+}
+
+/// Stores events that do not exist yet (by id) with their tiers; returns the ids written.
+pub async fn insert_events(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let col = |f: fn(&NewEvent) -> String| events.iter().map(f).collect::<Vec<_>>();
+    let new_ids: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO events (id, kind, title, description, venue_id, home_team, away_team,
+                             ticket_limit, waiting_room, status, organizer_id, search_doc)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[],
+                              $6::text[], $7::text[], $8::int4[], $9::bool[], $10::text[],
+                              $11::uuid[], $12::text[])
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+    )
+    .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind(col(|e| e.kind.clone()))
+    .bind(col(|e| e.title.clone()))
+    .bind(col(|e| e.description.clone()))
+    .bind(events.iter().map(|e| e.venue_id).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.home_team.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.away_team.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(events.iter().map(|e| e.ticket_limit).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.waiting_room).collect::<Vec<_>>())
+    .bind(col(|e| e.status.clone()))
+    .bind(events.iter().map(|e| e.organizer_id).collect::<Vec<_>>())
+    .bind(col(|e| e.search_doc.clone()))
+    .fetch_all(&mut *conn)
+    .await?;
+    let fresh: std::collections::HashSet<Uuid> = new_ids.iter().copied().collect();
+    let tiers: Vec<(Uuid, &PriceTier)> = events
+        .iter()
+        .filter(|e| fresh.contains(&e.id))
+        .flat_map(|e| e.tiers.iter().map(move |t| (e.id, t)))
+        .collect();
+    for chunk in tiers.chunks(10_000) {
+        insert_tiers(conn, chunk).await?;
+    }
+    Ok(new_ids)
+}
+
+async fn insert_tiers(
+    conn: &mut PgConnection,
+    tiers: &[(Uuid, &PriceTier)],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO price_tiers (event_id, grade, name, price_krw)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[])",
+    )
+    .bind(tiers.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(
+        tiers
+            .iter()
+            .map(|(_, t)| t.grade.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        tiers
+            .iter()
+            .map(|(_, t)| t.name.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(tiers.iter().map(|(_, t)| t.price_krw).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces an event's price tiers.
+pub async fn replace_tiers(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    tiers: &[PriceTier],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM price_tiers WHERE event_id = $1")
+        .bind(event_id)
+        .execute(&mut *conn)
+        .await?;
+    let rows: Vec<(Uuid, &PriceTier)> = tiers.iter().map(|t| (event_id, t)).collect();
+    insert_tiers(conn, &rows).await
+}
+
+/// Stores performances that do not exist yet (by id) with their windows; returns the ids written.
+pub async fn insert_performances(
+    conn: &mut PgConnection,
+    perfs: &[NewPerformance],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    if perfs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bounds: Vec<_> = perfs
+        .iter()
+        .map(|p| window_bounds(&p.windows, p.starts_at))
+        .collect();
+    let new_ids: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO performances (id, event_id, starts_at, status, sale_opens_at, sale_closes_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[],
+                              $5::timestamptz[], $6::timestamptz[])
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+    )
+    .bind(perfs.iter().map(|p| p.id).collect::<Vec<_>>())
+    .bind(perfs.iter().map(|p| p.event_id).collect::<Vec<_>>())
+    .bind(perfs.iter().map(|p| p.starts_at).collect::<Vec<_>>())
+    .bind(
+        perfs
+            .iter()
+            .map(|p| p.state.as_str().to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .bind(bounds.iter().map(|b| b.0).collect::<Vec<_>>())
+    .bind(bounds.iter().map(|b| b.1).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let fresh: std::collections::HashSet<Uuid> = new_ids.iter().copied().collect();
+    let rows: Vec<(Uuid, i32, &SaleWindow)> = perfs
+        .iter()
+        .filter(|p| fresh.contains(&p.id))
+        .flat_map(|p| {
+            p.windows
+                .iter()
+                .enumerate()
+                .map(move |(i, w)| (p.id, i32::try_from(i).unwrap_or(i32::MAX), w))
+        })
+        .collect();
+    for chunk in rows.chunks(10_000) {
+        insert_windows(conn, chunk).await?;
+    }
+    Ok(new_ids)
+}
+
+async fn insert_windows(
+    conn: &mut PgConnection,
+    rows: &[(Uuid, i32, &SaleWindow)],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO sale_windows (performance_id, position, kind, name, opens_at, closes_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::timestamptz[],
+                              $6::timestamptz[])",
+    )
+    .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.kind.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.name.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.opens_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.closes_at).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An event row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    /// Id.
+    pub id: Uuid,
+    /// Kind name.
+    pub kind: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Venue.
+    pub venue_id: Uuid,
+    /// Home team code.
+    pub home_team: Option<String>,
+    /// Away team code.
+    pub away_team: Option<String>,
+    /// Most tickets per buyer.
+    pub ticket_limit: i32,
+    /// Waiting room at the opening.
+    pub waiting_room: bool,
+    /// `draft`, `published` or `cancelled`.
+    pub status: String,
+    /// Creator.
+    pub organizer_id: Option<Uuid>,
+}
+
+/// One event (any status); `lock` takes a row lock for an update.
+pub async fn event(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<EventRow>, sqlx::Error> {
+    let sql = if lock {
+        "SELECT id, kind, title, description, venue_id, home_team, away_team, ticket_limit,
+                waiting_room, status, organizer_id FROM events WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT id, kind, title, description, venue_id, home_team, away_team, ticket_limit,
+                waiting_room, status, organizer_id FROM events WHERE id = $1"
+    };
+    sqlx::query_as(sql).bind(id).fetch_optional(conn).await
+}
+
+/// A performance row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PerformanceRow {
+    /// Id.
+    pub id: Uuid,
+    /// Its event.
+    pub event_id: Uuid,
+    /// Start.
+    pub starts_at: DateTime<Utc>,
+    /// Stored state name.
+    pub status: String,
+    /// Earliest opening.
+    pub sale_opens_at: DateTime<Utc>,
+    /// Latest closing.
+    pub sale_closes_at: DateTime<Utc>,
+    /// Publication revision.
+    pub revision: i64,
+    /// Why cancelled.
+    pub cancel_reason: Option<String>,
+}
+
+impl PerformanceRow {
+    /// The stored state.
+    pub fn state(&self) -> PerformanceState {
+        PerformanceState::parse(&self.status)
+    }
+}
+
+const PERF: &str =
+    "SELECT id, event_id, starts_at, status, sale_opens_at, sale_closes_at, revision,
+                           cancel_reason FROM performances";
+
+/// One performance; `lock` takes a row lock for an update.
+pub async fn performance(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<PerformanceRow>, sqlx::Error> {
+    let sql = format!(
+        "{PERF} WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The performances of an event by date.
+pub async fn performances_of(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+) -> Result<Vec<PerformanceRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{PERF} WHERE event_id = $1 ORDER BY starts_at, id"
+    )))
+    .bind(event_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// The sale windows of a performance in order.
+pub async fn windows(conn: &mut PgConnection, perf: Uuid) -> Result<Vec<SaleWindow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT kind, name, opens_at, closes_at FROM sale_windows WHERE performance_id = $1
+         ORDER BY position",
+    )
+    .bind(perf)
+    .fetch_all(conn)
+    .await
+}
+
+/// The price tiers of an event, dearest first.
+pub async fn tiers(conn: &mut PgConnection, event_id: Uuid) -> Result<Vec<PriceTier>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT grade, name, price_krw FROM price_tiers WHERE event_id = $1
+         ORDER BY price_krw DESC, grade",
+    )
+    .bind(event_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// The team of a code, as shown.
+pub fn team_view(code: Option<&str>) -> Option<TeamView> {
+    let code = code?;
+    Some(match teams::by_code(code) {
+        Some(t) => TeamView {
+            code: t.code.into(),
+            name: t.name.into(),
+            name_en: t.name_en.into(),
+        },
+        None => TeamView {
+            code: code.into(),
+            name: code.into(),
+            name_en: code.into(),
+        },
+    })
+}
+
+/// An event with its performances, venue, tiers and windows; drafts only when `drafts`.
+pub async fn detail(
+    conn: &mut PgConnection,
+    id: Uuid,
+    drafts: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<EventDetail>, sqlx::Error> {
+    let Some(e) = event(conn, id, false).await? else {
+        return Ok(None);
+    };
+    if e.status == "draft" && !drafts {
+        return Ok(None);
+    }
+    let Some(venue) = super::venues::summary(conn, e.venue_id).await? else {
+        return Ok(None);
+    };
+    let grades = super::venues::grades(conn, e.venue_id).await?;
+    let price_tiers = tiers(conn, id).await?;
+    let mut performances = Vec::new();
+    for p in performances_of(conn, id).await? {
+        if p.state() == PerformanceState::Draft && !drafts {
+            continue;
+        }
+        let sale_windows = windows(conn, p.id).await?;
+        performances.push(PerformanceView {
+            id: p.id,
+            starts_at: p.starts_at,
+            status: SaleStatus::at(
+                p.state(),
+                p.starts_at,
+                p.sale_closes_at,
+                open_at(sale_windows.iter().map(|w| (w.opens_at, w.closes_at)), now),
+                now,
+            ),
+            sale_opens_at: p.sale_opens_at,
+            sale_closes_at: p.sale_closes_at,
+            sale_windows,
+            revision: p.revision,
+            cancel_reason: p.cancel_reason,
+        });
+    }
+    Ok(Some(EventDetail {
+        id: e.id,
+        kind: e.kind,
+        title: e.title,
+        description: e.description,
+        status: e.status,
+        home_team: team_view(e.home_team.as_deref()),
+        away_team: team_view(e.away_team.as_deref()),
+        venue,
+        ticket_limit: e.ticket_limit,
+        waiting_room: e.waiting_room,
+        grades,
+        price_tiers,
+        performances,
+    }))
+}
+
+/// Writes an event's editable fields back.
+pub async fn update_event(
+    conn: &mut PgConnection,
+    e: &EventRow,
+    search_doc: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE events SET title = $2, description = $3, ticket_limit = $4, waiting_room = $5,
+                status = $6, search_doc = $7, updated_at = now() WHERE id = $1",
+    )
+    .bind(e.id)
+    .bind(&e.title)
+    .bind(&e.description)
+    .bind(e.ticket_limit)
+    .bind(e.waiting_room)
+    .bind(&e.status)
+    .bind(search_doc)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a performance to another start and/or sale windows.
+pub async fn reschedule(
+    conn: &mut PgConnection,
+    perf: Uuid,
+    starts_at: DateTime<Utc>,
+    windows: Option<&[SaleWindow]>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE performances SET starts_at = $2, updated_at = now() WHERE id = $1")
+        .bind(perf)
+        .bind(starts_at)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(w) = windows {
+        sqlx::query("DELETE FROM sale_windows WHERE performance_id = $1")
+            .bind(perf)
+            .execute(&mut *conn)
+            .await?;
+        let rows: Vec<(Uuid, i32, &SaleWindow)> = w
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (perf, i32::try_from(i).unwrap_or(i32::MAX), w))
+            .collect();
+        insert_windows(conn, &rows).await?;
+        let (opens, closes) = window_bounds(w, starts_at);
+        sqlx::query(
+            "UPDATE performances SET sale_opens_at = $2, sale_closes_at = $3 WHERE id = $1",
+        )
+        .bind(perf)
+        .bind(opens)
+        .bind(closes)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Sets a performance's state, revision and cancel reason.
+pub async fn set_state(
+    conn: &mut PgConnection,
+    perf: Uuid,
+    state: PerformanceState,
+    revision: i64,
+    cancel_reason: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE performances SET status = $2, revision = $3, cancel_reason = $4, updated_at = now(),
+                published_at = CASE WHEN $2 = 'published' THEN now() ELSE published_at END
+         WHERE id = $1",
+    )
+    .bind(perf)
+    .bind(state.as_str())
+    .bind(revision)
+    .bind(cancel_reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ids and search inputs of every event at a venue (to refresh their search documents).
+pub async fn at_venue(
+    conn: &mut PgConnection,
+    venue_id: Uuid,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, kind, title, description, venue_id, home_team, away_team, ticket_limit,
+                waiting_room, status, organizer_id FROM events WHERE venue_id = $1",
+    )
+    .bind(venue_id)
+    .fetch_all(conn)
+    .await
+}

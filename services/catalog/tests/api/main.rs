@@ -1,0 +1,7 @@
+//! The catalog's integration tests: the real service on a random port against a fresh
+//! PostgreSQL database, talked to over HTTP, with the in-memory bus to watch its events.
+
+mod admin;
+mod public;
+mod seeded;
+mod support;

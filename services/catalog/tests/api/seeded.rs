@@ -1,0 +1,420 @@
+//! The seeded catalog: standalone's seed-on-empty, idempotency, the week's games, every listing
+//! filter, Korean/English/typo search and pagination stability.
+
+use std::collections::HashSet;
+
+use catalog::seed::{self, schedule};
+use chrono::{Duration, Utc};
+use contracts::events::PerformancePublished;
+use platform::{auth::Role, testing};
+use serde_json::{Value, json};
+
+use crate::support::{self, App};
+
+fn items(body: &Value) -> Vec<Value> {
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn plays(item: &Value, team: &str) -> bool {
+    item["home_team"]["code"] == team || item["away_team"]["code"] == team
+}
+
+#[tokio::test]
+async fn standalone_seeds_an_empty_catalog_once_and_publishes_a_bounded_set() {
+    let mut infra = testing::infra("cat_seed");
+    infra
+        .directory
+        .0
+        .insert("user".into(), "http://127.0.0.1:9".into());
+    let mut sub = infra
+        .bus
+        .subscribe("seed-test", &[contracts::topics::CATALOG])
+        .await
+        .unwrap();
+    let service = catalog::start(&catalog::Config::default(), &infra)
+        .await
+        .unwrap();
+    let pool = infra
+        .database(catalog::NAME, &catalog::MIGRATOR)
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("SELECT count(*) FROM venues").await, 12);
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE kind = 'baseball'").await,
+        720
+    );
+    let seats = count("SELECT count(*) FROM venue_seats").await;
+    assert!(seats > 170_000, "{seats}");
+    let published =
+        count("SELECT count(*) FROM bus_outbox WHERE topic = 'boxoffice.catalog.v1'").await;
+    let baseball_published = count(
+        "SELECT count(*) FROM performances p JOIN events e ON e.id = p.event_id
+         WHERE e.kind = 'baseball' AND p.revision > 0",
+    )
+    .await;
+    assert!(
+        (20..=45).contains(&baseball_published),
+        "{baseball_published}"
+    );
+    assert!(
+        published >= baseball_published && published < 300,
+        "{published}"
+    );
+
+    // A second seed, and a second start, write nothing.
+    let before = count("SELECT count(*) FROM performances").await;
+    let report = seed::run(&pool, seed::today_in_seoul(Utc::now()), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(report, seed::SeedReport::default());
+    drop(
+        catalog::start(&catalog::Config::default(), &infra)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(count("SELECT count(*) FROM performances").await, before);
+    assert_eq!(count("SELECT count(*) FROM bus_outbox").await, published);
+
+    // The relay delivers what the seed published, seats and prices included.
+    let delivery = tokio::time::timeout(std::time::Duration::from_secs(60), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let event: PerformancePublished = delivery.envelope.decode().unwrap();
+    assert!(!event.prices.is_empty());
+    assert!(!event.seats.is_empty() || !event.areas.is_empty());
+
+    // The week's games with their stadiums.
+    let server = testing::serve(service, infra.shutdown.clone()).await;
+    let week = schedule::opening_day(seed::today_in_seoul(Utc::now()))
+        + Duration::weeks(schedule::WEEKS_BEFORE);
+    let from = schedule::seoul(week, 0, 0);
+    let to = from + Duration::days(6);
+    let url = server.url(&format!(
+        "/api/v1/events?kind=baseball&from={}&to={}&limit=100",
+        from.format("%Y-%m-%dT%H:%M:%SZ"),
+        to.format("%Y-%m-%dT%H:%M:%SZ")
+    ));
+    let body: Value = server
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let games = items(&body);
+    assert_eq!(games.len(), 30, "Tuesday to Sunday, five games a day");
+    assert!(
+        games
+            .iter()
+            .all(|g| g["venue"]["kind"] == "stadium" && g["home_team"]["code"].is_string())
+    );
+    let body: Value = server
+        .client
+        .get(server.url("/api/v1/events?q=잠실&limit=100"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jamsil = items(&body);
+    assert!(!jamsil.is_empty());
+    assert!(
+        jamsil.iter().all(|g| g["venue"]["name"] == "잠실야구장"),
+        "{jamsil:?}"
+    );
+    infra.shutdown.cancel();
+    pool.close().await;
+    support::drop_database(&infra).await;
+}
+
+async fn seeded(label: &str) -> App {
+    let app = support::spawn(label).await;
+    let started = std::time::Instant::now();
+    // Without publishing: the seat maps sent through the bus are the standalone test's concern.
+    let report = seed::run_with(
+        &app.pool,
+        seed::today_in_seoul(Utc::now()),
+        Utc::now(),
+        false,
+    )
+    .await
+    .expect("seed");
+    eprintln!("seeded in {:?}: {report:?}", started.elapsed());
+    app
+}
+
+#[tokio::test]
+async fn every_filter_search_and_pagination() {
+    let app = seeded("cat_listing").await;
+    let anchor = seed::today_in_seoul(Utc::now());
+    let from = schedule::seoul(schedule::opening_day(anchor), 0, 0);
+    let range = format!(
+        "from={}&to={}",
+        from.to_rfc3339().replace('+', "%2B"),
+        (from + Duration::days(70)).to_rfc3339().replace('+', "%2B")
+    );
+    let list = |q: String| {
+        let app = &app;
+        async move {
+            let (status, body) = app.get(&format!("/api/v1/events?{q}")).await;
+            assert_eq!(status, 200, "{q}: {body}");
+            items(&body)
+        }
+    };
+
+    // Kinds.
+    for kind in ["baseball", "concert", "musical", "exhibition"] {
+        let found = list(format!("kind={kind}&limit=100")).await;
+        assert!(!found.is_empty(), "{kind}");
+        assert!(found.iter().all(|i| i["kind"] == kind), "{kind}");
+    }
+    // Sorted by date.
+    let all = list(format!("{range}&limit=100")).await;
+    let starts: Vec<&str> = all
+        .iter()
+        .map(|i| i["starts_at"].as_str().unwrap())
+        .collect();
+    let mut sorted = starts.clone();
+    sorted.sort();
+    assert_eq!(starts, sorted);
+
+    // Teams by code or by name; venues by id.
+    let doosan = list(format!("{range}&team=doosan&limit=100")).await;
+    assert!(doosan.len() >= 30 && doosan.iter().all(|i| plays(i, "doosan")));
+    assert_eq!(
+        list(format!("{range}&team=두산&limit=100")).await.len(),
+        doosan.len()
+    );
+    let jamsil_id = catalog::seed::layout::venue_id("jamsil");
+    let at_jamsil = list(format!("{range}&venue_id={jamsil_id}&limit=100")).await;
+    assert!(
+        !at_jamsil.is_empty()
+            && at_jamsil
+                .iter()
+                .all(|i| i["venue"]["id"] == jamsil_id.to_string())
+    );
+
+    // Search: Korean, English, mixed, typos.
+    let search = |q: &'static str| list(format!("{range}&q={}&limit=100", q.replace(' ', "%20")));
+    assert!(search("두산").await.iter().all(|i| plays(i, "doosan")));
+    assert_eq!(search("두산").await.len(), doosan.len());
+    let lg = search("LG 트윈스").await;
+    assert!(!lg.is_empty() && lg.iter().all(|i| plays(i, "lg")));
+    assert!(
+        search("잠실")
+            .await
+            .iter()
+            .all(|i| i["venue"]["name"] == "잠실야구장")
+    );
+    assert!(
+        search("Jamsil")
+            .await
+            .iter()
+            .all(|i| i["venue"]["name"] == "잠실야구장")
+    );
+    for q in ["musical", "뮤지컬", "muscial", "midsumer"] {
+        let found = list(format!("q={q}&limit=5")).await;
+        assert_eq!(
+            found.first().map(|i| i["kind"].clone()),
+            Some(json!("musical")),
+            "{q}"
+        );
+    }
+    let typo = search("뚜산").await;
+    assert!(typo.iter().any(|i| plays(i, "doosan")), "{typo:?}");
+    let typo = search("두산 베어즈").await;
+    assert_eq!(typo.len(), doosan.len());
+    let typo = search("Jamsl").await;
+    assert!(!typo.is_empty() && typo.iter().all(|i| i["venue"]["name"] == "잠실야구장"));
+    let typo = search("Lotte Gaints").await;
+    assert!(!typo.is_empty() && typo.iter().all(|i| plays(i, "lotte")));
+    assert!(search("zzqxv").await.is_empty());
+
+    // On sale now, opening soon, sold out, ended.
+    let on_sale = list("on_sale=true&limit=100".into()).await;
+    assert!(on_sale.len() >= 20 && on_sale.iter().all(|i| i["status"] == "on_sale"));
+    let soon = list("opening_soon=true&kind=baseball".into()).await;
+    assert_eq!(soon.len(), 5, "{soon:?}");
+    assert!(
+        soon.iter()
+            .all(|i| i["status"] == "scheduled" && i["waiting_room"] == true)
+    );
+    let week = list(format!(
+        "kind=baseball&from={}&limit=100",
+        Utc::now().to_rfc3339().replace('+', "%2B")
+    ))
+    .await;
+    assert!(week.iter().any(|i| i["status"] == "sold_out"));
+    let past = list(format!("kind=baseball&{range}&limit=5")).await;
+    assert!(past.iter().all(|i| i["status"] == "ended"));
+
+    // Pagination: pages of 7 add up to the whole list, and a page stays the same when an event
+    // is added before it.
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut second_page = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("{range}&limit=7&cursor={c}"),
+            None => format!("{range}&limit=7"),
+        };
+        let (_, body) = app.get(&format!("/api/v1/events?{q}")).await;
+        paged.extend(items(&body));
+        if paged.len() == 7 {
+            second_page = body["next_cursor"].as_str().map(str::to_owned);
+        }
+        match body["next_cursor"].as_str() {
+            Some(c) if paged.len() < 100 => cursor = Some(c.to_owned()),
+            _ => break,
+        }
+    }
+    paged.truncate(all.len());
+    let ids: Vec<&Value> = paged.iter().map(|i| &i["id"]).collect();
+    assert_eq!(
+        ids.len(),
+        ids.iter().collect::<HashSet<_>>().len(),
+        "no item twice"
+    );
+    assert_eq!(
+        ids,
+        all.iter()
+            .map(|i| &i["id"])
+            .take(ids.len())
+            .collect::<Vec<_>>()
+    );
+    let cursor = second_page.unwrap();
+    let (_, before) = app
+        .get(&format!("/api/v1/events?{range}&limit=7&cursor={cursor}"))
+        .await;
+    insert_published_event_at(&app, from + Duration::minutes(1)).await;
+    let (_, after) = app
+        .get(&format!("/api/v1/events?{range}&limit=7&cursor={cursor}"))
+        .await;
+    assert_eq!(before["items"], after["items"]);
+    assert_eq!(
+        list(format!("{range}&limit=1")).await[0]["title"],
+        "새 이벤트"
+    );
+
+    // Details.
+    let game = &all[0];
+    let (status, detail) = app
+        .get(&format!("/api/v1/events/{}", game["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["performances"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        detail["performances"][0]["sale_windows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(detail["price_tiers"].as_array().unwrap().len() >= 6);
+    let (status, venue) = app.get(&format!("/api/v1/venues/{jamsil_id}")).await;
+    assert_eq!(status, 200);
+    let seats: usize = venue["areas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| {
+            a["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["seats"].as_array().unwrap().len())
+        })
+        .sum();
+    assert_eq!(seats, 23_750);
+    assert_eq!(venue["grades"][0]["code"], "premium");
+    let (_, venues) = app.get("/api/v1/venues").await;
+    assert_eq!(
+        items(&venues).len(),
+        13,
+        "the nine stadiums, three other venues and the test hall"
+    );
+    app.finish().await;
+}
+
+/// Adds and publishes an event starting at `at` through the admin API.
+async fn insert_published_event_at(app: &App, at: chrono::DateTime<Utc>) {
+    let token = app.token(&[Role::Admin]);
+    let (_, _, venue) = app
+        .send(
+            "POST",
+            "/api/v1/admin/venues",
+            Some(&token),
+            &support::hall(),
+        )
+        .await;
+    let mut body = support::concert(venue["id"].as_str().expect("venue id"));
+    body["title"] = json!("새 이벤트");
+    body["performances"] = json!([{"starts_at": at.to_rfc3339(), "sale_windows": [
+        {"opens_at": (at - Duration::days(30)).to_rfc3339(), "closes_at": at.to_rfc3339()}
+    ]}]);
+    let (status, _, event) = app
+        .send("POST", "/api/v1/admin/events", Some(&token), &body)
+        .await;
+    assert_eq!(status, 201, "{event}");
+    let perf = event["performances"][0]["id"]
+        .as_str()
+        .expect("performance id");
+    let (status, _, _) = app
+        .send(
+            "POST",
+            &format!("/api/v1/admin/performances/{perf}/publish"),
+            Some(&token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn announced_games_are_published_as_their_sale_nears() {
+    let app = seeded("cat_autopublish").await;
+    let mut sub = app.subscribe().await;
+    let announced = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM performances WHERE status = 'announced'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let before = announced(app.pool.clone()).await;
+    let published = catalog::autopublish::publish_due(&app.pool, Utc::now() + Duration::days(2))
+        .await
+        .unwrap();
+    assert!(
+        (5..=15).contains(&published),
+        "two more days of games: {published}"
+    );
+    assert_eq!(announced(app.pool.clone()).await, before - published as i64);
+    assert_eq!(
+        catalog::autopublish::publish_due(&app.pool, Utc::now() + Duration::days(2))
+            .await
+            .unwrap(),
+        0
+    );
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "SELECT id FROM performances WHERE revision = 1 ORDER BY sale_opens_at DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let env = support::next_event(&mut sub, "performance.published", id).await;
+    assert_eq!(env.decode::<PerformancePublished>().unwrap().revision, 1);
+    app.finish().await;
+}
