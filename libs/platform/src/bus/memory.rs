@@ -11,10 +11,14 @@
 //!   gives up a partition only when it asks for its next delivery (or is dropped), so one message
 //!   is never in the hands of two members of a group at once.
 //! - Waiting members are woken through a [`Notify`], never by polling.
+//! - Retention: a message every group of its topic has committed, and that is older than the
+//!   retention (10 minutes by default, the window standalone replays after a restart), is dropped;
+//!   its offset stays, so positions never shift. A group that joins later starts after it.
 
 use std::{
     collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
@@ -34,6 +38,7 @@ pub struct MemoryTransport {
 
 struct Inner {
     partitions: i32,
+    retention: Duration,
     state: Mutex<State>,
     /// Fired on every publish and every membership or ownership change.
     changed: Notify,
@@ -42,7 +47,7 @@ struct Inner {
 #[derive(Default)]
 struct State {
     /// Topic → partitions → log.
-    topics: HashMap<String, Vec<Vec<Envelope>>>,
+    topics: HashMap<String, Vec<PartitionLog>>,
     groups: HashMap<String, Group>,
     next_member: u64,
 }
@@ -55,6 +60,19 @@ struct Group {
     members: Vec<Member>,
     /// The member currently reading each partition.
     owners: HashMap<PartitionId, u64>,
+}
+
+/// One partition's messages; a slot's envelope is dropped once retention allows.
+#[derive(Default)]
+struct PartitionLog {
+    slots: Vec<Slot>,
+    /// Every offset below this has been dropped.
+    dropped_below: usize,
+}
+
+struct Slot {
+    published: Instant,
+    envelope: Option<Envelope>,
 }
 
 struct Member {
@@ -106,11 +124,17 @@ pub fn partition_for(key: &str, partitions: i32) -> i32 {
 }
 
 impl MemoryTransport {
-    /// New transport with `partitions` per topic (at least 1).
+    /// New transport with `partitions` per topic (at least 1) and the default retention.
     pub fn new(partitions: i32) -> Self {
+        Self::with_retention(partitions, Duration::from_secs(600))
+    }
+
+    /// New transport that drops consumed messages older than `retention`.
+    pub fn with_retention(partitions: i32, retention: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 partitions: partitions.max(1),
+                retention,
                 state: Mutex::new(State::default()),
                 changed: Notify::new(),
             }),
@@ -127,10 +151,45 @@ impl Inner {
 }
 
 impl State {
-    fn topic(&mut self, name: &str, partitions: i32) -> &mut Vec<Vec<Envelope>> {
+    fn topic(&mut self, name: &str, partitions: i32) -> &mut Vec<PartitionLog> {
         self.topics
             .entry(name.to_owned())
-            .or_insert_with(|| (0..partitions).map(|_| Vec::new()).collect())
+            .or_insert_with(|| (0..partitions).map(|_| PartitionLog::default()).collect())
+    }
+
+    /// Drops the messages of `partition` that every group reading its topic has committed and
+    /// that are older than `retention`.
+    fn drop_consumed(&mut self, partition: &PartitionId, retention: Duration) {
+        let (topic, index) = partition;
+        let mut floor: Option<i64> = None;
+        for group in self.groups.values() {
+            let reads = group.members.iter().any(|m| m.topics.contains(topic));
+            let committed = group.committed.get(partition).copied();
+            if reads || committed.is_some() {
+                let c = committed.unwrap_or(0);
+                floor = Some(floor.map_or(c, |f| f.min(c)));
+            }
+        }
+        let Some(floor) = floor.and_then(|f| usize::try_from(f).ok()) else {
+            return;
+        };
+        let Some(log) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|parts| parts.get_mut(usize::try_from(*index).ok()?))
+        else {
+            return;
+        };
+        let upto = floor.min(log.slots.len());
+        let now = Instant::now();
+        while log.dropped_below < upto {
+            let slot = &mut log.slots[log.dropped_below];
+            if now.duration_since(slot.published) < retention {
+                break;
+            }
+            slot.envelope = None;
+            log.dropped_below += 1;
+        }
     }
 }
 
@@ -151,7 +210,10 @@ impl Transport for MemoryTransport {
             let partition = partition_for(&envelope.key, self.inner.partitions);
             let slot = usize::try_from(partition).unwrap_or(0);
             match log.get_mut(slot) {
-                Some(partition_log) => partition_log.push(envelope.clone()),
+                Some(partition_log) => partition_log.slots.push(Slot {
+                    published: Instant::now(),
+                    envelope: Some(envelope.clone()),
+                }),
                 None => {
                     return Err(BusError::Transport(format!(
                         "no partition {slot} in {topic}"
@@ -253,11 +315,16 @@ impl MemorySubscription {
         for step in 0..n {
             let index = (self.cursor + step) % n;
             let (topic, partition) = owned[index];
-            let position = self.positions[owned[index]];
             let log = topics
                 .get(topic)
                 .and_then(|parts| parts.get(usize::try_from(*partition).ok()?));
-            let Some(envelope) = log.and_then(|l| l.get(usize::try_from(position).ok()?)) else {
+            // Messages dropped by retention are skipped, as Kafka skips to its earliest offset.
+            let dropped = log.map_or(0, |l| i64::try_from(l.dropped_below).unwrap_or(i64::MAX));
+            let position = self.positions[owned[index]].max(dropped);
+            let Some(envelope) = log
+                .and_then(|l| l.slots.get(usize::try_from(position).ok()?))
+                .and_then(|slot| slot.envelope.as_ref())
+            else {
                 continue;
             };
             let delivery = Delivery {
@@ -307,6 +374,10 @@ impl Subscription for MemorySubscription {
             .entry((delivery.topic.clone(), delivery.partition))
             .or_insert(0);
         *committed = (*committed).max(next);
+        state.drop_consumed(
+            &(delivery.topic.clone(), delivery.partition),
+            self.inner.retention,
+        );
         Ok(())
     }
 }
@@ -328,7 +399,77 @@ impl Drop for MemorySubscription {
 
 #[cfg(test)]
 mod tests {
-    use super::partition_for;
+    use std::time::Duration;
+
+    use super::{MemoryTransport, partition_for};
+    use crate::bus::Transport;
+
+    fn envelope(key: &str, n: i64) -> contracts::Envelope {
+        contracts::Envelope {
+            id: uuid::Uuid::now_v7(),
+            event_type: "test".into(),
+            version: 1,
+            occurred_at: chrono::Utc::now(),
+            key: key.into(),
+            payload: serde_json::json!({ "n": n }),
+        }
+    }
+
+    #[tokio::test]
+    async fn consumed_messages_past_retention_are_dropped_without_shifting_offsets() {
+        let bus = MemoryTransport::with_retention(1, Duration::ZERO);
+        for n in 0..3 {
+            bus.publish("t", &envelope("k", n)).await.unwrap();
+        }
+        let mut a = bus.subscribe("a", &["t"]).await.unwrap();
+        let mut b = bus.subscribe("b", &["t"]).await.unwrap();
+        for sub in [&mut a, &mut b] {
+            for _ in 0..2 {
+                let d = sub.next().await.unwrap();
+                sub.commit(&d).await.unwrap();
+            }
+        }
+        {
+            let state = bus.inner.state();
+            let log = &state.topics["t"][0];
+            assert_eq!(log.dropped_below, 2, "both groups committed 0 and 1");
+            assert!(log.slots[0].envelope.is_none() && log.slots[2].envelope.is_some());
+        }
+        // Offsets did not move, and a late group starts after what was dropped.
+        assert_eq!(a.next().await.unwrap().offset, 2);
+        let mut late = bus.subscribe("late", &["t"]).await.unwrap();
+        let first = late.next().await.unwrap();
+        assert_eq!(
+            (first.offset, first.envelope.payload["n"].as_i64()),
+            (2, Some(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_dropped_while_a_group_lags_or_within_retention() {
+        let bus = MemoryTransport::with_retention(1, Duration::ZERO);
+        bus.publish("t", &envelope("k", 0)).await.unwrap();
+        let mut fast = bus.subscribe("fast", &["t"]).await.unwrap();
+        let _slow = bus.subscribe("slow", &["t"]).await.unwrap();
+        let d = fast.next().await.unwrap();
+        fast.commit(&d).await.unwrap();
+        assert_eq!(
+            bus.inner.state().topics["t"][0].dropped_below,
+            0,
+            "slow has not read it"
+        );
+
+        let kept = MemoryTransport::new(1);
+        kept.publish("t", &envelope("k", 0)).await.unwrap();
+        let mut only = kept.subscribe("only", &["t"]).await.unwrap();
+        let d = only.next().await.unwrap();
+        only.commit(&d).await.unwrap();
+        assert_eq!(
+            kept.inner.state().topics["t"][0].dropped_below,
+            0,
+            "younger than retention"
+        );
+    }
 
     #[test]
     fn partition_is_stable_and_in_range() {
