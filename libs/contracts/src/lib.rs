@@ -14,6 +14,7 @@
 //! assert_eq!(back, event);
 //! ```
 
+pub mod admission;
 pub mod envelope;
 pub mod events;
 pub mod topics;

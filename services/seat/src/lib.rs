@@ -1,12 +1,36 @@
-//! The seat service. Its routes and rules arrive with its issue; today it starts, opens its own
-//! database (created when missing, migrations applied) and answers the operational endpoints.
+//! The seat service: per-performance inventory (SeatDB), holds (the hold store: Redis in
+//! distributed mode, memory in standalone), the live seat map served from memory with versioned
+//! deltas over server-sent events, and sold seats.
+//!
+//! - [`store`]: the hold store trait, its two implementations and their shared rules.
+//! - [`map`]: the in-memory seat maps every replica keeps current from the store's change log.
+//! - [`domain`]: seat states, changes and best-available selection (no I/O).
+//! - [`events`]: consumed catalog and order events; the outbox writer.
+//! - [`expiry`]: the sweeper that releases lapsed holds one at a time.
+//! - [`api`]: the HTTP routes; [`admission_pass`]: waiting-room passes.
 
-use axum::Router;
+use std::sync::Arc;
+
 use platform::{
+    auth::Verifier,
+    bus::consumer::Consumer,
     http::Readiness,
     service::{Infra, Service, StartError},
 };
 use serde::Deserialize;
+
+pub mod admission_pass;
+pub mod api;
+pub mod db;
+pub mod domain;
+pub mod events;
+pub mod expiry;
+pub mod map;
+pub mod store;
+
+use admission_pass::PassVerifier;
+use map::registry::SeatMaps;
+use store::{HoldStore, memory::MemoryStore, redis::RedisStore};
 
 /// The service's name: its database is `<prefix>seat`, its config section `seat`.
 pub const NAME: &str = "seat";
@@ -14,18 +38,134 @@ pub const NAME: &str = "seat";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Settings (`seat.*`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {}
+pub struct Config {
+    /// How long a hold lasts, in ms (env `BOXOFFICE_SEAT__HOLD_TTL_MS`; default 10 minutes).
+    pub hold_ttl_ms: u64,
+    /// Mean pause between expiry sweeps, in ms, jittered ±50 % (env
+    /// `BOXOFFICE_SEAT__SWEEP_INTERVAL_MS`).
+    pub sweep_interval_ms: u64,
+    /// Most seats or places in one hold (env `BOXOFFICE_SEAT__MAX_PER_HOLD`); the performance's
+    /// ticket limit applies too.
+    pub max_per_hold: i64,
+    /// How often open seat streams get one delta of everything that changed, in ms (env
+    /// `BOXOFFICE_SEAT__STREAM_FLUSH_MS`; at least 10).
+    pub stream_flush_ms: u64,
+    /// How old a rendered seat map may be when the map changes faster than it is read, in ms
+    /// (env `BOXOFFICE_SEAT__SEAT_MAP_MAX_STALE_MS`; 0 = always the latest version).
+    pub seat_map_max_stale_ms: u64,
+}
 
-/// Opens the service's database and builds its routes.
-pub async fn start(_config: &Config, infra: &Infra) -> Result<Service, StartError> {
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            hold_ttl_ms: 600_000,
+            sweep_interval_ms: 250,
+            max_per_hold: 10,
+            stream_flush_ms: 250,
+            seat_map_max_stale_ms: 100,
+        }
+    }
+}
+
+/// What [`start_with`] can be given instead of what it would build from [`Infra`].
+#[derive(Default, Clone)]
+pub struct Overrides {
+    /// Access-token verifier (default: the user service's JWKS).
+    pub verifier: Option<Verifier>,
+    /// Admission-pass verifier (default: the admission service's JWKS, or none when no address
+    /// is configured, which refuses every pass).
+    pub passes: Option<PassVerifier>,
+    /// Hold store (default: Redis when `redis.url` is set, else memory).
+    pub store: Option<Arc<dyn HoldStore>>,
+}
+
+/// Opens the service's database and hold store, follows its performances and builds its routes.
+pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError> {
+    start_with(config, infra, Overrides::default()).await
+}
+
+/// [`start`] with some parts given (tests, benchmarks).
+pub async fn start_with(
+    config: &Config,
+    infra: &Infra,
+    overrides: Overrides,
+) -> Result<Service, StartError> {
     let pool = infra.database(NAME, &MIGRATOR).await?;
+    let store: Arc<dyn HoldStore> = match (overrides.store, &infra.redis.url) {
+        (Some(store), _) => store,
+        (None, Some(url)) => Arc::new(
+            RedisStore::connect(url)
+                .await
+                .map_err(|e| StartError::Other(e.to_string()))?,
+        ),
+        (None, None) => Arc::new(MemoryStore::new()),
+    };
+    let verifier = match overrides.verifier {
+        Some(v) => v,
+        None => infra.verifier()?,
+    };
+    let passes = match overrides.passes {
+        Some(p) => p,
+        None => match infra.directory.url("admission") {
+            Ok(url) => PassVerifier::remote(format!(
+                "{}/.well-known/jwks.json",
+                url.trim_end_matches('/')
+            )),
+            Err(_) => PassVerifier::from_jwks(&[]),
+        },
+    };
+    let shutdown = infra.shutdown.clone();
+    let maps = SeatMaps::new(
+        store.clone(),
+        pool.clone(),
+        shutdown.clone(),
+        std::time::Duration::from_millis(config.stream_flush_ms),
+    );
+    // Catch up on start: every published performance, from SeatDB and the store.
+    for perf in db::performance_ids(&pool)
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?
+    {
+        if let Err(e) = maps.load(perf).await {
+            tracing::warn!(performance_id = %perf, error = %e, "seat map not loaded at start");
+        }
+    }
+    let (outbox, writer) = events::Outbox::spawn(pool.clone(), shutdown.clone());
     let relay = infra.spawn_relay(NAME, pool.clone());
+    let consumer = Consumer::new(
+        NAME,
+        pool.clone(),
+        infra.bus.clone(),
+        &[contracts::topics::CATALOG, contracts::topics::ORDERS],
+    )
+    .spawn(
+        events::SeatHandler {
+            maps: maps.clone(),
+            store: store.clone(),
+        },
+        shutdown.clone(),
+    );
+    let sweeper = expiry::spawn(
+        maps.clone(),
+        store.clone(),
+        outbox.clone(),
+        config.sweep_interval_ms,
+        shutdown,
+    );
+    let state = api::AppState {
+        maps,
+        store,
+        verifier,
+        passes,
+        outbox,
+        config: Arc::new(config.clone()),
+    };
     Ok(Service {
         name: NAME,
-        router: Router::new(),
+        router: api::router(state),
         readiness: Readiness::default().postgres(pool),
-        tasks: vec![relay],
+        tasks: vec![relay, consumer, sweeper, writer],
     })
 }

@@ -1,0 +1,392 @@
+//! `POST /api/v1/holds` (chosen seats, best available, or general-admission places),
+//! `GET /api/v1/holds/{hold_id}` and `DELETE /api/v1/holds/{hold_id}`.
+
+use std::collections::HashSet;
+
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::IntoResponse,
+};
+use chrono::{DateTime, Utc};
+use contracts::events::{HoldEndReason, HoldEnded, HoldPlaced};
+use platform::{
+    ApiError,
+    auth::{AuthUser, Role},
+    problem::{ApiJson, FieldError},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{AppState, admitted, map_of, parse_id};
+use crate::{
+    domain::{
+        SeatStatus,
+        best_available::{self, Candidate, Wish},
+    },
+    map::PerfMap,
+    store::{Hold, HoldError, HoldStatus},
+};
+
+/// Attempts at best available when other buyers take the chosen seats first.
+const BEST_AVAILABLE_ATTEMPTS: usize = 3;
+
+/// The body of `POST /api/v1/holds`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldBody {
+    performance_id: Uuid,
+    #[serde(default)]
+    seat_ids: Option<Vec<String>>,
+    #[serde(default)]
+    grade: Option<String>,
+    #[serde(default)]
+    quantity: Option<i64>,
+    #[serde(default)]
+    section: Option<String>,
+    #[serde(default)]
+    wheelchair: Option<bool>,
+    #[serde(default)]
+    area_id: Option<String>,
+}
+
+/// A hold as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct HoldView {
+    hold_id: Uuid,
+    performance_id: Uuid,
+    buyer_id: Uuid,
+    seat_ids: Vec<String>,
+    areas: Vec<serde_json::Value>,
+    amount_krw: i64,
+    expires_at: DateTime<Utc>,
+    status: HoldStatus,
+}
+
+fn view(h: &Hold) -> HoldView {
+    let lapsed = h.status == HoldStatus::Active && h.expires_at_ms <= Utc::now().timestamp_millis();
+    HoldView {
+        hold_id: h.hold_id,
+        performance_id: h.performance_id,
+        buyer_id: h.buyer_id,
+        seat_ids: h.seat_ids.clone(),
+        areas: h
+            .areas
+            .iter()
+            .map(|(a, q)| json!({"area_id": a, "quantity": q}))
+            .collect(),
+        amount_krw: h.amount_krw,
+        expires_at: DateTime::from_timestamp_millis(h.expires_at_ms).unwrap_or_default(),
+        // A lapsed hold the sweeper has not reached yet is already expired to its readers.
+        status: if lapsed {
+            HoldStatus::Expired
+        } else {
+            h.status
+        },
+    }
+}
+
+fn store_down(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "hold store failed");
+    ApiError::unavailable("the hold store is unavailable; try again shortly")
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::validation(vec![FieldError::new(field, message)])
+}
+
+/// What the buyer asked for, checked against the layout.
+enum Ask {
+    Seats(Vec<String>),
+    Best { quantity: usize },
+    Area { area_id: String, quantity: i64 },
+}
+
+fn parse_ask(body: &HoldBody, map: &PerfMap, max: i64) -> Result<Ask, ApiError> {
+    let layout = map.layout();
+    let quantity = |q: Option<i64>| match q {
+        Some(q) if (1..=max).contains(&q) => Ok(q),
+        Some(_) => Err(invalid("quantity", format!("must be between 1 and {max}"))),
+        None => Err(invalid("quantity", "is required")),
+    };
+    if let Some(seats) = &body.seat_ids {
+        if body.quantity.is_some() || body.area_id.is_some() || body.grade.is_some() {
+            return Err(invalid(
+                "seat_ids",
+                "give seat_ids, or grade and quantity, not both",
+            ));
+        }
+        if seats.is_empty() || seats.len() as i64 > max {
+            return Err(invalid(
+                "seat_ids",
+                format!("give between 1 and {max} seats"),
+            ));
+        }
+        let unique: HashSet<&String> = seats.iter().collect();
+        if unique.len() != seats.len() {
+            return Err(invalid("seat_ids", "a seat is listed twice"));
+        }
+        let unknown: Vec<&String> = seats.iter().filter(|s| layout.seat(s).is_none()).collect();
+        if !unknown.is_empty() {
+            return Err(invalid("seat_ids", format!("no such seats: {unknown:?}")));
+        }
+        return Ok(Ask::Seats(seats.clone()));
+    }
+    if let Some(area) = &body.area_id {
+        if layout.area(area).is_none() {
+            return Err(invalid("area_id", format!("no area `{area}`")));
+        }
+        return Ok(Ask::Area {
+            area_id: area.clone(),
+            quantity: quantity(body.quantity)?,
+        });
+    }
+    if let Some(g) = &body.grade
+        && !layout.seats.iter().any(|s| &s.grade == g)
+    {
+        return Err(invalid("grade", format!("no seats of grade `{g}`")));
+    }
+    let q = quantity(body.quantity)?;
+    Ok(Ask::Best {
+        quantity: usize::try_from(q).unwrap_or(1),
+    })
+}
+
+/// `POST /api/v1/holds`.
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<HoldBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let map = map_of(&state, body.performance_id).await?;
+    admitted(&state, &map, &headers, Some(user.id())).await?;
+    // The hold runs on its own task: if the request is abandoned (client gone, timeout) after
+    // the store granted it, the task releases it, so the buyer has all the seats or none.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task_state = state.clone();
+    tokio::spawn(async move {
+        let placed = place(&task_state, user.id(), &body, &map).await;
+        if let Err(Ok((hold, _))) = tx.send(placed) {
+            tracing::warn!(hold_id = %hold.hold_id, "hold request abandoned; releasing the hold");
+            match task_state
+                .store
+                .release(hold.performance_id, hold.hold_id, HoldStatus::Released)
+                .await
+            {
+                Ok(Some((_, change))) => task_state.maps.apply(hold.performance_id, &change),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "releasing an abandoned hold"),
+            }
+        }
+    });
+    let (hold, adjacent) = rx
+        .await
+        .map_err(|_| ApiError::internal("the hold task ended without an answer"))??;
+    metrics::counter!("boxoffice_holds_total", "result" => "held").increment(1);
+    let v = view(&hold);
+    state
+        .outbox
+        .emit(&HoldPlaced {
+            hold_id: hold.hold_id,
+            performance_id: hold.performance_id,
+            buyer_id: hold.buyer_id,
+            seat_ids: hold.seat_ids.clone(),
+            areas: hold
+                .areas
+                .iter()
+                .map(|(a, q)| (a.clone(), i32::try_from(*q).unwrap_or(i32::MAX)))
+                .collect(),
+            amount_krw: hold.amount_krw,
+            expires_at: v.expires_at,
+        })
+        .await;
+    let mut body = serde_json::to_value(&v).unwrap_or_default();
+    if let Some(adjacent) = adjacent {
+        body["adjacent"] = json!(adjacent);
+    }
+    Ok((StatusCode::CREATED, axum::Json(body)))
+}
+
+/// Chooses the seats and places the hold in the store; the map is updated at once.
+async fn place(
+    state: &AppState,
+    buyer: Uuid,
+    body: &HoldBody,
+    map: &PerfMap,
+) -> Result<(Hold, Option<bool>), ApiError> {
+    let layout = map.layout();
+    let max = if layout.ticket_limit > 0 {
+        layout.ticket_limit.min(state.config.max_per_hold)
+    } else {
+        state.config.max_per_hold
+    };
+    let ask = parse_ask(body, map, max)?;
+    let now = Utc::now().timestamp_millis();
+    let mut hold = Hold {
+        hold_id: Uuid::now_v7(),
+        performance_id: body.performance_id,
+        buyer_id: buyer,
+        seat_ids: Vec::new(),
+        areas: Vec::new(),
+        amount_krw: 0,
+        expires_at_ms: now + i64::try_from(state.config.hold_ttl_ms).unwrap_or(600_000),
+        status: HoldStatus::Active,
+    };
+    let mut avoid: HashSet<String> = HashSet::new();
+    let mut adjacent = None;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match &ask {
+            Ask::Seats(seats) => hold.seat_ids = seats.clone(),
+            Ask::Area { area_id, quantity } => hold.areas = vec![(area_id.clone(), *quantity)],
+            Ask::Best { quantity } => {
+                let wish = Wish {
+                    quantity: *quantity,
+                    grade: body.grade.as_deref(),
+                    section: body.section.as_deref(),
+                    wheelchair: body.wheelchair.unwrap_or(false),
+                };
+                let Some(pick) = best_pick(map, &wish, &avoid) else {
+                    return Err(ApiError::conflict(
+                        "seat_unavailable",
+                        "not enough seats are available for this request",
+                    )
+                    .with("seat_ids", Vec::<String>::new()));
+                };
+                adjacent = Some(pick.adjacent);
+                hold.seat_ids = pick.seat_ids;
+            }
+        }
+        hold.amount_krw = hold
+            .seat_ids
+            .iter()
+            .filter_map(|s| layout.seat(s))
+            .map(|s| layout.price(&s.grade))
+            .sum::<i64>()
+            + hold
+                .areas
+                .iter()
+                .filter_map(|(a, q)| layout.area(a).map(|a| layout.price(&a.grade) * q))
+                .sum::<i64>();
+        match state.store.hold(&hold).await {
+            Ok(change) => {
+                state.maps.apply(hold.performance_id, &change);
+                return Ok((hold, adjacent));
+            }
+            Err(HoldError::Unavailable { seat_ids, areas }) => {
+                if matches!(ask, Ask::Best { .. }) && attempt < BEST_AVAILABLE_ATTEMPTS {
+                    avoid.extend(seat_ids);
+                    continue;
+                }
+                metrics::counter!("boxoffice_holds_total", "result" => "unavailable").increment(1);
+                return Err(ApiError::conflict(
+                    "seat_unavailable",
+                    "some of the seats are no longer available; nothing was held",
+                )
+                .with("seat_ids", seat_ids)
+                .with("area_ids", areas));
+            }
+            Err(HoldError::LimitExceeded { limit, current }) => {
+                metrics::counter!("boxoffice_holds_total", "result" => "limit").increment(1);
+                return Err(ApiError::conflict(
+                    "limit_exceeded",
+                    format!("at most {limit} tickets per buyer; you have {current} already"),
+                )
+                .with("limit", limit)
+                .with("current", current));
+            }
+            Err(HoldError::UnknownPerformance) => {
+                return Err(ApiError::not_found("the performance is not on sale"));
+            }
+            Err(HoldError::Store(e)) => return Err(store_down(e)),
+        }
+    }
+}
+
+/// Best available on the map as it stands, skipping seats just found taken.
+fn best_pick(
+    map: &PerfMap,
+    wish: &Wish<'_>,
+    avoid: &HashSet<String>,
+) -> Option<best_available::Pick> {
+    let st = map.read();
+    let candidates: Vec<Candidate<'_>> = st
+        .layout
+        .seats
+        .iter()
+        .zip(&st.statuses)
+        .map(|(s, status)| Candidate {
+            seat_id: &s.seat_id,
+            section: &s.section,
+            row: &s.row,
+            number: s.number,
+            grade: &s.grade,
+            rank: s.rank,
+            wheelchair: s.wheelchair,
+            available: *status == SeatStatus::Available && !avoid.contains(&s.seat_id),
+        })
+        .collect();
+    best_available::pick(&candidates, wish)
+}
+
+async fn own_hold(state: &AppState, user: &AuthUser, raw: &str) -> Result<Hold, ApiError> {
+    let id = parse_id(raw, "hold")?;
+    let hold = state
+        .store
+        .find_hold(id)
+        .await
+        .map_err(store_down)?
+        .filter(|h| h.buyer_id == user.id() || user.0.has(Role::Admin))
+        .ok_or_else(|| ApiError::not_found(format!("no hold `{id}`")))?;
+    Ok(hold)
+}
+
+/// `GET /api/v1/holds/{hold_id}`: the buyer's own hold (or any, for an admin).
+pub async fn find(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(view(&own_hold(&state, &user, &raw).await?)))
+}
+
+/// `DELETE /api/v1/holds/{hold_id}`: 204 once the hold is over (released, expired).
+pub async fn release(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let hold = own_hold(&state, &user, &raw).await?;
+    match hold.status {
+        HoldStatus::Sold | HoldStatus::Returned => {
+            return Err(ApiError::conflict(
+                "hold_sold",
+                "the hold's seats were bought",
+            ));
+        }
+        HoldStatus::Released | HoldStatus::Expired => return Ok(StatusCode::NO_CONTENT),
+        HoldStatus::Active => {}
+    }
+    let ended = state
+        .store
+        .release(hold.performance_id, hold.hold_id, HoldStatus::Released)
+        .await
+        .map_err(store_down)?;
+    if let Some((hold, change)) = ended {
+        state.maps.apply(hold.performance_id, &change);
+        metrics::counter!("boxoffice_holds_ended_total", "reason" => "released").increment(1);
+        state
+            .outbox
+            .emit(&HoldEnded {
+                hold_id: hold.hold_id,
+                performance_id: hold.performance_id,
+                seat_ids: hold.seat_ids,
+                reason: HoldEndReason::Released,
+            })
+            .await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

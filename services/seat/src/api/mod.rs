@@ -1,0 +1,115 @@
+//! The seat service's HTTP API: the seat map and its live stream, and holds.
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::FromRef,
+    http::{HeaderMap, StatusCode},
+    routing::{get, post},
+};
+use platform::{ApiError, auth::Verifier};
+use uuid::Uuid;
+
+use crate::{
+    admission_pass::PassVerifier,
+    events::Outbox,
+    map::{PerfMap, registry::SeatMaps},
+    store::HoldStore,
+};
+
+mod holds;
+mod seats;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// This replica's seat maps.
+    pub maps: SeatMaps,
+    /// The hold store.
+    pub store: Arc<dyn HoldStore>,
+    /// Verifies buyers' access tokens.
+    pub verifier: Verifier,
+    /// Verifies admission passes.
+    pub passes: PassVerifier,
+    /// The outbox writer.
+    pub outbox: Outbox,
+    /// Settings.
+    pub config: Arc<crate::Config>,
+}
+
+impl FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/performances/{performance_id}/seats",
+            get(seats::seat_map),
+        )
+        .route(
+            "/api/v1/performances/{performance_id}/seats/stream",
+            get(seats::stream),
+        )
+        .route("/api/v1/holds", post(holds::create))
+        .route(
+            "/api/v1/holds/{hold_id}",
+            get(holds::find).delete(holds::release),
+        )
+        .with_state(state)
+}
+
+/// Parses a path id, answering 404 for anything that is not a UUID.
+fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(format!("no {what} `{raw}`")))
+}
+
+/// The map of a published performance, or 404.
+async fn map_of(state: &AppState, perf: Uuid) -> Result<Arc<PerfMap>, ApiError> {
+    state
+        .maps
+        .load(perf)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "loading a seat map");
+            ApiError::unavailable("seat inventory is unavailable; try again shortly")
+        })?
+        .ok_or_else(|| ApiError::not_found(format!("no performance `{perf}`")))
+}
+
+/// 403 `admission_required` unless the performance has no waiting room or the request carries a
+/// valid pass for it (and for `user`, when known).
+async fn admitted(
+    state: &AppState,
+    map: &PerfMap,
+    headers: &HeaderMap,
+    user: Option<Uuid>,
+) -> Result<(), ApiError> {
+    if !map.layout().waiting_room {
+        return Ok(());
+    }
+    let perf = map.layout().performance_id;
+    let refused = |detail: &str| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admission_required",
+            detail.to_owned(),
+        )
+    };
+    let pass = headers
+        .get(contracts::admission::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            refused("this performance has a waiting room: an admission pass is required")
+        })?;
+    state
+        .passes
+        .verify(pass.trim(), perf, user)
+        .await
+        .map(|_| ())
+        .map_err(|e| refused(&e.to_string()))
+}

@@ -1,0 +1,88 @@
+//! A performance's static inventory as the seat map shows it: seats in a fixed order (by id),
+//! areas and prices — built from `performance.published` and kept in SeatDB.
+
+use std::collections::HashMap;
+
+use contracts::events::{AreaSpec, PerformancePublished, SeatSpec};
+use uuid::Uuid;
+
+use crate::store::StoreInventory;
+
+/// The static part of a performance's seat map.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Performance.
+    pub performance_id: Uuid,
+    /// Catalog revision.
+    pub revision: i64,
+    /// Whether a waiting room guards it (admission pass required).
+    pub waiting_room: bool,
+    /// Most tickets per buyer; 0 = no limit.
+    pub ticket_limit: i64,
+    /// Seats sorted by id; a seat's index is its place in the compact encoding.
+    pub seats: Vec<SeatSpec>,
+    /// Seat id → index in `seats`.
+    pub index: HashMap<String, usize>,
+    /// General-admission areas.
+    pub areas: Vec<AreaSpec>,
+    /// Price per grade, KRW.
+    pub prices: HashMap<String, i64>,
+}
+
+impl Layout {
+    /// The layout of a published performance.
+    pub fn from_published(p: &PerformancePublished) -> Self {
+        let mut seats = p.seats.clone();
+        seats.sort_by(|a, b| a.seat_id.cmp(&b.seat_id));
+        seats.dedup_by(|a, b| a.seat_id == b.seat_id);
+        let index = seats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.seat_id.clone(), i))
+            .collect();
+        Self {
+            performance_id: p.performance_id,
+            revision: p.revision,
+            waiting_room: p.waiting_room,
+            ticket_limit: i64::from(p.ticket_limit.max(0)),
+            seats,
+            index,
+            areas: p.areas.clone(),
+            prices: p
+                .prices
+                .iter()
+                .map(|pr| (pr.grade.clone(), pr.price_krw))
+                .collect(),
+        }
+    }
+
+    /// What the hold store needs of it.
+    pub fn inventory(&self) -> StoreInventory {
+        StoreInventory {
+            performance_id: self.performance_id,
+            revision: self.revision,
+            seat_ids: self.seats.iter().map(|s| s.seat_id.clone()).collect(),
+            areas: self
+                .areas
+                .iter()
+                .map(|a| (a.area_id.clone(), i64::from(a.capacity.max(0))))
+                .collect(),
+            ticket_limit: self.ticket_limit,
+        }
+    }
+
+    /// The seat with this id.
+    pub fn seat(&self, id: &str) -> Option<&SeatSpec> {
+        self.index.get(id).and_then(|&i| self.seats.get(i))
+    }
+
+    /// The area with this id.
+    pub fn area(&self, id: &str) -> Option<&AreaSpec> {
+        self.areas.iter().find(|a| a.area_id == id)
+    }
+
+    /// Price of one ticket of `grade` (0 when the catalog gave none).
+    pub fn price(&self, grade: &str) -> i64 {
+        self.prices.get(grade).copied().unwrap_or(0)
+    }
+}

@@ -1,0 +1,162 @@
+//! The in-memory hold store (standalone mode): one [`Book`] per performance behind a mutex, and
+//! a watch channel per performance that wakes readers waiting for changes.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{
+    Changes, Confirmed, Hold, HoldError, HoldStatus, HoldStore, Snapshot, StoreError,
+    StoreInventory, book::Book,
+};
+use crate::domain::Change;
+
+#[derive(Default)]
+struct Inner {
+    books: HashMap<Uuid, Book>,
+    hold_index: HashMap<Uuid, Uuid>,
+    versions: HashMap<Uuid, watch::Sender<u64>>,
+}
+
+/// Holds in process memory; lost at restart (standalone mode re-installs from SeatDB).
+#[derive(Default, Clone)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    fn notify(&mut self, perf: Uuid, version: u64) {
+        self.versions
+            .entry(perf)
+            .or_insert_with(|| watch::channel(0).0)
+            .send_replace(version);
+    }
+
+    fn with_book<T>(&mut self, perf: Uuid, f: impl FnOnce(&mut Book) -> T) -> Option<T> {
+        let book = self.books.get_mut(&perf)?;
+        let before = book.version();
+        let out = f(book);
+        let after = book.version();
+        if after != before {
+            self.notify(perf, after);
+        }
+        Some(out)
+    }
+}
+
+#[async_trait]
+impl HoldStore for MemoryStore {
+    async fn install(&self, inventory: &StoreInventory) -> Result<Option<Change>, StoreError> {
+        let mut inner = self.lock();
+        let perf = inventory.performance_id;
+        inner.books.entry(perf).or_default();
+        Ok(inner.with_book(perf, |b| b.install(inventory)).flatten())
+    }
+
+    async fn hold(&self, hold: &Hold) -> Result<Change, HoldError> {
+        let mut inner = self.lock();
+        let change = inner
+            .with_book(hold.performance_id, |b| b.hold(hold))
+            .ok_or(HoldError::UnknownPerformance)??;
+        inner.hold_index.insert(hold.hold_id, hold.performance_id);
+        Ok(change)
+    }
+
+    async fn release(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+        reason: HoldStatus,
+    ) -> Result<Option<(Hold, Change)>, StoreError> {
+        Ok(self
+            .lock()
+            .with_book(performance_id, |b| b.release(hold_id, reason))
+            .flatten())
+    }
+
+    async fn expire_next(
+        &self,
+        performance_id: Uuid,
+        now_ms: i64,
+    ) -> Result<Option<(Hold, Change)>, StoreError> {
+        Ok(self
+            .lock()
+            .with_book(performance_id, |b| b.expire_next(now_ms))
+            .flatten())
+    }
+
+    async fn confirm(&self, sale: &Hold) -> Result<Confirmed, StoreError> {
+        let mut inner = self.lock();
+        let out = inner
+            .with_book(sale.performance_id, |b| b.confirm(sale))
+            .ok_or_else(|| StoreError("unknown performance".into()))?;
+        inner.hold_index.insert(sale.hold_id, sale.performance_id);
+        Ok(out)
+    }
+
+    async fn unsell(&self, sale: &Hold) -> Result<Option<Change>, StoreError> {
+        Ok(self
+            .lock()
+            .with_book(sale.performance_id, |b| b.unsell(sale))
+            .flatten())
+    }
+
+    async fn find_hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .hold_index
+            .get(&hold_id)
+            .and_then(|perf| inner.books.get(perf))
+            .and_then(|b| b.find(hold_id)))
+    }
+
+    async fn snapshot(&self, performance_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.lock().books.get(&performance_id).map(Book::snapshot))
+    }
+
+    async fn changes_after(
+        &self,
+        performance_id: Uuid,
+        after: u64,
+        wait: Duration,
+    ) -> Result<Changes, StoreError> {
+        let mut rx = {
+            let mut inner = self.lock();
+            if let Some(book) = inner.books.get(&performance_id) {
+                let changes = book.changes_after(after);
+                if changes != Changes::Next(Vec::new()) || wait.is_zero() {
+                    return Ok(changes);
+                }
+            }
+            inner
+                .versions
+                .entry(performance_id)
+                .or_insert_with(|| watch::channel(0).0)
+                .subscribe()
+        };
+        // Either a change arrives or the wait ends; both answer with what is there now.
+        let _ = tokio::time::timeout(wait, rx.wait_for(|v| *v > after)).await;
+        let inner = self.lock();
+        Ok(inner
+            .books
+            .get(&performance_id)
+            .map_or(Changes::Next(Vec::new()), |b| b.changes_after(after)))
+    }
+}

@@ -1,0 +1,441 @@
+//! The Redis hold store (distributed mode). Each operation is one Lua script over the keys of one
+//! performance, all under the hash tag `{perf_id}` (see `lua/common.lua` for the key layout), so
+//! it is atomic and lives on one Redis Cluster slot. Changes go to a per-performance stream whose
+//! entry ids are the versions, so every replica can tail it and resume after any version.
+
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use redis::{
+    AsyncConnectionConfig, ErrorKind, Script, ServerErrorKind, aio::ConnectionManager,
+    aio::MultiplexedConnection,
+};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use super::{
+    Changes, Confirmed, Hold, HoldError, HoldStatus, HoldStore, Snapshot, StoreError,
+    StoreInventory,
+};
+use crate::domain::{Change, seq_or_empty};
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(include_str!("lua/common.lua"), include_str!($file)))
+    };
+}
+
+/// Multiplexed connections per store.
+const CONNECTIONS: usize = 4;
+
+/// How long an ended hold's record stays findable (matches `ENDED_TTL` in the scripts), seconds.
+const INDEX_TTL_SECS: u64 = 86_400 * 2;
+
+/// The hold store on Redis.
+pub struct RedisStore {
+    client: redis::Client,
+    conns: Vec<ConnectionManager>,
+    next: AtomicUsize,
+    blocking: Mutex<Vec<MultiplexedConnection>>,
+    hold: Script,
+    release: Script,
+    expire: Script,
+    confirm: Script,
+    unsell: Script,
+    install: Script,
+    snapshot: Script,
+}
+
+/// The key prefix of one performance: its hash tag keeps all its keys on one slot.
+pub fn prefix(perf: Uuid) -> String {
+    format!("seat:{{{perf}}}:")
+}
+
+fn index_key(hold_id: Uuid) -> String {
+    format!("seat:hold-index:{hold_id}")
+}
+
+#[derive(Deserialize)]
+struct HoldReply {
+    ok: Option<Change>,
+    #[serde(default)]
+    dup: bool,
+    err: Option<String>,
+    #[serde(default, deserialize_with = "seq_or_empty")]
+    seat_ids: Vec<String>,
+    #[serde(default, deserialize_with = "seq_or_empty")]
+    areas: Vec<String>,
+    #[serde(default)]
+    limit: i64,
+    #[serde(default)]
+    current: i64,
+}
+
+#[derive(Deserialize)]
+struct EndReply {
+    ok: Option<Change>,
+    hold: Option<Hold>,
+    st: Option<HoldStatus>,
+    #[serde(default)]
+    skip: bool,
+}
+
+#[derive(Deserialize)]
+struct ConfirmReply {
+    ok: Option<Change>,
+    #[serde(default)]
+    already: bool,
+    #[serde(default, deserialize_with = "seq_or_empty")]
+    conflict: Vec<String>,
+    err: Option<String>,
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://host:port`).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            // Generous: under a sale-opening burst, replies queue behind thousands of calls; the
+            // HTTP layer's own timeout bounds a request anyway.
+            .set_response_timeout(Some(Duration::from_secs(30)))
+            .set_connection_timeout(Some(Duration::from_secs(3)));
+        // A few multiplexed connections: the client's reading and parsing spreads over cores.
+        let mut conns = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            conns.push(
+                client
+                    .get_connection_manager_with_config(config.clone())
+                    .await?,
+            );
+        }
+        Ok(Self {
+            client,
+            conns,
+            next: AtomicUsize::new(0),
+            blocking: Mutex::new(Vec::new()),
+            hold: script!("lua/hold.lua"),
+            release: script!("lua/release.lua"),
+            expire: script!("lua/expire.lua"),
+            confirm: script!("lua/confirm.lua"),
+            unsell: script!("lua/unsell.lua"),
+            install: script!("lua/install.lua"),
+            snapshot: script!("lua/snapshot.lua"),
+        })
+    }
+
+    /// The next shared connection (round robin).
+    fn conn(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len().max(1);
+        self.conns[i].clone()
+    }
+
+    /// Runs `script` for `perf` with `args`, retrying twice when the connection broke (every
+    /// script is safe to repeat: a repeated hold answers `dup`, the others find nothing to do).
+    async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        perf: Uuid,
+        args: &[String],
+    ) -> Result<T, StoreError> {
+        let key = prefix(perf);
+        let mut attempt = 0u64;
+        loop {
+            let mut call = script.key(&key);
+            for a in args {
+                call.arg(a);
+            }
+            match call.invoke_async(&mut self.conn()).await {
+                Err(e) if attempt < 2 && (e.is_io_error() || e.is_connection_dropped()) => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "hold store call failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                r => return Ok(r?),
+            }
+        }
+    }
+
+    async fn ended(reply: Option<String>) -> Result<Option<(Hold, Change)>, StoreError> {
+        let Some(text) = reply else { return Ok(None) };
+        let reply: EndReply = serde_json::from_str(&text)?;
+        if reply.skip {
+            return Ok(None);
+        }
+        match (reply.hold, reply.ok, reply.st) {
+            (Some(mut hold), Some(change), Some(st)) => {
+                hold.status = st;
+                Ok(Some((hold, change)))
+            }
+            _ => Err(StoreError("malformed release reply".into())),
+        }
+    }
+
+    /// A connection of its own for blocking reads, so they never stall the shared one.
+    async fn blocking_conn(&self, wait: Duration) -> Result<MultiplexedConnection, StoreError> {
+        if let Some(c) = self.blocking.lock().await.pop() {
+            return Ok(c);
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(wait + Duration::from_secs(5)))
+            .set_connection_timeout(Some(Duration::from_secs(3)));
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
+    }
+
+    fn parse_entries(entries: Vec<(String, Vec<String>)>) -> Result<Vec<Change>, StoreError> {
+        entries
+            .into_iter()
+            .map(|(_, fields)| {
+                let data = fields
+                    .chunks(2)
+                    .find(|kv| kv.first().is_some_and(|k| k == "d"))
+                    .and_then(|kv| kv.get(1))
+                    .ok_or_else(|| StoreError("change entry without data".into()))?;
+                Ok(serde_json::from_str(data)?)
+            })
+            .collect()
+    }
+
+    fn in_order(after: u64, changes: Vec<Change>, current: Option<u64>) -> Changes {
+        match changes.first() {
+            Some(first) if first.version != after + 1 => Changes::Truncated,
+            None if current.is_some_and(|v| v > after) => Changes::Truncated,
+            _ => Changes::Next(changes),
+        }
+    }
+}
+
+#[async_trait]
+impl HoldStore for RedisStore {
+    async fn install(&self, inv: &StoreInventory) -> Result<Option<Change>, StoreError> {
+        let areas: Vec<(&str, i64)> = inv.areas.iter().map(|(a, c)| (a.as_str(), *c)).collect();
+        let args = [
+            inv.revision.to_string(),
+            inv.ticket_limit.to_string(),
+            serde_json::to_string(&inv.seat_ids)?,
+            serde_json::to_string(&areas)?,
+        ];
+        let reply: Option<String> = self.eval(&self.install, inv.performance_id, &args).await?;
+        reply
+            .map(|t| serde_json::from_str(&t).map_err(StoreError::from))
+            .transpose()
+    }
+
+    async fn hold(&self, hold: &Hold) -> Result<Change, HoldError> {
+        let json = serde_json::to_string(hold).map_err(StoreError::from)?;
+        let key = prefix(hold.performance_id);
+        // One round trip: the index (written first: a refused hold leaves an index entry that
+        // finds nothing) and the script, pipelined.
+        let mut attempt = 0u64;
+        let text: String = loop {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg(index_key(hold.hold_id))
+                .arg(hold.performance_id.to_string())
+                .arg("EX")
+                .arg(INDEX_TTL_SECS)
+                .ignore()
+                .cmd("EVALSHA")
+                .arg(self.hold.get_hash())
+                .arg(1)
+                .arg(&key)
+                .arg(&json);
+            let mut conn = self.conn();
+            match pipe.query_async::<(String,)>(&mut conn).await {
+                Ok((text,)) => break text,
+                Err(e)
+                    if attempt < 3
+                        && matches!(e.kind(), ErrorKind::Server(ServerErrorKind::NoScript)) =>
+                {
+                    attempt += 1;
+                    self.hold
+                        .load_async(&mut conn)
+                        .await
+                        .map_err(StoreError::from)?;
+                }
+                Err(e) if attempt < 2 && (e.is_io_error() || e.is_connection_dropped()) => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "hold store call failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(StoreError::from(e).into()),
+            }
+        };
+        let reply: HoldReply = serde_json::from_str(&text).map_err(StoreError::from)?;
+        if reply.dup {
+            return Ok(Change::default());
+        }
+        match (reply.ok, reply.err.as_deref()) {
+            (Some(change), _) => Ok(change),
+            (None, Some("unavailable")) => Err(HoldError::Unavailable {
+                seat_ids: reply.seat_ids,
+                areas: reply.areas,
+            }),
+            (None, Some("limit")) => Err(HoldError::LimitExceeded {
+                limit: reply.limit,
+                current: reply.current,
+            }),
+            (None, Some("unknown_performance")) => Err(HoldError::UnknownPerformance),
+            _ => Err(StoreError(format!("unexpected hold reply: {text}")).into()),
+        }
+    }
+
+    async fn release(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+        reason: HoldStatus,
+    ) -> Result<Option<(Hold, Change)>, StoreError> {
+        let reason = match reason {
+            HoldStatus::Expired => "expired",
+            _ => "released",
+        };
+        let args = [hold_id.to_string(), reason.to_owned()];
+        let reply: Option<String> = self.eval(&self.release, performance_id, &args).await?;
+        Self::ended(reply).await
+    }
+
+    async fn expire_next(
+        &self,
+        performance_id: Uuid,
+        now_ms: i64,
+    ) -> Result<Option<(Hold, Change)>, StoreError> {
+        let args = [now_ms.to_string()];
+        let reply: Option<String> = self.eval(&self.expire, performance_id, &args).await?;
+        Self::ended(reply).await
+    }
+
+    async fn confirm(&self, sale: &Hold) -> Result<Confirmed, StoreError> {
+        let mut conn = self.conn();
+        let args = [serde_json::to_string(sale)?];
+        let text: String = self.eval(&self.confirm, sale.performance_id, &args).await?;
+        let reply: ConfirmReply = serde_json::from_str(&text)?;
+        if let Some(err) = reply.err {
+            return Err(StoreError(err));
+        }
+        let _: () = redis::cmd("SET")
+            .arg(index_key(sale.hold_id))
+            .arg(sale.performance_id.to_string())
+            .query_async(&mut conn)
+            .await?;
+        Ok(match reply.ok {
+            Some(change) => Confirmed::Sold(change),
+            None if reply.already => Confirmed::AlreadySold,
+            None => Confirmed::Conflict(reply.conflict),
+        })
+    }
+
+    async fn unsell(&self, sale: &Hold) -> Result<Option<Change>, StoreError> {
+        let args = [sale.hold_id.to_string()];
+        let reply: Option<String> = self.eval(&self.unsell, sale.performance_id, &args).await?;
+        reply
+            .map(|t| serde_json::from_str(&t).map_err(StoreError::from))
+            .transpose()
+    }
+
+    async fn find_hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
+        let mut conn = self.conn();
+        let perf: Option<String> = redis::cmd("GET")
+            .arg(index_key(hold_id))
+            .query_async(&mut conn)
+            .await?;
+        let Some(perf) = perf.and_then(|p| Uuid::parse_str(&p).ok()) else {
+            return Ok(None);
+        };
+        let (json, status): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(format!("{}hold:{hold_id}", prefix(perf)))
+            .arg("j")
+            .arg("st")
+            .query_async(&mut conn)
+            .await?;
+        let (Some(json), Some(status)) = (json, status) else {
+            return Ok(None);
+        };
+        let mut hold: Hold = serde_json::from_str(&json)?;
+        hold.status = serde_json::from_value(serde_json::Value::String(status))?;
+        Ok(Some(hold))
+    }
+
+    async fn snapshot(&self, performance_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
+        let reply: Option<String> = self.eval(&self.snapshot, performance_id, &[]).await?;
+        let Some(text) = reply else { return Ok(None) };
+        let mut snap: Snapshot = serde_json::from_str(&text)?;
+        snap.taken.sort();
+        snap.areas.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Some(snap))
+    }
+
+    async fn changes_after(
+        &self,
+        performance_id: Uuid,
+        after: u64,
+        wait: Duration,
+    ) -> Result<Changes, StoreError> {
+        let key = format!("{}changes", prefix(performance_id));
+        let mut conn = self.conn();
+        let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg(format!("({after}-1"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        let changes = Self::parse_entries(entries)?;
+        if !changes.is_empty() || wait.is_zero() {
+            let current = if changes.is_empty() {
+                self.current_version(performance_id).await?
+            } else {
+                None
+            };
+            return Ok(Self::in_order(after, changes, current));
+        }
+        if self
+            .current_version(performance_id)
+            .await?
+            .is_some_and(|v| v > after)
+        {
+            // A change landed between the two reads: read the log again rather than give up.
+            return self
+                .changes_after(performance_id, after, Duration::ZERO)
+                .await;
+        }
+        let mut blocking = self.blocking_conn(wait).await?;
+        type XRead = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
+        let read: Result<XRead, _> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(1000)
+            .arg("BLOCK")
+            .arg(wait.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(format!("{after}-1"))
+            .query_async(&mut blocking)
+            .await;
+        let read = read?;
+        self.blocking.lock().await.push(blocking);
+        let entries = read
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, entries)| entries)
+            .collect();
+        Ok(Self::in_order(after, Self::parse_entries(entries)?, None))
+    }
+}
+
+impl RedisStore {
+    async fn current_version(&self, perf: Uuid) -> Result<Option<u64>, StoreError> {
+        let v: Option<u64> = redis::cmd("HGET")
+            .arg(format!("{}meta", prefix(perf)))
+            .arg("v")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(v)
+    }
+}

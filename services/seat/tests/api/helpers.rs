@@ -1,0 +1,299 @@
+//! Spawning the service against fresh databases, publishing events, reading event streams.
+
+use std::{sync::Arc, time::Duration};
+
+use contracts::{
+    Envelope, Event,
+    admission::AdmissionClaims,
+    events::{AreaSpec, PerformancePublished, PriceSpec, SeatSpec},
+};
+use platform::{
+    auth::{Role, SigningKey},
+    service::Infra,
+    testing::{self, TestIssuer, TestServer},
+};
+use seat::{
+    Config, Overrides,
+    admission_pass::{self, PassVerifier},
+    store::{HoldStore, memory::MemoryStore, redis::RedisStore},
+};
+use uuid::Uuid;
+
+/// Which hold store a test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+pub async fn store(backend: Backend) -> Arc<dyn HoldStore> {
+    match backend {
+        Backend::Memory => Arc::new(MemoryStore::new()),
+        Backend::Redis => Arc::new(RedisStore::connect(&testing::redis_url()).await.unwrap()),
+    }
+}
+
+pub struct App {
+    pub server: TestServer,
+    pub infra: Infra,
+    pub issuer: TestIssuer,
+    pub pass_key: SigningKey,
+    pub store: Arc<dyn HoldStore>,
+}
+
+/// Spawns the service; seat-map reads are always at the latest version (tests compare them).
+pub async fn spawn(backend: Backend, mut config: Config) -> App {
+    config.seat_map_max_stale_ms = 0;
+    // Warnings and errors show in a failed test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+    let infra = testing::infra("seat");
+    infra
+        .bus
+        .ensure_topics(contracts::topics::ALL)
+        .await
+        .unwrap();
+    let issuer = TestIssuer::default();
+    let pass_key = SigningKey::generate(format!("adm-{}", Uuid::now_v7().simple()));
+    let store = store(backend).await;
+    let overrides = Overrides {
+        verifier: Some(issuer.verifier()),
+        passes: Some(PassVerifier::from_jwks(&[pass_key.public_jwk().unwrap()])),
+        store: Some(store.clone()),
+    };
+    let service = seat::start_with(&config, &infra, overrides).await.unwrap();
+    let server = testing::serve(service, infra.shutdown.clone()).await;
+    App {
+        server,
+        infra,
+        issuer,
+        pass_key,
+        store,
+    }
+}
+
+impl App {
+    pub async fn publish<E: Event>(&self, event: &E) {
+        self.infra
+            .bus
+            .publish(E::TOPIC, &Envelope::new(event).unwrap())
+            .await
+            .unwrap();
+    }
+
+    /// Publishes `p` and waits until the seat map serves its revision.
+    pub async fn publish_performance(&self, p: &PerformancePublished) {
+        self.publish(p).await;
+        let url = self
+            .server
+            .url(&format!("/api/v1/performances/{}/seats", p.performance_id));
+        let pass = self.pass(Uuid::nil(), p.performance_id);
+        let client = self.server.client.clone();
+        let revision = p.revision;
+        testing::eventually(
+            "the performance to be served",
+            Duration::from_secs(10),
+            || {
+                let (client, url, pass) = (client.clone(), url.clone(), pass.clone());
+                async move {
+                    match client
+                        .get(&url)
+                        .header("x-admission-pass", pass)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 200 => r
+                            .json::<serde_json::Value>()
+                            .await
+                            .is_ok_and(|b| b["revision"] == revision),
+                        _ => false,
+                    }
+                }
+            },
+        )
+        .await;
+    }
+
+    pub fn token(&self, user: Uuid) -> String {
+        self.issuer.token(user, &[Role::Buyer])
+    }
+
+    pub fn pass(&self, user: Uuid, perf: Uuid) -> String {
+        let now = chrono::Utc::now().timestamp();
+        admission_pass::sign(&self.pass_key, &AdmissionClaims::new(user, perf, now, 600)).unwrap()
+    }
+
+    pub async fn seats(&self, perf: Uuid) -> serde_json::Value {
+        let r = self
+            .server
+            .client
+            .get(
+                self.server
+                    .url(&format!("/api/v1/performances/{perf}/seats")),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    pub async fn hold(&self, user: Uuid, body: serde_json::Value) -> reqwest::Response {
+        self.server
+            .client
+            .post(self.server.url("/api/v1/holds"))
+            .bearer_auth(self.token(user))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A performance with `rows` × `per_row` seats in section `A` (rows 1–2 grade `vip`, the rest
+/// `r`; rank = row), and a general-admission area `GA` of 50.
+pub fn performance(rows: i32, per_row: i32, ticket_limit: i32) -> PerformancePublished {
+    let mut seats = Vec::new();
+    for row in 1..=rows {
+        for n in 1..=per_row {
+            seats.push(SeatSpec {
+                seat_id: format!("A-{row:02}-{n:02}"),
+                section: "A".into(),
+                row: format!("{row:02}"),
+                number: n,
+                grade: if row <= 2 { "vip".into() } else { "r".into() },
+                rank: row,
+                wheelchair: n == 1,
+            });
+        }
+    }
+    let now = chrono::Utc::now();
+    PerformancePublished {
+        performance_id: Uuid::now_v7(),
+        event_id: Uuid::now_v7(),
+        venue_id: Uuid::now_v7(),
+        starts_at: now + chrono::Duration::days(30),
+        ticket_limit,
+        waiting_room: false,
+        sale_opens_at: now,
+        sale_closes_at: now + chrono::Duration::days(29),
+        seats,
+        areas: vec![AreaSpec {
+            area_id: "GA".into(),
+            grade: "ga".into(),
+            capacity: 50,
+        }],
+        prices: vec![
+            PriceSpec {
+                grade: "vip".into(),
+                name: "VIP".into(),
+                price_krw: 150_000,
+            },
+            PriceSpec {
+                grade: "r".into(),
+                name: "R".into(),
+                price_krw: 100_000,
+            },
+            PriceSpec {
+                grade: "ga".into(),
+                name: "Standing".into(),
+                price_krw: 50_000,
+            },
+        ],
+        revision: 1,
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone)]
+pub struct Sse {
+    pub event: String,
+    pub id: u64,
+    pub data: serde_json::Value,
+}
+
+/// Reads a `text/event-stream` response event by event.
+pub struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseReader {
+    pub async fn open(app: &App, perf: Uuid, last_event_id: Option<u64>) -> Self {
+        let mut req = app.server.client.get(
+            app.server
+                .url(&format!("/api/v1/performances/{perf}/seats/stream")),
+        );
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let response = req.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments skipped), within 10 s.
+    pub async fn next(&mut self) -> Sse {
+        tokio::time::timeout(Duration::from_secs(10), self.next_inner())
+            .await
+            .expect("an event within 10 s")
+    }
+
+    async fn next_inner(&mut self) -> Sse {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut event, mut id, mut data) = (String::new(), None, String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if let Some(id) = id {
+                    return Sse {
+                        event,
+                        id,
+                        data: serde_json::from_str(&data).unwrap(),
+                    };
+                }
+                continue;
+            }
+            let chunk = self.response.chunk().await.unwrap().expect("stream open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+impl App {
+    /// Another replica of the service on the same SeatDB and bus, with `store`.
+    pub async fn replica(&self, store: Arc<dyn HoldStore>) -> TestServer {
+        let mut infra = self.infra.clone();
+        infra.shutdown = tokio_util::sync::CancellationToken::new();
+        let overrides = Overrides {
+            verifier: Some(self.issuer.verifier()),
+            passes: Some(PassVerifier::from_jwks(&[self
+                .pass_key
+                .public_jwk()
+                .unwrap()])),
+            store: Some(store),
+        };
+        let config = Config {
+            seat_map_max_stale_ms: 0,
+            ..Config::default()
+        };
+        let service = seat::start_with(&config, &infra, overrides).await.unwrap();
+        testing::serve(service, infra.shutdown.clone()).await
+    }
+}

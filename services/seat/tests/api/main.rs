@@ -1,0 +1,14 @@
+//! The seat service's integration tests: one binary, one module per topic. They need
+//! PostgreSQL (`BOXOFFICE_TEST_DATABASE_URL`) and Redis (`BOXOFFICE_TEST_REDIS_URL`).
+
+// Test code: a failed step should panic with its error, wherever the helper lives.
+#![allow(clippy::unwrap_used)]
+
+mod contract;
+mod helpers;
+mod holds;
+mod orders;
+mod property;
+mod race;
+mod seat_map;
+mod stream;

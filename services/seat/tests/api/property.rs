@@ -1,0 +1,256 @@
+//! Property test: random hold / release / expire / confirm / cancel sequences against a simple
+//! model of what the store must do, on both stores. After every step the store's answer and its
+//! seat states match the model's, and no seat ever has two owners.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use proptest::prelude::*;
+use seat::{
+    domain::SeatStatus,
+    store::{Confirmed, Hold, HoldError, HoldStatus, HoldStore, StoreInventory},
+};
+use uuid::Uuid;
+
+use crate::helpers::{Backend, store};
+
+const SEATS: usize = 8;
+const BUYERS: usize = 3;
+const LIMIT: i64 = 4;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Hold {
+        buyer: usize,
+        seats: BTreeSet<usize>,
+        ttl: i64,
+    },
+    Release(usize),
+    Expire(i64),
+    Confirm(usize),
+    Cancel(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..BUYERS, prop::collection::btree_set(0..SEATS, 1..=3), 1..20i64)
+            .prop_map(|(buyer, seats, ttl)| Op::Hold { buyer, seats, ttl }),
+        2 => (0..16usize).prop_map(Op::Release),
+        2 => (0..10i64).prop_map(Op::Expire),
+        2 => (0..16usize).prop_map(Op::Confirm),
+        1 => (0..16usize).prop_map(Op::Cancel),
+    ]
+}
+
+/// The model: who has each seat, and each hold's status.
+#[derive(Default)]
+struct Model {
+    owner: BTreeMap<usize, (usize, SeatStatus)>,
+    holds: Vec<(Hold, BTreeSet<usize>)>,
+    now: i64,
+}
+
+impl Model {
+    fn tickets(&self, buyer: Uuid) -> i64 {
+        self.holds
+            .iter()
+            .filter(|(h, _)| {
+                h.buyer_id == buyer && matches!(h.status, HoldStatus::Active | HoldStatus::Sold)
+            })
+            .map(|(_, s)| s.len() as i64)
+            .sum()
+    }
+
+    fn end(&mut self, i: usize, status: HoldStatus) {
+        let seats = self.holds[i].1.clone();
+        for s in seats {
+            if self.owner.get(&s).is_some_and(|(h, _)| *h == i) {
+                self.owner.remove(&s);
+            }
+        }
+        self.holds[i].0.status = status;
+    }
+}
+
+fn seat(i: usize) -> String {
+    format!("S{i}")
+}
+
+async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let perf = Uuid::now_v7();
+    let buyers: Vec<Uuid> = (0..BUYERS).map(|_| Uuid::now_v7()).collect();
+    store
+        .install(&StoreInventory {
+            performance_id: perf,
+            revision: 1,
+            seat_ids: (0..SEATS).map(seat).collect(),
+            areas: Vec::new(),
+            ticket_limit: LIMIT,
+        })
+        .await
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let mut m = Model::default();
+    for op in ops {
+        match op {
+            Op::Hold { buyer, seats, ttl } => {
+                let idx = m.holds.len();
+                let hold = Hold {
+                    hold_id: Uuid::now_v7(),
+                    performance_id: perf,
+                    buyer_id: buyers[buyer],
+                    seat_ids: seats.iter().copied().map(seat).collect(),
+                    areas: Vec::new(),
+                    amount_krw: 0,
+                    expires_at_ms: (m.now + ttl) * 1000 + idx as i64,
+                    status: HoldStatus::Active,
+                };
+                let taken: BTreeSet<String> = seats
+                    .iter()
+                    .filter(|s| m.owner.contains_key(s))
+                    .copied()
+                    .map(seat)
+                    .collect();
+                let got = store.hold(&hold).await;
+                if !taken.is_empty() {
+                    let Err(HoldError::Unavailable { seat_ids, .. }) = got else {
+                        return Err(TestCaseError::fail(format!(
+                            "expected unavailable, got {got:?}"
+                        )));
+                    };
+                    prop_assert_eq!(seat_ids.into_iter().collect::<BTreeSet<_>>(), taken);
+                } else if m.tickets(hold.buyer_id) + seats.len() as i64 > LIMIT {
+                    prop_assert!(
+                        matches!(got, Err(HoldError::LimitExceeded { .. })),
+                        "{:?}",
+                        got
+                    );
+                } else {
+                    prop_assert!(got.is_ok(), "{:?}", got);
+                    for &s in &seats {
+                        m.owner.insert(s, (idx, SeatStatus::Held));
+                    }
+                    m.holds.push((hold, seats));
+                }
+            }
+            Op::Release(i) if !m.holds.is_empty() => {
+                let i = i % m.holds.len();
+                let got = store
+                    .release(perf, m.holds[i].0.hold_id, HoldStatus::Released)
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let active = m.holds[i].0.status == HoldStatus::Active;
+                prop_assert_eq!(got.is_some(), active);
+                if active {
+                    m.end(i, HoldStatus::Released);
+                }
+            }
+            Op::Expire(advance) => {
+                m.now += advance;
+                let due = m
+                    .holds
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (h, _))| {
+                        h.status == HoldStatus::Active && h.expires_at_ms <= m.now * 1000 + 999
+                    })
+                    .min_by_key(|(_, (h, _))| h.expires_at_ms)
+                    .map(|(i, _)| i);
+                let got = store
+                    .expire_next(perf, m.now * 1000 + 999)
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(
+                    got.as_ref().map(|(h, _)| h.hold_id),
+                    due.map(|i| m.holds[i].0.hold_id)
+                );
+                if let Some(i) = due {
+                    m.end(i, HoldStatus::Expired);
+                }
+            }
+            Op::Confirm(i) if !m.holds.is_empty() => {
+                let i = i % m.holds.len();
+                let (hold, seats) = m.holds[i].clone();
+                let got = store
+                    .confirm(&hold)
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let others: BTreeSet<String> = seats
+                    .iter()
+                    .filter(|s| m.owner.get(s).is_some_and(|(h, _)| *h != i))
+                    .copied()
+                    .map(seat)
+                    .collect();
+                if hold.status == HoldStatus::Sold {
+                    prop_assert_eq!(got, Confirmed::AlreadySold);
+                } else if !others.is_empty() {
+                    let Confirmed::Conflict(seats) = got else {
+                        return Err(TestCaseError::fail(format!(
+                            "expected conflict, got {got:?}"
+                        )));
+                    };
+                    prop_assert_eq!(seats.into_iter().collect::<BTreeSet<_>>(), others);
+                } else {
+                    prop_assert!(matches!(got, Confirmed::Sold(_)), "{:?}", got);
+                    for &s in &seats {
+                        m.owner.insert(s, (i, SeatStatus::Sold));
+                    }
+                    m.holds[i].0.status = HoldStatus::Sold;
+                }
+            }
+            Op::Cancel(i) if !m.holds.is_empty() => {
+                let i = i % m.holds.len();
+                let got = store
+                    .unsell(&m.holds[i].0)
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let sold = m.holds[i].0.status == HoldStatus::Sold;
+                prop_assert_eq!(got.is_some(), sold);
+                if sold {
+                    m.end(i, HoldStatus::Returned);
+                }
+            }
+            _ => {}
+        }
+        let snap = store
+            .snapshot(perf)
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?
+            .ok_or_else(|| TestCaseError::fail("no snapshot"))?;
+        let expected: Vec<(String, SeatStatus)> = m
+            .owner
+            .iter()
+            .map(|(s, (_, st))| (seat(*s), *st))
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        prop_assert_eq!(snap.taken, expected);
+    }
+    Ok(())
+}
+
+fn check(backend: Backend, cases: u32) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt.block_on(store(backend));
+    let config = ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(ops in prop::collection::vec(op(), 1..40))| {
+        rt.block_on(run(store.clone(), ops))?;
+    });
+}
+
+#[test]
+fn memory_store_matches_the_model() {
+    check(Backend::Memory, 256);
+}
+
+#[test]
+fn redis_store_matches_the_model() {
+    check(Backend::Redis, 64);
+}
