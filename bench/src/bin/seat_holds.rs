@@ -44,6 +44,10 @@ struct Args {
     /// Open SSE streams during the seat-map scenario.
     #[arg(long, default_value_t = 5000)]
     streams: usize,
+    /// Mean pause of a buyer between two hold attempts, in ms (uniform in 0..2×; 0 = closed
+    /// loop, no think time). With think time the offered load is about buyers ÷ think.
+    #[arg(long, default_value_t = 0)]
+    think_ms: u64,
     /// PostgreSQL connections of the baseline's pool.
     #[arg(long, default_value_t = 40)]
     pg_pool: u32,
@@ -159,6 +163,14 @@ impl Tally {
     }
 }
 
+/// A buyer's pause before its next attempt (none in closed loop).
+async fn think(mean_ms: u64) {
+    if mean_ms > 0 {
+        let ms = rand::rng().random_range(0..=2 * mean_ms);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
 async fn store_scenario(
     store: Arc<dyn HoldStore>,
     args: &Args,
@@ -174,11 +186,13 @@ async fn store_scenario(
     let tally = Tally::new();
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
+    let think_ms = args.think_ms;
     for _ in 0..args.buyers {
         let (store, tally) = (store.clone(), tally.clone());
         tasks.push(tokio::spawn(async move {
             let buyer = Uuid::now_v7();
             while Instant::now() < deadline {
+                think(think_ms).await;
                 let hold = Hold {
                     hold_id: Uuid::now_v7(),
                     performance_id: perf,
@@ -238,10 +252,12 @@ async fn postgres_scenario(args: &Args) -> anyhow::Result<(f64, f64)> {
     let tally = Tally::new();
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
+    let think_ms = args.think_ms;
     for _ in 0..args.buyers {
         let (pool, tally) = (pool.clone(), tally.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
+                think(think_ms).await;
                 let (hold_id, seats) = (Uuid::now_v7(), wish());
                 let started = Instant::now();
                 let result = pg_hold(&pool, perf, hold_id, &seats).await;
@@ -317,7 +333,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         let run = |s: &str| args.only == "all" || args.only == s;
-        println!("{} buyers, {} s per scenario, one stadium of 25,000 seats\n", args.buyers, args.seconds);
+        println!("{} buyers, {} ms mean think time, {} s per scenario, one stadium of 25,000 seats\n", args.buyers, args.think_ms, args.seconds);
         println!("| hold store | attempts/s | granted/s | p50 ms | p99 ms | max ms | granted / refused / failed |");
         println!("|---|---|---|---|---|---|---|");
         let mut base = None;
