@@ -6,6 +6,7 @@
 # cached in $BOXOFFICE_TOOLS_DIR. Prints `export ...` lines for the addresses it settled on.
 #   scripts/infra.sh up      start what is missing
 #   scripts/infra.sh down    stop what this script started (the broker, a private test cluster)
+#   scripts/infra.sh clean   drop the test_* databases earlier test runs left behind
 source "$(dirname "$0")/lib.sh"
 
 PG_URL="${BOXOFFICE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}"
@@ -99,6 +100,16 @@ down() {
   fi
 }
 
+# Drops the per-test databases (test_*) earlier runs left on the test server.
+clean() {
+  local url="${BOXOFFICE_TEST_DATABASE_URL:-$PG_URL}" n=0
+  pg_ok "$url" || return 0
+  for db in $(psql "$url/postgres" -XtAc "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'"); do
+    psql "$url/postgres" -XtAqc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 && n=$((n + 1))
+  done
+  log "dropped $n test databases left by earlier runs"
+}
+
 case "${1:-up}" in
   up)
     postgres_up; redis_up; kafka_up
@@ -107,5 +118,6 @@ case "${1:-up}" in
     echo "export BOXOFFICE_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
     ;;
   down) down ;;
-  *) die "usage: $0 up|down" ;;
+  clean) clean ;;
+  *) die "usage: $0 up|down|clean" ;;
 esac

@@ -12,6 +12,7 @@ ensure_pg_binaries   # the standalone tests start a private cluster from these
 log "starting the infrastructure"
 eval "$(scripts/infra.sh up)"
 trap 'scripts/infra.sh down' EXIT
+scripts/infra.sh clean
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
