@@ -101,6 +101,9 @@ pub struct BusSettings {
     pub relay_interval_ms: u64,
     /// Rows published per relay batch (env `BOXOFFICE_BUS__RELAY_BATCH`).
     pub relay_batch: i64,
+    /// Keys a relay publishes concurrently within a batch; rows of one key always go in order
+    /// (env `BOXOFFICE_BUS__RELAY_CONCURRENCY`).
+    pub relay_concurrency: usize,
     /// At start, publish again the rows published in this many ms before the outbox's last
     /// publication (env `BOXOFFICE_BUS__REPLAY_WINDOW_MS`; 0 = off). Standalone turns it on: its
     /// in-memory bus dies with the process, and events relayed but not yet consumed would be lost;
@@ -116,6 +119,7 @@ impl Default for BusSettings {
             partitions: 4,
             relay_interval_ms: 500,
             relay_batch: 200,
+            relay_concurrency: 64,
             replay_window_ms: 0,
         }
     }

@@ -5,6 +5,8 @@
 //!   `pg_try_advisory_xact_lock`, so replicas never interleave and per-key order holds. A replica
 //!   that does not get the lock publishes nothing and waits for its next turn.
 //! - A row is marked published (in the batch transaction) only after the transport confirmed it.
+//!   Within a batch, rows of one key are published in order, one after another; different keys
+//!   are published concurrently. A failed row holds back the rest of its key until the next batch.
 //!   A crash between publish and commit publishes those rows again later: delivery is
 //!   at-least-once and consumers deduplicate on the event id.
 //! - Wakes on `LISTEN bus_outbox` (sent by [`super::outbox::enqueue`] at commit) or every
@@ -13,11 +15,13 @@
 //! - Deletes published rows older than seven days now and then.
 
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use contracts::Envelope;
+use futures::StreamExt;
 use sqlx::{PgPool, postgres::PgListener, types::Json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +41,7 @@ pub struct Relay {
     batch: i64,
     interval: Duration,
     replay_window: Duration,
+    concurrency: usize,
 }
 
 impl Relay {
@@ -54,6 +59,7 @@ impl Relay {
             batch: settings.relay_batch.max(1),
             interval: Duration::from_millis(settings.relay_interval_ms.max(10)),
             replay_window: Duration::from_millis(settings.replay_window_ms),
+            concurrency: settings.relay_concurrency.max(1),
         }
     }
 
@@ -82,18 +88,48 @@ impl Relay {
         .fetch_all(&mut *tx)
         .await?;
 
-        let mut published = 0;
-        let mut failure = None;
+        // Rows of one (topic, key) go out one after another, in seq order; different keys go
+        // out concurrently, so a broker's round trip is paid once per batch, not once per row.
+        let mut chains: Vec<Vec<(i64, String, Envelope)>> = Vec::new();
+        let mut chain_of: HashMap<(String, String), usize> = HashMap::new();
         for (seq, topic, Json(envelope)) in rows {
-            if let Err(e) = self.transport.publish(&topic, &envelope).await {
-                failure = Some(e);
-                break;
+            let slot = *chain_of
+                .entry((topic.clone(), envelope.key.clone()))
+                .or_insert_with(|| {
+                    chains.push(Vec::new());
+                    chains.len() - 1
+                });
+            chains[slot].push((seq, topic, envelope));
+        }
+        let outcomes: Vec<(Vec<i64>, Option<BusError>)> = futures::stream::iter(chains)
+            .map(|chain| async move {
+                let mut sent = Vec::with_capacity(chain.len());
+                for (seq, topic, envelope) in chain {
+                    if let Err(e) = self.transport.publish(&topic, &envelope).await {
+                        // The rest of this key waits for the next batch, keeping its order.
+                        return (sent, Some(e));
+                    }
+                    sent.push(seq);
+                }
+                (sent, None)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut sent: Vec<i64> = Vec::new();
+        let mut failure = None;
+        for (seqs, error) in outcomes {
+            sent.extend(seqs);
+            if failure.is_none() {
+                failure = error;
             }
-            sqlx::query("UPDATE bus_outbox SET published_at = now() WHERE seq = $1")
-                .bind(seq)
+        }
+        let published = sent.len();
+        if !sent.is_empty() {
+            sqlx::query("UPDATE bus_outbox SET published_at = now() WHERE seq = ANY($1)")
+                .bind(&sent)
                 .execute(&mut *tx)
                 .await?;
-            published += 1;
         }
         // Keep what went out even when a later row failed: unmarking it would only publish it
         // twice.
