@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Shared helpers for the project's scripts: logging, apt installs, waiting on ports.
 set -euo pipefail
+: "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
+export HOME
 
 STATE_DIR="${BOXOFFICE_STATE_DIR:-$HOME/.cache/boxoffice}"
 TOOLS_DIR="${BOXOFFICE_TOOLS_DIR:-$STATE_DIR/tools}"
