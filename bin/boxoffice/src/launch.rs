@@ -49,7 +49,8 @@ pub struct StandaloneArgs {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// The service to run: gateway, user, catalog, seat, admission, order, payment, notification.
+    /// The service to run: gateway, user, catalog, seat, admission, order, payment, notification,
+    /// or a third party's fake (fake-oauth).
     service: String,
     /// Port to listen on (overrides BOXOFFICE_HTTP__PORT).
     #[arg(long)]
@@ -298,10 +299,14 @@ async fn join_all(servers: Vec<Server>, tasks: Vec<tokio::task::JoinHandle<()>>)
 pub async fn serve(cfg: AppConfig, args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = http::shutdown_on_signals();
     let name = args.service.as_str();
+    if let Some(sandbox) = name.strip_prefix("fake-") {
+        return serve_fake(&cfg, sandbox, args.port, shutdown).await;
+    }
     if name != "gateway" && !SERVICES.contains(&name) {
         bail!(
-            "unknown service `{name}`; one of: gateway, {}",
-            SERVICES.join(", ")
+            "unknown service `{name}`; one of: gateway, {}, or a fake ({})",
+            SERVICES.join(", "),
+            fake_names().join(", ")
         );
     }
     if cfg.bus.transport == TransportKind::Memory && name != "gateway" {
@@ -332,6 +337,44 @@ pub async fn serve(cfg: AppConfig, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("starting the {name} service"))?;
     let (s, t) = server(name, listener, service, settings, shutdown);
+    join_all(vec![s], t).await;
+    Ok(())
+}
+
+fn fake_names() -> Vec<String> {
+    fakes::all()
+        .iter()
+        .map(|f| format!("fake-{}", f.name))
+        .collect()
+}
+
+/// Serves one third-party fake on its own port (distributed mode's sandboxes).
+async fn serve_fake(
+    cfg: &AppConfig,
+    sandbox: &str,
+    port: Option<u16>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(fake) = fakes::all().into_iter().find(|f| f.name == sandbox) else {
+        bail!(
+            "unknown fake `fake-{sandbox}`; one of: {}",
+            fake_names().join(", ")
+        );
+    };
+    let settings = HttpSettings {
+        port: port.unwrap_or(cfg.http.port),
+        ..cfg.http.clone()
+    };
+    let listener = http::bind(&settings)
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+    let service = Service {
+        name: "fake",
+        router: fake.router,
+        readiness: Default::default(),
+        tasks: Vec::new(),
+    };
+    let (s, t) = server(sandbox, listener, service, settings, shutdown);
     join_all(vec![s], t).await;
     Ok(())
 }

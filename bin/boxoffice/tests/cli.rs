@@ -285,3 +285,20 @@ fn every_command_has_help() {
         );
     }
 }
+
+#[test]
+fn unknown_services_and_fakes_are_named() {
+    for (name, listed) in [("nope", "catalog"), ("fake-nope", "fake-oauth")] {
+        let out = Command::new(BIN)
+            .args(["serve", name, "--port", "0"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.trim().lines().last().unwrap_or_default();
+        assert!(
+            last.contains(&format!("`{name}`")) && last.contains(listed),
+            "{stderr}"
+        );
+    }
+}
