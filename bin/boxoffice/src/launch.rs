@@ -379,6 +379,34 @@ async fn serve_fake(
     Ok(())
 }
 
+/// The infrastructure of a one-off command (migrate, seed): the database, an in-process bus nobody
+/// reads, and a shutdown already signalled, so no relay, consumer or sweeper a service starts
+/// does any work — outbox rows stay in the database for the running services' relays (a relay
+/// here would publish them into this bus and mark them published: lost).
+fn offline_infra(cfg: &AppConfig, db_url: String) -> Infra {
+    let shutdown = CancellationToken::new();
+    shutdown.cancel();
+    // Services build clients of each other at start (e.g. the JWKS verifier) without calling
+    // them; a one-off command never serves a request, so unknown addresses are placeholders.
+    let mut directory = cfg.services.clone();
+    for name in SERVICES {
+        directory
+            .0
+            .entry((*name).to_owned())
+            .or_insert_with(|| "http://127.0.0.1:9".to_owned());
+    }
+    Infra {
+        mode: Mode::Distributed,
+        database_url: Some(db_url),
+        database: cfg.database.clone(),
+        bus: Arc::new(bus::memory::MemoryTransport::new(1)),
+        bus_settings: cfg.bus.clone(),
+        redis: cfg.redis.clone(),
+        directory,
+        shutdown,
+    }
+}
+
 pub async fn migrate(mut cfg: AppConfig, args: MigrateArgs) -> anyhow::Result<()> {
     // Migrating only migrates: seeding is `boxoffice seed`'s job.
     cfg.catalog.seed_on_empty = false;
@@ -388,23 +416,12 @@ pub async fn migrate(mut cfg: AppConfig, args: MigrateArgs) -> anyhow::Result<()
         None => SERVICES.to_vec(),
     };
     let (db_url, private_pg) = database(&cfg, &args.data_dir).await?;
-    let shutdown = CancellationToken::new();
-    let infra = Infra {
-        mode: Mode::Distributed,
-        database_url: Some(db_url),
-        database: cfg.database.clone(),
-        bus: Arc::new(bus::memory::MemoryTransport::new(1)),
-        bus_settings: cfg.bus.clone(),
-        redis: cfg.redis.clone(),
-        directory: Directory::default(),
-        shutdown: shutdown.clone(),
-    };
+    let infra = offline_infra(&cfg, db_url);
     let mut result = Ok(());
     for name in targets {
         match start_service(name, &cfg, &infra).await {
             Ok(service) => {
                 tracing::info!(service = name, "migrated");
-                shutdown.cancel();
                 for t in service.tasks {
                     let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
                 }
@@ -423,16 +440,7 @@ pub async fn migrate(mut cfg: AppConfig, args: MigrateArgs) -> anyhow::Result<()
 
 pub async fn seed(cfg: AppConfig, args: SeedArgs) -> anyhow::Result<()> {
     let (db_url, private_pg) = database(&cfg, &args.data_dir).await?;
-    let infra = Infra {
-        mode: Mode::Distributed,
-        database_url: Some(db_url),
-        database: cfg.database.clone(),
-        bus: Arc::new(bus::memory::MemoryTransport::new(1)),
-        bus_settings: cfg.bus.clone(),
-        redis: cfg.redis.clone(),
-        directory: Directory::default(),
-        shutdown: CancellationToken::new(),
-    };
+    let infra = offline_infra(&cfg, db_url);
     let result = catalog::seed::command(&cfg.catalog, &infra, args.start_date.as_deref()).await;
     if let Some(pg) = private_pg {
         tokio::task::spawn_blocking(move || pg.stop()).await??;

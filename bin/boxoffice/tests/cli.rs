@@ -302,3 +302,88 @@ fn unknown_services_and_fakes_are_named() {
         );
     }
 }
+
+/// `boxoffice migrate` against a server: every service's database is created and migrated, and
+/// an event waiting in an outbox is left for the service's own relay (a one-off command has no
+/// reader on its bus: publishing there would lose the event).
+#[tokio::test]
+async fn migrate_creates_every_database_and_leaves_outboxes_alone() {
+    use sqlx::{ConnectOptions, Connection};
+    let server = platform::testing::database_url();
+    let prefix = format!("test_migrate_{}_", uuid::Uuid::new_v4().simple());
+    let migrate = || {
+        Command::new(BIN)
+            .arg("migrate")
+            .env("BOXOFFICE_DATABASE__URL", &server)
+            .env("BOXOFFICE_DATABASE__NAME_PREFIX", &prefix)
+            .output()
+            .unwrap()
+    };
+    let out = migrate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opts = platform::db::server_options(&server).unwrap();
+    let mut admin = opts.clone().database("postgres").connect().await.unwrap();
+    let made: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(&prefix)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    for service in [
+        "user",
+        "catalog",
+        "seat",
+        "order",
+        "payment",
+        "notification",
+    ] {
+        assert!(
+            made.contains(&format!("{prefix}{service}")),
+            "{service}: {made:?}"
+        );
+    }
+
+    let mut user = opts
+        .database(&format!("{prefix}user"))
+        .connect()
+        .await
+        .unwrap();
+    let waiting = contracts::Envelope::new(&contracts::events::UserRegistered {
+        user_id: uuid::Uuid::now_v7(),
+        email: "waiting@example.kr".into(),
+        name: "W".into(),
+    })
+    .unwrap();
+    platform::bus::outbox::enqueue_envelope(&mut user, contracts::topics::USERS, &waiting)
+        .await
+        .unwrap();
+    let out = migrate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let published: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT published_at FROM bus_outbox WHERE id = $1")
+            .bind(waiting.id)
+            .fetch_one(&mut user)
+            .await
+            .unwrap();
+    assert_eq!(
+        published, None,
+        "the waiting event is still the relay's to publish"
+    );
+    user.close().await.unwrap();
+    for db in made {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE \"{db}\" WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+}
