@@ -5,8 +5,13 @@
 # Missing packages are installed with apt-get; the broker is built with `cargo install` once and
 # cached in $BOXOFFICE_TOOLS_DIR. Prints `export ...` lines for the addresses it settled on.
 #   scripts/infra.sh up      start what is missing
-#   scripts/infra.sh down    stop what this script started (the broker, a private test cluster)
-#   scripts/infra.sh clean   drop the test_* databases earlier test runs left behind
+#   scripts/infra.sh down    stop what this script started (the broker, a private test cluster, a
+#                            Redis), unless another test run on this machine still uses it
+#   scripts/infra.sh clean   drop the test_* databases older than a day (left by crashed runs)
+#   scripts/infra.sh clean-run RUN   drop the test_RUN_* databases (what test run RUN created)
+# Several test runs may share one machine and one server: a run registers itself with `up` (a lease
+# named by BOXOFFICE_TEST_LEASE, the test script's pid) and `down` stops a service only when no
+# other live run holds a lease, so one run never pulls the broker from under another's suite.
 source "$(dirname "$0")/lib.sh"
 
 PG_URL="${BOXOFFICE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}"
@@ -15,7 +20,31 @@ KAFKA_PORT=9092
 TANSU_VERSION=0.6.0
 TANSU="$TOOLS_DIR/bin/tansu"
 RUN_DIR="$STATE_DIR/run"
-mkdir -p "$RUN_DIR"
+LEASES="$RUN_DIR/leases"
+mkdir -p "$RUN_DIR" "$LEASES"
+
+# One `up` or `down` at a time on this machine (two runs must not both start a broker). Every
+# process started below closes fd 8, so a daemon never inherits the lock.
+exec 8>"$RUN_DIR/.lock"
+flock -w 900 8 || die "another run held $RUN_DIR/.lock for 15 minutes"
+
+# alive_as PIDFILE NAME: true when the pid in PIDFILE is a live process whose command names NAME
+# (a stale pid file after a reboot may point at an unrelated process).
+alive_as() {
+  [ -f "$1" ] || return 1
+  local pid; pid=$(cat "$1")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$2"
+}
+
+# Leases of runs whose process has ended are dropped; prints how many live ones remain.
+live_leases() {
+  local n=0 f
+  for f in "$LEASES"/*; do
+    [ -e "$f" ] || continue
+    if kill -0 "$(basename "$f")" 2>/dev/null; then n=$((n + 1)); else rm -f "$f"; fi
+  done
+  echo "$n"
+}
 
 pg_ok() { psql "$1/postgres" -XtAc 'select 1' >/dev/null 2>&1; }
 
@@ -25,7 +54,7 @@ postgres_up() {
   # A Debian cluster that is installed but stopped (e.g. after a reboot).
   if [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null; then
     for v in /etc/postgresql/*; do
-      as_root pg_ctlcluster --skip-systemctl-redirect "$(basename "$v")" main start >/dev/null 2>&1 || true
+      as_root pg_ctlcluster --skip-systemctl-redirect "$(basename "$v")" main start >/dev/null 2>&1 8>&- || true
     done
     pg_ok "$PG_URL" && { log "PostgreSQL: started the system cluster"; return; }
   fi
@@ -40,7 +69,7 @@ postgres_up() {
     run_pg "$bindir/initdb" -D "$dir" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null
   fi
   run_pg "$bindir/pg_ctl" -D "$dir" -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" \
-    -l "$dir/server.log" -w start >/dev/null
+    -l "$dir/server.log" -w start >/dev/null 8>&-
   PG_URL="postgres://postgres@127.0.0.1:$port"
   echo "$bindir" > "$RUN_DIR/pg.bindir"
   pg_ok "$PG_URL" || die "PostgreSQL did not come up (see $dir/server.log)"
@@ -53,7 +82,7 @@ redis_up() {
   if port_open 127.0.0.1 $REDIS_PORT; then log "Redis: using 127.0.0.1:$REDIS_PORT"; return; fi
   command -v redis-server >/dev/null || apt_install redis-server
   redis-server --daemonize yes --bind 127.0.0.1 --port $REDIS_PORT --save "" --appendonly no \
-    --dir "$RUN_DIR" --logfile "$RUN_DIR/redis.log" --pidfile "$RUN_DIR/redis.pid"
+    --dir "$RUN_DIR" --logfile "$RUN_DIR/redis.log" --pidfile "$RUN_DIR/redis.pid" 8>&-
   wait_port 127.0.0.1 $REDIS_PORT 20 Redis
   log "Redis: started on 127.0.0.1:$REDIS_PORT"
 }
@@ -72,46 +101,68 @@ kafka_up() {
   tansu_install
   nohup "$TANSU" broker --listener-url tcp://127.0.0.1:$KAFKA_PORT \
     --advertised-listener-url tcp://127.0.0.1:$KAFKA_PORT \
-    --storage-engine memory://tansu/ >"$RUN_DIR/tansu.log" 2>&1 &
+    --storage-engine memory://tansu/ >"$RUN_DIR/tansu.log" 2>&1 8>&- &
   echo $! > "$RUN_DIR/tansu.pid"
   wait_port 127.0.0.1 $KAFKA_PORT 60 "the tansu broker"
   log "Kafka broker: started tansu on 127.0.0.1:$KAFKA_PORT"
 }
 
 down() {
-  if [ -f "$RUN_DIR/tansu.pid" ]; then
+  [ -n "${BOXOFFICE_TEST_LEASE:-}" ] && rm -f "$LEASES/$BOXOFFICE_TEST_LEASE"
+  local others; others=$(live_leases)
+  if [ "$others" -gt 0 ]; then
+    log "leaving the test infrastructure running: $others other test run(s) on this machine use it"
+    return 0
+  fi
+  if alive_as "$RUN_DIR/tansu.pid" tansu; then
     local pid; pid=$(cat "$RUN_DIR/tansu.pid")
     # tansu does not stop promptly on SIGTERM: give it 3 s, then SIGKILL.
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
-    rm -f "$RUN_DIR/tansu.pid"
     log "stopped the tansu broker"
   fi
+  rm -f "$RUN_DIR/tansu.pid"
   if [ -f "$RUN_DIR/pg.bindir" ]; then
     run_pg "$(cat "$RUN_DIR/pg.bindir")/pg_ctl" -D "$RUN_DIR/pg" -m fast stop >/dev/null 2>&1 || true
     rm -f "$RUN_DIR/pg.bindir"
     log "stopped the test PostgreSQL"
   fi
-  if [ -f "$RUN_DIR/redis.pid" ]; then
+  if alive_as "$RUN_DIR/redis.pid" redis-server; then
     kill "$(cat "$RUN_DIR/redis.pid")" 2>/dev/null || true
-    rm -f "$RUN_DIR/redis.pid"
     log "stopped the test Redis"
   fi
+  rm -f "$RUN_DIR/redis.pid"
 }
 
-# Drops the per-test databases (test_*) earlier runs left on the test server.
-clean() {
-  local url="${BOXOFFICE_TEST_DATABASE_URL:-$PG_URL}" n=0
+# drop_where CONDITION WHAT: drops the test databases matching a SQL condition on pg_database.
+drop_where() {
+  local url="${BOXOFFICE_TEST_DATABASE_URL:-$PG_URL}" n=0 db
   pg_ok "$url" || return 0
-  for db in $(psql "$url/postgres" -XtAc "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'"); do
+  for db in $(psql "$url/postgres" -XtAc "SELECT datname FROM pg_database d WHERE datname LIKE 'test\_%' AND $1" 2>/dev/null); do
     psql "$url/postgres" -XtAqc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 && n=$((n + 1))
   done
-  log "dropped $n test databases left by earlier runs"
+  log "dropped $n $2"
+}
+
+# Databases left by runs that crashed: older than a day, by the creation time of the database's
+# PG_VERSION file (needs superuser, as the trust-auth test server gives; otherwise drops nothing).
+# A database of a run still going is never that old, so concurrent runs are safe.
+clean() {
+  drop_where "(pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification < now() - interval '1 day'" \
+    "test databases older than a day"
+}
+
+# What one run created: test_<RUN>_* (platform::testing names databases after BOXOFFICE_TEST_RUN).
+clean_run() {
+  local run="$1"
+  [[ "$run" =~ ^[a-z0-9]{1,12}$ ]] || die "clean-run takes the run's tag (letters and digits), got '$run'"
+  drop_where "datname LIKE 'test\_${run}\_%'" "test databases of run $run"
 }
 
 case "${1:-up}" in
   up)
+    [ -n "${BOXOFFICE_TEST_LEASE:-}" ] && : >"$LEASES/$BOXOFFICE_TEST_LEASE"
     postgres_up; redis_up; kafka_up
     echo "export BOXOFFICE_TEST_DATABASE_URL=$PG_URL"
     echo "export BOXOFFICE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
@@ -119,5 +170,6 @@ case "${1:-up}" in
     ;;
   down) down ;;
   clean) clean ;;
+  clean-run) clean_run "${2:-}" ;;
   *) die "usage: $0 up|down|clean" ;;
 esac

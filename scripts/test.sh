@@ -9,9 +9,15 @@ ensure_build_deps
 command -v cargo-nextest >/dev/null || { log "installing cargo-nextest"; cargo install cargo-nextest --locked; }
 ensure_pg_binaries   # the standalone tests start a private cluster from these
 
-log "starting the infrastructure"
+# This run's tag: every test database it creates is named test_<tag>_* (platform::testing), so at
+# the end it drops exactly those, never another run's on a shared server.
+BOXOFFICE_TEST_RUN="r$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')"
+BOXOFFICE_TEST_LEASE=$$
+export BOXOFFICE_TEST_RUN BOXOFFICE_TEST_LEASE
+
+log "starting the infrastructure (test run $BOXOFFICE_TEST_RUN)"
+trap 'scripts/infra.sh clean-run "$BOXOFFICE_TEST_RUN"; scripts/infra.sh down' EXIT
 eval "$(scripts/infra.sh up)"
-trap 'scripts/infra.sh down' EXIT
 scripts/infra.sh clean
 
 log "cargo fmt --check"

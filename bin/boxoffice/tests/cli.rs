@@ -310,7 +310,7 @@ fn unknown_services_and_fakes_are_named() {
 async fn migrate_creates_every_database_and_leaves_outboxes_alone() {
     use sqlx::{ConnectOptions, Connection};
     let server = platform::testing::database_url();
-    let prefix = format!("test_migrate_{}_", uuid::Uuid::new_v4().simple());
+    let prefix = platform::testing::database_prefix("migrate");
     let migrate = || {
         Command::new(BIN)
             .arg("migrate")

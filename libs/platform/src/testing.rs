@@ -24,7 +24,40 @@ pub fn kafka_brokers() -> String {
     std::env::var("BOXOFFICE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
-/// A fresh database for one test, named `test_<label>_<uuid>`, with the bus tables and the given
+/// The test run this process belongs to: `BOXOFFICE_TEST_RUN` (set by `scripts/test.sh`, so the
+/// run drops exactly the databases it created at its end), reduced to ASCII letters and digits,
+/// at most 12 of them; empty when unset.
+fn test_run() -> String {
+    std::env::var("BOXOFFICE_TEST_RUN")
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// A unique database name for one test: `test_<run>_<label>_<random>` (`test_<label>_<random>`
+/// outside a test run). Label and randomness are kept short so names stay within PostgreSQL's
+/// 63-byte identifiers even with a service name appended.
+pub fn database_name(label: &str) -> String {
+    let run = test_run();
+    let label: String = label.chars().take(20).collect();
+    let random = &Uuid::new_v4().simple().to_string()[..16];
+    if run.is_empty() {
+        format!("test_{label}_{random}")
+    } else {
+        format!("test_{run}_{label}_{random}")
+    }
+}
+
+/// A unique database-name prefix for one test's services (each appends its own name), shaped
+/// like [`database_name`] and ending in `_`.
+pub fn database_prefix(label: &str) -> String {
+    format!("{}_", database_name(label))
+}
+
+/// A fresh database for one test, named by [`database_name`], with the bus tables and the given
 /// migrations applied. Dropped by [`TestDb::drop_database`] (or left for inspection).
 pub struct TestDb {
     /// The pool on the fresh database.
@@ -39,7 +72,7 @@ impl TestDb {
     /// Creates the database and applies `migrator` (if any).
     pub async fn new(label: &str, migrator: Option<&sqlx::migrate::Migrator>) -> Self {
         let server_url = database_url();
-        let name = format!("test_{label}_{}", Uuid::new_v4().simple());
+        let name = database_name(label);
         let settings = DatabaseSettings {
             max_connections: 20,
             ..DatabaseSettings::default()
@@ -113,7 +146,7 @@ pub fn infra_with_bus(
         mode: crate::service::Mode::Standalone,
         database_url: Some(database_url()),
         database: DatabaseSettings {
-            name_prefix: format!("test_{label}_{}_", Uuid::new_v4().simple()),
+            name_prefix: database_prefix(label),
             max_connections: 20,
             ..DatabaseSettings::default()
         },
