@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod autopublish;
+pub mod clock;
 pub mod domain;
 pub mod ids;
 pub mod model;
@@ -16,7 +17,7 @@ pub mod search;
 pub mod seed;
 pub mod store;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 
 use platform::{
     http::Readiness,
@@ -25,6 +26,7 @@ use platform::{
 use serde::Deserialize;
 
 pub use api::{AppState, router};
+pub use clock::Clock;
 
 /// The service's name: its database is `<prefix>catalog`, its config section `catalog`.
 pub const NAME: &str = "catalog";
@@ -42,6 +44,10 @@ pub struct Config {
     /// The seed's anchor date `YYYY-MM-DD` (env `BOXOFFICE_CATALOG__SEED_START_DATE`; default
     /// today in Seoul): the schedule is laid out around it.
     pub seed_start_date: Option<NaiveDate>,
+    /// The clock the seed, the listing and the publication of announced performances read (not
+    /// configurable: the real clock; tests pin it).
+    #[serde(skip)]
+    pub clock: Clock,
 }
 
 impl Default for Config {
@@ -49,6 +55,7 @@ impl Default for Config {
         Self {
             seed_on_empty: true,
             seed_start_date: None,
+            clock: Clock::real(),
         }
     }
 }
@@ -57,7 +64,7 @@ impl Default for Config {
 pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError> {
     let pool = infra.database(NAME, &MIGRATOR).await?;
     if config.seed_on_empty && seed::is_empty(&pool).await.map_err(db_error)? {
-        let now = Utc::now();
+        let now = config.clock.now();
         let start = config
             .seed_start_date
             .unwrap_or_else(|| seed::today_in_seoul(now));
@@ -68,10 +75,10 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
     }
     let verifier = infra.verifier()?;
     let relay = infra.spawn_relay(NAME, pool.clone());
-    let publisher = autopublish::spawn(pool.clone(), infra.shutdown.clone());
+    let publisher = autopublish::spawn(pool.clone(), config.clock, infra.shutdown.clone());
     Ok(Service {
         name: NAME,
-        router: router(AppState::new(pool.clone(), verifier)),
+        router: router(AppState::new(pool.clone(), verifier).with_clock(config.clock)),
         readiness: Readiness::default().postgres(pool),
         tasks: vec![relay, publisher],
     })

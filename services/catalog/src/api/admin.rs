@@ -8,7 +8,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use platform::{
     ApiError,
     auth::{AuthUser, Role},
@@ -230,7 +230,7 @@ pub async fn create_event(
     events::insert_performances(&mut tx, &new_perfs).await?;
     tx.commit().await?;
     let mut conn = state.pool.acquire().await?;
-    let detail = events::detail(&mut conn, event.id, true, Utc::now())
+    let detail = events::detail(&mut conn, event.id, true, state.clock.now())
         .await?
         .ok_or_else(|| not_found("event", event.id))?;
     Ok((StatusCode::CREATED, Json(detail)))
@@ -248,7 +248,7 @@ pub async fn event_detail(
         .await?
         .ok_or_else(|| not_found("event", id))?;
     authorize(&user, e.organizer_id)?;
-    let detail = events::detail(&mut conn, id, true, Utc::now())
+    let detail = events::detail(&mut conn, id, true, state.clock.now())
         .await?
         .ok_or_else(|| not_found("event", id))?;
     Ok(Json(detail))
@@ -324,18 +324,21 @@ pub async fn update_event(
     tx.commit().await?;
     state.cache.clear();
     let mut conn = state.pool.acquire().await?;
-    let detail = events::detail(&mut conn, id, true, Utc::now())
+    let detail = events::detail(&mut conn, id, true, state.clock.now())
         .await?
         .ok_or_else(|| not_found("event", id))?;
     Ok(Json(detail))
 }
 
-async fn view(conn: &mut PgConnection, id: Uuid) -> Result<PerformanceView, ApiError> {
+async fn view(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<PerformanceView, ApiError> {
     let p = events::performance(conn, id, false)
         .await?
         .ok_or_else(|| not_found("performance", id))?;
     let sale_windows = events::windows(conn, id).await?;
-    let now = Utc::now();
     let open = open_at(sale_windows.iter().map(|w| (w.opens_at, w.closes_at)), now);
     Ok(PerformanceView {
         id: p.id,
@@ -377,7 +380,7 @@ pub async fn add_performance(
         windows,
     };
     events::insert_performances(&mut tx, std::slice::from_ref(&perf)).await?;
-    let v = view(&mut tx, perf.id).await?;
+    let v = view(&mut tx, perf.id, state.clock.now()).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -449,7 +452,7 @@ pub async fn update_performance(
         let inventory = venues::inventory(&mut tx, e.venue_id).await?;
         publish::publish(&mut tx, &e, &fresh, &inventory).await?;
     }
-    let v = view(&mut tx, id).await?;
+    let v = view(&mut tx, id, state.clock.now()).await?;
     tx.commit().await?;
     state.cache.clear();
     Ok(Json(v))
@@ -483,7 +486,7 @@ pub async fn publish(
             .ok_or_else(|| not_found("venue", e.venue_id))?;
         events::update_event(&mut tx, &e, &event_doc(&e, &venue)).await?;
     }
-    let v = view(&mut tx, id).await?;
+    let v = view(&mut tx, id, state.clock.now()).await?;
     tx.commit().await?;
     state.cache.clear();
     Ok(Json(v))
@@ -516,7 +519,7 @@ pub async fn cancel(
         input.reason.as_deref().unwrap_or_default().trim(),
     )
     .await?;
-    let v = view(&mut tx, id).await?;
+    let v = view(&mut tx, id, state.clock.now()).await?;
     tx.commit().await?;
     state.cache.clear();
     Ok(Json(v))

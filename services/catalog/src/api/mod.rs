@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 pub use cache::ResponseCache;
 
-use crate::publish::PublishError;
+use crate::{clock::Clock, publish::PublishError};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -32,6 +32,9 @@ pub struct AppState {
     pub verifier: Verifier,
     /// Recently answered listings.
     pub cache: ResponseCache,
+    /// The clock sale statuses and the listing's filters are computed at (real unless a test
+    /// pins it).
+    pub clock: Clock,
 }
 
 impl AppState {
@@ -41,7 +44,13 @@ impl AppState {
             pool,
             verifier,
             cache: ResponseCache::default(),
+            clock: Clock::real(),
         }
+    }
+
+    /// The same state reading `clock`.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
     }
 }
 

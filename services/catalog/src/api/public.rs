@@ -186,7 +186,7 @@ pub async fn list_events(
 ) -> Result<Response, ApiError> {
     let key = raw.unwrap_or_default();
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let q = list_query(&params, Utc::now())?;
+    let q = list_query(&params, state.clock.now())?;
     let cached = state
         .cache
         .get_or_compute(&key, || compute_list(&state, q))
@@ -235,7 +235,7 @@ pub async fn event_detail(
 ) -> Result<Response, ApiError> {
     let id = parse_id("event_id", &raw)?;
     let mut conn = state.pool.acquire().await?;
-    let detail = events::detail(&mut conn, id, false, Utc::now())
+    let detail = events::detail(&mut conn, id, false, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
     let body = serde_json::to_vec(&detail).map_err(ApiError::internal)?;
@@ -307,7 +307,7 @@ mod tests {
             venue_id: Some("1".into()),
             ..ListParams::default()
         };
-        let e = list_query(&params, Utc::now()).unwrap_err();
+        let e = list_query(&params, DateTime::<Utc>::UNIX_EPOCH).unwrap_err();
         let fields: Vec<String> = e.body()["errors"]
             .as_array()
             .unwrap()

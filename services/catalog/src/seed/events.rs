@@ -475,15 +475,54 @@ mod tests {
         for p in &ps {
             assert!(!p.performances.is_empty());
             for (_, windows) in &p.performances {
+                assert!(!windows.is_empty(), "{}", p.key);
                 assert!(windows.iter().all(|w| w.opens_at < w.closes_at));
             }
         }
         assert_eq!(ps[2].performances.len(), 21 * 8);
+        // Whatever the day and hour of the seed, every production has a performance on sale
+        // and the concert's general sale opens within the day.
+        for now in crate::clock::test_week(NaiveDate::from_ymd_opt(2026, 5, 11).unwrap()) {
+            let ps = productions(crate::seed::today_in_seoul(now), now);
+            for p in &ps {
+                let on_sale = p.performances.iter().filter(|(s, windows)| {
+                    *s > now
+                        && windows
+                            .iter()
+                            .any(|w| w.opens_at <= now && now < w.closes_at)
+                });
+                assert!(on_sale.count() > 0, "{} at {now}", p.key);
+                for (s, windows) in &p.performances {
+                    assert!(!windows.is_empty(), "{} at {now}", p.key);
+                    assert!(
+                        windows
+                            .iter()
+                            .all(|w| w.opens_at < w.closes_at
+                                && w.closes_at <= *s + Duration::hours(1)),
+                        "{} at {now}",
+                        p.key
+                    );
+                }
+            }
+            let general = ps[0]
+                .performances
+                .iter()
+                .flat_map(|(_, w)| w)
+                .filter(|w| w.kind == "general");
+            assert!(
+                general.clone().count() == 2
+                    && general
+                        .clone()
+                        .all(|w| w.opens_at > now && w.opens_at <= now + Duration::hours(24)),
+                "{now}"
+            );
+        }
         // Seeding a date months ago still gives well-formed windows.
         for p in productions(anchor, now + Duration::days(200)) {
+            assert!(!p.performances.is_empty(), "{}", p.key);
             for (_, windows) in &p.performances {
                 assert!(
-                    windows.iter().all(|w| w.opens_at < w.closes_at),
+                    !windows.is_empty() && windows.iter().all(|w| w.opens_at < w.closes_at),
                     "{}",
                     p.key
                 );

@@ -113,40 +113,98 @@ pub fn plan(games: &[Game], now: DateTime<Utc>) -> Vec<Sale> {
 mod tests {
     use super::*;
     use crate::{
+        clock::test_week,
         domain::{SaleStatus, status::open_at},
         seed::schedule::season,
     };
     use chrono::NaiveDate;
 
-    #[test]
-    fn a_fresh_seed_has_every_status() {
-        let anchor = NaiveDate::from_ymd_opt(2026, 5, 13).unwrap();
-        let now = seoul(anchor, 13, 7);
-        let games = season(anchor);
+    /// Plans the season seeded on `now`'s date in Seoul, as production does.
+    fn seeded_at(now: DateTime<Utc>) -> (Vec<Game>, Vec<Sale>) {
+        let games = season(crate::seed::today_in_seoul(now));
         let sales = plan(&games, now);
-        let status = |g: &Game, s: &Sale| {
-            let open = open_at(s.windows.iter().map(|w| (w.opens_at, w.closes_at)), now);
-            let closes = s.windows.iter().map(|w| w.closes_at).max().unwrap();
-            SaleStatus::at(s.state, g.starts_at, closes, open, now)
-        };
-        let count = |want: SaleStatus| {
-            games
+        (games, sales)
+    }
+
+    fn status(g: &Game, s: &Sale, now: DateTime<Utc>) -> SaleStatus {
+        let open = open_at(s.windows.iter().map(|w| (w.opens_at, w.closes_at)), now);
+        let closes = s.windows.iter().map(|w| w.closes_at).max().unwrap();
+        SaleStatus::at(s.state, g.starts_at, closes, open, now)
+    }
+
+    #[test]
+    fn a_fresh_seed_has_every_status_on_any_day_at_any_hour() {
+        // A Monday to a Sunday, at midnight, 11:00 (when sales open) and 17:00 in Seoul.
+        let week = test_week(NaiveDate::from_ymd_opt(2026, 5, 11).unwrap());
+        assert_eq!(week.len(), 21);
+        for now in week {
+            let (games, sales) = seeded_at(now);
+            let count = |want: SaleStatus| {
+                games
+                    .iter()
+                    .zip(&sales)
+                    .filter(|(g, s)| status(g, s, now) == want)
+                    .count()
+            };
+            assert!(count(SaleStatus::Ended) >= 60, "{now}");
+            assert!(count(SaleStatus::OnSale) >= 20, "{now}");
+            assert!(count(SaleStatus::SoldOut) >= 5, "{now}");
+            assert!(count(SaleStatus::Scheduled) > 400, "{now}");
+            let soon: Vec<_> = sales.iter().filter(|s| s.windows.len() == 1).collect();
+            assert_eq!(soon.len(), 5, "one date of five games opens soon: {now}");
+            for s in soon {
+                assert!(s.waiting_room && s.publish, "{now}");
+                assert_eq!(s.windows[0].opens_at, now + OPENS_AFTER, "{now}");
+            }
+            let published = sales.iter().filter(|s| s.publish).count();
+            assert!((20..=45).contains(&published), "{now}: {published}");
+        }
+    }
+
+    #[test]
+    fn sales_follow_the_presale_at_every_hour() {
+        // The awkward minutes too: just before and at 11:00, when the next date's presale opens.
+        let mut nows = test_week(NaiveDate::from_ymd_opt(2026, 5, 11).unwrap());
+        let friday = NaiveDate::from_ymd_opt(2026, 5, 15).unwrap();
+        nows.extend([
+            seoul(friday, 10, 59),
+            seoul(friday, 10, 50),
+            seoul(friday, 23, 59),
+        ]);
+        for now in nows {
+            let (games, sales) = seeded_at(now);
+            let soon_date = games
                 .iter()
                 .zip(&sales)
-                .filter(|(g, s)| status(g, s) == want)
-                .count()
-        };
-        assert!(count(SaleStatus::Ended) > 50);
-        assert!(count(SaleStatus::OnSale) >= 20);
-        assert!(count(SaleStatus::SoldOut) >= 5);
-        assert!(count(SaleStatus::Scheduled) > 400);
-        let soon: Vec<_> = sales.iter().filter(|s| s.windows.len() == 1).collect();
-        assert_eq!(soon.len(), 5, "one date of five games opens soon");
-        for s in soon {
-            assert!(s.waiting_room && s.publish);
-            assert_eq!(s.windows[0].opens_at, seoul(anchor, 13, 17));
+                .find(|(_, s)| s.windows.len() == 1)
+                .map(|(g, _)| g.date)
+                .unwrap();
+            for (g, s) in games.iter().zip(&sales) {
+                let presale = seoul(g.date - Duration::days(8), 11, 0);
+                let got = status(g, s, now);
+                if g.starts_at <= now {
+                    assert_eq!(got, SaleStatus::Ended, "{now} {}", g.date);
+                } else if presale <= now {
+                    assert!(
+                        matches!(got, SaleStatus::OnSale | SaleStatus::SoldOut),
+                        "{now} {}: {got:?}",
+                        g.date
+                    );
+                } else {
+                    assert_eq!(got, SaleStatus::Scheduled, "{now} {}", g.date);
+                    if g.date != soon_date {
+                        assert_eq!(s.state, PerformanceState::Announced, "{now} {}", g.date);
+                        assert!(!s.publish && g.date > soon_date, "{now} {}", g.date);
+                    }
+                }
+            }
+            // The games opening soon are those of the first date whose presale has not opened.
+            let first_unopened = games
+                .iter()
+                .filter(|g| seoul(g.date - Duration::days(8), 11, 0) > now)
+                .map(|g| g.date)
+                .min();
+            assert_eq!(Some(soon_date), first_unopened, "{now}");
         }
-        let published = sales.iter().filter(|s| s.publish).count();
-        assert!((20..=45).contains(&published), "{published}");
     }
 }

@@ -370,7 +370,7 @@ pub async fn command(
         None => config.seed_start_date,
     };
     let pool = infra.database(crate::NAME, &crate::MIGRATOR).await?;
-    let now = Utc::now();
+    let now = config.clock.now();
     let report = run(&pool, date.unwrap_or_else(|| today_in_seoul(now)), now)
         .await
         .map_err(|e| StartError::Other(format!("seeding the catalog: {e}")))?;

@@ -115,6 +115,7 @@ mod tests {
                 .or_default()
                 .extend([g.home.code, g.away.code]);
         }
+        assert_eq!(per_team.len(), 10);
         assert!(per_team.values().all(|n| *n == 144), "{per_team:?}");
         for (day, clubs) in per_day {
             let mut c = clubs.clone();
@@ -144,6 +145,7 @@ mod tests {
             meetings.values().all(|n| (15..=18).contains(n)),
             "{meetings:?}"
         );
+        assert_eq!(home.len(), 10, "every club hosts");
         assert!(home.values().all(|n| (60..=84).contains(n)), "{home:?}");
     }
 
@@ -154,5 +156,28 @@ mod tests {
         let mon = NaiveDate::from_ymd_opt(2026, 4, 13).unwrap();
         assert_eq!(opening_day(mon).weekday(), Weekday::Tue);
         assert_eq!(seoul(tue, 18, 30).to_rfc3339(), "2026-04-14T09:30:00+00:00");
+        assert_eq!(seoul(tue, 0, 0).to_rfc3339(), "2026-04-13T15:00:00+00:00");
+        // Seeded on any day of a week, the season opens on a Tuesday two or three weeks before,
+        // the anchor's Tuesday-to-Sunday week has its 30 games, and games remain ahead.
+        for d in 0..7 {
+            let anchor = mon + Duration::days(d);
+            let opening = opening_day(anchor);
+            assert_eq!(opening.weekday(), Weekday::Tue, "{anchor}");
+            assert!(
+                (14..21).contains(&(anchor - opening).num_days()),
+                "{anchor}"
+            );
+            let week = opening + Duration::weeks(WEEKS_BEFORE);
+            let games = season(anchor);
+            let in_week = games
+                .iter()
+                .filter(|g| g.date >= week && g.date < week + Duration::days(6))
+                .count();
+            assert_eq!(in_week, 30, "{anchor}");
+            assert!(
+                games.iter().filter(|g| g.date > anchor).count() > 500,
+                "{anchor}"
+            );
+        }
     }
 }

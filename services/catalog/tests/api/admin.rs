@@ -6,11 +6,14 @@ use platform::auth::Role;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{concert, fields, hall, next_event, spawn};
+use catalog::Clock;
+
+use crate::support::{concert, fields, hall, next_event, saturday_noon, spawn, spawn_with};
 
 #[tokio::test]
 async fn create_publish_emits_the_seat_map_and_prices() {
-    let app = spawn("cat_publish").await;
+    // Statuses depend on the clock: pinned, so "on sale" is checked at a known time.
+    let app = spawn_with("cat_publish", Clock::fixed(saturday_noon())).await;
     let organizer = Uuid::now_v7();
     let token = app.token_for(organizer, &[Role::Organizer]);
     let mut sub = app.subscribe().await;
@@ -32,7 +35,7 @@ async fn create_publish_emits_the_seat_map_and_prices() {
             "POST",
             "/api/v1/admin/events",
             Some(&token),
-            &concert(&venue_id),
+            &concert(&venue_id, app.now()),
         )
         .await;
     assert_eq!(status, 201, "{event}");
@@ -129,7 +132,7 @@ async fn create_publish_emits_the_seat_map_and_prices() {
     );
 
     // So does a new start time.
-    let later = (chrono::Utc::now() + chrono::Duration::days(8)).to_rfc3339();
+    let later = (app.now() + chrono::Duration::days(8)).to_rfc3339();
     let (status, _, body) = app
         .send(
             "PATCH",
@@ -211,7 +214,7 @@ async fn only_organizers_and_admins_may_change_the_catalog() {
             "POST",
             "/api/v1/admin/events",
             Some(&owner),
-            &concert(&venue_id),
+            &concert(&venue_id, app.now()),
         )
         .await;
     let event_id = event["id"].as_str().unwrap().to_owned();
@@ -330,7 +333,7 @@ async fn invalid_input_is_a_problem_naming_each_field() {
         )
         .await;
     let venue_id = venue["id"].as_str().unwrap().to_owned();
-    let now = chrono::Utc::now();
+    let now = app.now();
     let bad_event = json!({
         "kind": "opera-ish",
         "title": " ",
@@ -367,7 +370,7 @@ async fn invalid_input_is_a_problem_naming_each_field() {
     );
 
     // A grade without a price cannot be published.
-    let mut partial = crate::support::concert(&venue_id);
+    let mut partial = crate::support::concert(&venue_id, app.now());
     partial["price_tiers"] = json!([{"grade": "r", "price_krw": 1000}]);
     let (_, _, event) = app
         .send("POST", "/api/v1/admin/events", Some(&token), &partial)

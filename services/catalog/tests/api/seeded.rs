@@ -1,15 +1,24 @@
 //! The seeded catalog: standalone's seed-on-empty, idempotency, the week's games, every listing
-//! filter, Korean/English/typo search and pagination stability.
+//! filter, Korean/English/typo search and pagination stability, and the publication of announced
+//! games. Every test here pins the clock (the seed's date and `now`, the service's clock) to an
+//! awkward time, Saturday noon in Seoul, and the time-dependent parts then step that clock
+//! through each day of the following week at 00:00, 11:00 and 17:00.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
-use catalog::seed::{self, schedule};
-use chrono::{Duration, Utc};
+use catalog::{
+    Clock,
+    domain::{PerformanceState, SaleStatus, status::OPENING_SOON, status::open_at},
+    seed::{self, schedule},
+    store::listing::{self, ListQuery},
+};
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc, Weekday};
 use contracts::events::PerformancePublished;
 use platform::{auth::Role, testing};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
-use crate::support::{self, App};
+use crate::support::{self, App, saturday_noon};
 
 fn items(body: &Value) -> Vec<Value> {
     body["items"].as_array().cloned().unwrap_or_default()
@@ -31,9 +40,12 @@ async fn standalone_seeds_an_empty_catalog_once_and_publishes_a_bounded_set() {
         .subscribe("seed-test", &[contracts::topics::CATALOG])
         .await
         .unwrap();
-    let service = catalog::start(&catalog::Config::default(), &infra)
-        .await
-        .unwrap();
+    let now = saturday_noon();
+    let config = catalog::Config {
+        clock: Clock::fixed(now),
+        ..catalog::Config::default()
+    };
+    let service = catalog::start(&config, &infra).await.unwrap();
     let pool = infra
         .database(catalog::NAME, &catalog::MIGRATOR)
         .await
@@ -72,15 +84,11 @@ async fn standalone_seeds_an_empty_catalog_once_and_publishes_a_bounded_set() {
 
     // A second seed, and a second start, write nothing.
     let before = count("SELECT count(*) FROM performances").await;
-    let report = seed::run(&pool, seed::today_in_seoul(Utc::now()), Utc::now())
+    let report = seed::run(&pool, seed::today_in_seoul(now), now)
         .await
         .unwrap();
     assert_eq!(report, seed::SeedReport::default());
-    drop(
-        catalog::start(&catalog::Config::default(), &infra)
-            .await
-            .unwrap(),
-    );
+    drop(catalog::start(&config, &infra).await.unwrap());
     assert_eq!(count("SELECT count(*) FROM performances").await, before);
     assert_eq!(count("SELECT count(*) FROM bus_outbox").await, published);
 
@@ -95,8 +103,8 @@ async fn standalone_seeds_an_empty_catalog_once_and_publishes_a_bounded_set() {
 
     // The week's games with their stadiums.
     let server = testing::serve(service, infra.shutdown.clone()).await;
-    let week = schedule::opening_day(seed::today_in_seoul(Utc::now()))
-        + Duration::weeks(schedule::WEEKS_BEFORE);
+    let week =
+        schedule::opening_day(seed::today_in_seoul(now)) + Duration::weeks(schedule::WEEKS_BEFORE);
     let from = schedule::seoul(week, 0, 0);
     let to = from + Duration::days(6);
     let url = server.url(&format!(
@@ -140,26 +148,23 @@ async fn standalone_seeds_an_empty_catalog_once_and_publishes_a_bounded_set() {
     support::drop_database(&infra).await;
 }
 
-async fn seeded(label: &str) -> App {
-    let app = support::spawn(label).await;
+/// The catalog seeded on `now`'s date in Seoul with statuses as of `now`, its clock pinned there.
+async fn seeded_at(label: &str, now: DateTime<Utc>) -> App {
+    let app = support::spawn_with(label, Clock::fixed(now)).await;
     let started = std::time::Instant::now();
     // Without publishing: the seat maps sent through the bus are the standalone test's concern.
-    let report = seed::run_with(
-        &app.pool,
-        seed::today_in_seoul(Utc::now()),
-        Utc::now(),
-        false,
-    )
-    .await
-    .expect("seed");
+    let report = seed::run_with(&app.pool, seed::today_in_seoul(now), now, false)
+        .await
+        .expect("seed");
     eprintln!("seeded in {:?}: {report:?}", started.elapsed());
     app
 }
 
 #[tokio::test]
 async fn every_filter_search_and_pagination() {
-    let app = seeded("cat_listing").await;
-    let anchor = seed::today_in_seoul(Utc::now());
+    let now = saturday_noon();
+    let app = seeded_at("cat_listing", now).await;
+    let anchor = seed::today_in_seoul(now);
     let from = schedule::seoul(schedule::opening_day(anchor), 0, 0);
     let range = format!(
         "from={}&to={}",
@@ -209,22 +214,19 @@ async fn every_filter_search_and_pagination() {
 
     // Search: Korean, English, mixed, typos.
     let search = |q: &'static str| list(format!("{range}&q={}&limit=100", q.replace(' ', "%20")));
-    assert!(search("두산").await.iter().all(|i| plays(i, "doosan")));
-    assert_eq!(search("두산").await.len(), doosan.len());
+    let found = search("두산").await;
+    assert_eq!(found.len(), doosan.len());
+    assert!(found.iter().all(|i| plays(i, "doosan")));
     let lg = search("LG 트윈스").await;
     assert!(!lg.is_empty() && lg.iter().all(|i| plays(i, "lg")));
-    assert!(
-        search("잠실")
-            .await
-            .iter()
-            .all(|i| i["venue"]["name"] == "잠실야구장")
-    );
-    assert!(
-        search("Jamsil")
-            .await
-            .iter()
-            .all(|i| i["venue"]["name"] == "잠실야구장")
-    );
+    for q in ["잠실", "Jamsil"] {
+        let found = search(q).await;
+        assert_eq!(found.len(), at_jamsil.len(), "{q}");
+        assert!(
+            found.iter().all(|i| i["venue"]["name"] == "잠실야구장"),
+            "{q}"
+        );
+    }
     for q in ["musical", "뮤지컬", "muscial", "midsumer"] {
         let found = list(format!("q={q}&limit=5")).await;
         assert_eq!(
@@ -254,12 +256,13 @@ async fn every_filter_search_and_pagination() {
     );
     let week = list(format!(
         "kind=baseball&from={}&limit=100",
-        Utc::now().to_rfc3339().replace('+', "%2B")
+        now.to_rfc3339().replace('+', "%2B")
     ))
     .await;
     assert!(week.iter().any(|i| i["status"] == "sold_out"));
     let past = list(format!("kind=baseball&{range}&limit=5")).await;
-    assert!(past.iter().all(|i| i["status"] == "ended"));
+    assert_eq!(past.len(), 5);
+    assert!(past.iter().all(|i| i["status"] == "ended"), "{past:?}");
 
     // Pagination: pages of 7 add up to the whole list, and a page stays the same when an event
     // is added before it.
@@ -360,7 +363,7 @@ async fn insert_published_event_at(app: &App, at: chrono::DateTime<Utc>) {
             &support::hall(),
         )
         .await;
-    let mut body = support::concert(venue["id"].as_str().expect("venue id"));
+    let mut body = support::concert(venue["id"].as_str().expect("venue id"), app.now());
     body["title"] = json!("새 이벤트");
     body["performances"] = json!([{"starts_at": at.to_rfc3339(), "sale_windows": [
         {"opens_at": (at - Duration::days(30)).to_rfc3339(), "closes_at": at.to_rfc3339()}
@@ -383,37 +386,230 @@ async fn insert_published_event_at(app: &App, at: chrono::DateTime<Utc>) {
     assert_eq!(status, 200);
 }
 
+/// A seeded baseball performance with its sale windows, as stored.
+struct Stored {
+    id: Uuid,
+    state: PerformanceState,
+    starts_at: DateTime<Utc>,
+    closes: DateTime<Utc>,
+    windows: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Stored {
+    fn status(&self, now: DateTime<Utc>) -> SaleStatus {
+        SaleStatus::at(
+            self.state,
+            self.starts_at,
+            self.closes,
+            open_at(self.windows.iter().copied(), now),
+            now,
+        )
+    }
+}
+
+async fn stored_baseball(pool: &sqlx::PgPool) -> Vec<Stored> {
+    type Row = (
+        Uuid,
+        String,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        Vec<DateTime<Utc>>,
+        Vec<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT p.id, p.status, p.starts_at, p.sale_closes_at,
+                array_agg(w.opens_at ORDER BY w.opens_at), array_agg(w.closes_at ORDER BY w.opens_at)
+         FROM performances p JOIN events e ON e.id = p.event_id
+         JOIN sale_windows w ON w.performance_id = p.id
+         WHERE e.kind = 'baseball' GROUP BY p.id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("performances");
+    rows.into_iter()
+        .map(|(id, state, starts_at, closes, opens, ends)| Stored {
+            id,
+            state: PerformanceState::parse(&state),
+            starts_at,
+            closes,
+            windows: opens.into_iter().zip(ends).collect(),
+        })
+        .collect()
+}
+
+/// The `on_sale` and `opening_soon` filters, run at every hour of the week after a Saturday-noon
+/// seed (straight against the store: the HTTP listing is cached by query string), agree with the
+/// sale status each stored performance has at that time.
+#[tokio::test]
+async fn sale_filters_agree_with_the_status_at_every_hour_of_a_week() {
+    let seeded_now = saturday_noon();
+    let app = seeded_at("cat_filters", seeded_now).await;
+    let stored = stored_baseball(&app.pool).await;
+    assert_eq!(stored.len(), 720);
+    let from = schedule::seoul(
+        schedule::opening_day(seed::today_in_seoul(seeded_now)),
+        0,
+        0,
+    );
+    let week = support::week_of(seed::today_in_seoul(seeded_now) + Duration::days(1));
+    assert_eq!(week.len(), 21);
+    let mut conn = app.pool.acquire().await.expect("connection");
+    for now in week {
+        let query = |on_sale: bool, opening_soon: bool| ListQuery {
+            from,
+            to: from + Duration::days(366),
+            kind: Some("baseball".into()),
+            venue_id: None,
+            team: None,
+            terms: Vec::new(),
+            on_sale,
+            opening_soon,
+            after: None,
+            limit: 100,
+            now,
+        };
+        let on_sale = listing::list(&mut conn, &query(true, false))
+            .await
+            .expect("on sale");
+        let want: BTreeSet<Uuid> = stored
+            .iter()
+            .filter(|p| p.status(now) == SaleStatus::OnSale)
+            .map(|p| p.id)
+            .collect();
+        assert!(want.len() >= 20, "{now}: {}", want.len());
+        assert_eq!(
+            on_sale
+                .iter()
+                .map(|i| i.performance_id)
+                .collect::<BTreeSet<_>>(),
+            want,
+            "on sale at {now}"
+        );
+        assert!(on_sale.iter().all(|i| i.status == SaleStatus::OnSale));
+
+        let soon = listing::list(&mut conn, &query(false, true))
+            .await
+            .expect("opening soon");
+        let want: BTreeSet<Uuid> = stored
+            .iter()
+            .filter(|p| {
+                p.status(now) == SaleStatus::Scheduled
+                    && p.windows
+                        .iter()
+                        .any(|(o, _)| *o > now && *o <= now + OPENING_SOON)
+            })
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(
+            soon.iter()
+                .map(|i| i.performance_id)
+                .collect::<BTreeSet<_>>(),
+            want,
+            "opening soon at {now}"
+        );
+        assert!(soon.iter().all(|i| i.status == SaleStatus::Scheduled));
+        // Presales open at 11:00 eight days before each game: none for Monday's games, and the
+        // seed itself opened those of the Tuesday after next (ten minutes after it ran). So five
+        // games open within the day from Monday 11:00 to Saturday 00:00, none otherwise.
+        let seoul = now + Duration::hours(9);
+        let expected = match (seoul.weekday(), seoul.hour()) {
+            (Weekday::Sun, _) | (Weekday::Mon, 0) | (Weekday::Sat, 11 | 17) => 0,
+            _ => 5,
+        };
+        assert_eq!(soon.len(), expected, "opening soon at {now}");
+    }
+    drop(conn);
+    app.finish().await;
+}
+
+/// Seeded on a Saturday noon, the catalog then lives through the next week: at every step of the
+/// clock (00:00, 10:30, 11:00 and 17:00 in Seoul each day), exactly the announced games whose
+/// presale opens within the hour, and no started one, are published, each once.
 #[tokio::test]
 async fn announced_games_are_published_as_their_sale_nears() {
-    let app = seeded("cat_autopublish").await;
+    let seeded_now = saturday_noon();
+    let app = seeded_at("cat_autopublish", seeded_now).await;
     let mut sub = app.subscribe().await;
     let announced = |pool: sqlx::PgPool| async move {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM performances WHERE status = 'announced'")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
+        let rows: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, sale_opens_at, starts_at FROM performances WHERE status = 'announced'",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("announced");
+        rows
     };
     let before = announced(app.pool.clone()).await;
-    let published = catalog::autopublish::publish_due(&app.pool, Utc::now() + Duration::days(2))
-        .await
-        .unwrap();
-    assert!(
-        (5..=15).contains(&published),
-        "two more days of games: {published}"
-    );
-    assert_eq!(announced(app.pool.clone()).await, before - published as i64);
+    assert!(before.len() > 500, "{}", before.len());
+
+    // After the last game, every sale has opened, but nothing that started is published.
+    let last = before.iter().map(|a| a.2).max().expect("a last game");
     assert_eq!(
-        catalog::autopublish::publish_due(&app.pool, Utc::now() + Duration::days(2))
+        catalog::autopublish::publish_due(&app.pool, last)
             .await
-            .unwrap(),
+            .expect("publish"),
         0
     );
-    let id: uuid::Uuid = sqlx::query_scalar(
-        "SELECT id FROM performances WHERE revision = 1 ORDER BY sale_opens_at DESC LIMIT 1",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+
+    let mut steps = Vec::new();
+    for day in 1..=7 {
+        let date = seed::today_in_seoul(seeded_now) + Duration::days(day);
+        for (h, m) in [(0, 0), (10, 30), (11, 0), (17, 0)] {
+            steps.push(schedule::seoul(date, h, m));
+        }
+    }
+    let mut total = 0;
+    let mut last_published = None;
+    for now in steps {
+        let waiting = announced(app.pool.clone()).await;
+        let due: BTreeSet<Uuid> = waiting
+            .iter()
+            .filter(|(_, opens, starts)| {
+                *opens <= now + catalog::autopublish::LEAD && *starts > now
+            })
+            .map(|a| a.0)
+            .collect();
+        let published = catalog::autopublish::publish_due(&app.pool, now)
+            .await
+            .expect("publish");
+        assert_eq!(published, due.len() as u64, "at {now}");
+        // Presales open at 11:00 eight days before each game, so with an hour's lead the five
+        // games of Wednesday to Sunday week are published at 10:30 from Tuesday to Saturday;
+        // Monday has no games, and the seed already published the Tuesday after next.
+        let seoul = now + Duration::hours(9);
+        let expected = match (seoul.weekday(), seoul.hour(), seoul.minute()) {
+            (Weekday::Tue | Weekday::Wed | Weekday::Thu | Weekday::Fri | Weekday::Sat, 10, 30) => 5,
+            _ => 0,
+        };
+        assert_eq!(published, expected, "at {now}");
+        let left: BTreeSet<Uuid> = announced(app.pool.clone())
+            .await
+            .into_iter()
+            .map(|a| a.0)
+            .collect();
+        assert!(due.iter().all(|id| !left.contains(id)), "at {now}");
+        assert_eq!(left.len(), waiting.len() - due.len(), "at {now}");
+        for id in &due {
+            let (status, revision): (String, i64) =
+                sqlx::query_as("SELECT status, revision FROM performances WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&app.pool)
+                    .await
+                    .expect("performance");
+            assert_eq!((status.as_str(), revision), ("published", 1), "at {now}");
+        }
+        assert_eq!(
+            catalog::autopublish::publish_due(&app.pool, now)
+                .await
+                .expect("publish"),
+            0,
+            "once: {now}"
+        );
+        total += published;
+        last_published = due.last().copied().or(last_published);
+    }
+    assert_eq!(total, 25, "five dates of five games");
+    let id = last_published.expect("something published");
     let env = support::next_event(&mut sub, "performance.published", id).await;
     assert_eq!(env.decode::<PerformancePublished>().unwrap().revision, 1);
     app.finish().await;

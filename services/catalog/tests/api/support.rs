@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use catalog::Clock;
+use chrono::{DateTime, NaiveDate, Utc};
 use contracts::{Envelope, topics};
 use platform::{
     auth::Role,
@@ -20,17 +22,24 @@ pub struct App {
     pub issuer: TestIssuer,
     pub pool: PgPool,
     pub infra: Infra,
+    /// The service's clock.
+    pub clock: Clock,
 }
 
-/// The catalog with an empty database (no seed), trusting a test issuer.
+/// The catalog with an empty database (no seed), trusting a test issuer, on the real clock.
 pub async fn spawn(label: &str) -> App {
+    spawn_with(label, Clock::real()).await
+}
+
+/// [`spawn`] with the service reading `clock`.
+pub async fn spawn_with(label: &str, clock: Clock) -> App {
     let infra = testing::infra(label);
     let pool = infra
         .database(catalog::NAME, &catalog::MIGRATOR)
         .await
         .expect("database");
     let issuer = TestIssuer::default();
-    let state = catalog::AppState::new(pool.clone(), issuer.verifier());
+    let state = catalog::AppState::new(pool.clone(), issuer.verifier()).with_clock(clock);
     let relay = infra.spawn_relay(catalog::NAME, pool.clone());
     let service = Service {
         name: catalog::NAME,
@@ -44,10 +53,39 @@ pub async fn spawn(label: &str) -> App {
         issuer,
         pool,
         infra,
+        clock,
     }
 }
 
+/// Saturday 16 May 2026, 12:00 in Seoul: an awkward time for the seeded schedule. The day's
+/// presale opened an hour ago, and the next one (for Monday's games, which do not exist) is two
+/// days away.
+pub fn saturday_noon() -> DateTime<Utc> {
+    catalog::seed::schedule::seoul(date(2026, 5, 16), 12, 0)
+}
+
+/// The times a clock-dependent test runs at: 00:00, 11:00 (when KBO sales open) and 17:00 Seoul
+/// time on each of the seven days from `first`.
+pub fn week_of(first: NaiveDate) -> Vec<DateTime<Utc>> {
+    (0..7)
+        .flat_map(|d| {
+            [0, 11, 17]
+                .map(|h| catalog::seed::schedule::seoul(first + chrono::Duration::days(d), h, 0))
+        })
+        .collect()
+}
+
+/// A calendar date.
+pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("date")
+}
+
 impl App {
+    /// The time on the service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// A token for a fresh user with `roles`.
     pub fn token(&self, roles: &[Role]) -> String {
         self.issuer.token(Uuid::now_v7(), roles)
@@ -193,9 +231,8 @@ pub fn hall() -> Value {
     })
 }
 
-/// A draft concert at `venue_id` with one performance next week, on sale from now.
-pub fn concert(venue_id: &str) -> Value {
-    let now = chrono::Utc::now();
+/// A draft concert at `venue_id` with one performance a week after `now`, on sale from `now`.
+pub fn concert(venue_id: &str, now: DateTime<Utc>) -> Value {
     let starts = now + chrono::Duration::days(7);
     json!({
         "kind": "concert",
