@@ -14,21 +14,21 @@ use std::{
 
 use anyhow::Context;
 use contracts::{Envelope, Event, events::PerformancePublished};
-use hdrhistogram::Histogram;
 use rand::Rng;
 use seat::{
     Config, Overrides,
     store::{Hold, HoldStatus, HoldStore, memory::MemoryStore},
 };
-use tokio::sync::Mutex;
 use uuid::Uuid;
+
+use crate::open_loop::{self, Figures, Outcome, Plan, Sample};
 
 /// Runs the scenario for `seconds` per format and prints its figures.
 pub async fn run(
     p: PerformancePublished,
     readers: usize,
     streams: usize,
-    seconds: u64,
+    seconds: f64,
 ) -> anyhow::Result<()> {
     let infra = platform::testing::infra("bench_seatmap");
     infra.bus.ensure_topics(contracts::topics::ALL).await?;
@@ -117,107 +117,73 @@ pub async fn run(
     };
 
     println!(
-        "\nseat map: {readers} readers, {opened} open streams, ~200 holds/s changing the map\n"
+        "\nseat map: {readers} readers, {opened} open streams, ~200 holds/s changing the map \
+         (load average before: {})\n",
+        open_loop::load_average()
     );
-    println!("| seat map | requests/s | p50 ms | p99 ms | max ms | body bytes | failed |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("{}", open_loop::header("seat map"));
     let compact = format!("{url}?format=compact");
-    let pace = Some(Duration::from_secs(1));
-    read_loop(
+    let closed = Plan::closed(readers, seconds);
+    let each_second = Plan::open(readers as f64, readers, seconds);
+    read(
         &client,
         &compact,
         "compact, {readers} readers back to back",
-        readers,
-        None,
-        seconds,
+        closed,
     )
-    .await?;
-    read_loop(
+    .await;
+    read(
         &client,
         &compact,
-        "compact, {readers} readers, 1 request/s each",
-        readers,
-        pace,
-        seconds,
+        "compact, {readers} readers, 1 request/s each (open loop)",
+        each_second,
     )
-    .await?;
+    .await;
     // The plain JSON of a stadium is ~2.7 MB: a tenth of the readers, each once a second.
     let tenth = (readers / 10).max(1);
-    read_loop(
+    read(
         &client,
         &url,
-        "plain JSON, {readers} readers, 1 request/s each",
-        tenth,
-        pace,
-        seconds,
+        "plain JSON, {readers} readers, 1 request/s each (open loop)",
+        Plan::open(tenth as f64, tenth, seconds),
     )
-    .await?;
+    .await;
     stop.cancel();
     let changes = writer.await.context("writer")?;
     println!(
         "\nstreams: {} events delivered over {opened} streams ({changes} holds placed, plus their \
-         expiries)",
-        events.load(Ordering::Relaxed)
+         expiries); load average after: {}",
+        events.load(Ordering::Relaxed),
+        open_loop::load_average()
     );
     infra.shutdown.cancel();
+    crate::cleanup::drop_databases(&infra, &["seat"]).await;
     Ok(())
 }
 
-async fn read_loop(
-    client: &reqwest::Client,
-    url: &str,
-    name: &str,
-    readers: usize,
-    pace: Option<Duration>,
-    seconds: u64,
-) -> anyhow::Result<()> {
-    let name = name.replace("{readers}", &readers.to_string());
-    let statuses = Arc::new(AtomicU64::new(0));
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+/// Readers on `url` under `plan`; prints one row (and the body size).
+pub async fn read(client: &reqwest::Client, url: &str, name: &str, plan: Plan) -> Figures {
+    let name = name.replace("{readers}", &plan.users.to_string());
     let bytes = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for _ in 0..readers {
-        let (client, url, hist, bytes) =
-            (client.clone(), url.to_owned(), hist.clone(), bytes.clone());
-        let failed = statuses.clone();
-        tasks.push(tokio::spawn(async move {
-            // Paced readers start spread over the first period, then keep their rhythm.
-            if let Some(pace) = pace {
-                let offset = rand::rng().random_range(0..pace.as_millis().max(1) as u64);
-                tokio::time::sleep(Duration::from_millis(offset)).await;
-            }
-            while Instant::now() < deadline {
-                let started = Instant::now();
-                let body = match client.get(&url).send().await {
-                    Ok(r) if r.status() == 200 => r.bytes().await.map(|b| b.len()).unwrap_or(0),
-                    _ => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        0
+    let (c, u, b) = (client.clone(), url.to_owned(), bytes.clone());
+    let f = open_loop::run(plan, move |_| {
+        let (client, url, bytes) = (c.clone(), u.clone(), b.clone());
+        async move {
+            let outcome = match client.get(&url).send().await {
+                Ok(r) if r.status() == 200 => match r.bytes().await {
+                    Ok(body) => {
+                        bytes.store(body.len() as u64, Ordering::Relaxed);
+                        Outcome::Ok
                     }
-                };
-                let us = started.elapsed().as_micros().max(1) as u64;
-                let _ = hist.lock().await.record(us);
-                bytes.store(body as u64, Ordering::Relaxed);
-                if let Some(pace) = pace {
-                    tokio::time::sleep(pace.saturating_sub(started.elapsed())).await;
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let h = hist.lock().await;
-    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    println!(
-        "| {name} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} |",
-        h.len() as f64 / seconds as f64,
-        ms(0.5),
-        ms(0.99),
-        h.max() as f64 / 1000.0,
-        bytes.load(Ordering::Relaxed),
-        statuses.load(Ordering::Relaxed)
-    );
-    Ok(())
+                    Err(_) => Outcome::Failed,
+                },
+                _ => Outcome::Failed,
+            };
+            Sample::now(outcome)
+        }
+    })
+    .await;
+    let name = format!("{name}; {} B a body", bytes.load(Ordering::Relaxed));
+    println!("{}", open_loop::row(&name, &f));
+    f
 }

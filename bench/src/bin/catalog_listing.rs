@@ -5,6 +5,10 @@
 //! `--distinct` makes every request's query string unique (an ignored `_n` parameter), so the
 //! one-second listing cache never answers: every request reaches PostgreSQL.
 //!
+//! `--rate R` sends the requests on a fixed schedule at R/s over all clients instead (open loop,
+//! latency from the intended send time; see `bench::open_loop`). Requests count in the rate only
+//! if they completed by the deadline.
+//!
 //! ```text
 //! cargo run --release -p bench --bin catalog_listing -- --url http://127.0.0.1:8080 --clients 200 --seconds 20
 //! ```
@@ -14,23 +18,26 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+use bench::open_loop::{self, Outcome, Plan, Sample};
 use clap::Parser;
-use hdrhistogram::Histogram;
 
 #[derive(Parser)]
 struct Args {
     /// Base URL of the gateway (or of the catalog service).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// Concurrent closed-loop clients.
+    /// Concurrent clients.
     #[arg(long, default_value_t = 200)]
     clients: usize,
     /// Measured seconds (after a 2 s warm-up).
-    #[arg(long, default_value_t = 20)]
-    seconds: u64,
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+    /// Offered requests/s over all clients on a fixed schedule (open loop); 0 = closed loop.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Make every query string unique (bypasses the listing cache).
     #[arg(long)]
     distinct: bool,
@@ -76,55 +83,39 @@ async fn main() -> anyhow::Result<()> {
         "the listing answered {}",
         probe.status()
     );
-
+    let plan = |seconds: f64| {
+        if args.rate > 0.0 {
+            Plan::open(args.rate, args.clients, seconds)
+        } else {
+            Plan::closed(args.clients, seconds)
+        }
+    };
     let counter = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let warmup_until = Instant::now() + Duration::from_secs(2);
-    let end = warmup_until + Duration::from_secs(args.seconds);
-    let mut tasks = Vec::new();
-    for c in 0..args.clients {
-        let client = client.clone();
-        let base = args.url.clone();
-        let counter = counter.clone();
-        let errors = errors.clone();
-        let distinct = args.distinct;
-        tasks.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-            let mut i = c;
-            while Instant::now() < end {
+    let attempt = {
+        let (base, distinct) = (args.url.clone(), args.distinct);
+        move |shot: open_loop::Shot| {
+            let (client, base, counter) = (client.clone(), base.clone(), counter.clone());
+            async move {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
-                let q = QUERIES[i % QUERIES.len()];
-                i += 7;
+                let q = QUERIES[(shot.user + 7 * n as usize) % QUERIES.len()];
                 let url = if distinct {
                     format!("{base}/api/v1/events?{q}&_n={n}")
                 } else {
                     format!("{base}/api/v1/events?{q}")
                 };
-                let started = Instant::now();
                 let ok = match client.get(url).send().await {
                     Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                     Err(_) => false,
                 };
-                if started >= warmup_until {
-                    if ok {
-                        hist.record(
-                            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                        )?;
-                    } else {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                Sample::now(if ok { Outcome::Ok } else { Outcome::Failed })
             }
-            anyhow::Ok(hist)
-        }));
-    }
-    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for t in tasks {
-        total.add(t.await??)?;
-    }
-    let ms = |q: f64| total.value_at_quantile(q) as f64 / 1000.0;
+        }
+    };
+    let before = open_loop::load_average();
+    let _warm_up = open_loop::run(plan(2.0), attempt.clone()).await;
+    let f = open_loop::run(plan(args.seconds), attempt).await;
     println!(
-        "catalog listing: {} clients, {} s{}: {} requests ({:.0}/s), {} errors; latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+        "catalog listing: {} clients, {} s{}; load average before {before}, after {}\n",
         args.clients,
         args.seconds,
         if args.distinct {
@@ -132,14 +123,16 @@ async fn main() -> anyhow::Result<()> {
         } else {
             ""
         },
-        total.len(),
-        total.len() as f64 / args.seconds as f64,
-        errors.load(Ordering::Relaxed),
-        ms(0.5),
-        ms(0.9),
-        ms(0.99),
-        ms(0.999),
-        total.max() as f64 / 1000.0,
+        open_loop::load_average(),
+    );
+    println!("{}", open_loop::header("target"));
+    println!("{}", open_loop::row(&args.url, &f));
+    println!(
+        "\np90 {:.2} ms, p99.9 {:.2} ms; {} requests completed, {} errors",
+        f.ms(0.9),
+        f.ms(0.999),
+        f.ok + f.failed,
+        f.failed + f.unfinished
     );
     Ok(())
 }
