@@ -1,8 +1,10 @@
 //! The gateway in front of real upstream servers: forwarding with the request id, query and body
 //! intact, problem+json when an upstream is down, a circuit that opens after repeated failures,
-//! and readiness per upstream.
+//! and readiness per upstream; server-sent events streamed through ([`streams`]).
 
 #![allow(clippy::unwrap_used)]
+
+mod streams;
 
 use std::sync::Arc;
 
