@@ -271,7 +271,13 @@ mod tests {
             a("kakao", "x@y.kr").subject(),
             a("naver", "x@y.kr").subject()
         );
-        assert!(a("kakao", "x@y.kr").subject().parse::<i64>().is_ok());
+        assert_ne!(
+            a("kakao", "x@y.kr").subject(),
+            a("kakao", "z@y.kr").subject()
+        );
+        // Stable across runs and releases too (linked identities are stored by subject): the
+        // FNV-1a of `kakao:x@y.kr`, top bit cleared, as a number.
+        assert_eq!(a("kakao", "x@y.kr").subject(), "5924966447030349726");
     }
 
     #[test]
@@ -284,19 +290,40 @@ mod tests {
             code_challenge_method: "S256".into(),
             ..Default::default()
         };
-        assert!(check("google", &ok).is_ok());
-        assert!(check("myspace", &ok).is_err());
-        assert!(check("kakao", &ok).is_err(), "client of another provider");
+        assert_eq!(check("google", &ok), Ok(()));
+        assert_eq!(check("myspace", &ok), Err("unknown provider"));
+        assert_eq!(
+            check("kakao", &ok),
+            Err("unknown client_id"),
+            "client of another provider"
+        );
         let plain = AuthorizeParams {
             code_challenge_method: "plain".into(),
             ..ok.clone()
         };
-        assert!(check("google", &plain).is_err());
+        let pkce = Err("PKCE with code_challenge_method=S256 is required");
+        assert_eq!(check("google", &plain), pkce);
+        let no_challenge = AuthorizeParams {
+            code_challenge: String::new(),
+            ..ok.clone()
+        };
+        assert_eq!(check("google", &no_challenge), pkce);
+        let token_flow = AuthorizeParams {
+            response_type: "token".into(),
+            ..ok.clone()
+        };
+        assert_eq!(
+            check("google", &token_flow),
+            Err("response_type must be `code`")
+        );
         let js = AuthorizeParams {
             redirect_uri: "javascript:alert(1)".into(),
             ..ok
         };
-        assert!(check("google", &js).is_err());
+        assert_eq!(
+            check("google", &js),
+            Err("redirect_uri must be an http(s) URL")
+        );
     }
 
     #[test]

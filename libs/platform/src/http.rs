@@ -300,8 +300,9 @@ pub async fn bind(settings: &HttpSettings) -> std::io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::new(settings.host, settings.port)).await
 }
 
-/// Binds and serves `routes` (wrapped by [`app`]) until `shutdown` is cancelled, then lets
-/// in-flight requests finish for up to `shutdown_grace_ms`.
+/// Binds and serves `routes` (wrapped by [`app`]) until `shutdown` is cancelled, then stops
+/// accepting connections, ends event streams and lets in-flight requests finish for up to
+/// `shutdown_grace_ms`.
 pub async fn serve(
     service: &str,
     routes: Router,
@@ -324,7 +325,10 @@ pub async fn serve_on(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(service, %addr, "listening");
-    let app = app(service, routes, readiness, settings);
+    let app = app(service, routes, readiness, settings).layer(middleware::from_fn_with_state(
+        shutdown.clone(),
+        end_streams_at_shutdown,
+    ));
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
     let signal = shutdown.clone();
     let server = axum::serve(
@@ -342,6 +346,31 @@ pub async fn serve_on(
             Ok(())
         }
     }
+}
+
+/// Ends an event stream's body when `shutdown` is cancelled. An event stream never ends by itself:
+/// without this, its connection would hold the graceful drain until the grace period ran out, and
+/// go on streaming from its own task after the server had returned.
+async fn end_streams_at_shutdown(
+    State(shutdown): State<CancellationToken>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use futures::StreamExt;
+    let response = next.run(req).await;
+    let streaming = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !streaming {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body = body
+        .into_data_stream()
+        .take_until(shutdown.cancelled_owned());
+    Response::from_parts(parts, Body::from_stream(body))
 }
 
 /// A token cancelled on the first SIGINT or SIGTERM.

@@ -1,17 +1,31 @@
 //! The HTTP bootstrap from a client's side: operational endpoints, request ids, problem+json for
-//! unknown routes, oversized bodies, slow handlers and panics, and graceful shutdown that lets an
-//! in-flight request finish.
+//! unknown routes, oversized bodies, slow handlers and panics, and graceful shutdown with a request
+//! and an event stream in flight.
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+use std::{
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use axum::{Router, routing::get, routing::post};
+use axum::{
+    Router,
+    response::sse::{Event, Sse},
+    routing::get,
+    routing::post,
+};
+use futures::{StreamExt, stream};
 use platform::{
     http::{HttpSettings, Readiness, bind, serve_on},
     problem::ApiJson,
 };
-use tokio::sync::oneshot;
+use tokio::{
+    net::TcpStream,
+    sync::{Notify, oneshot},
+    time::timeout,
+};
 use tokio_util::sync::CancellationToken;
 
 async fn start(
@@ -157,47 +171,116 @@ async fn bad_bodies_slow_handlers_and_panics_are_problems() {
     }
 }
 
-#[tokio::test]
-async fn shutdown_lets_in_flight_requests_finish() {
+/// A request that blocks until released, and an event stream that never ends by itself, are both
+/// in flight when shutdown is signalled. The listener closes (new connections are refused; `/readyz`
+/// is not reachable, so it never answers 503 during the drain), the event stream ends at once, the
+/// request still completes with 200 when released, and only then does the server return: long
+/// before the grace period, so nothing here waits for it to run out.
+// A current-thread runtime: the server's tasks and the test's interleave only at await points, so
+// once the listener is seen closed, a server that did not wait for the request has already returned.
+#[tokio::test(flavor = "current_thread")]
+async fn shutdown_drains_a_request_and_ends_event_streams() {
+    let bound = Duration::from_secs(5);
     let (entered_tx, entered_rx) = oneshot::channel::<()>();
-    let (release_tx, release_rx) = oneshot::channel::<()>();
-    let entered = std::sync::Mutex::new(Some(entered_tx));
-    let release = std::sync::Arc::new(tokio::sync::Mutex::new(Some(release_rx)));
-    let entered = std::sync::Arc::new(entered);
-    let routes = Router::new().route(
-        "/work",
-        get(move || {
-            let entered = entered.clone();
-            let release = release.clone();
-            async move {
-                if let Some(tx) = entered.lock().unwrap().take() {
-                    let _ = tx.send(());
+    let entered = Arc::new(Mutex::new(Some(entered_tx)));
+    let release = Arc::new(Notify::new());
+    let gate = release.clone();
+    let routes = Router::new()
+        .route(
+            "/work",
+            get(move || {
+                let (entered, gate) = (entered.clone(), gate.clone());
+                async move {
+                    if let Some(tx) = entered.lock().unwrap().take() {
+                        let _ = tx.send(());
+                    }
+                    gate.notified().await;
+                    "finished"
                 }
-                if let Some(rx) = release.lock().await.take() {
-                    let _ = rx.await;
-                }
-                "finished"
-            }
-        }),
-    );
-    let (base, stop, handle) = start(routes, Readiness::default(), HttpSettings::default()).await;
-    let request = tokio::spawn(async move {
-        reqwest::get(format!("{base}/work"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
-    entered_rx.await.unwrap();
-    stop.cancel();
-    // The server is draining; the request is still in flight until released.
-    assert!(!handle.is_finished());
-    release_tx.send(()).unwrap();
-    assert_eq!(request.await.unwrap(), "finished");
-    tokio::time::timeout(Duration::from_secs(5), handle)
+            }),
+        )
+        .route(
+            "/events",
+            get(|| async {
+                let first =
+                    stream::once(async { Ok::<_, Infallible>(Event::default().data("hello")) });
+                Sse::new(first.chain(stream::pending()))
+            }),
+        );
+    let settings = HttpSettings {
+        // Far beyond every bound below: what ends here ends because the drain finished.
+        shutdown_grace_ms: 120_000,
+        ..HttpSettings::default()
+    };
+    let (base, stop, handle) = start(routes, Readiness::default(), settings).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let client = reqwest::Client::new();
+
+    let mut events = client
+        .get(format!("{base}/events"))
+        .header("accept", "text/event-stream")
+        .send()
         .await
-        .expect("server stops after draining")
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let first = timeout(bound, events.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first[..], b"data: hello\n\n");
+
+    let work = tokio::spawn(client.get(format!("{base}/work")).send());
+    timeout(bound, entered_rx)
+        .await
+        .expect("the slow request reaches its handler")
+        .unwrap();
+
+    stop.cancel();
+
+    // The event stream ends, cleanly, without waiting for the grace period.
+    let rest = timeout(bound, async {
+        let mut rest = Vec::new();
+        while let Some(chunk) = events.chunk().await? {
+            rest.extend_from_slice(&chunk);
+        }
+        Ok::<_, reqwest::Error>(rest)
+    })
+    .await
+    .expect("the event stream ends at shutdown")
+    .unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+
+    // The listener closes: a new connection is refused. (A connection made in the instant before
+    // it closes is accepted by the kernel; try again.)
+    timeout(bound, async {
+        loop {
+            match TcpStream::connect(&addr).await {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+                Err(e) => panic!("connecting to a draining server: {e}"),
+                Ok(_) => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await
+    .expect("new connections are refused while draining");
+    assert!(
+        !handle.is_finished(),
+        "the server returned with a request still in flight"
+    );
+
+    release.notify_one();
+    let response = timeout(bound, work)
+        .await
+        .expect("the released request completes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "finished");
+    timeout(bound, handle)
+        .await
+        .expect("the server returns once the request is done")
         .unwrap()
         .unwrap();
 }

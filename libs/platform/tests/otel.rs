@@ -58,7 +58,7 @@ fn spans_are_exported_to_the_collector() {
     let guard = init(&settings, "otel-test-service");
     assert!(guard.exporting());
     {
-        let span = tracing::info_span!("otel-test-span", performance_id = "p-1");
+        let span = tracing::info_span!("otel-test-span", performance_id = "perf-otel-42");
         let _enter = span.enter();
         tracing::info!("inside the span");
     }
@@ -73,12 +73,23 @@ fn spans_are_exported_to_the_collector() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let got = received.lock().unwrap();
-    let (content_type, body) = &got[0];
-    assert_eq!(content_type, "application/x-protobuf");
-    let text = String::from_utf8_lossy(body);
+    for (content_type, _) in got.iter() {
+        assert_eq!(content_type, "application/x-protobuf");
+    }
+    // The protobuf carries names and values as plain bytes.
+    let bodies: Vec<u8> = got.iter().flat_map(|(_, body)| body.clone()).collect();
+    let text = String::from_utf8_lossy(&bodies);
     assert!(text.contains("otel-test-span"), "span name in the export");
     assert!(
-        text.contains("otel-test-service"),
+        text.contains("service.name") && text.contains("otel-test-service"),
         "service name in the resource"
+    );
+    assert!(
+        text.contains("performance_id") && text.contains("perf-otel-42"),
+        "the span's field as an attribute"
+    );
+    assert!(
+        text.contains("inside the span"),
+        "the event inside it as a span event"
     );
 }

@@ -474,11 +474,17 @@ mod tests {
     #[test]
     fn partition_is_stable_and_in_range() {
         // Pinned values: a changed hash would reorder events of live keys across a restart.
-        assert_eq!(partition_for("", 4), 1);
-        assert_eq!(partition_for("a", 4), partition_for("a", 4));
-        for key in ["perf-1", "perf-2", "order-9", "x"] {
-            let p = partition_for(key, 4);
-            assert!((0..4).contains(&p));
+        let pinned = [
+            ("", 1, 2),
+            ("a", 0, 5),
+            ("perf-1", 0, 3),
+            ("perf-2", 1, 4),
+            ("order-9", 1, 3),
+            ("x", 3, 4),
+        ];
+        for (key, of_4, of_7) in pinned {
+            assert_eq!(partition_for(key, 4), of_4, "{key:?} of 4");
+            assert_eq!(partition_for(key, 7), of_7, "{key:?} of 7");
         }
         assert_eq!(partition_for("anything", 1), 0);
         assert_eq!(partition_for("anything", 0), 0);

@@ -13,7 +13,18 @@ async fn login_answers_a_token_pair_verifiable_with_the_jwks() {
     let pair = app.login("Buyer@Example.com", PASSWORD).await;
     assert_eq!(pair["token_type"], "Bearer");
     assert_eq!(pair["expires_in"], 900);
-    assert!(pair["refresh_token"].as_str().unwrap().len() >= 43);
+    // At least 256 bits, base64url; stored (as its SHA-256) for this user.
+    let refresh = pair["refresh_token"].as_str().unwrap();
+    assert!(refresh.len() >= 43, "{refresh}");
+    let owner: String = sqlx::query_scalar(
+        "SELECT user_id::text FROM refresh_tokens
+         WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+    )
+    .bind(refresh)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(owner, id);
     let claims = app
         .verify(pair["access_token"].as_str().unwrap())
         .await
@@ -73,5 +84,13 @@ async fn the_configured_admin_exists_with_the_admin_role() {
         .verify(pair["access_token"].as_str().unwrap())
         .await
         .unwrap();
-    assert!(claims.roles.contains(&Role::Admin));
+    let (id, roles): (String, Vec<String>) =
+        sqlx::query_as("SELECT id::text, roles FROM users WHERE email = $1")
+            .bind(ADMIN_EMAIL)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(claims.sub.to_string(), id);
+    assert_eq!(roles, ["buyer", "admin"]);
+    assert_eq!(claims.roles, [Role::Buyer, Role::Admin]);
 }

@@ -66,15 +66,19 @@ async fn no_secret_appears_in_the_logs() {
     let r = app
         .post("/api/v1/auth/refresh", &json!({"refresh_token": refresh1}))
         .await;
+    assert_eq!(r.status(), StatusCode::OK);
     let second = json_of(r).await;
     let refresh2 = second["refresh_token"].as_str().unwrap().to_owned();
     // Reuse (logs a warning about the family), logout, password change.
-    app.post("/api/v1/auth/refresh", &json!({"refresh_token": refresh1}))
+    let r = app
+        .post("/api/v1/auth/refresh", &json!({"refresh_token": refresh1}))
         .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let pair = app.login("quiet@example.com", password).await;
     let access2 = pair["access_token"].as_str().unwrap().to_owned();
     let refresh3 = pair["refresh_token"].as_str().unwrap().to_owned();
-    app.get_auth("/api/v1/users/me", &access2).await;
+    let r = app.get_auth("/api/v1/users/me", &access2).await;
+    assert_eq!(r.status(), StatusCode::OK);
     let r = app
         .post_auth(
             "/api/v1/users/me/password",
@@ -83,8 +87,10 @@ async fn no_secret_appears_in_the_logs() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    app.post("/api/v1/auth/logout", &json!({"refresh_token": refresh3}))
+    let r = app
+        .post("/api/v1/auth/logout", &json!({"refresh_token": refresh3}))
         .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     // A social sign-in: the provider's code, tokens and our client secret stay out too.
     let r = app
         .client
@@ -111,6 +117,7 @@ async fn no_secret_appears_in_the_logs() {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     let social = json_of(r).await;
     let admin = app.admin_token().await;
 

@@ -17,7 +17,8 @@ async fn profile_reads_and_updates() {
     assert_eq!(me["id"], id.as_str());
     assert_eq!(me["email"], "me@example.com");
     assert_eq!(me["roles"], json!(["buyer"]));
-    assert!(me.get("password_hash").is_none());
+    assert_eq!(me["has_password"], true);
+    assert!(me.get("password_hash").is_none(), "{me}");
 
     let patch = |body: serde_json::Value| {
         let (app, token) = (&app, token.clone());
@@ -38,15 +39,29 @@ async fn profile_reads_and_updates() {
         (me["name"].as_str(), me["phone"].as_str()),
         (Some("박서준"), Some("+821098765432"))
     );
+    // Stored, not only echoed.
+    let me = json_of(app.get_auth("/api/v1/users/me", &token).await).await;
+    assert_eq!(
+        (me["name"].as_str(), me["phone"].as_str()),
+        (Some("박서준"), Some("+821098765432"))
+    );
     // Leaving a field out keeps it; null removes the phone.
     let me = json_of(patch(json!({"phone": null})).await).await;
     assert_eq!(me["name"], "박서준");
-    assert!(me["phone"].is_null());
+    assert_eq!(me["phone"], serde_json::Value::Null, "{me}");
+    let me = json_of(app.get_auth("/api/v1/users/me", &token).await).await;
+    assert_eq!(
+        (me["name"].as_str(), &me["phone"]),
+        (Some("박서준"), &serde_json::Value::Null)
+    );
+    // A refused change leaves the profile as it was.
     let r = patch(json!({"phone": "12"})).await;
     let p = problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
     assert_eq!(p["errors"][0]["field"], "phone");
     let r = patch(json!({"name": ""})).await;
     problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
+    let me = json_of(app.get_auth("/api/v1/users/me", &token).await).await;
+    assert_eq!(me["name"], "박서준");
     let r = app
         .client
         .get(app.url("/api/v1/users/me"))

@@ -61,11 +61,13 @@ async fn an_admin_grants_roles_and_they_travel_in_the_next_token() {
             &json!({"refresh_token": pair["refresh_token"]}),
         )
         .await;
+    assert_eq!(r.status(), StatusCode::OK);
     let refreshed = json_of(r).await;
     let claims = app
         .verify(refreshed["access_token"].as_str().unwrap())
         .await
         .unwrap();
+    assert_eq!(claims.sub.to_string(), id);
     assert_eq!(claims.roles, [Role::Buyer, Role::Organizer]);
     assert!(!claims.has(Role::Admin));
     let me = json_of(
@@ -76,6 +78,7 @@ async fn an_admin_grants_roles_and_they_travel_in_the_next_token() {
         .await,
     )
     .await;
+    assert_eq!(me["id"], id.as_str());
     assert_eq!(me["roles"], json!(["buyer", "organizer"]));
 }
 
@@ -95,6 +98,15 @@ async fn the_admin_is_reset_at_start() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // The old password no longer works.
+    let r = server
+        .client
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": crate::helpers::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     // A weak administrator password stops the start with a clear error.
     cfg.admin_password = Some("admin".into());
     let Err(e) = user::start(&cfg, &infra).await else {

@@ -27,20 +27,37 @@ async fn valid_sign_up_creates_the_account_and_emits_user_registered() {
             .fetch_one(&app.db)
             .await
             .unwrap();
-    assert!(hash.starts_with("$argon2id$"));
-    assert!(!hash.contains(PASSWORD));
+    // An argon2id hash of this very password (and not of another).
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    use argon2::PasswordVerifier as _;
+    let argon2 = argon2::Argon2::default();
+    assert!(
+        argon2
+            .verify_password(PASSWORD.as_bytes(), hash.as_str())
+            .is_ok()
+    );
+    let other = argon2.verify_password(b"correct horse battery!", hash.as_str());
+    assert!(
+        matches!(other, Err(argon2::password_hash::Error::PasswordInvalid)),
+        "{other:?}"
+    );
     assert_eq!(phone.as_deref(), Some("+821012345678"));
     assert_eq!(roles, ["buyer"]);
 
-    let event: serde_json::Value = sqlx::query_scalar(
+    // Exactly one user.registered, about this account.
+    let events: Vec<serde_json::Value> = sqlx::query_scalar(
         "SELECT envelope FROM bus_outbox WHERE envelope->>'type' = 'user.registered'
-         AND envelope->'payload'->>'user_id' = $1",
+         AND envelope->'payload'->>'email' <> $1",
     )
-    .bind(&id)
-    .fetch_one(&app.db)
+    .bind(crate::helpers::ADMIN_EMAIL)
+    .fetch_all(&app.db)
     .await
     .unwrap();
-    assert_eq!(event["payload"]["email"], "fan@example.com");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0]["payload"],
+        json!({"user_id": id, "email": "fan@example.com", "name": "김민지"})
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{App, PASSWORD, REDIRECT_BASE, json_of, problem, spawn};
+use crate::helpers::{ADMIN_EMAIL, App, PASSWORD, REDIRECT_BASE, json_of, problem, spawn};
 
 fn location(r: &reqwest::Response) -> String {
     assert_eq!(r.status(), StatusCode::FOUND, "expected a redirect");
@@ -69,20 +69,28 @@ async fn full_flow(provider: &str) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let linked: i64 = sqlx::query_scalar("SELECT count(*) FROM identities WHERE provider = $1")
-        .bind(provider)
-        .fetch_one(&app.db)
+    let refreshed = app
+        .verify(json_of(r).await["access_token"].as_str().unwrap())
         .await
         .unwrap();
-    assert_eq!(linked, 1);
-    let registered: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM bus_outbox WHERE envelope->'payload'->>'email' = $1",
+    assert_eq!(refreshed.sub, claims.sub);
+    let id = first["user"]["id"].as_str().unwrap();
+    let linked: Vec<String> =
+        sqlx::query_scalar("SELECT user_id::text FROM identities WHERE provider = $1")
+            .bind(provider)
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(linked, [id], "one identity, linked to the new user");
+    let registered: Vec<String> = sqlx::query_scalar(
+        "SELECT envelope->'payload'->>'user_id' FROM bus_outbox
+         WHERE envelope->>'type' = 'user.registered' AND envelope->'payload'->>'email' = $1",
     )
     .bind(&email)
-    .fetch_one(&app.db)
+    .fetch_all(&app.db)
     .await
     .unwrap();
-    assert_eq!(registered, 1, "user.registered once");
+    assert_eq!(registered, [id], "user.registered once");
 }
 
 #[tokio::test]
@@ -107,6 +115,17 @@ async fn a_provider_account_links_to_the_user_with_the_same_verified_email() {
     let signed = sign_in(&app, "google", "Both@Example.com").await;
     assert_eq!(signed["user"]["id"], id.as_str());
     assert_eq!(signed["user"]["created"], false);
+    let claims = app
+        .verify(signed["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(claims.sub.to_string(), id);
+    let linked: Vec<String> =
+        sqlx::query_scalar("SELECT user_id::text FROM identities WHERE provider = 'google'")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(linked, [id.as_str()]);
     // The password still works too.
     app.login("both@example.com", PASSWORD).await;
 }
@@ -123,6 +142,18 @@ async fn an_unverified_email_neither_links_nor_creates() {
     .await;
     let r = app.client.get(app.url(&callback)).send().await.unwrap();
     problem(r, StatusCode::FORBIDDEN, "email_unverified").await;
+    // Not linked to the victim, and no account of its own either.
+    let identities: i64 = sqlx::query_scalar("SELECT count(*) FROM identities")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(identities, 0);
+    let mut emails: Vec<String> = sqlx::query_scalar("SELECT email FROM users")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    emails.sort();
+    assert_eq!(emails, [ADMIN_EMAIL, "victim@example.com"]);
 }
 
 #[tokio::test]
@@ -192,6 +223,11 @@ async fn the_provider_page_is_a_form_and_checks_pkce() {
     let no_pkce = to_provider.replace("code_challenge_method=S256", "code_challenge_method=plain");
     let r = app.client.get(&no_pkce).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let why = r.text().await.unwrap();
+    assert!(
+        why.contains("PKCE with code_challenge_method=S256 is required"),
+        "{why}"
+    );
     // A code exchanged with the wrong verifier is refused by the token endpoint.
     let r = app
         .client
@@ -225,7 +261,13 @@ async fn the_provider_page_is_a_form_and_checks_pkce() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(json_of(r).await["error"], "invalid_grant");
+    let refused = json_of(r).await;
+    assert_eq!(refused["error"], "invalid_grant");
+    // Refused for the verifier, not for the code, client or redirect URI.
+    assert_eq!(
+        refused["error_description"], "PKCE verification failed",
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -253,4 +295,9 @@ async fn a_wrong_client_secret_is_refused_by_the_provider() {
     let callback = through_provider(&app, "kakao", "login_hint=k@example.com").await;
     let r = app.client.get(app.url(&callback)).send().await.unwrap();
     problem(r, StatusCode::BAD_GATEWAY, "oauth_provider_error").await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM identities")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
 }

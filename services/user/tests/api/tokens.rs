@@ -13,29 +13,36 @@ async fn refresh(app: &App, token: &Value) -> reqwest::Response {
 #[tokio::test]
 async fn refresh_rotates_the_refresh_token() {
     let app = spawn().await;
-    app.sign_up("rotate@example.com").await;
+    let id = app.sign_up("rotate@example.com").await;
     let first = app.login("rotate@example.com", PASSWORD).await;
     let r = refresh(&app, &first["refresh_token"]).await;
     assert_eq!(r.status(), StatusCode::OK);
     let second = json_of(r).await;
     assert_ne!(second["refresh_token"], first["refresh_token"]);
     assert_ne!(second["access_token"], first["access_token"]);
-    app.verify(second["access_token"].as_str().unwrap())
+    let claims = app
+        .verify(second["access_token"].as_str().unwrap())
         .await
         .unwrap();
+    assert_eq!(
+        claims.sub.to_string(),
+        id,
+        "the refreshed token is the same user's"
+    );
     // The new one works in turn.
     let r = refresh(&app, &second["refresh_token"]).await;
     assert_eq!(r.status(), StatusCode::OK);
-    // Stored hashed only.
+    // Stored hashed only, for its user.
     let raw = second["refresh_token"].as_str().unwrap();
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM refresh_tokens WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT user_id::text FROM refresh_tokens
+         WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
     )
     .bind(raw)
-    .fetch_one(&app.db)
+    .fetch_all(&app.db)
     .await
     .unwrap();
-    assert_eq!(n, 1, "stored as its SHA-256");
+    assert_eq!(owners, [id], "stored as its SHA-256");
     let r = refresh(&app, &json!("made-up")).await;
     problem(r, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
 }
@@ -111,7 +118,7 @@ async fn rotate(app: &App) -> String {
 #[tokio::test]
 async fn key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
     let app = spawn_with(|c| c.tokens.key_activation_delay_secs = 0).await;
-    app.sign_up("keys@example.com").await;
+    let id = app.sign_up("keys@example.com").await;
     let before = app.login("keys@example.com", PASSWORD).await;
     let old_token = before["access_token"].as_str().unwrap().to_owned();
     let old_kid = kid(&old_token);
@@ -131,12 +138,14 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
     let new_token = after["access_token"].as_str().unwrap();
     assert_eq!(kid(new_token), new_kid);
     // Tokens of both keys verify with the JWKS alone: nobody is logged out.
-    app.verify(&old_token).await.unwrap();
-    app.verify(new_token).await.unwrap();
-    // And the service itself accepts both.
     for t in [old_token.as_str(), new_token] {
-        let status = app.get_auth("/api/v1/users/me", t).await.status();
-        assert_eq!(status, StatusCode::OK);
+        assert_eq!(app.verify(t).await.unwrap().sub.to_string(), id);
+    }
+    // And the service itself accepts both, as that user.
+    for t in [old_token.as_str(), new_token] {
+        let r = app.get_auth("/api/v1/users/me", t).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(json_of(r).await["id"], id.as_str());
     }
     // A refresh token issued before the rotation still refreshes, now with the new key.
     let r = app
@@ -145,20 +154,24 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
             &json!({"refresh_token": before["refresh_token"]}),
         )
         .await;
+    assert_eq!(r.status(), StatusCode::OK);
     let refreshed = json_of(r).await;
     assert_eq!(kid(refreshed["access_token"].as_str().unwrap()), new_kid);
-    // Survives a restart: the keys live in UserDB.
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM signing_keys")
-        .fetch_one(&app.db)
+    // Both keys live in UserDB (`tokens_survive_a_restart` restarts on them).
+    let mut stored: Vec<String> = sqlx::query_scalar("SELECT kid FROM signing_keys")
+        .fetch_all(&app.db)
         .await
         .unwrap();
-    assert_eq!(n, 2);
+    stored.sort();
+    let mut published = vec![old_kid, new_kid];
+    published.sort();
+    assert_eq!(stored, published);
 }
 
 #[tokio::test]
 async fn a_new_key_is_published_before_it_signs() {
     let app = spawn_with(|c| c.tokens.key_activation_delay_secs = 2).await;
-    app.sign_up("prepub@example.com").await;
+    let id = app.sign_up("prepub@example.com").await;
     let old_kid = kid(
         app.login("prepub@example.com", PASSWORD).await["access_token"]
             .as_str()
@@ -188,7 +201,7 @@ async fn a_new_key_is_published_before_it_signs() {
     let pair = app.login("prepub@example.com", PASSWORD).await;
     let latest = pair["access_token"].as_str().unwrap().to_owned();
     assert_eq!(kid(&latest), new_kid);
-    cached.verify(&latest).unwrap();
+    assert_eq!(cached.verify(&latest).unwrap().sub.to_string(), id);
 }
 
 #[tokio::test]
@@ -207,6 +220,7 @@ async fn tokens_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+    let id = json_of(r).await["id"].as_str().unwrap().to_owned();
     let r = server
         .client
         .post(server.url("/api/v1/auth/login"))
@@ -214,6 +228,7 @@ async fn tokens_survive_a_restart() {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     let pair = json_of(r).await;
     drop(server);
 
@@ -224,7 +239,11 @@ async fn tokens_survive_a_restart() {
         .verify_async(token)
         .await
         .unwrap();
-    assert_eq!(claims.sub.to_string().len(), 36);
+    assert_eq!(
+        claims.sub.to_string(),
+        id,
+        "the token names the user who signed up"
+    );
     let r = server
         .client
         .post(server.url("/api/v1/auth/refresh"))
