@@ -10,11 +10,18 @@
 //! let verifier = Verifier::from_jwks(vec![key.public_jwk().unwrap()]);
 //! assert_eq!(verifier.verify(&token).unwrap().sub, claims.sub);
 //! ```
+//!
+//! A verifier built with [`Verifier::remote`] fetches the JWKS and refetches it when the
+//! `Cache-Control: max-age` it came with has passed (bounded, see [`JwksRefresh`]) and when a
+//! token names a key id it does not know (at most once every 10 s), so a key the issuer stops
+//! publishing stops verifying within that max-age everywhere.
+
+mod remote;
 
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use axum::{
@@ -23,12 +30,14 @@ use axum::{
 };
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
-    jwk::{Jwk, JwkSet},
+    jwk::Jwk,
 };
 use rand::RngCore;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
+use self::remote::Remote;
+pub use self::remote::{JwksRefresh, max_age};
 use crate::problem::ApiError;
 
 /// The issuer every Boxoffice token names.
@@ -116,6 +125,10 @@ pub enum AuthError {
     /// The key material is unusable.
     #[error("key error: {0}")]
     Key(String),
+    /// The keys could not be refreshed for longer than the verifier trusts its last copy
+    /// ([`JwksRefresh::stale_grace`]): every token is refused until a fetch succeeds.
+    #[error("verification keys unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<AuthError> for ApiError {
@@ -126,6 +139,10 @@ impl From<AuthError> for ApiError {
                 ApiError::unauthorized("the access token is invalid or expired")
             }
             AuthError::Key(k) => ApiError::internal(k),
+            AuthError::Unavailable(why) => {
+                tracing::error!(reason = %why, "refusing tokens: verification keys unavailable");
+                ApiError::unavailable("tokens cannot be verified right now; try again shortly")
+            }
         }
     }
 }
@@ -197,18 +214,43 @@ impl SigningKey {
 /// Where a [`Verifier`] gets its keys.
 enum KeySource {
     Fixed,
-    Remote {
-        url: String,
-        client: reqwest::Client,
-        last_fetch: tokio::sync::Mutex<Option<Instant>>,
-    },
+    Remote(Remote),
+}
+
+/// The keys a verifier trusts, and for how long (remote verifiers only).
+struct KeySet {
+    keys: HashMap<String, DecodingKey>,
+    /// Refetch once this has passed; `None` until the first fetch succeeds.
+    fresh_until: Option<Instant>,
+    /// Refuse every token once this has passed (the last fetch is too old to trust); `None`:
+    /// no limit (fixed keys, or nothing fetched yet, so nothing to trust anyway).
+    trusted_until: Option<Instant>,
+}
+
+impl KeySet {
+    fn fixed(jwks: &[Jwk]) -> Self {
+        Self {
+            keys: key_map(jwks),
+            fresh_until: None,
+            trusted_until: None,
+        }
+    }
+
+    /// Whether a refetch is due (never fetched, or past its max-age) and whether `kid` is known.
+    fn stale_and_known(&self, kid: &str, now: Instant) -> (bool, bool) {
+        (
+            self.fresh_until.is_none_or(|t| now >= t),
+            self.keys.contains_key(kid),
+        )
+    }
 }
 
 /// Verifies access tokens against a JWKS: a fixed set, or one fetched from a URL and refreshed
-/// when a token names a key it has not seen (rotation), at most once every 10 s.
+/// when its max-age has passed and when a token names a key it has not seen (rotation), at most
+/// once every 10 s for unknown keys ([`JwksRefresh`]).
 #[derive(Clone)]
 pub struct Verifier {
-    keys: Arc<RwLock<HashMap<String, DecodingKey>>>,
+    keys: Arc<RwLock<KeySet>>,
     source: Arc<KeySource>,
     issuer: Arc<str>,
 }
@@ -232,24 +274,24 @@ impl Verifier {
     /// A verifier for a fixed set of public keys.
     pub fn from_jwks(jwks: Vec<Jwk>) -> Self {
         Self {
-            keys: Arc::new(RwLock::new(key_map(&jwks))),
+            keys: Arc::new(RwLock::new(KeySet::fixed(&jwks))),
             source: Arc::new(KeySource::Fixed),
             issuer: Arc::from(ISSUER),
         }
     }
 
-    /// A verifier that fetches `url` (a JWKS document) when it meets an unknown key id.
+    /// A verifier that fetches `url` (a JWKS document) when it first meets a token, refetches it
+    /// when the document's `max-age` has passed or a token names an unknown key id, with the
+    /// default [`JwksRefresh`].
     pub fn remote(url: impl Into<String>) -> Self {
+        Self::remote_with(url, JwksRefresh::default())
+    }
+
+    /// [`Self::remote`] with another refresh policy (tests use short ones).
+    pub fn remote_with(url: impl Into<String>, refresh: JwksRefresh) -> Self {
         Self {
-            keys: Arc::new(RwLock::new(HashMap::new())),
-            source: Arc::new(KeySource::Remote {
-                url: url.into(),
-                client: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(3))
-                    .build()
-                    .unwrap_or_default(),
-                last_fetch: tokio::sync::Mutex::new(None),
-            }),
+            keys: Arc::new(RwLock::new(KeySet::fixed(&[]))),
+            source: Arc::new(KeySource::Remote(Remote::new(url.into(), refresh))),
             issuer: Arc::from(ISSUER),
         }
     }
@@ -264,84 +306,61 @@ impl Verifier {
     /// Replaces the known keys (e.g. after a rotation in the issuing process).
     pub fn set_keys(&self, jwks: &[Jwk]) {
         let map = key_map(jwks);
+        self.write_keys(|set| set.keys = map);
+    }
+
+    fn write_keys(&self, change: impl FnOnce(&mut KeySet)) {
         match self.keys.write() {
-            Ok(mut keys) => *keys = map,
-            Err(poisoned) => *poisoned.into_inner() = map,
+            Ok(mut keys) => change(&mut keys),
+            Err(poisoned) => change(&mut poisoned.into_inner()),
         }
     }
 
-    fn verify_known<C: DeserializeOwned>(
-        &self,
-        token: &str,
-        kid: &str,
-    ) -> Option<Result<C, AuthError>> {
+    fn verify_known<C: DeserializeOwned>(&self, token: &str, kid: &str) -> Result<C, AuthError> {
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
-        let key = keys.get(kid)?;
+        if keys.trusted_until.is_some_and(|t| Instant::now() >= t) {
+            return Err(AuthError::Unavailable(
+                "the JWKS could not be refetched within its grace period".into(),
+            ));
+        }
+        let key = keys
+            .keys
+            .get(kid)
+            .ok_or_else(|| AuthError::Invalid(format!("unknown key id `{kid}`")))?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&*self.issuer]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         validation.leeway = 5;
-        Some(
-            decode::<C>(token, key, &validation)
-                .map(|d| d.claims)
-                .map_err(|e| AuthError::Invalid(e.to_string())),
-        )
+        decode::<C>(token, key, &validation)
+            .map(|d| d.claims)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
     }
 
-    /// Verifies an access token and returns its claims.
+    /// Verifies an access token and returns its claims, with the keys known now (no fetch).
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         self.verify_as(token)
     }
 
-    /// Verifies an access token, fetching the JWKS first when its key id is unknown.
+    /// Verifies an access token, refetching the JWKS first when it is due (see [`Self::remote`]).
     pub async fn verify_async(&self, token: &str) -> Result<Claims, AuthError> {
         self.verify_as_async(token).await
     }
 
-    /// Verifies a token with any claim set `C` (signature, issuer, `exp`, `sub`).
+    /// Verifies a token with any claim set `C` (signature, issuer, `exp`, `sub`), with the keys
+    /// known now (no fetch).
     pub fn verify_as<C: DeserializeOwned>(&self, token: &str) -> Result<C, AuthError> {
         let kid = token_kid(token)?;
         self.verify_known(token, &kid)
-            .unwrap_or_else(|| Err(AuthError::Invalid(format!("unknown key id `{kid}`"))))
     }
 
-    /// [`Self::verify_as`], fetching the JWKS first when the key id is unknown.
+    /// [`Self::verify_as`], refetching the JWKS first when its max-age has passed or the key id
+    /// is unknown. Concurrent verifications share one fetch.
     pub async fn verify_as_async<C: DeserializeOwned>(&self, token: &str) -> Result<C, AuthError> {
         let kid = token_kid(token)?;
-        if let Some(result) = self.verify_known(token, &kid) {
-            return result;
-        }
-        if let KeySource::Remote {
-            url,
-            client,
-            last_fetch,
-        } = &*self.source
-        {
-            let mut last = last_fetch.lock().await;
-            let stale = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
-            // Another request may have fetched while we waited for the lock.
-            let known = self
-                .keys
-                .read()
-                .map(|k| k.contains_key(&kid))
-                .unwrap_or(false);
-            if stale && !known {
-                *last = Some(Instant::now());
-                let fetched = crate::telemetry::propagate(client.get(url.as_str()))
-                    .send()
-                    .await
-                    .and_then(|r| r.error_for_status());
-                match fetched {
-                    Ok(resp) => match resp.json::<JwkSet>().await {
-                        Ok(set) => self.set_keys(&set.keys),
-                        Err(e) => tracing::warn!(error = %e, "JWKS document unreadable"),
-                    },
-                    Err(e) => tracing::warn!(error = %e, %url, "JWKS fetch failed"),
-                }
-            }
+        if let KeySource::Remote(remote) = &*self.source {
+            remote.refresh_if_due(&self.keys, &kid).await;
         }
         self.verify_known(token, &kid)
-            .unwrap_or_else(|| Err(AuthError::Invalid(format!("unknown key id `{kid}`"))))
     }
 }
 
