@@ -1,7 +1,9 @@
 //! The service's settings (`user.*`, env `BOXOFFICE_USER__...`). Every setting has a default that
 //! works in standalone mode; docs/services/user.md lists them all.
 
-use serde::Deserialize;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Deserializer};
 
 /// Settings (`user.*`).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -19,6 +21,11 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     /// Social login (`user.oauth.*`).
     pub oauth: OAuthSettings,
+    /// Peers whose `X-Forwarded-For` is believed: IP addresses or CIDR blocks, as a list or one
+    /// comma-separated string (env `BOXOFFICE_USER__TRUSTED_PROXIES`, e.g. `10.0.0.0/8, ::1`).
+    /// Default: loopback (`127.0.0.0/8, ::1`), where the gateway runs in standalone. The client
+    /// address of a request from another peer is that peer.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Token lifetimes (`user.tokens.*`).
@@ -36,6 +43,9 @@ pub struct TokenSettings {
     /// verifier's JWKS refetch interval (10 s) and `key_reload_secs` (env
     /// `BOXOFFICE_USER__TOKENS__KEY_ACTIVATION_DELAY_SECS`).
     pub key_activation_delay_secs: i64,
+    /// How recent a sign-in must be to prove it when a social-only account sets its first
+    /// password, in seconds (env `BOXOFFICE_USER__TOKENS__FRESH_LOGIN_SECS`).
+    pub fresh_login_secs: i64,
 }
 
 impl Default for TokenSettings {
@@ -45,6 +55,7 @@ impl Default for TokenSettings {
             refresh_ttl_secs: 14 * 24 * 3600,
             key_reload_secs: 30,
             key_activation_delay_secs: 45,
+            fresh_login_secs: 600,
         }
     }
 }
@@ -87,8 +98,20 @@ pub struct ThrottleSettings {
     pub base_lock_secs: i64,
     /// Longest lock in seconds (env `BOXOFFICE_USER__THROTTLE__MAX_LOCK_SECS`).
     pub max_lock_secs: i64,
-    /// Failures older than this are forgotten (env `BOXOFFICE_USER__THROTTLE__WINDOW_SECS`).
+    /// Failures are forgotten once this long has passed since the last failure *and* since the
+    /// end of the last lock, so the window always outlasts the longest lock (env
+    /// `BOXOFFICE_USER__THROTTLE__WINDOW_SECS`).
     pub window_secs: i64,
+    /// Sign-ups allowed per client address per `signup_window_secs` (env
+    /// `BOXOFFICE_USER__THROTTLE__SIGNUP_PER_CLIENT`).
+    pub signup_per_client: i32,
+    /// The sign-up window in seconds (env `BOXOFFICE_USER__THROTTLE__SIGNUP_WINDOW_SECS`).
+    pub signup_window_secs: i64,
+    /// Social sign-ins started (`/authorize`) per client address per `authorize_window_secs`
+    /// (env `BOXOFFICE_USER__THROTTLE__AUTHORIZE_PER_CLIENT`).
+    pub authorize_per_client: i32,
+    /// The authorize window in seconds (env `BOXOFFICE_USER__THROTTLE__AUTHORIZE_WINDOW_SECS`).
+    pub authorize_window_secs: i64,
 }
 
 impl Default for ThrottleSettings {
@@ -99,6 +122,10 @@ impl Default for ThrottleSettings {
             base_lock_secs: 1,
             max_lock_secs: 15 * 60,
             window_secs: 15 * 60,
+            signup_per_client: 20,
+            signup_window_secs: 3600,
+            authorize_per_client: 60,
+            authorize_window_secs: 600,
         }
     }
 }
@@ -154,4 +181,121 @@ pub struct ProviderSettings {
     pub issuer: Option<String>,
     /// Requested scopes, space-separated (`SCOPE`).
     pub scope: Option<String>,
+}
+
+/// IP addresses and CIDR blocks of trusted proxies (`user.trusted_proxies`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl Default for TrustedProxies {
+    fn default() -> Self {
+        Self(vec![
+            (IpAddr::from([127, 0, 0, 0]), 8),
+            (IpAddr::from(std::net::Ipv6Addr::LOCALHOST), 128),
+        ])
+    }
+}
+
+impl TrustedProxies {
+    /// No proxy is trusted: every client address is the connection's peer.
+    pub fn none() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Whether `ip` is one of them (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|&(net, len)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        })
+    }
+}
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = String;
+
+    /// A comma-separated list of addresses and `address/prefix` blocks; empty trusts nobody.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut nets = Vec::new();
+        for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (addr, len) = match entry.split_once('/') {
+                Some((a, l)) => (a, Some(l)),
+                None => (entry, None),
+            };
+            let bad = || format!("`{entry}` is not an IP address or CIDR block");
+            let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+            let addr = addr.to_canonical();
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let len = match len {
+                Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(bad)?,
+                None => max,
+            };
+            nets.push((addr, len));
+        }
+        Ok(Self(nets))
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            List(Vec<String>),
+            One(String),
+        }
+        let joined = match Raw::deserialize(d)? {
+            Raw::List(list) => list.join(","),
+            Raw::One(one) => one,
+        };
+        joined.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn trusted_proxies_match_addresses_and_blocks() {
+        let t = TrustedProxies::default();
+        assert!(t.contains(ip("127.0.0.1")) && t.contains(ip("127.9.9.9")));
+        assert!(t.contains(ip("::1")) && t.contains(ip("::ffff:127.0.0.1")));
+        assert!(!t.contains(ip("10.0.0.1")) && !t.contains(ip("::2")));
+        let t: TrustedProxies = "10.0.0.0/8, 192.0.2.7 ,2001:db8::/32".parse().unwrap();
+        assert!(t.contains(ip("10.200.0.1")) && t.contains(ip("192.0.2.7")));
+        assert!(!t.contains(ip("192.0.2.8")) && !t.contains(ip("127.0.0.1")));
+        assert!(t.contains(ip("2001:db8::1")) && !t.contains(ip("2001:db9::1")));
+        let all: TrustedProxies = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("203.0.113.9")));
+        assert_eq!(
+            "".parse::<TrustedProxies>().unwrap(),
+            TrustedProxies::none()
+        );
+        for bad in ["10.0.0.0/33", "example.com", "10.0.0.1/x", "::1/129"] {
+            assert!(bad.parse::<TrustedProxies>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_deserialize_from_a_list_or_a_string() {
+        let from_list: TrustedProxies =
+            serde_json::from_value(serde_json::json!(["10.0.0.1", "::1"])).unwrap();
+        let from_str: TrustedProxies =
+            serde_json::from_value(serde_json::json!("10.0.0.1, ::1")).unwrap();
+        assert_eq!(from_list, from_str);
+        assert!(serde_json::from_value::<TrustedProxies>(serde_json::json!(["nope"])).is_err());
+    }
 }

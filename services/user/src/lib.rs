@@ -67,6 +67,8 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
         hasher,
         keys: keys.clone(),
         pool: pool.clone(),
+        trusted_proxies: std::sync::Arc::new(config.trusted_proxies.clone()),
+        fresh_login_secs: config.tokens.fresh_login_secs,
     };
     let relay = infra.spawn_relay(NAME, pool.clone());
     let sweeper = spawn_sweeper(

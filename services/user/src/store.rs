@@ -99,13 +99,16 @@ pub async fn create(conn: &mut PgConnection, new: &NewUser<'_>) -> Result<User, 
     Ok(user)
 }
 
-/// The account with this id.
-pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+/// The account with this id, on a pool or on a connection already held (a transaction).
+pub async fn by_id<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: Uuid,
+) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE id = $1"
     )))
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 
@@ -156,19 +159,57 @@ pub async fn set_password(
         .map(|_| ())
 }
 
-/// Replaces the roles; returns the updated account.
+/// Replaces the password hash if it is still `current` (`None`: no password yet); `false` when
+/// another change got there first.
+pub async fn replace_password(
+    conn: &mut PgConnection,
+    id: Uuid,
+    current: Option<&str>,
+    password_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET password_hash = $3, updated_at = now()
+         WHERE id = $1 AND password_hash IS NOT DISTINCT FROM $2",
+    )
+    .bind(id)
+    .bind(current)
+    .bind(password_hash)
+    .execute(conn)
+    .await
+    .map(|done| done.rows_affected() == 1)
+}
+
+/// Replaces the roles; returns the updated account. When a role is taken away, every session of
+/// the account is revoked in the same transaction: a refresh token must not outlive an
+/// administrator's reset (the user signs in again). A grant keeps the sessions; the next refresh
+/// carries the new role.
 pub async fn set_roles(
     pool: &PgPool,
     id: Uuid,
     roles: &[Role],
 ) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE users SET roles = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(role_names(roles))
-    .fetch_optional(pool)
-    .await
+    let mut tx = pool.begin().await?;
+    let old: Option<Vec<String>> =
+        sqlx::query_scalar("SELECT roles FROM users WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(old) = old else {
+        return Ok(None);
+    };
+    let new = role_names(roles);
+    sqlx::query("UPDATE users SET roles = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(&new)
+        .execute(&mut *tx)
+        .await?;
+    if old.iter().any(|r| !new.contains(r)) {
+        let revoked = crate::tokens::revoke_user(&mut tx, id, None).await?;
+        tracing::info!(user_id = %id, revoked, "a role was taken away; sessions revoked");
+    }
+    let user = by_id(&mut *tx, id).await?;
+    tx.commit().await?;
+    Ok(user)
 }
 
 /// The user linked to a provider account.

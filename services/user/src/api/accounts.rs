@@ -14,7 +14,7 @@ use platform::{
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::{ApiResult, AppState, fail};
+use super::{ApiResult, AppState, ClientAddr, fail, rate_limited};
 use crate::{
     domain::{DisplayName, Email, Password, Phone},
     store::{self, NewUser, User},
@@ -74,6 +74,7 @@ fn check<T>(errors: &mut Vec<FieldError>, field: &str, r: Result<T, &str>) -> Op
 /// `POST /api/v1/users`: creates an account.
 pub async fn sign_up(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(body): ApiJson<SignUp>,
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
@@ -93,6 +94,10 @@ pub async fn sign_up(
     };
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
+    }
+    // Counted once the request is valid, before the costly hash.
+    if let Some(secs) = state.throttle.sign_up(&client).await? {
+        return Err(rate_limited(secs, "too many sign-ups from this address"));
     }
     let hash = state.hasher.hash(password.expose()).await.map_err(fail)?;
     let mut tx = state.pool.begin().await?;
@@ -184,16 +189,28 @@ pub struct PasswordChange {
     new_password: String,
 }
 
-/// `POST /api/v1/users/me/password`: changes the password, revoking the other sessions.
+/// `POST /api/v1/users/me/password`: changes the password, revoking the other sessions. It needs
+/// fresh proof, under the login throttle: the current password, or — for a social-only account
+/// setting its first one — a session signed in to within `user.tokens.fresh_login_secs`. (The
+/// session's sign-in time, not the access token's `iat`: a refresh re-issues access tokens
+/// without a new sign-in.)
 pub async fn change_password(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     caller: AuthUser,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> ApiResult<StatusCode> {
     let user = current(&state, &caller).await?;
     let new = Password::parse(&body.new_password, Some(&user.email))
         .map_err(|m| ApiError::validation(vec![FieldError::new("new_password", m)]))?;
-    // A social-only account may set a first password without one.
+    let attempt = match state
+        .throttle
+        .reserve(&format!("email:{}", user.email), &format!("ip:{client}"))
+        .await?
+    {
+        Ok(attempt) => attempt,
+        Err(secs) => return Err(rate_limited(secs, "too many failed attempts")),
+    };
     if user.password_hash.is_some() {
         let given = body.current_password.as_deref().unwrap_or_default();
         let ok = state
@@ -202,15 +219,40 @@ pub async fn change_password(
             .await
             .map_err(fail)?;
         if !ok {
+            tracing::info!(user_id = %user.id, "password change refused: wrong current password");
             return Err(ApiError::validation(vec![FieldError::new(
                 "current_password",
                 "is not your current password",
             )]));
         }
+    } else {
+        let signed_in = state.sessions.signed_in_at(user.id, caller.0.jti).await?;
+        let fresh = chrono::Duration::seconds(state.fresh_login_secs);
+        if signed_in.is_none_or(|at| at < Utc::now() - fresh) {
+            tracing::info!(user_id = %user.id, "first password refused: no recent sign-in");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "fresh_login_required",
+                format!(
+                    "sign in again with your provider (within {} minutes) to set a password",
+                    state.fresh_login_secs.div_euclid(60).max(1)
+                ),
+            ));
+        }
     }
+    state.throttle.succeeded(attempt).await?;
     let hash = state.hasher.hash(new.expose()).await.map_err(fail)?;
     let mut tx = state.pool.begin().await?;
-    store::set_password(&mut tx, user.id, &hash).await?;
+    // The hash this proof was checked against must still be the account's; a concurrent change
+    // (or a first password set meanwhile) wins and this one is refused.
+    let changed =
+        store::replace_password(&mut tx, user.id, user.password_hash.as_deref(), &hash).await?;
+    if !changed {
+        return Err(ApiError::conflict(
+            "password_changed",
+            "the password was changed meanwhile; sign in again",
+        ));
+    }
     let revoked = state
         .sessions
         .revoke_others(&mut tx, user.id, caller.0.jti)

@@ -9,7 +9,7 @@ use axum::{
 use platform::problem::{ApiError, ApiJson, FieldError};
 use serde::Deserialize;
 
-use super::{ApiResult, AppState, ClientAddr, fail};
+use super::{ApiResult, AppState, ClientAddr, fail, rate_limited};
 use crate::{domain::Email, store, tokens::TokenPair};
 
 /// `POST /api/v1/auth/login`.
@@ -56,18 +56,11 @@ pub async fn login(
         }
     };
     let client_key = format!("ip:{client}");
-    if let Some(secs) = state
-        .throttle
-        .retry_after(&[account_key.clone(), client_key.clone()])
-        .await?
-    {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many failed logins; try again in {secs} s"),
-        )
-        .with("retry_after_secs", secs));
-    }
+    // Counted before the password is checked, so parallel guesses cannot outrun the lock.
+    let attempt = match state.throttle.reserve(&account_key, &client_key).await? {
+        Ok(attempt) => attempt,
+        Err(secs) => return Err(rate_limited(secs, "too many failed logins")),
+    };
     let user = match &email {
         Some(e) => {
             let mut conn = state.pool.acquire().await?;
@@ -82,12 +75,20 @@ pub async fn login(
         .await
         .map_err(fail)?;
     let Some(user) = user.filter(|_| ok) else {
-        state.throttle.failed(&account_key, &client_key).await?;
         tracing::info!("login refused");
         return Err(invalid_credentials());
     };
-    state.throttle.succeeded(&account_key).await?;
-    let pair = state.sessions.sign_in(&user).await.map_err(fail)?;
+    state.throttle.succeeded(attempt).await?;
+    // `None`: the password changed since it was read; the old one no longer signs in.
+    let Some(pair) = state
+        .sessions
+        .sign_in_with_password(&user)
+        .await
+        .map_err(fail)?
+    else {
+        tracing::info!(user_id = %user.id, "login refused: the password changed meanwhile");
+        return Err(invalid_credentials());
+    };
     tracing::info!(user_id = %user.id, "logged in");
     Ok(Json(pair))
 }

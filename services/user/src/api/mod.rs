@@ -6,7 +6,10 @@ mod admin;
 mod auth;
 mod social;
 
-use std::net::SocketAddr;
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use axum::{
     Router,
@@ -18,6 +21,7 @@ use platform::{auth::Verifier, problem::ApiError};
 use sqlx::PgPool;
 
 use crate::{
+    config::TrustedProxies,
     hashing::{HashError, Hasher},
     keys::{KeyError, KeyRing},
     oauth::{OAuth, OAuthError},
@@ -41,6 +45,10 @@ pub struct AppState {
     pub throttle: Throttle,
     /// Social login.
     pub oauth: OAuth,
+    /// Peers whose `x-forwarded-for` is believed (`user.trusted_proxies`).
+    pub trusted_proxies: Arc<TrustedProxies>,
+    /// How recent a sign-in proves itself, in seconds (`user.tokens.fresh_login_secs`).
+    pub fresh_login_secs: i64,
 }
 
 impl FromRef<AppState> for Verifier {
@@ -75,30 +83,90 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The caller's address: the last `x-forwarded-for` entry (the one the gateway added) when it is
-/// an IP address, else the connection's peer.
+/// The caller's address. From a peer that is not a trusted proxy (`user.trusted_proxies`), the
+/// peer itself, whatever `x-forwarded-for` claims. From a trusted proxy, `x-forwarded-for` is
+/// walked from the right (the entry the nearest proxy added) past further trusted proxies: the
+/// first other address is the client. An entry that is not an IP address ends the walk at the
+/// last trusted hop, since no proxy we trust wrote it.
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+/// The client address of a request from `peer` carrying `forwarded` (`x-forwarded-for` values
+/// in order), given the trusted proxies.
+pub fn client_addr<'a>(
+    peer: Option<IpAddr>,
+    forwarded: impl DoubleEndedIterator<Item = &'a str>,
+    trusted: &TrustedProxies,
+) -> String {
+    let Some(peer) = peer.map(|p| p.to_canonical()) else {
+        return "unknown".into();
+    };
+    let mut client = peer;
+    if trusted.contains(client) {
+        for entry in forwarded.flat_map(|v| v.split(',')).rev() {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip.to_canonical();
+                    if !trusted.contains(client) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    client.to_string()
+}
+
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
         let forwarded = parts
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
-            .map(|ip| ip.to_string());
-        let peer = || {
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_else(|| "unknown".into())
-        };
-        Ok(Self(forwarded.unwrap_or_else(peer)))
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>();
+        Ok(Self(client_addr(
+            peer,
+            forwarded.into_iter(),
+            &state.trusted_proxies,
+        )))
+    }
+}
+
+/// 429 `rate_limited` with `Retry-After: secs`.
+pub(crate) fn rate_limited(secs: i64, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("{what}; try again in {secs} s"),
+    )
+    .with("retry_after_secs", secs)
+}
+
+/// The per-client rate limit of starting a social sign-in
+/// (`GET /api/v1/auth/oauth/{provider}/authorize`, `user.throttle.authorize_*`): as a handler
+/// argument, it answers 429 `rate_limited` with `Retry-After` before the handler runs.
+pub struct AuthorizeRateLimit;
+
+impl FromRequestParts<AppState> for AuthorizeRateLimit {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Ok(ClientAddr(client)) = ClientAddr::from_request_parts(parts, state).await;
+        match state.throttle.authorize(&client).await? {
+            Some(secs) => Err(rate_limited(secs, "too many sign-ins started")),
+            None => Ok(Self),
+        }
     }
 }
 
@@ -196,4 +264,51 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 /// `?` for the service's error types inside handlers.
 pub(crate) fn fail<E: Into<Failure>>(e: E) -> ApiError {
     e.into().0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(peer: &str, xff: &[&str], trusted: &str) -> String {
+        client_addr(
+            Some(peer.parse().unwrap()),
+            xff.iter().copied(),
+            &trusted.parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let lo = "127.0.0.0/8, ::1";
+        // An untrusted peer is the client, whatever it claims.
+        assert_eq!(addr("203.0.113.9", &["198.51.100.1"], lo), "203.0.113.9");
+        assert_eq!(addr("127.0.0.1", &["198.51.100.1"], ""), "127.0.0.1");
+        // A trusted peer: the rightmost address that is not a trusted proxy.
+        assert_eq!(
+            addr("127.0.0.1", &["1.1.1.1, 198.51.100.1"], lo),
+            "198.51.100.1"
+        );
+        let two = "127.0.0.1, 10.0.0.0/8";
+        assert_eq!(
+            addr("127.0.0.1", &["1.1.1.1, 198.51.100.1, 10.1.2.3"], two),
+            "198.51.100.1"
+        );
+        // Several headers read as one list, in order.
+        assert_eq!(
+            addr("::1", &["1.1.1.1", "198.51.100.2"], lo),
+            "198.51.100.2"
+        );
+        // No header, or nothing but proxies: the last trusted hop.
+        assert_eq!(addr("127.0.0.1", &[], lo), "127.0.0.1");
+        assert_eq!(addr("127.0.0.1", &["10.0.0.5"], two), "10.0.0.5");
+        // Garbage no trusted proxy could have written ends the walk.
+        assert_eq!(addr("127.0.0.1", &["1.1.1.1, nonsense"], lo), "127.0.0.1");
+        // IPv4-mapped peers are IPv4.
+        assert_eq!(addr("::ffff:127.0.0.1", &["192.0.2.4"], lo), "192.0.2.4");
+        assert_eq!(
+            client_addr(None, ["192.0.2.4"].into_iter(), &TrustedProxies::default()),
+            "unknown"
+        );
+    }
 }

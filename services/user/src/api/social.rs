@@ -34,6 +34,7 @@ fn provider(name: &str) -> ApiResult<ProviderKind> {
 /// `GET /api/v1/auth/oauth/{provider}/authorize` → 302 to the provider.
 pub async fn authorize(
     State(state): State<AppState>,
+    _: super::AuthorizeRateLimit,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     let kind = provider(&name)?;

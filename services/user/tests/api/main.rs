@@ -9,6 +9,7 @@ mod login;
 mod logs;
 mod profile;
 mod roles;
+mod sessions;
 mod signup;
 mod social;
 mod throttle;
