@@ -15,7 +15,11 @@ use platform::{
 use seat::{
     Config, Overrides,
     admission_pass::{self, PassVerifier},
-    store::{HoldStore, memory::MemoryStore, redis::RedisStore},
+    domain::Change,
+    store::{
+        Changes, Confirmed, Hold, HoldError, HoldStatus, HoldStore, Snapshot, StoreError,
+        StoreInventory, memory::MemoryStore, redis::RedisStore,
+    },
 };
 use uuid::Uuid;
 
@@ -44,6 +48,11 @@ pub struct App {
 /// Spawns the service; seat-map reads are always at the latest version (tests compare them).
 pub async fn spawn(backend: Backend, mut config: Config) -> App {
     config.seat_map_max_stale_ms = 0;
+    spawn_configured(store(backend).await, config).await
+}
+
+/// Spawns the service on `store` with `config` exactly as given (no freshness override).
+pub async fn spawn_configured(store: Arc<dyn HoldStore>, config: Config) -> App {
     // Warnings and errors show in a failed test's output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -60,7 +69,6 @@ pub async fn spawn(backend: Backend, mut config: Config) -> App {
         .unwrap();
     let issuer = TestIssuer::default();
     let pass_key = SigningKey::generate(format!("adm-{}", Uuid::now_v7().simple()));
-    let store = store(backend).await;
     let overrides = Overrides {
         verifier: Some(issuer.verifier()),
         passes: Some(PassVerifier::from_jwks(&[pass_key.public_jwk().unwrap()])),
@@ -78,12 +86,17 @@ pub async fn spawn(backend: Backend, mut config: Config) -> App {
 }
 
 impl App {
-    pub async fn publish<E: Event>(&self, event: &E) {
-        self.infra
-            .bus
-            .publish(E::TOPIC, &Envelope::new(event).unwrap())
-            .await
-            .unwrap();
+    /// Publishes `event` in a new envelope; returns the envelope (its id is what the
+    /// consumer's inbox records, see [`handled`]).
+    pub async fn publish<E: Event>(&self, event: &E) -> Envelope {
+        let envelope = Envelope::new(event).unwrap();
+        self.publish_envelope(E::TOPIC, &envelope).await;
+        envelope
+    }
+
+    /// Publishes `envelope` as is (the same id again is a transport redelivery).
+    pub async fn publish_envelope(&self, topic: &str, envelope: &Envelope) {
+        self.infra.bus.publish(topic, envelope).await.unwrap();
     }
 
     /// Publishes `p` and waits until the seat map serves its revision.
@@ -296,4 +309,196 @@ impl App {
         let service = seat::start_with(&config, &infra, overrides).await.unwrap();
         testing::serve(service, infra.shutdown.clone()).await
     }
+}
+
+/// What the service's consumer did with one event, read from its own database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Not yet (or a redelivery of an id already in the inbox, which leaves no new row).
+    Pending,
+    /// Applied: its id is in `bus_inbox`.
+    Applied,
+    /// Rejected: its id is in `bus_dead_letters`, with the handler's reason.
+    DeadLettered(String),
+}
+
+/// Where the seat consumer stands with event `id`.
+pub async fn handled(pool: &sqlx::PgPool, id: Uuid) -> Handled {
+    let applied: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM bus_inbox WHERE consumer = $1 AND event_id = $2)",
+    )
+    .bind(seat::NAME)
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    if applied {
+        return Handled::Applied;
+    }
+    let rejected: Option<String> = sqlx::query_scalar(
+        "SELECT error FROM bus_dead_letters WHERE consumer = $1 AND event_id = $2",
+    )
+    .bind(seat::NAME)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .unwrap();
+    rejected.map_or(Handled::Pending, Handled::DeadLettered)
+}
+
+/// Waits until the consumer has applied or dead-lettered event `id`; returns which.
+pub async fn wait_handled(pool: &sqlx::PgPool, id: Uuid) -> Handled {
+    let seen = Arc::new(std::sync::Mutex::new(Handled::Pending));
+    testing::eventually(
+        &format!("event {id} to be handled"),
+        Duration::from_secs(10),
+        || {
+            let seen = seen.clone();
+            async move {
+                let now = handled(pool, id).await;
+                let done = now != Handled::Pending;
+                *seen.lock().unwrap() = now;
+                done
+            }
+        },
+    )
+    .await;
+    seen.lock().unwrap().clone()
+}
+
+/// A hold store whose change log can be closed to readers: while closed, `changes_after` waits
+/// at the gate (a replica's follower falls behind). Everything else goes straight through.
+pub struct Gated {
+    pub inner: Arc<dyn HoldStore>,
+    open: tokio::sync::watch::Sender<bool>,
+    parked: std::sync::atomic::AtomicUsize,
+    truncated: std::sync::atomic::AtomicUsize,
+}
+
+impl Gated {
+    pub fn new(inner: Arc<dyn HoldStore>) -> Self {
+        Self {
+            inner,
+            open: tokio::sync::watch::channel(true).0,
+            parked: std::sync::atomic::AtomicUsize::new(0),
+            truncated: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    pub fn close(&self) {
+        self.open.send_replace(false);
+    }
+
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// Readers waiting at the closed gate.
+    pub fn parked(&self) -> usize {
+        self.parked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Reads the store answered with `Changes::Truncated`.
+    pub fn truncated(&self) -> usize {
+        self.truncated.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Counts a parked reader for as long as it waits (also when its future is dropped).
+struct Parked<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl HoldStore for Gated {
+    async fn install(&self, inventory: &StoreInventory) -> Result<Option<Change>, StoreError> {
+        self.inner.install(inventory).await
+    }
+    async fn hold(&self, hold: &Hold) -> Result<Change, HoldError> {
+        self.inner.hold(hold).await
+    }
+    async fn release(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+        reason: HoldStatus,
+    ) -> Result<Option<(Hold, Change)>, StoreError> {
+        self.inner.release(performance_id, hold_id, reason).await
+    }
+    async fn expire_next(
+        &self,
+        performance_id: Uuid,
+        now_ms: i64,
+    ) -> Result<Option<(Hold, Change)>, StoreError> {
+        self.inner.expire_next(performance_id, now_ms).await
+    }
+    async fn confirm(&self, sale: &Hold) -> Result<Confirmed, StoreError> {
+        self.inner.confirm(sale).await
+    }
+    async fn unsell(&self, sale: &Hold) -> Result<Option<Change>, StoreError> {
+        self.inner.unsell(sale).await
+    }
+    async fn find_hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
+        self.inner.find_hold(hold_id).await
+    }
+    async fn snapshot(&self, performance_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
+        self.inner.snapshot(performance_id).await
+    }
+    async fn changes_after(
+        &self,
+        performance_id: Uuid,
+        after: u64,
+        wait: Duration,
+    ) -> Result<Changes, StoreError> {
+        let mut open = self.open.subscribe();
+        if !*open.borrow_and_update() {
+            self.parked
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _parked = Parked(&self.parked);
+            let _ = open.wait_for(|o| *o).await;
+        }
+        let read = self.inner.changes_after(performance_id, after, wait).await;
+        if matches!(read, Ok(Changes::Truncated)) {
+            self.truncated
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        read
+    }
+}
+
+/// Makes `changes` changes on `store` (not through any replica), by holding and releasing each
+/// of `seats` in turn, the seats concurrently. Every change is one version.
+pub async fn churn(store: &dyn HoldStore, perf: Uuid, seats: &[&str], changes: usize) {
+    let per_seat = changes / seats.len();
+    assert_eq!(
+        per_seat * seats.len(),
+        changes,
+        "changes divide among the seats"
+    );
+    assert_eq!(per_seat % 2, 0, "each seat ends available");
+    let runs = seats.iter().map(|seat| async move {
+        for _ in 0..per_seat / 2 {
+            let h = Hold {
+                hold_id: Uuid::now_v7(),
+                performance_id: perf,
+                buyer_id: Uuid::now_v7(),
+                seat_ids: vec![(*seat).to_owned()],
+                areas: Vec::new(),
+                amount_krw: 0,
+                expires_at_ms: i64::MAX / 4,
+                status: HoldStatus::Active,
+            };
+            assert!(store.hold(&h).await.unwrap().version > 0);
+            let ended = store
+                .release(perf, h.hold_id, HoldStatus::Released)
+                .await
+                .unwrap();
+            assert!(ended.is_some());
+        }
+    });
+    futures::future::join_all(runs).await;
 }

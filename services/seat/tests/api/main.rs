@@ -4,6 +4,7 @@
 // Test code: a failed step should panic with its error, wherever the helper lives.
 #![allow(clippy::unwrap_used)]
 
+mod connection_loss;
 mod contract;
 mod helpers;
 mod holds;

@@ -4,16 +4,33 @@
 
 use std::time::Duration;
 
-use contracts::events::{OrderCancelled, OrderConfirmed};
+use contracts::{
+    Event,
+    events::{OrderCancelled, OrderConfirmed},
+};
 use platform::testing;
 use seat::Config;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    helpers::{Backend, performance, spawn},
+    helpers::{Backend, Handled, performance, spawn, wait_handled},
     race::seat_pool,
 };
+
+async fn sold_rows(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM sold_seats")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn dead_letters(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM bus_dead_letters")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
 
 #[tokio::test]
 async fn orders_sell_and_return_seats_idempotently() {
@@ -29,6 +46,7 @@ async fn orders_sell_and_return_seats_idempotently() {
                 json!({"performance_id": perf, "seat_ids": ["A-01-01", "A-01-02"]}),
             )
             .await;
+        assert_eq!(r.status(), 201);
         let hold: Value = r.json().await.unwrap();
         let hold_id: Uuid = serde_json::from_value(hold["hold_id"].clone()).unwrap();
         let order_id = Uuid::now_v7();
@@ -42,22 +60,29 @@ async fn orders_sell_and_return_seats_idempotently() {
             amount_krw: 300_000,
             ticket_ids: Vec::new(),
         };
-        // Delivered twice (a redelivery with a new event id): applied once.
-        app.publish(&confirmed).await;
-        app.publish(&confirmed).await;
         let pool = seat_pool(&app).await;
-        let count = |pool: sqlx::PgPool| async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sold_seats")
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        };
-        // The map shows the sale as the store records it; SeatDB's rows commit just after.
-        testing::eventually("seats sold", Duration::from_secs(10), || {
-            let (app, pool) = (&app, pool.clone());
-            async move { app.seats(perf).await["counts"]["sold"] == 2 && count(pool).await == 2 }
-        })
-        .await;
+        let first = app.publish(&confirmed).await;
+        // Applying an event commits its inbox row with its effects: SeatDB's sale, the store's
+        // and the map's (which the handler updates before committing).
+        assert_eq!(wait_handled(&pool, first.id).await, Handled::Applied);
+        let sold = app.seats(perf).await;
+        assert_eq!(sold["counts"]["sold"], 2);
+        assert_eq!(sold_rows(&pool).await, 2);
+        // Delivered again: the transport redelivers the same envelope (the inbox skips it and
+        // leaves no row), then the order service republishes with a new event id (the handler
+        // finds the sale recorded). One key, one partition, in order: once the republication
+        // is handled, so is the redelivery before it.
+        app.publish_envelope(OrderConfirmed::TOPIC, &first).await;
+        let again = app.publish(&confirmed).await;
+        assert_eq!(wait_handled(&pool, again.id).await, Handled::Applied);
+        let map = app.seats(perf).await;
+        assert_eq!(map["counts"]["sold"], 2);
+        assert_eq!(
+            map["version"], sold["version"],
+            "the duplicates changed nothing"
+        );
+        assert_eq!(sold_rows(&pool).await, 2);
+        assert_eq!(dead_letters(&pool).await, 0);
         let url = app.server.url(&format!("/api/v1/holds/{hold_id}"));
         let r = app
             .server
@@ -87,15 +112,23 @@ async fn orders_sell_and_return_seats_idempotently() {
             refund_krw: 300_000,
             reason: "buyer_cancelled".into(),
         };
-        app.publish(&cancelled).await;
-        app.publish(&cancelled).await;
-        testing::eventually("seats back on sale", Duration::from_secs(10), || {
-            let (app, pool) = (&app, pool.clone());
-            async move { app.seats(perf).await["counts"]["sold"] == 0 && count(pool).await == 0 }
-        })
-        .await;
+        let first = app.publish(&cancelled).await;
+        assert_eq!(wait_handled(&pool, first.id).await, Handled::Applied);
+        let returned = app.seats(perf).await;
+        assert_eq!(returned["counts"]["sold"], 0);
+        assert_eq!(returned["counts"]["available"], 60);
+        assert_eq!(sold_rows(&pool).await, 0);
+        app.publish_envelope(OrderCancelled::TOPIC, &first).await;
+        let again = app.publish(&cancelled).await;
+        assert_eq!(wait_handled(&pool, again.id).await, Handled::Applied);
         let map = app.seats(perf).await;
         assert_eq!(map["counts"]["available"], 60);
+        assert_eq!(
+            map["version"], returned["version"],
+            "the duplicates changed nothing"
+        );
+        assert_eq!(sold_rows(&pool).await, 0);
+        assert_eq!(dead_letters(&pool).await, 0);
         pool.close().await;
     }
 }
@@ -114,7 +147,15 @@ async fn a_republished_performance_updates_the_inventory() {
         .await;
     assert_eq!(r.status(), 201);
     // The same revision again changes nothing; a newer one adds a row and keeps the hold.
-    app.publish(&p).await;
+    let before = app.seats(perf).await;
+    let pool = seat_pool(&app).await;
+    let repeat = app.publish(&p).await;
+    assert_eq!(wait_handled(&pool, repeat.id).await, Handled::Applied);
+    let after = app.seats(perf).await;
+    assert_eq!(after["version"], before["version"]);
+    assert_eq!(after["seats"], before["seats"]);
+    assert_eq!(after["seats"][0]["status"], "held");
+    pool.close().await;
     p = performance(2, 4, 0);
     p.performance_id = perf;
     p.revision = 2;
