@@ -32,6 +32,15 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenSettings {
+    /// The `Cache-Control: max-age` of `/.well-known/jwks.json`, in seconds: verifiers refetch
+    /// the keys after it (within 5 s .. 10 min), so a retired key stops verifying everywhere
+    /// within it (env `BOXOFFICE_USER__TOKENS__JWKS_MAX_AGE_SECS`).
+    pub jwks_max_age_secs: u64,
+    /// The key that encrypts signing-key seeds in UserDB: 32 bytes in base64, e.g. from
+    /// `openssl rand -base64 32` (env `BOXOFFICE_USER__TOKENS__KEY_ENCRYPTION_KEY`). Unset:
+    /// seeds are stored unencrypted, with a loud warning in distributed mode; standalone makes
+    /// one in its data folder. Seeds sealed under another key stop the service at start.
+    pub key_encryption_key: Option<crate::keys::Kek>,
     /// Access token lifetime in seconds (env `BOXOFFICE_USER__TOKENS__ACCESS_TTL_SECS`).
     pub access_ttl_secs: i64,
     /// Refresh token lifetime in seconds (env `BOXOFFICE_USER__TOKENS__REFRESH_TTL_SECS`).
@@ -51,6 +60,8 @@ pub struct TokenSettings {
 impl Default for TokenSettings {
     fn default() -> Self {
         Self {
+            jwks_max_age_secs: 60,
+            key_encryption_key: None,
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 14 * 24 * 3600,
             key_reload_secs: 30,

@@ -44,13 +44,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError> {
     let pool = infra.database(NAME, &MIGRATOR).await?;
     let hasher = Hasher::new(&config.argon2).map_err(|e| StartError::Config(e.to_string()))?;
-    let keys = KeyRing::open(
-        pool.clone(),
-        config.tokens.access_ttl_secs,
-        config.tokens.key_activation_delay_secs,
-    )
-    .await
-    .map_err(|e| StartError::Other(format!("loading signing keys: {e}")))?;
+    let keys = KeyRing::start(&pool, &config.tokens, infra).await?;
     ensure_admin(config, &pool, &hasher).await?;
     // In standalone the sandbox provider also listens on a loopback port; server-to-server calls
     // go there directly rather than through the gateway.

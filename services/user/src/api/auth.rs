@@ -130,8 +130,9 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /.well-known/jwks.json`: cached briefly; verifiers refetch when they meet a new key id.
+/// `GET /.well-known/jwks.json`: cached for `user.tokens.jwks_max_age_secs`; verifiers refetch
+/// after it, and when they meet a new key id.
 pub async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
     let set = state.keys.jwks().map_err(fail)?;
-    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(set)).into_response())
+    Ok(([(header::CACHE_CONTROL, state.keys.jwks_cache_control())], Json(set)).into_response())
 }

@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod auth;
+mod keys;
 mod social;
 
 use std::{
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
         .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/keys/{kid}/retire", post(keys::retire))
         .route("/api/v1/auth/keys/rotate", post(admin::rotate_keys))
         .route(
             "/api/v1/auth/oauth/{provider}/authorize",
