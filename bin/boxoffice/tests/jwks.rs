@@ -3,12 +3,13 @@
 //! directory, so one JWKS address) run on their own ports, and a tiny proxy in front of the JWKS
 //! counts every fetch the catalogs make. Covered: a valid token passes and a forged one does not;
 //! a key rotation reaches both replicas (they refetch on an unknown key id); a flood of unknown
-//! key ids costs at most one fetch per replica per 10 s; and what a replica does with a key that
-//! has left the JWKS.
+//! key ids costs at most one fetch per replica per 10 s; and a key that has left the JWKS stops
+//! verifying once the replica's copy is past its `max-age`.
 //!
-//! The verifier's refetch limit is a fixed 10 s of wall-clock time (`platform::auth`), so the
-//! tests that need a second fetch wait for it to pass: that wait is the behaviour under test, not
-//! a synchronisation.
+//! The services' verifiers use the default `platform::auth::JwksRefresh`: an unknown key id
+//! refetches at most every 10 s of wall-clock time, and `max-age` counts from 5 s. The tests that
+//! need a second fetch wait for those to pass: that wait is the behaviour under test, not a
+//! synchronisation.
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,8 +28,10 @@ use platform::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// The verifier's refetch limit (`platform::auth::Verifier`).
+/// How often an unknown key id may make a verifier refetch (`JwksRefresh::unknown_kid_interval`).
 const REFETCH_LIMIT: Duration = Duration::from_secs(10);
+/// The shortest `max-age` a verifier honours (`JwksRefresh::min_max_age`).
+const SHORTEST_MAX_AGE: u64 = 5;
 const ADMIN_EMAIL: &str = "admin@example.com";
 const ADMIN_PASSWORD: &str = "an administrator's passphrase";
 
@@ -41,14 +44,15 @@ struct Stack {
     infra: Infra,
 }
 
-/// Forwards `GET /.well-known/jwks.json` to the user service, recording when each fetch came.
+/// Forwards `GET /.well-known/jwks.json` to the user service, recording when each fetch came,
+/// and serves the keys with a `Cache-Control: max-age` of the test's choosing.
 struct CountingJwks {
     server: TestServer,
     fetches: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl CountingJwks {
-    async fn start(upstream: String) -> Self {
+    async fn start(upstream: String, max_age_secs: u64) -> Self {
         let fetches = Arc::new(Mutex::new(Vec::new()));
         let seen = fetches.clone();
         let client = reqwest::Client::new();
@@ -61,7 +65,14 @@ impl CountingJwks {
                     let r = client.get(&upstream).send().await.unwrap();
                     assert_eq!(r.status(), StatusCode::OK);
                     let body = r.text().await.unwrap();
-                    ([(header::CONTENT_TYPE, "application/json")], body)
+                    let cache_control = format!("public, max-age={max_age_secs}");
+                    (
+                        [
+                            (header::CONTENT_TYPE, "application/json".to_owned()),
+                            (header::CACHE_CONTROL, cache_control),
+                        ],
+                        body,
+                    )
                 }
             }),
         );
@@ -85,8 +96,14 @@ impl CountingJwks {
 }
 
 impl Stack {
-    /// Starts everything; `tune` adjusts the user service's settings.
-    async fn start(label: &str, replicas: usize, tune: impl FnOnce(&mut user::Config)) -> Self {
+    /// Starts everything, the JWKS served with `max_age_secs`; `tune` adjusts the user service's
+    /// settings.
+    async fn start(
+        label: &str,
+        replicas: usize,
+        max_age_secs: u64,
+        tune: impl FnOnce(&mut user::Config),
+    ) -> Self {
         let mut cfg = user::Config::default();
         // Cheap hashing keeps the test fast; the parameters do not matter here.
         cfg.argon2.memory_kib = 256;
@@ -97,7 +114,7 @@ impl Stack {
         let mut infra = testing::infra(label);
         let service = user::start(&cfg, &infra).await.unwrap();
         let user = testing::serve(service, infra.shutdown.clone()).await;
-        let jwks = CountingJwks::start(user.url("/.well-known/jwks.json")).await;
+        let jwks = CountingJwks::start(user.url("/.well-known/jwks.json"), max_age_secs).await;
         infra
             .directory
             .0
@@ -252,7 +269,8 @@ async fn flood(stack: &Stack, i: usize, n: usize) {
 
 #[tokio::test]
 async fn a_rotated_key_reaches_every_replica_of_another_service_through_its_jwks() {
-    let stack = Stack::start("jwks_rotate", 2, |c| {
+    // A long max-age: within this test only unknown key ids make the replicas refetch.
+    let stack = Stack::start("jwks_rotate", 2, 600, |c| {
         c.tokens.key_activation_delay_secs = 1;
     })
     .await;
@@ -327,16 +345,17 @@ async fn a_rotated_key_reaches_every_replica_of_another_service_through_its_jwks
     assert_eq!(stack.jwks.count(), 4);
 }
 
-/// Today's behaviour: a verifier forgets a key only when it refetches, and it refetches only on
-/// an unknown key id. A key that has left the JWKS is trusted until then, however long that is
-/// (refreshing on the JWKS's max-age is issue 9).
+/// A key the user service stops publishing stops verifying at a replica once the replica's copy
+/// of the JWKS is past its `max-age`, though no token with an unknown key id comes along: until
+/// then it is still trusted.
 #[tokio::test]
-async fn a_key_gone_from_the_jwks_is_trusted_until_the_next_refetch() {
-    let stack = Stack::start("jwks_retire", 1, |c| {
+async fn a_key_gone_from_the_jwks_stops_verifying_once_the_copy_is_stale() {
+    let stack = Stack::start("jwks_retire", 1, SHORTEST_MAX_AGE, |c| {
         c.tokens.key_activation_delay_secs = 0;
         c.tokens.key_reload_secs = 1;
     })
     .await;
+    let max_age = Duration::from_secs(SHORTEST_MAX_AGE);
     let old = stack.log_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let old_kid = kid_of(&old);
     assert_eq!(stack.create_venue(0, &old).await, StatusCode::CREATED);
@@ -375,21 +394,22 @@ async fn a_key_gone_from_the_jwks_is_trusted_until_the_next_refetch() {
         .await
         .unwrap();
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
-    // ...but the catalog still does, and has not looked at the JWKS again.
-    assert_eq!(stack.create_venue(0, &old).await, StatusCode::CREATED);
-
-    // Not even once the refetch limit has passed: nothing makes the verifier look again but an
-    // unknown key id.
-    tokio::time::sleep_until((stack.jwks.at(0) + REFETCH_LIMIT).into()).await;
+    // ...but while its copy is fresh the catalog still does, without looking again.
+    assert!(
+        stack.jwks.at(0).elapsed() < max_age,
+        "the test ran too slowly to see a fresh copy"
+    );
     assert_eq!(stack.create_venue(0, &old).await, StatusCode::CREATED);
     assert_eq!(stack.jwks.count(), 1);
 
-    // The new key's first token makes it refetch; the fetched set replaces the old one, so the
-    // retired key is forgotten.
-    assert_eq!(stack.create_venue(0, &new).await, StatusCode::CREATED);
-    assert_eq!(stack.jwks.count(), 2);
+    // Past the max-age (with a margin for the fetch itself), the next token makes it refetch,
+    // and the retired key is gone from the copy: refused, whereas the new key verifies.
+    tokio::time::sleep_until((stack.jwks.at(0) + max_age + Duration::from_millis(500)).into())
+        .await;
     assert_eq!(stack.create_venue(0, &old).await, StatusCode::UNAUTHORIZED);
-    // Unknown to it again, the old key id is refetched at most every 10 s, and stays refused.
+    assert_eq!(stack.jwks.count(), 2);
+    assert_eq!(stack.create_venue(0, &new).await, StatusCode::CREATED);
+    // Unknown to it now, the old key id is refetched at most every 10 s, and stays refused.
     assert_eq!(stack.create_venue(0, &old).await, StatusCode::UNAUTHORIZED);
     assert_eq!(stack.jwks.count(), 2);
 }

@@ -1,9 +1,11 @@
 //! The gateway in front of real upstream servers: forwarding with the request id, query and body
 //! intact, problem+json when an upstream is down, a circuit that opens after repeated failures,
-//! and readiness per upstream; server-sent events streamed through ([`streams`]).
+//! and readiness per upstream; server-sent events streamed through ([`streams`]); the client
+//! address carried on whatever the client claims ([`forwarded`]).
 
 #![allow(clippy::unwrap_used)]
 
+mod forwarded;
 mod streams;
 
 use std::sync::Arc;
