@@ -1,11 +1,14 @@
 //! Stand-ins for third parties that are real HTTP servers speaking the providers' APIs, so
 //! standalone mode and tests work end to end without the internet. Each fake is a `Router`
 //! served on its own port (distributed tests) or under `/sandbox/<name>/` through the gateway
-//! (standalone). The fakes arrive with the services that call them.
+//! (standalone). The fakes arrive with the services that call them. They run only in sandbox
+//! mode: standalone starts them unless `--no-sandbox`; distributed mode when asked for
+//! (`boxoffice serve fake-<name>`).
 
 pub mod oauth;
 
 use axum::Router;
+use serde::Deserialize;
 
 /// A fake third party: its sandbox name (the gateway mounts it at `/sandbox/<name>/`) and routes.
 pub struct Fake {
@@ -15,10 +18,29 @@ pub struct Fake {
     pub router: Router,
 }
 
+/// The fakes' settings (`fakes.*`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The OAuth provider (`fakes.oauth.*`).
+    pub oauth: oauth::Settings,
+}
+
+/// How each fake is set up when it starts (the launcher derives it from the settings and the
+/// platform's own addresses).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The OAuth provider's registrations.
+    pub oauth: oauth::Options,
+}
+
+/// The names of every fake this build has.
+pub const NAMES: &[&str] = &["oauth"];
+
 /// Every fake this build has.
-pub fn all() -> Vec<Fake> {
+pub fn all(options: &Options) -> Vec<Fake> {
     vec![Fake {
         name: "oauth",
-        router: oauth::router(),
+        router: oauth::router(options.oauth.clone()),
     }]
 }

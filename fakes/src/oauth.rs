@@ -4,37 +4,49 @@
 //!
 //! - `GET /{p}/authorize` — the sign-in page: pick an email (and name) and approve or deny. Add
 //!   `login_hint=<email>&auto=1` to skip the page and redirect straight back (tests, load runs);
-//!   `email_verified=false` makes the provider report the email unverified.
+//!   `email_verified=false` makes the provider report the email unverified, `email_valid=false`
+//!   (Kakao's `is_email_valid`) invalid.
 //! - `POST /{p}/token` — authorization code grant; checks the client id and secret (form fields or
 //!   HTTP Basic), the code (single use, 5 minutes), the redirect URI and the PKCE S256 verifier.
-//!   Kakao and Google also answer an `id_token` (EdDSA, signed by this server's key).
+//!   Kakao and Google also answer an `id_token` (EdDSA, signed by this server's key). Answers
+//!   carry `Cache-Control: no-store`.
 //! - `GET /{p}/userinfo` — the account in that provider's own shape (Google's OIDC user info,
 //!   Kakao's `/v2/user/me`, Naver's `/v1/nid/me`).
 //! - `GET /{p}/jwks.json`, `GET /{p}/.well-known/openid-configuration`.
 //!
-//! Registered clients: `boxoffice-<p>` with secret `sandbox-<p>-secret`. Id tokens name the
-//! issuer `https://oauth.sandbox.boxoffice.invalid/<p>`. Subjects are stable per email.
+//! Registered clients: `boxoffice-<p>` with secret `sandbox-<p>-secret` (plus any in
+//! [`Options::clients`]). The browser is sent back only to a registered redirect URI
+//! ([`Options::redirect_uris`], compared exactly): anything else — another host, a control
+//! character — is a 400 page, never a redirect. Codes and access tokens live in memory in maps of
+//! bounded size with a lifetime. Bad input is a 4xx (an OAuth error object on the back channel),
+//! never a 500. Id tokens name the issuer `https://oauth.sandbox.boxoffice.invalid/<p>`. Subjects
+//! are stable per email.
 
+mod bounded;
 mod endpoints;
 mod page;
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use axum::{
     Form, Router,
-    extract::{Path, Query, State},
-    http::{StatusCode, header},
+    extract::{
+        Path, Query, State,
+        rejection::{FormRejection, QueryRejection},
+    },
+    http::{HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use platform::auth::SigningKey;
 use rand::RngCore;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+use self::bounded::Bounded;
 
 /// The issuer prefix of id tokens: `<ISSUER_BASE>/<provider>`.
 pub const ISSUER_BASE: &str = "https://oauth.sandbox.boxoffice.invalid";
@@ -56,6 +68,101 @@ pub(crate) const PKCS8_ED25519_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
 pub(crate) const CODE_TTL: Duration = Duration::from_secs(300);
+/// Access tokens live as long as the token response says (`expires_in`).
+pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// A client registered at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// `kakao`, `naver` or `google`.
+    pub provider: String,
+    /// Its client id.
+    pub id: String,
+    /// Its client secret.
+    pub secret: String,
+}
+
+/// How the provider is set up: who may use it and where it may send browsers.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The redirect URIs browsers may be sent back to, compared exactly (no prefix, no
+    /// wildcard). Empty: every authorization request is refused.
+    pub redirect_uris: Vec<String>,
+    /// Registered clients: `boxoffice-<p>` / `sandbox-<p>-secret` for each provider by default.
+    pub clients: Vec<Client>,
+    /// Most authorization codes kept at once (the oldest is evicted).
+    pub max_codes: usize,
+    /// Most access tokens kept at once (the oldest is evicted).
+    pub max_tokens: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            redirect_uris: Vec::new(),
+            clients: PROVIDERS
+                .iter()
+                .map(|p| Client {
+                    provider: (*p).to_owned(),
+                    id: client_id(p),
+                    secret: client_secret(p),
+                })
+                .collect(),
+            max_codes: 10_000,
+            max_tokens: 10_000,
+        }
+    }
+}
+
+impl Options {
+    /// The default clients, sending browsers back only to `redirect_uris`.
+    pub fn with_redirect_uris(redirect_uris: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            redirect_uris: redirect_uris.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
+    fn knows_client(&self, provider: &str, id: &str) -> bool {
+        self.clients
+            .iter()
+            .any(|c| c.provider == provider && c.id == id)
+    }
+
+    fn authenticates(&self, provider: &str, id: &str, secret: &str) -> bool {
+        self.clients
+            .iter()
+            .any(|c| c.provider == provider && c.id == id && c.secret == secret)
+    }
+}
+
+/// Settings of the provider (`fakes.oauth.*`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Redirect URIs to register besides the platform's own callbacks: a list, or one
+    /// comma-separated string (env `BOXOFFICE_FAKES__OAUTH__REDIRECT_URIS`).
+    #[serde(deserialize_with = "list_or_csv")]
+    pub redirect_uris: Vec<String>,
+}
+
+fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(list) => list,
+        Either::Csv(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
 
 /// An approved sign-in waiting for its code to be exchanged.
 #[derive(Clone)]
@@ -67,7 +174,6 @@ pub(crate) struct Grant {
     pub(crate) nonce: Option<String>,
     pub(crate) scope: String,
     pub(crate) account: Account,
-    pub(crate) issued: Instant,
 }
 
 /// Who signed in.
@@ -77,6 +183,8 @@ pub(crate) struct Account {
     pub(crate) email: String,
     pub(crate) name: String,
     pub(crate) verified: bool,
+    /// Kakao's `is_email_valid`.
+    pub(crate) valid: bool,
 }
 
 impl Account {
@@ -92,8 +200,9 @@ impl Account {
 
 pub(crate) struct Provider {
     pub(crate) key: SigningKey,
-    pub(crate) codes: Mutex<HashMap<String, Grant>>,
-    pub(crate) tokens: Mutex<HashMap<String, Account>>,
+    pub(crate) options: Options,
+    pub(crate) codes: Mutex<Bounded<Grant>>,
+    pub(crate) tokens: Mutex<Bounded<Account>>,
 }
 
 pub(crate) type Shared = Arc<Provider>;
@@ -105,11 +214,12 @@ pub(crate) fn random() -> String {
 }
 
 /// The provider's routes, rooted at `/`.
-pub fn router() -> Router {
+pub fn router(options: Options) -> Router {
     let state = Arc::new(Provider {
         key: SigningKey::generate(format!("sandbox-{}", &random()[..8])),
-        codes: Mutex::new(HashMap::new()),
-        tokens: Mutex::new(HashMap::new()),
+        codes: Mutex::new(Bounded::new(options.max_codes, CODE_TTL)),
+        tokens: Mutex::new(Bounded::new(options.max_tokens, TOKEN_TTL)),
+        options,
     });
     Router::new()
         .route("/{provider}/authorize", get(authorize).post(approve))
@@ -140,6 +250,7 @@ pub struct AuthorizeParams {
     name: Option<String>,
     email: Option<String>,
     email_verified: Option<String>,
+    email_valid: Option<String>,
     decision: Option<String>,
 }
 
@@ -147,12 +258,25 @@ fn bad_request(why: &str) -> Response {
     (StatusCode::BAD_REQUEST, Html(page::error(why))).into_response()
 }
 
-/// Checks what must hold before anything is redirected to `redirect_uri`.
-fn check(provider: &str, p: &AuthorizeParams) -> Result<(), &'static str> {
+/// Checks the redirect URI before anything is sent to it: registered exactly, no control
+/// characters (a CR/LF would split the `Location` header).
+fn check_redirect(options: &Options, redirect_uri: &str) -> Result<(), &'static str> {
+    if redirect_uri.chars().any(char::is_control) {
+        return Err("redirect_uri contains control characters");
+    }
+    if !options.redirect_uris.iter().any(|r| r == redirect_uri) {
+        return Err("redirect_uri is not registered for this client");
+    }
+    Ok(())
+}
+
+/// Checks what must hold before anything is redirected to `redirect_uri` (which
+/// [`check_redirect`] also checks against the registrations).
+fn check(options: &Options, provider: &str, p: &AuthorizeParams) -> Result<(), &'static str> {
     if !PROVIDERS.contains(&provider) {
         return Err("unknown provider");
     }
-    if p.client_id != client_id(provider) {
+    if !options.knows_client(provider, &p.client_id) {
         return Err("unknown client_id");
     }
     if !(p.redirect_uri.starts_with("http://") || p.redirect_uri.starts_with("https://")) {
@@ -167,6 +291,12 @@ fn check(provider: &str, p: &AuthorizeParams) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Both checks, in the order that never redirects on a bad request.
+fn check_all(options: &Options, provider: &str, p: &AuthorizeParams) -> Result<(), &'static str> {
+    check(options, provider, p)?;
+    check_redirect(options, &p.redirect_uri)
+}
+
 fn back(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
     let sep = if redirect_uri.contains('?') { '&' } else { '?' };
     let query = pairs
@@ -174,16 +304,19 @@ fn back(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
         .map(|(k, v)| format!("{k}={}", page::url_encode(v)))
         .collect::<Vec<_>>()
         .join("&");
-    (
-        StatusCode::FOUND,
-        [(header::LOCATION, format!("{redirect_uri}{sep}{query}"))],
-    )
-        .into_response()
+    match HeaderValue::from_str(&format!("{redirect_uri}{sep}{query}")) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(_) => bad_request("redirect_uri is not a valid header value"),
+    }
+}
+
+fn flag(value: Option<&str>) -> bool {
+    !matches!(value, Some("false" | "0" | "off"))
 }
 
 fn issue_code(state: &Shared, provider: &str, p: &AuthorizeParams, email: &str) -> Response {
     let email = email.trim().to_lowercase();
-    if !email.contains('@') {
+    if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_control) {
         return bad_request("enter an email address");
     }
     let name = p
@@ -191,7 +324,6 @@ fn issue_code(state: &Shared, provider: &str, p: &AuthorizeParams, email: &str) 
         .clone()
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| email.split('@').next().unwrap_or("member").to_owned());
-    let verified = !matches!(p.email_verified.as_deref(), Some("false" | "0" | "off"));
     let code = random();
     let grant = Grant {
         provider: provider.to_owned(),
@@ -204,23 +336,27 @@ fn issue_code(state: &Shared, provider: &str, p: &AuthorizeParams, email: &str) 
             provider: provider.to_owned(),
             email,
             name,
-            verified,
+            verified: flag(p.email_verified.as_deref()),
+            valid: flag(p.email_valid.as_deref()),
         },
-        issued: Instant::now(),
     };
-    let mut codes = state.codes.lock().unwrap_or_else(|e| e.into_inner());
-    codes.retain(|_, g| g.issued.elapsed() < CODE_TTL);
-    codes.insert(code.clone(), grant);
-    drop(codes);
+    state
+        .codes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(code.clone(), grant);
     back(&p.redirect_uri, &[("code", &code), ("state", &p.state)])
 }
 
 async fn authorize(
     State(state): State<Shared>,
     Path(provider): Path<String>,
-    Query(p): Query<AuthorizeParams>,
+    query: Result<Query<AuthorizeParams>, QueryRejection>,
 ) -> Response {
-    if let Err(why) = check(&provider, &p) {
+    let Ok(Query(p)) = query else {
+        return bad_request("the request's parameters cannot be read");
+    };
+    if let Err(why) = check_all(&state.options, &provider, &p) {
         return bad_request(why);
     }
     if matches!(p.auto.as_deref(), Some("1" | "true"))
@@ -234,11 +370,14 @@ async fn authorize(
 async fn approve(
     State(state): State<Shared>,
     Path(provider): Path<String>,
-    Form(mut p): Form<AuthorizeParams>,
+    form: Result<Form<AuthorizeParams>, FormRejection>,
 ) -> Response {
+    let Ok(Form(mut p)) = form else {
+        return bad_request("the form cannot be read");
+    };
     // An unticked checkbox sends nothing.
     p.email_verified.get_or_insert_with(|| "false".into());
-    if let Err(why) = check(&provider, &p) {
+    if let Err(why) = check_all(&state.options, &provider, &p) {
         return bad_request(why);
     }
     if p.decision.as_deref() != Some("approve") {
@@ -262,6 +401,7 @@ mod tests {
             email: email.into(),
             name: "n".into(),
             verified: true,
+            valid: true,
         };
         assert_eq!(
             a("kakao", "x@y.kr").subject(),
@@ -282,6 +422,7 @@ mod tests {
 
     #[test]
     fn the_authorize_request_needs_client_redirect_and_pkce() {
+        let opts = Options::default();
         let ok = AuthorizeParams {
             response_type: "code".into(),
             client_id: client_id("google"),
@@ -290,10 +431,10 @@ mod tests {
             code_challenge_method: "S256".into(),
             ..Default::default()
         };
-        assert_eq!(check("google", &ok), Ok(()));
-        assert_eq!(check("myspace", &ok), Err("unknown provider"));
+        assert_eq!(check(&opts, "google", &ok), Ok(()));
+        assert_eq!(check(&opts, "myspace", &ok), Err("unknown provider"));
         assert_eq!(
-            check("kakao", &ok),
+            check(&opts, "kakao", &ok),
             Err("unknown client_id"),
             "client of another provider"
         );
@@ -302,18 +443,18 @@ mod tests {
             ..ok.clone()
         };
         let pkce = Err("PKCE with code_challenge_method=S256 is required");
-        assert_eq!(check("google", &plain), pkce);
+        assert_eq!(check(&opts, "google", &plain), pkce);
         let no_challenge = AuthorizeParams {
             code_challenge: String::new(),
             ..ok.clone()
         };
-        assert_eq!(check("google", &no_challenge), pkce);
+        assert_eq!(check(&opts, "google", &no_challenge), pkce);
         let token_flow = AuthorizeParams {
             response_type: "token".into(),
             ..ok.clone()
         };
         assert_eq!(
-            check("google", &token_flow),
+            check(&opts, "google", &token_flow),
             Err("response_type must be `code`")
         );
         let js = AuthorizeParams {
@@ -321,7 +462,7 @@ mod tests {
             ..ok
         };
         assert_eq!(
-            check("google", &js),
+            check(&opts, "google", &js),
             Err("redirect_uri must be an http(s) URL")
         );
     }
@@ -333,5 +474,47 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
         );
         assert_eq!(page::url_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+
+    #[test]
+    fn only_registered_redirect_uris_are_sent_back_to() {
+        let opts = Options::with_redirect_uris(["http://localhost:8080/cb".to_owned()]);
+        assert_eq!(check_redirect(&opts, "http://localhost:8080/cb"), Ok(()));
+        for other in [
+            "https://evil.example/cb",
+            "http://localhost:8080/cb/../x",
+            "http://localhost:8080/cb?next=https://evil.example",
+            "http://localhost:8080",
+            "http://localhost:8080/cbx",
+        ] {
+            assert_eq!(
+                check_redirect(&opts, other),
+                Err("redirect_uri is not registered for this client"),
+                "{other}"
+            );
+        }
+        assert_eq!(
+            check_redirect(&opts, "http://localhost:8080/cb\r\nSet-Cookie: x=1"),
+            Err("redirect_uri contains control characters")
+        );
+        assert!(check_redirect(&Options::default(), "http://localhost:8080/cb").is_err());
+    }
+
+    #[test]
+    fn a_redirect_that_is_no_header_value_is_a_400_not_a_500() {
+        let r = back("http://x/\ncb", &[("code", "c")]);
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn redirect_uris_come_as_a_list_or_a_comma_separated_string() {
+        let s: Settings = serde_json::from_value(
+            serde_json::json!({"redirect_uris": "http://a/cb, http://b/cb"}),
+        )
+        .unwrap();
+        assert_eq!(s.redirect_uris, ["http://a/cb", "http://b/cb"]);
+        let s: Settings =
+            serde_json::from_value(serde_json::json!({"redirect_uris": ["http://a/cb"]})).unwrap();
+        assert_eq!(s.redirect_uris, ["http://a/cb"]);
     }
 }

@@ -45,6 +45,10 @@ pub struct StandaloneArgs {
     /// Password of that administrator.
     #[arg(long, requires = "admin_email")]
     admin_password: Option<String>,
+    /// Runs without sandboxes: no fake is started, nothing is served under /sandbox/, and only
+    /// providers configured for real are offered (sandbox mode is on by default in standalone).
+    #[arg(long)]
+    no_sandbox: bool,
 }
 
 #[derive(Args)]
@@ -83,6 +87,49 @@ pub struct SeedArgs {
     /// Folder of the private PostgreSQL, used when BOXOFFICE_DATABASE__URL is not set.
     #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
+}
+
+/// Passes the platform-wide settings down into each service's: sandbox mode and the public URL.
+fn pass_down(cfg: &mut AppConfig, sandbox: bool, public_url: Option<String>) {
+    cfg.user.sandbox = sandbox;
+    cfg.user.public_url = public_url;
+    cfg.gateway.sandbox = sandbox;
+}
+
+/// How the fakes are set up: the OAuth provider sends browsers back only to the platform's own
+/// callbacks (following its public URL) and to `fakes.oauth.redirect_uris`.
+fn fake_options(cfg: &AppConfig) -> fakes::Options {
+    let mut redirect_uris = user::oauth::providers::callback_urls(&cfg.user);
+    redirect_uris.extend(cfg.fakes.oauth.redirect_uris.iter().cloned());
+    fakes::Options {
+        oauth: fakes::oauth::Options::with_redirect_uris(redirect_uris),
+    }
+}
+
+/// The public URL of a standalone whose gateway listens on `addr`: `localhost` for loopback and
+/// unspecified addresses (what a browser on the machine uses), the address otherwise.
+fn local_public_url(addr: std::net::SocketAddr) -> String {
+    let ip = addr.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// The file in the data folder that keeps standalone's key-encryption key.
+const KEK_FILE: &str = "user-key-encryption-key";
+
+/// Unless `user.tokens.key_encryption_key` is configured, standalone seals the signing keys with
+/// a key it keeps in its data folder (made on first start): a dump or an SQL read of UserDB
+/// alone cannot mint tokens, though whoever can read the folder can.
+fn seal_keys_in(cfg: &mut AppConfig, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    if cfg.user.tokens.key_encryption_key.is_none() {
+        let kek = user::keys::Kek::load_or_create(&data_dir.join(KEK_FILE))
+            .map_err(|e| anyhow!("the signing keys' key-encryption key: {e}"))?;
+        cfg.user.tokens.key_encryption_key = Some(kek);
+    }
+    Ok(())
 }
 
 async fn start_service(name: &str, cfg: &AppConfig, infra: &Infra) -> Result<Service, StartError> {
@@ -158,7 +205,14 @@ pub async fn standalone(mut cfg: AppConfig, args: StandaloneArgs) -> anyhow::Res
     let gateway_listener = http::bind(&public)
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    let sandbox = !args.no_sandbox && cfg.sandbox.unwrap_or(true);
+    let public_url = match &cfg.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => local_public_url(gateway_listener.local_addr()?),
+    };
+    pass_down(&mut cfg, sandbox, Some(public_url));
 
+    seal_keys_in(&mut cfg, &args.data_dir)?;
     let (db_url, private_pg) = database(&cfg, &args.data_dir).await?;
     let result = run_standalone(&cfg, db_url, gateway_listener, public, shutdown).await;
     if let Some(pg) = private_pg {
@@ -198,7 +252,13 @@ async fn run_standalone(
             .insert((*name).to_owned(), format!("http://{}", l.local_addr()?));
         listeners.push((*name, l));
     }
-    let fakes = fakes::all();
+    // Sandbox mode starts the fakes; without it there is none, and the gateway serves no
+    // /sandbox/ route.
+    let fakes = if cfg.gateway.sandbox {
+        fakes::all(&fake_options(cfg))
+    } else {
+        Vec::new()
+    };
     let mut fake_listeners = Vec::new();
     for fake in fakes {
         let l = http::bind(&internal).await?;
@@ -265,10 +325,25 @@ async fn run_standalone(
         join_all(servers, tasks).await;
         return Err(e);
     }
-    tracing::info!(
-        url = %format!("http://{}:{}", public.host, public.port),
-        "Boxoffice standalone is up; Ctrl-C stops it"
-    );
+    let url = cfg.user.public_url.clone().unwrap_or_default();
+    if cfg.gateway.sandbox {
+        tracing::info!(
+            %url,
+            listen = %format!("{}:{}", public.host, public.port),
+            sandbox = true,
+            "Boxoffice standalone is up in SANDBOX MODE: fake third parties (OAuth providers) \
+             stand in for real ones at {url}/sandbox/ and sign in anyone; --no-sandbox turns \
+             them off. Ctrl-C stops it"
+        );
+    } else {
+        tracing::info!(
+            %url,
+            listen = %format!("{}:{}", public.host, public.port),
+            sandbox = false,
+            "Boxoffice standalone is up without sandboxes: only third parties configured for \
+             real are used. Ctrl-C stops it"
+        );
+    }
     join_all(servers, tasks).await;
     tracing::info!("every service stopped");
     Ok(())
@@ -296,9 +371,20 @@ async fn join_all(servers: Vec<Server>, tasks: Vec<tokio::task::JoinHandle<()>>)
     }
 }
 
-pub async fn serve(cfg: AppConfig, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(mut cfg: AppConfig, args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = http::shutdown_on_signals();
+    // Distributed mode uses a sandbox only when it is configured explicitly.
+    let sandbox = cfg.sandbox.unwrap_or(false);
+    let public_url = cfg.public_url.clone();
+    pass_down(&mut cfg, sandbox, public_url);
     let name = args.service.as_str();
+    if sandbox && !name.starts_with("fake-") {
+        tracing::warn!(
+            service = name,
+            "sandbox mode is on (sandbox = true): fake third parties stand in for the ones not \
+             configured for real; never in production"
+        );
+    }
     if let Some(sandbox) = name.strip_prefix("fake-") {
         return serve_fake(&cfg, sandbox, args.port, shutdown).await;
     }
@@ -342,10 +428,7 @@ pub async fn serve(cfg: AppConfig, args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn fake_names() -> Vec<String> {
-    fakes::all()
-        .iter()
-        .map(|f| format!("fake-{}", f.name))
-        .collect()
+    fakes::NAMES.iter().map(|f| format!("fake-{f}")).collect()
 }
 
 /// Serves one third-party fake on its own port (distributed mode's sandboxes).
@@ -355,7 +438,10 @@ async fn serve_fake(
     port: Option<u16>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Some(fake) = fakes::all().into_iter().find(|f| f.name == sandbox) else {
+    let Some(fake) = fakes::all(&fake_options(cfg))
+        .into_iter()
+        .find(|f| f.name == sandbox)
+    else {
         bail!(
             "unknown fake `fake-{sandbox}`; one of: {}",
             fake_names().join(", ")
@@ -408,6 +494,9 @@ fn offline_infra(cfg: &AppConfig, db_url: String) -> Infra {
 }
 
 pub async fn migrate(mut cfg: AppConfig, args: MigrateArgs) -> anyhow::Result<()> {
+    let sandbox = cfg.sandbox.unwrap_or(false);
+    let public_url = cfg.public_url.clone();
+    pass_down(&mut cfg, sandbox, public_url);
     // Migrating only migrates: seeding is `boxoffice seed`'s job.
     cfg.catalog.seed_on_empty = false;
     let targets: Vec<&str> = match &args.service {
@@ -415,6 +504,10 @@ pub async fn migrate(mut cfg: AppConfig, args: MigrateArgs) -> anyhow::Result<()
         Some(s) => return Err(anyhow!("unknown service `{s}`")),
         None => SERVICES.to_vec(),
     };
+    // The user service opens its (sealed) signing keys even to migrate.
+    if cfg.database.url.is_none() {
+        seal_keys_in(&mut cfg, &args.data_dir)?;
+    }
     let (db_url, private_pg) = database(&cfg, &args.data_dir).await?;
     let infra = offline_infra(&cfg, db_url);
     let mut result = Ok(());

@@ -387,3 +387,211 @@ async fn migrate_creates_every_database_and_leaves_outboxes_alone() {
         .unwrap();
     }
 }
+
+/// A standalone on the test PostgreSQL server (no private cluster to initialise), with `args`.
+fn standalone_on_server(prefix: &str, data_dir: &Path, args: &[&str]) -> Standalone {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["standalone", "--port", &port.to_string(), "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .env("BOXOFFICE_LOG__FORMAT", "json")
+        .env("BOXOFFICE_DATABASE__URL", platform::testing::database_url())
+        .env("BOXOFFICE_DATABASE__NAME_PREFIX", prefix)
+        .env("BOXOFFICE_CATALOG__SEED_ON_EMPTY", "false")
+        .env_remove("BOXOFFICE_SANDBOX")
+        .env_remove("BOXOFFICE_PUBLIC_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Standalone { child, port, lines }
+}
+
+/// Drops the databases whose names start with `prefix`.
+async fn drop_databases(prefix: &str) {
+    use sqlx::{ConnectOptions, Connection};
+    let opts = platform::db::server_options(&platform::testing::database_url()).unwrap();
+    let mut admin = opts.database("postgres").connect().await.unwrap();
+    let made: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(prefix)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    for db in made {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE \"{db}\" WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+    admin.close().await.unwrap();
+}
+
+async fn problem_code(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = r.json().await.unwrap();
+    (status, body["code"].as_str().unwrap_or_default().to_owned())
+}
+
+/// `--no-sandbox`: no fake is started, no `/sandbox/*` route is served, no provider is offered,
+/// and neither the banner nor `/readyz` claims a sandbox.
+#[tokio::test]
+async fn standalone_without_sandbox_serves_no_fake_and_offers_no_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = platform::testing::database_prefix("nosandbox");
+    let mut run = standalone_on_server(&prefix, dir.path(), &["--no-sandbox"]);
+    run.wait_healthy().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in [
+        "/sandbox/oauth/kakao/authorize",
+        "/sandbox/oauth/google/jwks.json",
+        "/sandbox/pg/v1/sandbox/checkouts",
+    ] {
+        let r = client.get(run.url(path)).send().await.unwrap();
+        assert_eq!(problem_code(r).await, (404, "not_found".into()), "{path}");
+    }
+    let r = client
+        .get(run.url("/api/v1/auth/oauth/providers"))
+        .send()
+        .await
+        .unwrap();
+    let offered: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(offered, serde_json::json!({"providers": []}));
+    for provider in ["kakao", "naver", "google"] {
+        let r = client
+            .get(run.url(&format!("/api/v1/auth/oauth/{provider}/authorize")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(problem_code(r).await, (404, "provider_disabled".into()));
+    }
+    let ready: serde_json::Value = client
+        .get(run.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert!(ready["checks"].get("sandbox").is_none(), "{ready}");
+    let log = run.interrupt();
+    let banner = log
+        .iter()
+        .find(|l| l.contains("Boxoffice standalone is up"))
+        .unwrap();
+    assert!(banner.contains("\"sandbox\":false"), "{banner}");
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("\"listening\"") && l.contains("\"service\":\"fake\"")),
+        "a fake was started: {log:#?}"
+    );
+    drop_databases(&prefix).await;
+}
+
+/// Sandbox mode (the default) is announced in the banner and on `/readyz`; the OAuth redirect
+/// follows `--port`; the sandbox signs in a new account end to end but not the administrator
+/// (the attack of issue 9), and sends browsers nowhere else.
+#[tokio::test]
+async fn standalone_sandbox_is_announced_follows_the_port_and_hands_out_no_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = platform::testing::database_prefix("sandbox");
+    let admin = "root@example.com";
+    let mut run = standalone_on_server(
+        &prefix,
+        dir.path(),
+        &[
+            "--admin-email",
+            admin,
+            "--admin-password",
+            "a long admin passphrase",
+        ],
+    );
+    run.wait_healthy().await;
+    let port = run.port;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let ready: serde_json::Value = client
+        .get(run.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["sandbox"]["status"], "up", "{ready}");
+    assert!(run.log_contains("SANDBOX MODE"));
+    let loopback = |url: &str| url.replace("//localhost:", "//127.0.0.1:");
+    let sign_in = |email: String| {
+        let client = client.clone();
+        let url = run.url("/api/v1/auth/oauth/kakao/authorize");
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 302);
+            let cookie = r.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned();
+            let to = r.headers()["location"].to_str().unwrap().to_owned();
+            let own = format!("http://localhost:{port}/sandbox/oauth/kakao/authorize?");
+            assert!(to.starts_with(&own), "{to}");
+            let callback = format!("http://localhost:{port}/api/v1/auth/oauth/kakao/callback");
+            let encoded = callback.replace(':', "%3A").replace('/', "%2F");
+            assert!(to.contains(&format!("redirect_uri={encoded}")), "{to}");
+            let r = client
+                .get(format!("{}&auto=1&login_hint={email}", loopback(&to)))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 302);
+            let back = r.headers()["location"].to_str().unwrap().to_owned();
+            assert!(back.starts_with(&format!("{callback}?code=")), "{back}");
+            client
+                .get(loopback(&back))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = sign_in("fan@example.com".into()).await;
+    assert_eq!(r.status(), 200);
+    let signed: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(signed["user"]["created"], true);
+    let r = sign_in(admin.into()).await;
+    assert_eq!(problem_code(r).await, (403, "sandbox_refused".into()));
+    // The fake behind the gateway redirects only to the platform's own callbacks.
+    let r = client
+        .get(run.url(
+            "/sandbox/oauth/kakao/authorize?response_type=code&client_id=boxoffice-kakao\
+             &redirect_uri=https%3A%2F%2Fevil.example%2Fcb&state=s&code_challenge=abc\
+             &code_challenge_method=S256&auto=1&login_hint=x%40example.com",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(!r.headers().contains_key("location"));
+    run.interrupt();
+    drop_databases(&prefix).await;
+}

@@ -2,8 +2,8 @@
 
 use axum::{
     Form, Json,
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
+    extract::{Path, State, rejection::FormRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use base64::{
@@ -16,9 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{
-    CODE_TTL, Grant, ISSUER_BASE, PKCS8_ED25519_PREFIX, Shared, client_id, client_secret, random,
-};
+use super::{Grant, ISSUER_BASE, PKCS8_ED25519_PREFIX, PROVIDERS, Shared, random};
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
@@ -26,6 +24,18 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         Json(json!({ "error": error, "error_description": description })),
     )
         .into_response()
+}
+
+/// A token endpoint answer: never cached (RFC 6749 §5.1).
+fn no_store(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn unknown_provider() -> Response {
+    oauth_error(StatusCode::NOT_FOUND, "invalid_request", "unknown provider")
 }
 
 /// The token request (RFC 6749 §4.1.3 with RFC 7636's verifier).
@@ -57,16 +67,35 @@ pub async fn token(
     State(state): State<Shared>,
     Path(provider): Path<String>,
     headers: HeaderMap,
-    Form(p): Form<TokenParams>,
+    form: Result<Form<TokenParams>, FormRejection>,
 ) -> Response {
-    let Some((id, secret)) = client(&headers, &p) else {
+    no_store(exchange(&state, &provider, &headers, form).await)
+}
+
+async fn exchange(
+    state: &Shared,
+    provider: &str,
+    headers: &HeaderMap,
+    form: Result<Form<TokenParams>, FormRejection>,
+) -> Response {
+    let p = match form {
+        Ok(Form(p)) => p,
+        Err(e) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("send an application/x-www-form-urlencoded body ({e})"),
+            );
+        }
+    };
+    let Some((id, secret)) = client(headers, &p) else {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "no client credentials",
         );
     };
-    if id != client_id(&provider) || secret != client_secret(&provider) {
+    if !state.options.authenticates(provider, &id, &secret) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
     }
     if p.grant_type != "authorization_code" {
@@ -76,8 +105,8 @@ pub async fn token(
         .codes
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .remove(&p.code);
-    let Some(grant) = grant.filter(|g| g.issued.elapsed() < CODE_TTL) else {
+        .take(&p.code);
+    let Some(grant) = grant else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_grant",
@@ -118,6 +147,7 @@ pub async fn token(
         "scope": grant.scope,
     });
     if provider != "naver" && grant.scope.split(' ').any(|s| s == "openid") {
+        // Not bad input: our own key failed to sign.
         match id_token(&state.key, &grant) {
             Ok(t) => body["id_token"] = Value::String(t),
             Err(e) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e),
@@ -174,6 +204,9 @@ pub async fn userinfo(
                 .cloned()
         })
         .filter(|a| a.provider == provider);
+    if !PROVIDERS.contains(&provider.as_str()) {
+        return unknown_provider();
+    }
     let Some(a) = account else {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -186,7 +219,7 @@ pub async fn userinfo(
             "id": a.subject().parse::<i64>().unwrap_or_default(),
             "kakao_account": {
                 "email": a.email,
-                "is_email_valid": true,
+                "is_email_valid": a.valid,
                 "is_email_verified": a.verified,
                 "profile": { "nickname": a.name },
             },
@@ -207,7 +240,10 @@ pub async fn userinfo(
 }
 
 /// `GET /{p}/jwks.json`: the key that signs id tokens.
-pub async fn jwks(State(state): State<Shared>) -> Response {
+pub async fn jwks(State(state): State<Shared>, Path(provider): Path<String>) -> Response {
+    if !PROVIDERS.contains(&provider.as_str()) {
+        return unknown_provider();
+    }
     match state.key.public_jwk() {
         Ok(jwk) => Json(json!({ "keys": [jwk] })).into_response(),
         Err(e) => oauth_error(
@@ -220,10 +256,17 @@ pub async fn jwks(State(state): State<Shared>) -> Response {
 
 /// `GET /{p}/.well-known/openid-configuration`: OIDC discovery.
 pub async fn discovery(Path(provider): Path<String>, headers: HeaderMap) -> Response {
+    if !PROVIDERS.contains(&provider.as_str()) {
+        return unknown_provider();
+    }
     // Best effort: endpoints relative to the address the caller used.
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        })
         .unwrap_or("localhost");
     let base = format!("http://{host}/{provider}");
     Json(json!({

@@ -51,6 +51,7 @@ pub fn sign_in(provider: &str, p: &AuthorizeParams) -> String {
         ("code_challenge", &p.code_challenge),
         ("code_challenge_method", &p.code_challenge_method),
         ("nonce", p.nonce.as_deref().unwrap_or_default()),
+        ("email_valid", p.email_valid.as_deref().unwrap_or("true")),
     ]
     .iter()
     .map(|(k, v)| hidden(k, v))

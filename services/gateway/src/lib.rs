@@ -1,7 +1,9 @@
 //! The gateway: the platform's one public door. It routes `/api/v1/...`, `/.well-known/...` and
 //! `/sandbox/...` to the owning service, carries the request id, times out and circuit-breaks per
 //! upstream (browsing keeps working while payment is down), and reports every upstream's
-//! readiness on its own `/readyz`.
+//! readiness on its own `/readyz`. `/sandbox/...` is served only in sandbox mode (then `/readyz`
+//! has a `sandbox` check: the fakes answer); otherwise it is a problem+json 404 like any unknown
+//! path.
 
 mod breaker;
 mod proxy;
@@ -9,8 +11,14 @@ mod routes;
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Router, routing::any};
+use axum::{
+    Router,
+    extract::OriginalUri,
+    response::{IntoResponse, Response},
+    routing::any,
+};
 use platform::{
+    ApiError,
     http::Readiness,
     service::{Directory, Infra, Service, StartError},
 };
@@ -34,6 +42,10 @@ pub struct Config {
     /// How long an open circuit rejects calls before trying again, in ms (env
     /// `BOXOFFICE_GATEWAY__BREAKER_OPEN_MS`).
     pub breaker_open_ms: u64,
+    /// Sandbox mode: `/sandbox/<name>/` reaches the fakes (not a `gateway.*` setting: the
+    /// launcher sets it from the top-level `sandbox` setting, on by default in standalone).
+    #[serde(skip)]
+    pub sandbox: bool,
 }
 
 impl Default for Config {
@@ -42,6 +54,7 @@ impl Default for Config {
             upstream_timeout_ms: 10_000,
             breaker_failures: 5,
             breaker_open_ms: 5_000,
+            sandbox: false,
         }
     }
 }
@@ -56,23 +69,37 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
     ));
     Ok(Service {
         name: NAME,
-        router: router(proxy.clone()),
-        readiness: readiness(&infra.directory, proxy),
+        router: router(proxy.clone(), config.sandbox),
+        readiness: readiness(&infra.directory, proxy, config.sandbox),
         tasks: Vec::new(),
     })
 }
 
-fn router(proxy: Arc<proxy::Proxy>) -> Router {
-    Router::new()
+fn router(proxy: Arc<proxy::Proxy>, sandbox: bool) -> Router {
+    let routes = Router::new()
         .route("/api/{*rest}", any(proxy::forward))
-        .route("/.well-known/{*rest}", any(proxy::forward))
-        .route("/sandbox/{*rest}", any(proxy::forward))
-        .with_state(proxy)
+        .route("/.well-known/{*rest}", any(proxy::forward));
+    let routes = if sandbox {
+        routes.route("/sandbox/{*rest}", any(proxy::forward))
+    } else {
+        routes.route("/sandbox/{*rest}", any(sandbox_off))
+    };
+    routes.with_state(proxy)
 }
 
-/// One readiness check per upstream: its own `/readyz` must answer 200.
-fn readiness(directory: &Directory, proxy: Arc<proxy::Proxy>) -> Readiness {
-    directory
+/// `/sandbox/...` outside sandbox mode.
+async fn sandbox_off(OriginalUri(uri): OriginalUri) -> Response {
+    ApiError::not_found(format!(
+        "no route for {}: sandbox mode is off here",
+        uri.path()
+    ))
+    .into_response()
+}
+
+/// One readiness check per upstream: its own `/readyz` must answer 200. In sandbox mode, a
+/// `sandbox` check too: every fake in the directory answers.
+fn readiness(directory: &Directory, proxy: Arc<proxy::Proxy>, sandbox: bool) -> Readiness {
+    let checks = directory
         .0
         .keys()
         .filter(|name| routes::SERVICES.contains(&name.as_str()))
@@ -84,5 +111,27 @@ fn readiness(directory: &Directory, proxy: Arc<proxy::Proxy>) -> Readiness {
                 let name = name.clone();
                 async move { proxy.upstream_ready(&name).await }
             })
-        })
+        });
+    if !sandbox {
+        return checks;
+    }
+    let fakes: Vec<String> = directory
+        .0
+        .keys()
+        .filter(|name| name.starts_with("fake-"))
+        .cloned()
+        .collect();
+    checks.check("sandbox", move || {
+        let proxy = proxy.clone();
+        let fakes = fakes.clone();
+        async move {
+            for fake in &fakes {
+                proxy
+                    .upstream_ready(fake)
+                    .await
+                    .map_err(|e| format!("{fake}: {e}"))?;
+            }
+            Ok(())
+        }
+    })
 }

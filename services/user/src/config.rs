@@ -26,6 +26,15 @@ pub struct Config {
     /// Default: loopback (`127.0.0.0/8, ::1`), where the gateway runs in standalone. The client
     /// address of a request from another peer is that peer.
     pub trusted_proxies: TrustedProxies,
+    /// Sandbox mode: providers not configured for real use the fakes (not a `user.*` setting: the
+    /// launcher sets it from the top-level `sandbox` setting, on by default in standalone).
+    #[serde(skip)]
+    pub sandbox: bool,
+    /// The platform's public base URL as browsers reach it (not a `user.*` setting: the launcher
+    /// sets it from the top-level `public_url`, or the port standalone runs on); redirect URIs and
+    /// links are built from it. Unset: `http://localhost:8080`.
+    #[serde(skip)]
+    pub public_url: Option<String>,
 }
 
 /// Token lifetimes (`user.tokens.*`).
@@ -142,15 +151,16 @@ impl Default for ThrottleSettings {
 }
 
 /// Social login (`user.oauth.*`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OAuthSettings {
     /// Public base URL the providers redirect back to; the callback is
     /// `<base>/api/v1/auth/oauth/<provider>/callback` (env `BOXOFFICE_USER__OAUTH__REDIRECT_BASE`).
-    pub redirect_base: String,
-    /// Public base URL of the sandbox provider, used for every provider URL not set explicitly
-    /// (env `BOXOFFICE_USER__OAUTH__SANDBOX_URL`).
-    pub sandbox_url: String,
+    /// Unset: the public URL.
+    pub redirect_base: Option<String>,
+    /// Public base URL of the sandbox provider, used in sandbox mode for every provider URL not
+    /// set explicitly (env `BOXOFFICE_USER__OAUTH__SANDBOX_URL`). Unset: `<public URL>/sandbox/oauth`.
+    pub sandbox_url: Option<String>,
     /// Kakao (`user.oauth.kakao.*`).
     pub kakao: ProviderSettings,
     /// Naver (`user.oauth.naver.*`).
@@ -159,20 +169,10 @@ pub struct OAuthSettings {
     pub google: ProviderSettings,
 }
 
-impl Default for OAuthSettings {
-    fn default() -> Self {
-        Self {
-            redirect_base: "http://localhost:8080".into(),
-            sandbox_url: "http://localhost:8080/sandbox/oauth".into(),
-            kakao: ProviderSettings::default(),
-            naver: ProviderSettings::default(),
-            google: ProviderSettings::default(),
-        }
-    }
-}
-
 /// One provider's client registration and endpoints (`user.oauth.<provider>.*`, env
-/// `BOXOFFICE_USER__OAUTH__<PROVIDER>__<SETTING>`). Unset values default to the sandbox.
+/// `BOXOFFICE_USER__OAUTH__<PROVIDER>__<SETTING>`). A provider with a client id and secret is
+/// configured (unset URLs default to the real provider's); without them it is sandboxed in
+/// sandbox mode (unset values default to the sandbox) and off otherwise.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderSettings {

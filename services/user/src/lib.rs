@@ -45,10 +45,18 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
     let pool = infra.database(NAME, &MIGRATOR).await?;
     let hasher = Hasher::new(&config.argon2).map_err(|e| StartError::Config(e.to_string()))?;
     let keys = KeyRing::start(&pool, &config.tokens, infra).await?;
-    ensure_admin(config, &pool, &hasher).await?;
     // In standalone the sandbox provider also listens on a loopback port; server-to-server calls
     // go there directly rather than through the gateway.
     let internal_sandbox = infra.directory.0.get("fake-oauth").cloned();
+    let oauth = OAuth::new(pool.clone(), config, internal_sandbox.as_deref())
+        .map_err(StartError::Config)?;
+    let offered: Vec<String> = oauth
+        .enabled()
+        .iter()
+        .map(|p| format!("{} ({})", p.kind.as_str(), mode_name(p.mode)))
+        .collect();
+    tracing::info!(sandbox = config.sandbox, providers = ?offered, "social login");
+    ensure_admin(config, &pool, &hasher).await?;
     let state = AppState {
         sessions: Sessions::new(
             pool.clone(),
@@ -57,7 +65,7 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
             config.tokens.refresh_ttl_secs,
         ),
         throttle: Throttle::new(pool.clone(), config.throttle.clone()),
-        oauth: OAuth::new(pool.clone(), config.oauth.clone(), internal_sandbox),
+        oauth,
         hasher,
         keys: keys.clone(),
         pool: pool.clone(),
@@ -110,7 +118,18 @@ fn spawn_sweeper(
     })
 }
 
-/// Creates the configured administrator, or resets its password and grants it `admin`.
+fn mode_name(mode: oauth::ProviderMode) -> &'static str {
+    match mode {
+        oauth::ProviderMode::Configured => "configured",
+        oauth::ProviderMode::Sandbox => "sandbox",
+    }
+}
+
+/// Creates the configured administrator, or resets it. An existing account that did not hold
+/// `admin` is promoted: first its refresh tokens are revoked and its linked provider accounts
+/// removed (whoever could sign in to it before must not inherit the role), and it stops counting
+/// as a sandbox-made account. An administrator whose configured password changed loses its
+/// sessions too.
 async fn ensure_admin(
     config: &Config,
     pool: &sqlx::PgPool,
@@ -123,30 +142,54 @@ async fn ensure_admin(
     let email = Email::parse(email).map_err(|why| bad("admin_email", why))?;
     let password = Password::parse(password, Some(email.as_str()))
         .map_err(|why| bad("admin_password", why))?;
-    let hash = hasher
-        .hash(password.expose())
-        .await
-        .map_err(|e| StartError::Other(e.to_string()))?;
     let db = |e: sqlx::Error| StartError::Other(format!("creating the administrator: {e}"));
+    let other = |e: hashing::HashError| StartError::Other(e.to_string());
     let mut tx = pool.begin().await.map_err(db)?;
     match store::by_email(&mut tx, email.as_str()).await.map_err(db)? {
         Some(user) => {
             let mut roles = user.roles();
+            let promoted = !roles.contains(&Role::Admin);
+            let same_password = hasher
+                .verify(password.expose(), user.password_hash.as_deref())
+                .await
+                .map_err(other)?;
+            if promoted || !same_password {
+                let tokens = tokens::revoke_user(&mut tx, user.id, None)
+                    .await
+                    .map_err(db)?;
+                let identities = if promoted {
+                    store::unlink_all(&mut tx, user.id).await.map_err(db)?
+                } else {
+                    0
+                };
+                tracing::warn!(
+                    user_id = %user.id,
+                    promoted,
+                    revoked_sessions = tokens,
+                    unlinked_identities = identities,
+                    "administrator account taken over by the configuration: its sessions and \
+                     linked identities were revoked first"
+                );
+            }
+            if !same_password {
+                let hash = hasher.hash(password.expose()).await.map_err(other)?;
+                store::set_password(&mut tx, user.id, &hash)
+                    .await
+                    .map_err(db)?;
+            }
             roles.push(Role::Admin);
             roles.sort();
             roles.dedup();
-            store::set_password(&mut tx, user.id, &hash)
-                .await
-                .map_err(db)?;
-            sqlx::query("UPDATE users SET roles = $2 WHERE id = $1")
+            sqlx::query("UPDATE users SET roles = $2, sandbox = false WHERE id = $1")
                 .bind(user.id)
                 .bind(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            tracing::info!(user_id = %user.id, "administrator reset");
+            tracing::info!(user_id = %user.id, promoted, "administrator reset");
         }
         None => {
+            let hash = hasher.hash(password.expose()).await.map_err(other)?;
             let user = store::create(
                 &mut tx,
                 &NewUser {

@@ -23,6 +23,10 @@ pub struct User {
     pub roles: Vec<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Whether the account proved it owns its email (social email links reach only these).
+    pub email_verified: bool,
+    /// Made by a sandbox identity.
+    pub sandbox: bool,
 }
 
 impl User {
@@ -64,7 +68,8 @@ pub enum CreateError {
     Outbox(#[from] platform::bus::BusError),
 }
 
-const COLUMNS: &str = "id, email, name, phone, password_hash, roles, created_at";
+const COLUMNS: &str =
+    "id, email, name, phone, password_hash, roles, created_at, email_verified, sandbox";
 
 fn role_names(roles: &[Role]) -> Vec<String> {
     roles.iter().map(|r| r.as_str().to_owned()).collect()
@@ -212,40 +217,109 @@ pub async fn set_roles(
     Ok(user)
 }
 
+/// A provider account's link, with its user.
+#[derive(Debug, Clone)]
+pub struct Linked {
+    /// The user it signs in to.
+    pub user: User,
+    /// Whether the identity came from a sandbox provider.
+    pub sandbox: bool,
+}
+
 /// The user linked to a provider account.
 pub async fn by_identity(
     conn: &mut PgConnection,
     provider: &str,
     subject: &str,
-) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT u.id, u.email, u.name, u.phone, u.password_hash, u.roles, u.created_at
+) -> Result<Option<Linked>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: User,
+        identity_sandbox: bool,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT u.id, u.email, u.name, u.phone, u.password_hash, u.roles, u.created_at,
+                u.email_verified, u.sandbox, i.sandbox AS identity_sandbox
          FROM identities i JOIN users u ON u.id = i.user_id
          WHERE i.provider = $1 AND i.subject = $2",
     )
     .bind(provider)
     .bind(subject)
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.map(|r| Linked {
+        user: r.user,
+        sandbox: r.identity_sandbox,
+    }))
 }
 
-/// Links a provider account to a user.
+/// A provider account to link.
+#[derive(Debug)]
+pub struct NewIdentity<'a> {
+    /// `kakao`, `naver`, `google`.
+    pub provider: &'a str,
+    /// The provider's id of the account.
+    pub subject: &'a str,
+    /// The email it reported.
+    pub email: Option<&'a str>,
+    /// Whether it came from a sandbox provider.
+    pub sandbox: bool,
+}
+
+/// Links a provider account to a user; `false` when that provider account is already linked
+/// (to anyone).
 pub async fn link_identity(
     conn: &mut PgConnection,
-    provider: &str,
-    subject: &str,
+    identity: &NewIdentity<'_>,
     user_id: Uuid,
-    email: Option<&str>,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     sqlx::query(
-        "INSERT INTO identities (provider, subject, user_id, email) VALUES ($1, $2, $3, $4)
+        "INSERT INTO identities (provider, subject, user_id, email, sandbox)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (provider, subject) DO NOTHING",
     )
-    .bind(provider)
-    .bind(subject)
+    .bind(identity.provider)
+    .bind(identity.subject)
     .bind(user_id)
-    .bind(email)
+    .bind(identity.email)
+    .bind(identity.sandbox)
     .execute(conn)
     .await
-    .map(|_| ())
+    .map(|done| done.rows_affected() == 1)
+}
+
+/// Records how a new account proved (or did not prove) its email, and whether a sandbox made it.
+pub async fn set_origin(
+    conn: &mut PgConnection,
+    id: Uuid,
+    email_verified: bool,
+    sandbox: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET email_verified = $2, sandbox = $3 WHERE id = $1")
+        .bind(id)
+        .bind(email_verified)
+        .bind(sandbox)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Marks the account's email verified (its owner, logged in, linked a provider that vouches for
+/// that very address).
+pub async fn set_email_verified(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET email_verified = true, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Removes every provider account linked to the user; returns how many.
+pub async fn unlink_all(conn: &mut PgConnection, user_id: Uuid) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM identities WHERE user_id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await
+        .map(|d| d.rows_affected())
 }

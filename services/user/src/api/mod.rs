@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/auth/keys/{kid}/retire", post(keys::retire))
         .route("/api/v1/auth/keys/rotate", post(admin::rotate_keys))
+        .route("/api/v1/auth/oauth/providers", get(social::providers))
         .route(
             "/api/v1/auth/oauth/{provider}/authorize",
             get(social::authorize),
@@ -79,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/auth/oauth/{provider}/callback",
             get(social::callback),
+        )
+        .route(
+            "/api/v1/users/me/identities/{provider}",
+            post(social::link_from_profile),
         )
         .route("/api/v1/admin/users/{id}/roles", post(admin::set_roles))
         .route("/.well-known/jwks.json", get(auth::jwks))
@@ -234,6 +239,12 @@ impl From<OAuthError> for Failure {
                 StatusCode::BAD_REQUEST,
                 "invalid_state",
                 "the sign-in is unknown or expired; start again",
+            ),
+            OAuthError::BrowserMismatch => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "state_cookie_mismatch",
+                "this sign-in was started in another browser, or its cookie was blocked (open the \
+                 site at its public address); start again",
             ),
             OAuthError::Provider(why) => {
                 tracing::warn!(reason = %why, "social sign-in refused by the provider step");

@@ -1,7 +1,8 @@
 //! Social login with the OAuth2 authorization code flow, PKCE (S256) and a single-use `state`
-//! (kept hashed in UserDB for 10 minutes, bound to its provider), plus an OIDC `nonce` checked in
-//! the id token. [`OAuth::begin`] makes the provider URL to send the browser to;
-//! [`OAuth::complete`] exchanges the code and says who signed in.
+//! (kept hashed in UserDB for 10 minutes, bound to its provider and to the browser that started
+//! it through a random value in an HttpOnly cookie), plus an OIDC `nonce` checked in the id
+//! token. [`OAuth::begin`] makes the provider URL to send the browser to and the browser's
+//! binding; [`OAuth::complete`] exchanges the code and says who signed in.
 
 pub mod providers;
 
@@ -14,9 +15,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-pub use providers::{Provider, ProviderKind, ProviderUser};
+pub use providers::{Provider, ProviderKind, ProviderMode, ProviderUser};
+use uuid::Uuid;
 
-use crate::config::OAuthSettings;
+use crate::config::Config;
 
 /// How long a sign-in may take between `begin` and `complete`.
 const STATE_TTL_SECS: f64 = 600.0;
@@ -27,6 +29,10 @@ pub enum OAuthError {
     /// The `state` is unknown, spent, expired or for another provider.
     #[error("invalid state")]
     InvalidState,
+    /// The callback came without the cookie of the browser that started the sign-in, or with
+    /// another one's.
+    #[error("state of another browser")]
+    BrowserMismatch,
     /// The provider refused (code, PKCE, client) or answered something unusable.
     #[error("provider: {0}")]
     Provider(String),
@@ -39,9 +45,32 @@ pub enum OAuthError {
 #[derive(Clone)]
 pub struct OAuth {
     pool: PgPool,
-    settings: OAuthSettings,
-    internal_sandbox: Option<String>,
+    providers: Vec<Provider>,
+    secure_cookie: bool,
     client: reqwest::Client,
+}
+
+/// A sign-in under way: where to send the browser, and the value its cookie must carry back.
+#[derive(Debug)]
+pub struct Begun {
+    /// The provider's authorize URL.
+    pub url: String,
+    /// The browser binding for the HttpOnly cookie (only its hash is stored).
+    pub binding: String,
+}
+
+/// A finished sign-in at the provider.
+#[derive(Debug)]
+pub struct Completed {
+    /// Who signed in there.
+    pub who: ProviderUser,
+    /// The logged-in user who asked to link this provider, if the flow came from the profile.
+    pub link_user: Option<Uuid>,
+}
+
+/// The cookie that binds a sign-in to its browser.
+pub fn cookie_name(kind: ProviderKind) -> String {
+    format!("boxoffice_oauth_{}", kind.as_str())
 }
 
 fn random_token() -> String {
@@ -71,38 +100,64 @@ fn provider_error(what: &str) -> impl Fn(reqwest::Error) -> OAuthError + '_ {
 }
 
 impl OAuth {
-    /// The flows with `settings`; `internal_sandbox` is the sandbox's server-to-server address.
-    pub fn new(pool: PgPool, settings: OAuthSettings, internal_sandbox: Option<String>) -> Self {
+    /// The flows of every enabled provider in `config`; `internal_sandbox` is the sandbox's
+    /// server-to-server address. `Err` names a setting that cannot be used.
+    pub fn new(
+        pool: PgPool,
+        config: &Config,
+        internal_sandbox: Option<&str>,
+    ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
-        Self {
-            pool,
-            settings,
-            internal_sandbox,
-            client,
+        let mut providers = Vec::new();
+        for kind in providers::ALL {
+            if let Some(p) = Provider::resolve(kind, config, internal_sandbox)? {
+                providers.push(p);
+            }
         }
+        Ok(Self {
+            pool,
+            providers,
+            secure_cookie: providers::redirect_base(config).starts_with("https://"),
+            client,
+        })
     }
 
-    /// `kind`'s resolved settings.
-    pub fn provider(&self, kind: ProviderKind) -> Provider {
-        Provider::resolve(kind, &self.settings, self.internal_sandbox.as_deref())
+    /// `kind`'s resolved settings, `None` when it is off.
+    pub fn provider(&self, kind: ProviderKind) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.kind == kind)
     }
 
-    /// Records a new sign-in and returns the provider URL to send the browser to.
-    pub async fn begin(&self, kind: ProviderKind) -> Result<String, OAuthError> {
-        let p = self.provider(kind);
+    /// The enabled providers.
+    pub fn enabled(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    /// Whether the binding cookie carries `Secure` (the callback is served over https).
+    pub fn secure_cookie(&self) -> bool {
+        self.secure_cookie
+    }
+
+    /// Records a new sign-in with enabled provider `p` (for `link_user`'s profile when set) and
+    /// returns the provider URL to send the browser to, with the browser's binding.
+    pub async fn begin(&self, p: &Provider, link_user: Option<Uuid>) -> Result<Begun, OAuthError> {
+        let kind = p.kind;
         let (state, verifier, nonce) = (random_token(), random_token(), random_token());
+        let binding = random_token();
         sqlx::query(
-            "INSERT INTO oauth_states (state_hash, provider, code_verifier, nonce, expires_at)
-             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+            "INSERT INTO oauth_states
+                 (state_hash, provider, code_verifier, nonce, expires_at, browser_hash, link_user_id)
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), $6, $7)",
         )
         .bind(sha256(&state))
         .bind(kind.as_str())
         .bind(&verifier)
         .bind(&nonce)
         .bind(STATE_TTL_SECS)
+        .bind(sha256(&binding))
+        .bind(link_user)
         .execute(&self.pool)
         .await?;
         // Housekeeping: abandoned sign-ins.
@@ -120,28 +175,40 @@ impl OAuth {
             .append_pair("code_challenge", &pkce_challenge(&verifier))
             .append_pair("code_challenge_method", "S256")
             .append_pair("nonce", &nonce);
-        Ok(url.into())
+        Ok(Begun {
+            url: url.into(),
+            binding,
+        })
     }
 
-    /// Spends `state`, exchanges `code` and returns the provider's account.
+    /// Spends `state` (checking `binding`, the value of the browser's cookie), exchanges `code`
+    /// with enabled provider `p` and returns the provider's account.
     pub async fn complete(
         &self,
-        kind: ProviderKind,
+        p: &Provider,
         code: &str,
         state: &str,
-    ) -> Result<ProviderUser, OAuthError> {
-        let row: Option<(String, String, String)> = sqlx::query_as(
+        binding: Option<&str>,
+    ) -> Result<Completed, OAuthError> {
+        let kind = p.kind;
+        type Row = (String, String, String, Option<Vec<u8>>, Option<Uuid>);
+        let row: Option<Row> = sqlx::query_as(
             "DELETE FROM oauth_states WHERE state_hash = $1 AND expires_at > now()
-             RETURNING provider, code_verifier, nonce",
+             RETURNING provider, code_verifier, nonce, browser_hash, link_user_id",
         )
         .bind(sha256(state))
         .fetch_optional(&self.pool)
         .await?;
-        let (provider, verifier, nonce) = row.ok_or(OAuthError::InvalidState)?;
+        let (provider, verifier, nonce, browser_hash, link_user) =
+            row.ok_or(OAuthError::InvalidState)?;
         if provider != kind.as_str() {
             return Err(OAuthError::InvalidState);
         }
-        let p = self.provider(kind);
+        // Spent either way: a login-CSRF attempt leaves nothing to retry.
+        match (browser_hash, binding) {
+            (Some(stored), Some(binding)) if stored == sha256(binding) => {}
+            _ => return Err(OAuthError::BrowserMismatch),
+        }
         let tokens: TokenResponse = self
             .client
             .post(&p.token_url)
@@ -160,23 +227,24 @@ impl OAuth {
             .json()
             .await
             .map_err(provider_error("token response"))?;
-        match kind {
+        let who = match kind {
             ProviderKind::Google => {
-                let claims = self.id_claims(&p, &tokens, &nonce).await?;
-                Ok(ProviderUser::from_google(claims))
+                let claims = self.id_claims(p, &tokens, &nonce).await?;
+                ProviderUser::from_google(claims)
             }
             ProviderKind::Kakao => {
-                let claims = self.id_claims(&p, &tokens, &nonce).await?;
-                let me = self.userinfo(&p, &tokens.access_token).await?;
+                let claims = self.id_claims(p, &tokens, &nonce).await?;
+                let me = self.userinfo(p, &tokens.access_token).await?;
                 ProviderUser::from_kakao(&claims.sub, me)
-                    .ok_or_else(|| OAuthError::Provider("user info names another account".into()))
+                    .ok_or_else(|| OAuthError::Provider("user info names another account".into()))?
             }
             ProviderKind::Naver => {
-                let me = self.userinfo(&p, &tokens.access_token).await?;
+                let me = self.userinfo(p, &tokens.access_token).await?;
                 ProviderUser::from_naver(me)
-                    .ok_or_else(|| OAuthError::Provider("user info refused".into()))
+                    .ok_or_else(|| OAuthError::Provider("user info refused".into()))?
             }
-        }
+        };
+        Ok(Completed { who, link_user })
     }
 
     async fn userinfo<T: serde::de::DeserializeOwned>(

@@ -35,9 +35,46 @@ pub fn config(oauth_base: &str) -> Config {
         },
         ..Config::default()
     };
-    c.oauth.sandbox_url = oauth_base.into();
-    c.oauth.redirect_base = REDIRECT_BASE.into();
+    c.sandbox = true;
+    c.oauth.sandbox_url = Some(oauth_base.into());
+    c.oauth.redirect_base = Some(REDIRECT_BASE.into());
     c
+}
+
+/// The fake provider for tests: it sends browsers back only to the callbacks under
+/// [`REDIRECT_BASE`], and besides the sandbox clients registers one "real" client per provider
+/// (see [`configure_real`]).
+pub fn fake_options() -> fakes::oauth::Options {
+    let mut options = fakes::oauth::Options::with_redirect_uris(
+        ["kakao", "naver", "google"]
+            .map(|p| format!("{REDIRECT_BASE}/api/v1/auth/oauth/{p}/callback")),
+    );
+    for p in ["kakao", "naver", "google"] {
+        options.clients.push(fakes::oauth::Client {
+            provider: p.into(),
+            id: format!("registered-{p}"),
+            secret: format!("registered-{p}-secret"),
+        });
+    }
+    options
+}
+
+/// Configures `provider` as registered for real (a client id and secret of its own, so its
+/// identities are not sandbox ones), with its endpoints at the fake provider of `c`.
+pub fn configure_real(c: &mut Config, provider: &str) {
+    let base = format!("{}/{provider}", c.oauth.sandbox_url.clone().unwrap_or_default());
+    let p = match provider {
+        "kakao" => &mut c.oauth.kakao,
+        "naver" => &mut c.oauth.naver,
+        _ => &mut c.oauth.google,
+    };
+    p.client_id = Some(format!("registered-{provider}"));
+    p.client_secret = Some(format!("registered-{provider}-secret"));
+    p.authorize_url = Some(format!("{base}/authorize"));
+    p.token_url = Some(format!("{base}/token"));
+    p.userinfo_url = Some(format!("{base}/userinfo"));
+    p.jwks_url = Some(format!("{base}/jwks.json"));
+    p.issuer = Some(format!("{}/{provider}", fakes::oauth::ISSUER_BASE));
 }
 
 /// Starts the sandbox provider and the service with the test settings.
@@ -50,7 +87,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> App {
     let oauth = testing::serve(
         Service {
             name: "fake-oauth",
-            router: fakes::oauth::router(),
+            router: fakes::oauth::router(fake_options()),
             readiness: Default::default(),
             tasks: Vec::new(),
         },

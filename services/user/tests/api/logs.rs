@@ -99,9 +99,11 @@ async fn no_secret_appears_in_the_logs() {
         .await
         .unwrap();
     let to = r.headers()["location"].to_str().unwrap().to_owned();
+    let cookie = crate::social::binding_cookie(&r, "google");
+    // Another address: a sandbox identity never signs in to an existing account.
     let r = app
         .client
-        .get(format!("{to}&auto=1&login_hint=quiet@example.com"))
+        .get(format!("{to}&auto=1&login_hint=quiet.social@example.com"))
         .send()
         .await
         .unwrap();
@@ -114,6 +116,7 @@ async fn no_secret_appears_in_the_logs() {
     let r = app
         .client
         .get(app.url(&back[REDIRECT_BASE.len()..]))
+        .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
@@ -139,6 +142,7 @@ async fn no_secret_appears_in_the_logs() {
         social["access_token"].as_str().unwrap(),
         social["refresh_token"].as_str().unwrap(),
         &code,
+        cookie.split_once('=').unwrap().1,
         "sandbox-google-secret",
     ] {
         assert!(

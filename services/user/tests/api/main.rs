@@ -9,6 +9,7 @@ mod login;
 mod logs;
 mod profile;
 mod roles;
+mod sandbox;
 mod sessions;
 mod signup;
 mod social;
