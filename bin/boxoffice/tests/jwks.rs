@@ -27,6 +27,7 @@ use platform::{
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 /// How often an unknown key id may make a verifier refetch (`JwksRefresh::unknown_kid_interval`).
 const REFETCH_LIMIT: Duration = Duration::from_secs(10);
@@ -412,4 +413,310 @@ async fn a_key_gone_from_the_jwks_stops_verifying_once_the_copy_is_stale() {
     // Unknown to it now, the old key id is refetched at most every 10 s, and stays refused.
     assert_eq!(stack.create_venue(0, &old).await, StatusCode::UNAUTHORIZED);
     assert_eq!(stack.jwks.count(), 2);
+}
+
+// Retiring a compromised key at once (`POST /api/v1/auth/keys/{kid}/retire`) and the seeds at
+// rest (`user.tokens.key_encryption_key`).
+
+/// Settings for another user-service process on the same UserDB.
+fn user_config(tune: impl FnOnce(&mut user::Config)) -> user::Config {
+    let mut cfg = user::Config::default();
+    cfg.argon2.memory_kib = 256;
+    cfg.argon2.iterations = 1;
+    tune(&mut cfg);
+    cfg
+}
+
+/// A pool on the user service's database.
+async fn userdb(infra: &Infra) -> sqlx::PgPool {
+    sqlx::PgPool::connect(&format!(
+        "{}/{}{}",
+        testing::database_url(),
+        infra.database.name_prefix,
+        user::NAME
+    ))
+    .await
+    .unwrap()
+}
+
+/// `POST /api/v1/auth/keys/{kid}/retire` with `token` (if any).
+async fn retire(server: &TestServer, token: Option<&str>, kid: &str) -> reqwest::Response {
+    let mut req = server
+        .client
+        .post(server.url(&format!("/api/v1/auth/keys/{kid}/retire")));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+/// `GET /api/v1/users/me` at `server` with `token`: whether that service takes the token.
+async fn me(server: &TestServer, token: &str) -> StatusCode {
+    server
+        .client
+        .get(server.url("/api/v1/users/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// A problem's status and code.
+async fn problem(r: reqwest::Response) -> (StatusCode, String) {
+    let status = r.status();
+    assert_eq!(
+        r.headers()[header::CONTENT_TYPE],
+        "application/problem+json",
+        "{status}"
+    );
+    let body: Value = r.json().await.unwrap();
+    (status, body["code"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_retired_key_is_refused_by_another_service_within_its_refresh_interval() {
+    let stack = Stack::start("jwks_revoke", 1, SHORTEST_MAX_AGE, |c| {
+        c.tokens.jwks_max_age_secs = SHORTEST_MAX_AGE;
+    })
+    .await;
+    let max_age = Duration::from_secs(SHORTEST_MAX_AGE);
+    // The user service publishes its keys with the configured max-age.
+    let r = stack
+        .user
+        .client
+        .get(stack.user.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()[header::CACHE_CONTROL],
+        format!("public, max-age={SHORTEST_MAX_AGE}").as_str()
+    );
+    // A second user-service replica, reloading its keys only every 30 s by the clock.
+    let cfg = user_config(|c| c.tokens.key_reload_secs = 30);
+    let replica = user::start(&cfg, &stack.infra).await.unwrap();
+    let replica = testing::serve(replica, stack.infra.shutdown.clone()).await;
+
+    let old = stack.log_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let old_kid = kid_of(&old);
+    assert_eq!(stack.create_venue(0, &old).await, StatusCode::CREATED);
+    assert_eq!(me(&replica, &old).await, StatusCode::OK);
+
+    let r = retire(&stack.user, Some(&old), &old_kid).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let retired: Value = r.json().await.unwrap();
+    assert_eq!(retired["kid"], old_kid.as_str());
+    let new_kid = retired["replaced_by"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, old_kid);
+    assert_eq!(retired["signing_kid"], new_kid.as_str());
+
+    // At once: gone from the JWKS, refused by the user service, and the next token is signed by
+    // the replacement without an activation delay.
+    assert_eq!(stack.published().await, [new_kid.as_str()]);
+    assert_eq!(me(&stack.user, &old).await, StatusCode::UNAUTHORIZED);
+    let new = stack.log_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(kid_of(&new), new_kid);
+    assert_eq!(me(&stack.user, &new).await, StatusCode::OK);
+    // The other replica hears of it long before its 30 s reload.
+    testing::eventually(
+        "the other replica refuses the retired key",
+        Duration::from_secs(5),
+        || async { me(&replica, &old).await == StatusCode::UNAUTHORIZED },
+    )
+    .await;
+    assert_eq!(me(&replica, &new).await, StatusCode::OK);
+
+    // The catalog drops it once its copy of the JWKS is past the max-age, with no unknown key
+    // id to make it look (it is asked about the old key only).
+    testing::eventually(
+        "the catalog refuses the retired key",
+        max_age + Duration::from_secs(2),
+        || async { stack.create_venue(0, &old).await == StatusCode::UNAUTHORIZED },
+    )
+    .await;
+    assert_eq!(stack.create_venue(0, &new).await, StatusCode::CREATED);
+    assert_eq!(stack.create_venue(0, &old).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn only_an_administrator_retires_a_key_and_signing_never_stops() {
+    let stack = Stack::start("jwks_retire_api", 0, SHORTEST_MAX_AGE, |_| {}).await;
+    let admin = stack.log_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let first = kid_of(&admin);
+    stack
+        .sign_up("buyer@example.com", "a buyer's passphrase")
+        .await;
+    let buyer = stack
+        .log_in("buyer@example.com", "a buyer's passphrase")
+        .await;
+    let (status, code) = problem(retire(&stack.user, None, &first).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (status, code) = problem(retire(&stack.user, Some(&buyer), &first).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    let (status, code) = problem(retire(&stack.user, Some(&admin), "k-nobody").await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::NOT_FOUND, "key_not_found")
+    );
+    assert_eq!(stack.published().await, [first.as_str()]);
+
+    // A rotated-in key not signing yet (45 s activation delay): retiring it undoes the rotation,
+    // and the current key signs on and stays published.
+    let scheduled = stack.rotate(&admin).await;
+    let r = retire(&stack.user, Some(&admin), &scheduled).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["replaced_by"], Value::Null);
+    assert_eq!(body["signing_kid"], first.as_str());
+    assert_eq!(stack.published().await, [first.as_str()]);
+    let userdb = userdb(&stack.infra).await;
+    let retired_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT retired_at FROM signing_keys WHERE kid = $1")
+            .bind(&first)
+            .fetch_one(&userdb)
+            .await
+            .unwrap();
+    assert_eq!(retired_at, None, "the rotation was undone");
+    assert_eq!(
+        kid_of(&stack.log_in(ADMIN_EMAIL, ADMIN_PASSWORD).await),
+        first
+    );
+
+    // Retiring the signing key while a rotation is scheduled brings the scheduled key forward:
+    // it signs at once, and tokens of the retired key are refused.
+    let next = stack.rotate(&admin).await;
+    let r = retire(&stack.user, Some(&admin), &first).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["replaced_by"], next.as_str());
+    assert_eq!(stack.published().await, [next.as_str()]);
+    let admin = stack.log_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(kid_of(&admin), next);
+    assert_eq!(me(&stack.user, &buyer).await, StatusCode::UNAUTHORIZED);
+
+    // Twice is a conflict; the key stays retired.
+    let (status, code) = problem(retire(&stack.user, Some(&admin), &first).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::CONFLICT, "key_already_retired")
+    );
+    assert_eq!(stack.published().await, [next.as_str()]);
+}
+
+#[tokio::test]
+async fn seeds_are_sealed_at_rest_and_a_wrong_key_encryption_key_stops_the_start() {
+    use user::keys::Kek;
+    let infra = testing::infra("jwks_kek");
+    let start = |kek: Option<Kek>| {
+        let cfg = user_config(|c| {
+            c.admin_email = Some(ADMIN_EMAIL.into());
+            c.admin_password = Some(ADMIN_PASSWORD.into());
+            c.tokens.key_encryption_key = kek;
+        });
+        let infra = infra.clone();
+        async move { user::start(&cfg, &infra).await }
+    };
+    let rows = |db: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (String, Vec<u8>, Option<String>)>(
+            "SELECT kid, seed, seed_kek FROM signing_keys ORDER BY created_at",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap()
+    };
+    let log_in = |server: &TestServer| {
+        let (client, url) = (server.client.clone(), server.url("/api/v1/auth/login"));
+        async move {
+            let r = client
+                .post(url)
+                .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+
+    // Without a key-encryption key the seed is stored as it is (as before this setting).
+    let plain = testing::serve(start(None).await.unwrap(), CancellationToken::new()).await;
+    let token = log_in(&plain).await;
+    let db = userdb(&infra).await;
+    let before = rows(db.clone()).await;
+    let [(kid, seed, None)] = before.as_slice() else {
+        panic!("{before:?}")
+    };
+    assert_eq!(seed.len(), 32);
+    assert_eq!(&kid_of(&token), kid);
+    drop(plain);
+
+    // Started with one, it seals the stored seed: the same key goes on signing.
+    let kek = Kek::generate();
+    let sealed = testing::serve(
+        start(Some(kek.clone())).await.unwrap(),
+        CancellationToken::new(),
+    )
+    .await;
+    let after = rows(db.clone()).await;
+    let [(same_kid, stored, Some(kek_id))] = after.as_slice() else {
+        panic!("{after:?}")
+    };
+    assert_eq!((same_kid, kek_id.as_str()), (kid, kek.id()));
+    assert_eq!(stored.len(), 24 + 32 + 16);
+    assert!(
+        !stored.windows(32).any(|w| w == seed),
+        "the seed is in the row"
+    );
+    assert_eq!(&kek.open(kid, stored).unwrap(), seed);
+    assert!(Kek::generate().open(kid, stored).is_err());
+    assert_eq!(me(&sealed, &token).await, StatusCode::OK);
+    assert_eq!(kid_of(&log_in(&sealed).await), *kid);
+    // A key made now is sealed from the start.
+    let rotated = sealed
+        .client
+        .post(sealed.url("/api/v1/auth/keys/rotate"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let all = rows(db.clone()).await;
+    assert_eq!(all.len(), 2);
+    assert!(
+        all.iter()
+            .all(|(_, s, k)| s.len() == 72 && k.as_deref() == Some(kek.id()))
+    );
+    drop(sealed);
+
+    // Another key, or none, stops the start with a clear error: no new key in their place.
+    let other = Kek::generate();
+    for (given, named) in [
+        (Some(other.clone()), other.id()),
+        (None, "none is configured"),
+    ] {
+        let Err(e) = start(given).await else {
+            panic!("started with the wrong key-encryption key")
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("user.tokens.key_encryption_key")
+                && e.contains(kek.id())
+                && e.contains(named),
+            "{e}"
+        );
+        assert_eq!(rows(db.clone()).await.len(), 2);
+    }
+    // The right key starts it again.
+    let again = testing::serve(start(Some(kek)).await.unwrap(), CancellationToken::new()).await;
+    assert_eq!(me(&again, &token).await, StatusCode::OK);
 }
