@@ -67,8 +67,14 @@ pub fn router(state: AppState) -> Router {
             get(accounts::me).patch(accounts::update_me),
         )
         .route("/api/v1/users/me/password", post(accounts::change_password))
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .route(
+            "/api/v1/auth/login",
+            post(auth::login).layer(axum::middleware::map_response(social::no_store)),
+        )
+        .route(
+            "/api/v1/auth/refresh",
+            post(auth::refresh).layer(axum::middleware::map_response(social::no_store)),
+        )
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/auth/keys/{kid}/retire", post(keys::retire))
         .route("/api/v1/auth/keys/rotate", post(admin::rotate_keys))

@@ -118,6 +118,14 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+/// Marks a response that carries tokens as never to be cached (RFC 6749 §5.1): the password
+/// login and refresh answers (the social callback sets it itself).
+pub(super) async fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 /// One enabled provider in the login page's list.
 #[derive(Serialize)]
 pub struct ProviderEntry {

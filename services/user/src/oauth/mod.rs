@@ -160,10 +160,7 @@ impl OAuth {
         .bind(link_user)
         .execute(&self.pool)
         .await?;
-        // Housekeeping: abandoned sign-ins.
-        sqlx::query("DELETE FROM oauth_states WHERE expires_at < now()")
-            .execute(&self.pool)
-            .await?;
+        // Abandoned sign-ins are pruned by the sweeper (through the `expires_at` index).
         let mut url = reqwest::Url::parse(&p.authorize_url)
             .map_err(|e| OAuthError::Provider(format!("authorize_url: {e}")))?;
         url.query_pairs_mut()

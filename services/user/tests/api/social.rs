@@ -564,3 +564,28 @@ async fn a_logged_in_user_links_a_provider_from_the_profile() {
         .await;
     problem(r, StatusCode::FORBIDDEN, "sandbox_refused").await;
 }
+
+#[tokio::test]
+async fn answers_that_carry_tokens_are_never_cached() {
+    let app = spawn().await;
+    app.sign_up("cache@example.com").await;
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": "cache@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let pair = json_of(r).await;
+    let r = app
+        .post(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": pair["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    // The social callback: checked in `sign_in`.
+    sign_in(&app, "google", "cache.social@example.com").await;
+}
