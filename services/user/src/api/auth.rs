@@ -134,5 +134,9 @@ pub async fn logout(
 /// after it, and when they meet a new key id.
 pub async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
     let set = state.keys.jwks().map_err(fail)?;
-    Ok(([(header::CACHE_CONTROL, state.keys.jwks_cache_control())], Json(set)).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, state.keys.jwks_cache_control())],
+        Json(set),
+    )
+        .into_response())
 }
