@@ -535,6 +535,12 @@ impl KeyRing {
             loop {
                 if listener.is_none() && !shutdown.is_cancelled() {
                     listener = ring.listen().await;
+                    // What changed before we listened is read now: no announcement is missed.
+                    if listener.is_some()
+                        && let Err(e) = ring.reload().await
+                    {
+                        tracing::warn!(error = %e, "reloading signing keys failed");
+                    }
                 }
                 let wake = tokio::select! {
                     () = shutdown.cancelled() => Wake::Stop,
