@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use platform::{
     bus::{self, TransportKind},
     http::{self, HttpSettings},
-    private_pg::PrivatePostgres,
+    private_pg::{self, DataDirClaim, DataDirLock, PrivatePostgres},
     service::{Directory, Infra, Mode, Service, StartError},
 };
 use tokio::{net::TcpListener, task::JoinSet};
@@ -149,20 +149,78 @@ async fn start_service(name: &str, cfg: &AppConfig, infra: &Infra) -> Result<Ser
     }
 }
 
-/// Brings up the private PostgreSQL unless a server URL is configured.
-async fn database(
+/// The data folder as this process uses it.
+enum DataDir {
+    /// Not used for the database: a server URL is configured (one-off commands).
+    Unused,
+    /// Locked by this process for its life: only it starts or stops the private PostgreSQL there.
+    Locked(DataDirLock),
+    /// A running standalone holds it: this one-off command uses that standalone's private
+    /// PostgreSQL (over its socket) and leaves it running.
+    Shared { url: String, holder: String },
+}
+
+/// Standalone's hold on its data folder for the life of the process: a second standalone, or a
+/// one-off command that would start its own cluster there, is refused or shares ours.
+async fn lock_data_dir(cfg: &AppConfig, data_dir: &std::path::Path) -> anyhow::Result<DataDir> {
+    let dir = data_dir.to_path_buf();
+    let private = cfg.database.url.is_none();
+    let lock =
+        tokio::task::spawn_blocking(move || DataDirLock::acquire(&dir, "standalone", private))
+            .await
+            .context("locking the data folder")??;
+    Ok(DataDir::Locked(lock))
+}
+
+/// A one-off command's use of the data folder: none with a configured server; else the folder
+/// locked when free, or a running standalone's cluster shared.
+async fn claim_data_dir(
     cfg: &AppConfig,
     data_dir: &std::path::Path,
+    command: &'static str,
+) -> anyhow::Result<DataDir> {
+    if cfg.database.url.is_some() {
+        return Ok(DataDir::Unused);
+    }
+    let dir = data_dir.to_path_buf();
+    let claim = tokio::task::spawn_blocking(move || private_pg::claim_data_dir(&dir, command))
+        .await
+        .context("claiming the data folder")??;
+    Ok(match claim {
+        DataDirClaim::Locked(lock) => DataDir::Locked(lock),
+        DataDirClaim::Shared { url, holder } => DataDir::Shared {
+            url,
+            holder: holder.to_string(),
+        },
+    })
+}
+
+/// Brings up the private PostgreSQL unless a server URL is configured (or a running standalone's
+/// is shared).
+async fn database(
+    cfg: &AppConfig,
+    data: &DataDir,
 ) -> anyhow::Result<(String, Option<PrivatePostgres>)> {
     if let Some(url) = &cfg.database.url {
         platform::db::ping(url).await?;
         return Ok((url.clone(), None));
     }
-    let dir = data_dir.to_path_buf();
-    let pg = tokio::task::spawn_blocking(move || PrivatePostgres::start(&dir))
-        .await
-        .context("starting the private PostgreSQL")??;
-    Ok((pg.url(), Some(pg)))
+    match data {
+        DataDir::Locked(lock) => {
+            let lock = lock.clone();
+            let pg = tokio::task::spawn_blocking(move || PrivatePostgres::start(&lock))
+                .await
+                .context("starting the private PostgreSQL")??;
+            Ok((pg.url(), Some(pg)))
+        }
+        DataDir::Shared { url, holder } => {
+            platform::db::ping(url)
+                .await
+                .with_context(|| format!("connecting to the private PostgreSQL of {holder}"))?;
+            Ok((url.clone(), None))
+        }
+        DataDir::Unused => bail!("no database: set BOXOFFICE_DATABASE__URL or use --data-dir"),
+    }
 }
 
 type Server = BoxFuture<'static, (String, std::io::Result<()>)>;
@@ -212,8 +270,10 @@ pub async fn standalone(mut cfg: AppConfig, args: StandaloneArgs) -> anyhow::Res
     };
     pass_down(&mut cfg, sandbox, Some(public_url));
 
+    // Held until this function returns, after the private PostgreSQL has stopped.
+    let data = lock_data_dir(&cfg, &args.data_dir).await?;
     seal_keys_in(&mut cfg, &args.data_dir)?;
-    let (db_url, private_pg) = database(&cfg, &args.data_dir).await?;
+    let (db_url, private_pg) = database(&cfg, &data).await?;
     let result = run_standalone(&cfg, db_url, gateway_listener, public, shutdown).await;
     if let Some(pg) = private_pg {
         tokio::task::spawn_blocking(move || pg.stop())
@@ -504,11 +564,12 @@ pub async fn migrate(mut cfg: AppConfig, args: MigrateArgs) -> anyhow::Result<()
         Some(s) => return Err(anyhow!("unknown service `{s}`")),
         None => SERVICES.to_vec(),
     };
+    let data = claim_data_dir(&cfg, &args.data_dir, "migrate").await?;
     // The user service opens its (sealed) signing keys even to migrate.
     if cfg.database.url.is_none() {
         seal_keys_in(&mut cfg, &args.data_dir)?;
     }
-    let (db_url, private_pg) = database(&cfg, &args.data_dir).await?;
+    let (db_url, private_pg) = database(&cfg, &data).await?;
     let infra = offline_infra(&cfg, db_url);
     let mut result = Ok(());
     for name in targets {
@@ -532,7 +593,8 @@ pub async fn migrate(mut cfg: AppConfig, args: MigrateArgs) -> anyhow::Result<()
 }
 
 pub async fn seed(cfg: AppConfig, args: SeedArgs) -> anyhow::Result<()> {
-    let (db_url, private_pg) = database(&cfg, &args.data_dir).await?;
+    let data = claim_data_dir(&cfg, &args.data_dir, "seed").await?;
+    let (db_url, private_pg) = database(&cfg, &data).await?;
     let infra = offline_infra(&cfg, db_url);
     let result = catalog::seed::command(&cfg.catalog, &infra, args.start_date.as_deref()).await;
     if let Some(pg) = private_pg {

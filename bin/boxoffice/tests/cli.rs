@@ -142,10 +142,18 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
-async fn psql(port: u16, sql: &str) -> Vec<String> {
-    use sqlx::{Connection, Row};
-    let url = format!("postgres://boxoffice@127.0.0.1:{port}/boxoffice_catalog");
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+/// Runs `sql` in the catalog database of the private cluster in `data` (listening on port `port`),
+/// over its Unix socket: it has no TCP listener.
+async fn psql(data: &Path, port: u16, sql: &str) -> Vec<String> {
+    use sqlx::{ConnectOptions, Row};
+    let socket_dir = data.canonicalize().unwrap().join("postgres");
+    let url = platform::private_pg::socket_url(&socket_dir, port);
+    let mut conn = platform::db::server_options(&url)
+        .unwrap()
+        .database("boxoffice_catalog")
+        .connect()
+        .await
+        .unwrap();
     let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
         .fetch_all(&mut conn)
         .await
@@ -190,6 +198,7 @@ async fn standalone_serves_stops_cleanly_and_keeps_its_data() {
     assert!(unknown.headers().contains_key("x-request-id"));
     let port = run.private_pg_port();
     psql(
+        &data,
         port,
         "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('survives')",
     )
@@ -218,7 +227,7 @@ async fn standalone_serves_stops_cleanly_and_keeps_its_data() {
     assert!(!again.log_contains("initializing private PostgreSQL"));
     let port = again.private_pg_port();
     assert_eq!(
-        psql(port, "SELECT v FROM kept").await,
+        psql(&data, port, "SELECT v FROM kept").await,
         vec!["survives".to_owned()]
     );
     again.interrupt();
@@ -594,4 +603,195 @@ async fn standalone_sandbox_is_announced_follows_the_port_and_hands_out_no_accou
     assert!(!r.headers().contains_key("location"));
     run.interrupt();
     drop_databases(&prefix).await;
+}
+
+/// The private cluster of the standalone running on `data`, as its `postmaster.pid` describes it.
+fn running_cluster(data: &Path) -> platform::private_pg::RunningCluster {
+    let cluster = data.canonicalize().unwrap().join("postgres");
+    platform::private_pg::RunningCluster::read(&cluster).expect("a ready private PostgreSQL")
+}
+
+/// `boxoffice <command> --data-dir <data>` on the private cluster, as a user runs it.
+fn one_off(command: &str, data: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .arg(command)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("BOXOFFICE_DATABASE__URL")
+        .output()
+        .unwrap()
+}
+
+/// GET `path` on the standalone, answering its status.
+async fn status_of(run: &Standalone, path: &str) -> u16 {
+    reqwest::get(run.url(path)).await.unwrap().status().as_u16()
+}
+
+/// `migrate` and `seed` on the data folder of a running standalone use that standalone's private
+/// PostgreSQL and leave it running (they used to stop it: 503s afterwards); a second standalone
+/// on the folder is refused, naming the first, and the first keeps serving.
+#[tokio::test]
+async fn one_off_commands_and_a_second_standalone_leave_a_running_standalone_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut run = Standalone::start(&data);
+    run.wait_healthy().await;
+    assert_eq!(status_of(&run, "/api/v1/events").await, 200);
+    let before = running_cluster(&data);
+
+    for command in ["migrate", "seed"] {
+        let out = one_off(command, &data);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{command}: {stderr}");
+        assert!(
+            stderr.contains("connecting to that standalone's PostgreSQL"),
+            "{command} shares the running cluster: {stderr}"
+        );
+        assert_eq!(status_of(&run, "/healthz").await, 200, "after {command}");
+        assert_eq!(
+            status_of(&run, "/api/v1/events").await,
+            200,
+            "the database still answers after {command}"
+        );
+        assert_eq!(
+            running_cluster(&data),
+            before,
+            "{command} left the standalone's cluster as it was"
+        );
+    }
+
+    let second = Command::new(BIN)
+        .args([
+            "standalone",
+            "--port",
+            &free_port().to_string(),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("BOXOFFICE_DATABASE__URL")
+        .output()
+        .unwrap();
+    assert_ne!(second.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    let holder = format!("in use by `boxoffice standalone` (pid {})", run.child.id());
+    assert!(last.starts_with("boxoffice: "), "{stderr}");
+    assert!(last.contains(&holder), "{stderr}");
+    assert!(last.contains("--data-dir"), "{stderr}");
+    assert_eq!(status_of(&run, "/api/v1/events").await, 200);
+    assert_eq!(status_of(&run, "/readyz").await, 200);
+    assert_eq!(running_cluster(&data), before);
+
+    let data_str = data.canonicalize().unwrap().to_string_lossy().into_owned();
+    let log = run.interrupt();
+    assert!(
+        log.iter().any(|l| l.contains("private PostgreSQL stopped")),
+        "{log:#?}"
+    );
+    assert!(
+        processes_mentioning(&data_str).is_empty(),
+        "no process left behind: {:?}",
+        processes_mentioning(&data_str)
+    );
+    // The folder is free again: a one-off command now runs its own cluster and stops it.
+    let out = one_off("migrate", &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(processes_mentioning(&data_str).is_empty());
+}
+
+/// Inodes of the TCP sockets listening on this machine (`/proc/net/tcp` and `tcp6`, state 0A).
+fn listening_tcp_inodes() -> Vec<String> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(3) == Some(&"0A")
+                && let Some(inode) = fields.get(9)
+            {
+                inodes.push((*inode).to_owned());
+            }
+        }
+    }
+    inodes
+}
+
+/// Inodes of the sockets process `pid` has open.
+fn socket_inodes_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| {
+            let target = std::fs::read_link(fd.path()).ok()?;
+            let target = target.to_string_lossy();
+            let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?;
+            Some(inode.to_owned())
+        })
+        .collect()
+}
+
+/// The private PostgreSQL listens on a Unix socket in its 0700 cluster folder only: nothing
+/// accepts TCP connections on its port (it used to be `trust` on 127.0.0.1, every local user a
+/// superuser), it has no listening TCP socket at all, and the platform works over the socket.
+#[tokio::test]
+async fn private_postgres_listens_on_its_socket_only() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut run = Standalone::start(&data);
+    run.wait_healthy().await;
+    assert_eq!(status_of(&run, "/api/v1/events").await, 200);
+
+    let cluster = running_cluster(&data);
+    assert_eq!(
+        cluster.port,
+        run.private_pg_port(),
+        "the log names the port"
+    );
+    assert_eq!(cluster.listen_address, "", "no listen_addresses");
+    let folder = data.canonicalize().unwrap().join("postgres");
+    assert_eq!(cluster.socket_dir, folder);
+    for addr in [
+        std::net::SocketAddr::from(([127, 0, 0, 1], cluster.port)),
+        std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, cluster.port)),
+    ] {
+        assert!(
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err(),
+            "something accepts TCP on {addr}"
+        );
+    }
+    let listening = listening_tcp_inodes();
+    let tcp: Vec<String> = socket_inodes_of(cluster.pid)
+        .into_iter()
+        .filter(|i| listening.contains(i))
+        .collect();
+    assert!(tcp.is_empty(), "the postmaster listens on TCP: {tcp:?}");
+
+    let meta = std::fs::metadata(&folder).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o700,
+        "cluster folder mode"
+    );
+    if nix::unistd::Uid::effective().is_root() {
+        let postgres = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+        assert_eq!(meta.uid(), postgres.uid.as_raw(), "owned by postgres");
+    }
+    let hba = std::fs::read_to_string(folder.join("pg_hba.conf")).unwrap();
+    assert!(
+        !hba.lines()
+            .any(|l| l.starts_with("host") && l.trim_end().ends_with("trust")),
+        "no trusted TCP entry: {hba}"
+    );
+    assert_eq!(
+        psql(&data, cluster.port, "SELECT 'over the socket'").await,
+        vec!["over the socket".to_owned()]
+    );
+    run.interrupt();
 }
