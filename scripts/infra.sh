@@ -9,14 +9,20 @@
 #                            Redis), unless another test run on this machine still uses it
 #   scripts/infra.sh clean   drop the test_* databases older than a day (left by crashed runs)
 #   scripts/infra.sh clean-run RUN   drop the test_RUN_* databases (what test run RUN created)
+# Every service is checked by its protocol (psql `select 1`, Redis PING, a Kafka ApiVersions
+# request), not by an open port: a port taken by something else, a server that does not come up or
+# a broker that dies right after starting stops `up` at once with the reason (and the end of the
+# service's log), never a test suite failing later for no visible reason.
 # Several test runs may share one machine and one server: a run registers itself with `up` (a lease
 # named by BOXOFFICE_TEST_LEASE, the test script's pid) and `down` stops a service only when no
 # other live run holds a lease, so one run never pulls the broker from under another's suite.
 source "$(dirname "$0")/lib.sh"
 
+PG_URL_GIVEN="${BOXOFFICE_TEST_DATABASE_URL:-}"
 PG_URL="${BOXOFFICE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}"
-REDIS_PORT=6379
-KAFKA_PORT=9092
+# Other ports only to try the script itself beside the standard ones (tests use the exports below).
+REDIS_PORT="${BOXOFFICE_INFRA_REDIS_PORT:-6379}"
+KAFKA_PORT="${BOXOFFICE_INFRA_KAFKA_PORT:-9092}"
 TANSU_VERSION=0.6.0
 TANSU="$TOOLS_DIR/bin/tansu"
 RUN_DIR="$STATE_DIR/run"
@@ -46,11 +52,57 @@ live_leases() {
   echo "$n"
 }
 
-pg_ok() { psql "$1/postgres" -XtAc 'select 1' >/dev/null 2>&1; }
+pg_ok() { [ "$(psql "$1/postgres" -XtAc 'select 1' 2>/dev/null)" = 1 ]; }
+
+# redis_ok HOST PORT: a Redis answers PING there (+PONG).
+redis_ok() {
+  local reply
+  reply=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1; printf "PING\r\n" >&3; head -c 5 <&3' \
+    _ "$1" "$2" 2>/dev/null) || return 1
+  [ "$reply" = "+PONG" ]
+}
+
+# kafka_ok HOST PORT: a Kafka-protocol broker answers an ApiVersions v0 request there (correlation
+# id 1234 echoed, error code 0).
+kafka_ok() {
+  local reply
+  reply=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1
+    printf "\x00\x00\x00\x0e\x00\x12\x00\x00\x00\x00\x04\xd2\x00\x04test" >&3
+    head -c 10 <&3 | od -An -tx1' _ "$1" "$2" 2>/dev/null) || return 1
+  reply=$(echo $reply)
+  [[ "$reply" =~ ^([0-9a-f]{2}\ ){4}00\ 00\ 04\ d2\ 00\ 00$ ]]
+}
+
+# log_tail FILE: the end of a service's log, for an error message.
+log_tail() { if [ -s "$1" ]; then printf '\n--- end of %s ---\n%s' "$1" "$(tail -n 15 "$1")"; fi; }
+
+# wait_until SECONDS WHAT PIDFILE LOG CHECK...: runs CHECK until it succeeds; dies at once (with
+# the end of LOG) when the process named in PIDFILE has ended, or after SECONDS.
+wait_until() {
+  local deadline=$((SECONDS + $1)) what=$2 pidfile=$3 logfile=$4 pid; shift 4
+  until "$@"; do
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      die "$what exited right after starting$(log_tail "$logfile")"
+    fi
+    [ $SECONDS -ge $deadline ] && die "$what did not answer within $1 s$(log_tail "$logfile")"
+    sleep 0.2
+  done
+}
 
 postgres_up() {
   command -v psql >/dev/null || apt_install postgresql-client
   if pg_ok "$PG_URL"; then log "PostgreSQL: using $PG_URL"; return; fi
+  # A server named explicitly is not replaced by another one.
+  if [ -n "$PG_URL_GIVEN" ]; then
+    die "PostgreSQL at BOXOFFICE_TEST_DATABASE_URL=$PG_URL_GIVEN does not answer 'select 1': $(psql "$PG_URL_GIVEN/postgres" -XtAc 'select 1' 2>&1 | head -3)"
+  fi
+  # Our own test cluster, still running from an earlier `up`.
+  local dir="$RUN_DIR/pg"
+  if [ -f "$dir/postmaster.pid" ]; then
+    local running; running="postgres://postgres@127.0.0.1:$(sed -n 4p "$dir/postmaster.pid")"
+    if pg_ok "$running"; then PG_URL=$running; log "PostgreSQL: using the test cluster at $PG_URL"; return; fi
+  fi
   # A Debian cluster that is installed but stopped (e.g. after a reboot).
   if [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null; then
     for v in /etc/postgresql/*; do
@@ -60,30 +112,47 @@ postgres_up() {
   fi
   # Otherwise our own trust-auth cluster for tests, on 5432 if free, else 55432.
   ensure_pg_binaries
-  local bindir; bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-  local dir="$RUN_DIR/pg" port=5432
-  port_open 127.0.0.1 5432 && port=55432
+  local bindir; bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1) || true
+  [ -x "$bindir/initdb" ] || die "PostgreSQL: no server binaries in /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+  local port=5432
+  if port_open 127.0.0.1 5432; then
+    log "PostgreSQL: 127.0.0.1:5432 is taken by something that does not answer as PostgreSQL; using 55432"
+    port=55432
+    if port_open 127.0.0.1 $port; then
+      die "PostgreSQL: 127.0.0.1:5432 and :$port are both taken by something that does not answer as PostgreSQL (ss -ltnp shows what); free one, or set BOXOFFICE_TEST_DATABASE_URL"
+    fi
+  fi
   if [ ! -f "$dir/PG_VERSION" ]; then
     mkdir -p "$dir"
     if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dir"; chmod o+x "$STATE_DIR" "$RUN_DIR" "$HOME" 2>/dev/null || true; fi
-    run_pg "$bindir/initdb" -D "$dir" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null
+    local out
+    out=$(run_pg "$bindir/initdb" -D "$dir" -A trust -U postgres -E UTF8 --locale=C.UTF-8 2>&1) \
+      || die "PostgreSQL: initdb of the test cluster in $dir failed: $out"
   fi
-  run_pg "$bindir/pg_ctl" -D "$dir" -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" \
-    -l "$dir/server.log" -w start >/dev/null 8>&-
+  if ! run_pg "$bindir/pg_ctl" -D "$dir" -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" \
+    -l "$dir/server.log" -w -t 60 start >/dev/null 8>&-; then
+    die "PostgreSQL: the test cluster in $dir did not start$(log_tail "$dir/server.log")"
+  fi
   PG_URL="postgres://postgres@127.0.0.1:$port"
   echo "$bindir" > "$RUN_DIR/pg.bindir"
-  pg_ok "$PG_URL" || die "PostgreSQL did not come up (see $dir/server.log)"
+  pg_ok "$PG_URL" || die "PostgreSQL: the test cluster started but does not answer 'select 1' at $PG_URL$(log_tail "$dir/server.log")"
   log "PostgreSQL: started a test cluster at $PG_URL"
 }
 
 run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 redis_up() {
-  if port_open 127.0.0.1 $REDIS_PORT; then log "Redis: using 127.0.0.1:$REDIS_PORT"; return; fi
+  if redis_ok 127.0.0.1 $REDIS_PORT; then log "Redis: using 127.0.0.1:$REDIS_PORT"; return; fi
+  if port_open 127.0.0.1 $REDIS_PORT; then
+    die "Redis: 127.0.0.1:$REDIS_PORT is taken by something that does not answer PING as Redis (ss -ltnp shows what); stop it"
+  fi
   command -v redis-server >/dev/null || apt_install redis-server
+  rm -f "$RUN_DIR/redis.pid"
+  : >"$RUN_DIR/redis.log"
   redis-server --daemonize yes --bind 127.0.0.1 --port $REDIS_PORT --save "" --appendonly no \
-    --dir "$RUN_DIR" --logfile "$RUN_DIR/redis.log" --pidfile "$RUN_DIR/redis.pid" 8>&-
-  wait_port 127.0.0.1 $REDIS_PORT 20 Redis
+    --dir "$RUN_DIR" --logfile "$RUN_DIR/redis.log" --pidfile "$RUN_DIR/redis.pid" 8>&- \
+    || die "Redis: redis-server did not start$(log_tail "$RUN_DIR/redis.log")"
+  wait_until 20 Redis "$RUN_DIR/redis.pid" "$RUN_DIR/redis.log" redis_ok 127.0.0.1 $REDIS_PORT
   log "Redis: started on 127.0.0.1:$REDIS_PORT"
 }
 
@@ -97,14 +166,27 @@ tansu_install() {
 }
 
 kafka_up() {
-  if port_open 127.0.0.1 $KAFKA_PORT; then log "Kafka broker: using 127.0.0.1:$KAFKA_PORT"; return; fi
+  if kafka_ok 127.0.0.1 $KAFKA_PORT; then log "Kafka broker: using 127.0.0.1:$KAFKA_PORT"; return; fi
+  if port_open 127.0.0.1 $KAFKA_PORT; then
+    die "Kafka broker: 127.0.0.1:$KAFKA_PORT is taken by something that does not answer a Kafka ApiVersions request (ss -ltnp shows what); stop it"
+  fi
   tansu_install
   nohup "$TANSU" broker --listener-url tcp://127.0.0.1:$KAFKA_PORT \
     --advertised-listener-url tcp://127.0.0.1:$KAFKA_PORT \
     --storage-engine memory://tansu/ >"$RUN_DIR/tansu.log" 2>&1 8>&- &
   echo $! > "$RUN_DIR/tansu.pid"
-  wait_port 127.0.0.1 $KAFKA_PORT 60 "the tansu broker"
+  wait_until 60 "the tansu broker" "$RUN_DIR/tansu.pid" "$RUN_DIR/tansu.log" kafka_ok 127.0.0.1 $KAFKA_PORT
   log "Kafka broker: started tansu on 127.0.0.1:$KAFKA_PORT"
+}
+
+# Once everything is up, each service is asked again: one that died right after answering (a
+# broker crashing on its first requests) stops the run here.
+verify_up() {
+  local pglog=/dev/null
+  [ -f "$RUN_DIR/pg.bindir" ] && pglog="$RUN_DIR/pg/server.log"
+  pg_ok "$PG_URL" || die "PostgreSQL at $PG_URL stopped answering$(log_tail "$pglog")"
+  redis_ok 127.0.0.1 $REDIS_PORT || die "Redis on 127.0.0.1:$REDIS_PORT stopped answering$(log_tail "$RUN_DIR/redis.log")"
+  kafka_ok 127.0.0.1 $KAFKA_PORT || die "the Kafka broker on 127.0.0.1:$KAFKA_PORT stopped answering$(log_tail "$RUN_DIR/tansu.log")"
 }
 
 down() {
@@ -163,7 +245,7 @@ clean_run() {
 case "${1:-up}" in
   up)
     [ -n "${BOXOFFICE_TEST_LEASE:-}" ] && : >"$LEASES/$BOXOFFICE_TEST_LEASE"
-    postgres_up; redis_up; kafka_up
+    postgres_up; redis_up; kafka_up; verify_up
     echo "export BOXOFFICE_TEST_DATABASE_URL=$PG_URL"
     echo "export BOXOFFICE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
     echo "export BOXOFFICE_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"

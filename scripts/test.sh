@@ -17,7 +17,9 @@ export BOXOFFICE_TEST_RUN BOXOFFICE_TEST_LEASE
 
 log "starting the infrastructure (test run $BOXOFFICE_TEST_RUN)"
 trap 'scripts/infra.sh clean-run "$BOXOFFICE_TEST_RUN"; scripts/infra.sh down' EXIT
-eval "$(scripts/infra.sh up)"
+# `eval "$(...)"` would carry on when `up` fails; the assignment stops the run with its reason.
+infra_env=$(scripts/infra.sh up) || die "the test infrastructure did not come up (the reason is above); no test was run"
+eval "$infra_env"
 scripts/infra.sh clean
 
 log "cargo fmt --check"
