@@ -62,7 +62,10 @@ pub fn fake_options() -> fakes::oauth::Options {
 /// Configures `provider` as registered for real (a client id and secret of its own, so its
 /// identities are not sandbox ones), with its endpoints at the fake provider of `c`.
 pub fn configure_real(c: &mut Config, provider: &str) {
-    let base = format!("{}/{provider}", c.oauth.sandbox_url.clone().unwrap_or_default());
+    let base = format!(
+        "{}/{provider}",
+        c.oauth.sandbox_url.clone().unwrap_or_default()
+    );
     let p = match provider {
         "kakao" => &mut c.oauth.kakao,
         "naver" => &mut c.oauth.naver,
