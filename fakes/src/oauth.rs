@@ -213,14 +213,18 @@ pub(crate) fn random() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The provider's routes, rooted at `/`.
-pub fn router(options: Options) -> Router {
-    let state = Arc::new(Provider {
+fn provider_state(options: Options) -> Shared {
+    Arc::new(Provider {
         key: SigningKey::generate(format!("sandbox-{}", &random()[..8])),
         codes: Mutex::new(Bounded::new(options.max_codes, CODE_TTL)),
         tokens: Mutex::new(Bounded::new(options.max_tokens, TOKEN_TTL)),
         options,
-    });
+    })
+}
+
+/// The provider's routes, rooted at `/`.
+pub fn router(options: Options) -> Router {
+    let state = provider_state(options);
     Router::new()
         .route("/{provider}/authorize", get(authorize).post(approve))
         .route("/{provider}/token", post(endpoints::token))
@@ -498,6 +502,27 @@ mod tests {
             Err("redirect_uri contains control characters")
         );
         assert!(check_redirect(&Options::default(), "http://localhost:8080/cb").is_err());
+    }
+
+    #[test]
+    fn the_provider_keeps_at_most_its_configured_number_of_codes() {
+        let state = provider_state(Options {
+            max_codes: 2,
+            ..Options::with_redirect_uris(["http://localhost/cb".to_owned()])
+        });
+        let p = AuthorizeParams {
+            response_type: "code".into(),
+            client_id: client_id("google"),
+            redirect_uri: "http://localhost/cb".into(),
+            code_challenge: "abc".into(),
+            code_challenge_method: "S256".into(),
+            ..Default::default()
+        };
+        for i in 0..5 {
+            let r = issue_code(&state, "google", &p, &format!("u{i}@example.com"));
+            assert_eq!(r.status(), StatusCode::FOUND);
+            assert!(state.codes.lock().unwrap().len() <= 2);
+        }
     }
 
     #[test]

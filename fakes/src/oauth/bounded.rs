@@ -61,7 +61,7 @@ impl<V> Bounded<V> {
                 break;
             }
         }
-        if self.order.len() > 2 * self.cap {
+        if self.order.len() > self.cap.saturating_mul(2) {
             let entries = &self.entries;
             self.order
                 .retain(|(seq, k)| entries.get(k).is_some_and(|e| e.seq == *seq));

@@ -135,3 +135,79 @@ fn readiness(directory: &Directory, proxy: Arc<proxy::Proxy>, sandbox: bool) -> 
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::routing::get;
+    use platform::{service::Mode, testing};
+
+    use super::*;
+
+    /// A gateway in front of a fake that answers `/oauth-page`, with sandbox mode `sandbox`;
+    /// with the names of its readiness details.
+    async fn gateway_with_fake(
+        sandbox: bool,
+    ) -> (
+        testing::TestServer,
+        testing::TestServer,
+        Vec<(String, String)>,
+    ) {
+        let fake = testing::serve(
+            Service {
+                name: "fake",
+                router: Router::new().route("/oauth-page", get(|| async { "the fake" })),
+                readiness: Readiness::default(),
+                tasks: Vec::new(),
+            },
+            Default::default(),
+        )
+        .await;
+        let mut infra = testing::infra("gw_sandbox");
+        infra.mode = Mode::Standalone;
+        infra
+            .directory
+            .0
+            .insert("fake-oauth".into(), fake.base_url.clone());
+        let config = Config {
+            sandbox,
+            ..Config::default()
+        };
+        let service = start(&config, &infra).await.unwrap();
+        let (_, details) = service.readiness.run().await;
+        let details = details
+            .into_iter()
+            .map(|(name, v)| (name, v["status"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let gw = testing::serve(service, Default::default()).await;
+        (gw, fake, details)
+    }
+
+    #[tokio::test]
+    async fn sandboxes_are_served_only_in_sandbox_mode() {
+        let (gw, _fake, details) = gateway_with_fake(true).await;
+        let r = gw
+            .client
+            .get(gw.url("/sandbox/oauth/oauth-page"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "the fake");
+        assert_eq!(details, [("sandbox".to_owned(), "up".to_owned())]);
+
+        // The same directory without sandbox mode: the fake is out of reach.
+        let (gw, _fake, details) = gateway_with_fake(false).await;
+        let r = gw
+            .client
+            .get(gw.url("/sandbox/oauth/oauth-page"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "not_found");
+        assert!(details.is_empty(), "{details:?}");
+    }
+}

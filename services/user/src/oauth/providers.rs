@@ -250,7 +250,7 @@ impl Provider {
             }
             return match (&s.client_id, &s.client_secret) {
                 (None, None) => Ok(None),
-                (Some(_), _) => Err(format!(
+                (Some(_), None) => Err(format!(
                     "{} is not set but the client id is: set both to enable {name}, or neither \
                      to turn it off",
                     key("client_secret")
@@ -259,6 +259,11 @@ impl Provider {
                     "{} is not set but the client secret is: set both to enable {name}, or \
                      neither to turn it off",
                     key("client_id")
+                )),
+                (Some(_), Some(_)) => Err(format!(
+                    "{} and {} must not be empty",
+                    key("client_id"),
+                    key("client_secret")
                 )),
             };
         }
@@ -491,9 +496,11 @@ mod tests {
             err.contains("BOXOFFICE_USER__OAUTH__NAVER__CLIENT_SECRET"),
             "{err}"
         );
+        assert!(err.contains("sandbox's default secret"), "{err}");
         config.oauth.naver.client_secret = None;
         let err = Provider::resolve(ProviderKind::Naver, &config, None).unwrap_err();
         assert!(err.contains("user.oauth.naver.client_secret"), "{err}");
+        assert!(err.contains("is not set but the client id is"), "{err}");
         config.oauth.naver.client_id = None;
         config.oauth.naver.client_secret = Some("x".into());
         let err = Provider::resolve(ProviderKind::Naver, &config, None).unwrap_err();
