@@ -50,7 +50,8 @@ struct Args {
     /// PostgreSQL connections of the baseline's pool.
     #[arg(long, default_value_t = 40)]
     pg_pool: u32,
-    /// Which scenarios: all, redis, memory, postgres, seatmap.
+    /// Which scenarios: all, holds (postgres, redis and memory), redis, memory, postgres,
+    /// seatmap.
     #[arg(long, default_value = "all")]
     only: String,
 }
@@ -212,7 +213,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let run = |s: &str| args.only == "all" || args.only == s;
+        let run = |s: &str| {
+            args.only == "all" || args.only == s || (args.only == "holds" && s != "seatmap")
+        };
+        let any_holds = ["postgres", "redis", "memory"].iter().any(|s| run(s));
         let plan = args.plan();
         let mode = if plan.is_open() {
             format!(
@@ -222,14 +226,16 @@ fn main() -> anyhow::Result<()> {
         } else {
             "closed loop (no think time)".to_owned()
         };
-        println!(
-            "{} buyers, {mode}, {} s per scenario, one stadium of 25,000 seats; load average \
-             before: {}\n",
-            args.buyers,
-            args.seconds,
-            open_loop::load_average()
-        );
-        println!("{}", open_loop::header("hold store"));
+        if any_holds {
+            println!(
+                "{} buyers, {mode}, {} s per scenario, one stadium of 25,000 seats; load \
+                 average before: {}\n",
+                args.buyers,
+                args.seconds,
+                open_loop::load_average()
+            );
+            println!("{}", open_loop::header("hold store"));
+        }
         let mut rows: Vec<(&str, Figures)> = Vec::new();
         if run("postgres") {
             let f = postgres_scenario(&args).await?;

@@ -68,9 +68,59 @@ struct Args {
     /// Offered seat-map reads per second over all readers.
     #[arg(long, default_value_t = 1000.0)]
     read_rate: f64,
+    /// Most requests in flight at once; beyond it an attempt is not sent and counts as dropped.
+    /// Through the gateway each costs four sockets in this process (20,000 files at most here).
+    #[arg(long, default_value_t = 4000)]
+    max_in_flight: u64,
     /// Which scenarios: all, holds, seatmap.
     #[arg(long, default_value = "all")]
     only: String,
+}
+
+/// Why attempts failed: HTTP status (0 = no answer: connection or timeout), and how often.
+type Failures = Arc<std::sync::Mutex<std::collections::BTreeMap<u16, u64>>>;
+
+fn failed(failures: &Failures, status: u16) {
+    *failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(status)
+        .or_default() += 1;
+}
+
+fn failures_cell(failures: &Failures) -> String {
+    let f = failures.lock().unwrap_or_else(|p| p.into_inner());
+    if f.is_empty() {
+        return "none".into();
+    }
+    f.iter()
+        .map(|(status, n)| match status {
+            0 => format!("{n} without an answer"),
+            s => format!("{n} × {s}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Waits until the seat service answers `/readyz` within 20 ms three times in a row (the work
+/// an earlier arm left behind is done), for at most 60 s.
+async fn settle(client: &reqwest::Client, seat_url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quick = 0;
+    while quick < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let t = Instant::now();
+        let ok = client
+            .get(format!("{seat_url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        quick = if ok && t.elapsed() < Duration::from_millis(20) {
+            quick + 1
+        } else {
+            0
+        };
+    }
 }
 
 /// The buyers: ids and tokens.
@@ -238,14 +288,20 @@ fn http_attempt(
     perf: Uuid,
     buyers: Arc<Buyers>,
     passes: Arc<Vec<String>>,
+    failures: Failures,
 ) -> impl Fn(open_loop::Shot) -> std::pin::Pin<Box<dyn Future<Output = Sample> + Send>>
 + Send
 + Sync
 + Clone
 + 'static {
     move |shot| {
-        let (client, base, buyers, passes) =
-            (client.clone(), base.clone(), buyers.clone(), passes.clone());
+        let (client, base, buyers, passes, failures) = (
+            client.clone(),
+            base.clone(),
+            buyers.clone(),
+            passes.clone(),
+            failures.clone(),
+        );
         Box::pin(async move {
             let token = &buyers.tokens[shot.user];
             let mut post = client
@@ -276,15 +332,24 @@ fn http_attempt(
                         .send()
                         .await
                         .map(|r| r.status().as_u16());
-                    let outcome = if matches!(released, Ok(204)) {
-                        Outcome::Ok
-                    } else {
-                        Outcome::Failed
+                    let outcome = match released {
+                        Ok(204) => Outcome::Ok,
+                        Ok(status) => {
+                            failed(&failures, status);
+                            Outcome::Failed
+                        }
+                        Err(_) => {
+                            failed(&failures, 0);
+                            Outcome::Failed
+                        }
                     };
                     (outcome, Some(end.elapsed()))
                 }
                 (409, _) => (Outcome::Refused, None),
-                _ => (Outcome::Failed, None),
+                (status, _) => {
+                    failed(&failures, status);
+                    (Outcome::Failed, None)
+                }
             };
             Sample {
                 outcome,
@@ -316,7 +381,10 @@ async fn holds(
     buyers: &Arc<Buyers>,
     rate: f64,
 ) -> anyhow::Result<()> {
-    let plan = Plan::open(rate, args.buyers, args.seconds);
+    let plan = Plan {
+        max_in_flight: args.max_in_flight,
+        ..Plan::open(rate, args.buyers, args.seconds)
+    };
     println!(
         "\nholds: {} buyers, {rate} attempts/s offered (open loop), {} s per arm after {} s of \
          warm-up; load average before: {}\n",
@@ -346,54 +414,71 @@ async fn holds(
     ));
     show(&rows);
     let none = Arc::new(Vec::new());
-    let p = pf.publish(false).await?;
-    let attempt = http_attempt(
-        pf.client.clone(),
-        pf.seat_url.clone(),
-        p.performance_id,
-        buyers.clone(),
-        none.clone(),
+    let mut why = vec![(
+        "Redis store, direct call (baseline)".to_owned(),
+        "—".to_owned(),
+    )];
+    for (name, base, waiting_room) in [
+        (
+            "seat service over HTTP (token, outbox)",
+            pf.seat_url.clone(),
+            false,
+        ),
+        (
+            "gateway → seat service (no waiting room)",
+            pf.gateway_url.clone(),
+            false,
+        ),
+        (
+            "gateway → seat service, waiting room (pass checked)",
+            pf.gateway_url.clone(),
+            true,
+        ),
+    ] {
+        settle(&pf.client, &pf.seat_url).await;
+        let p = pf.publish(waiting_room).await?;
+        let passes = if waiting_room {
+            Arc::new(
+                buyers
+                    .ids
+                    .iter()
+                    .map(|b| pf.pass(*b, p.performance_id))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            )
+        } else {
+            none.clone()
+        };
+        let failures = Failures::default();
+        let attempt = http_attempt(
+            pf.client.clone(),
+            base,
+            p.performance_id,
+            buyers.clone(),
+            passes,
+            failures.clone(),
+        );
+        if args.warmup > 0.0 {
+            let warm = Plan {
+                duration: Duration::from_secs_f64(args.warmup),
+                ..plan
+            };
+            let _ = open_loop::run(warm, attempt.clone()).await;
+            settle(&pf.client, &pf.seat_url).await;
+        }
+        // The warm-up's failures are not the arm's.
+        failures.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let f = open_loop::run(plan, attempt).await;
+        rows.push((name.to_owned(), f));
+        why.push((name.to_owned(), failures_cell(&failures)));
+        show(&rows);
+    }
+    settle(&pf.client, &pf.seat_url).await;
+    println!(
+        "\n| hold path | release p50 ms | release p99 ms | failures by status |\n|---|---|---|---|"
     );
-    rows.push((
-        "seat service over HTTP (token, outbox)".into(),
-        measure(args, plan, attempt).await,
-    ));
-    show(&rows);
-    let p = pf.publish(false).await?;
-    let attempt = http_attempt(
-        pf.client.clone(),
-        pf.gateway_url.clone(),
-        p.performance_id,
-        buyers.clone(),
-        none,
-    );
-    rows.push((
-        "gateway → seat service (no waiting room)".into(),
-        measure(args, plan, attempt).await,
-    ));
-    show(&rows);
-    let p = pf.publish(true).await?;
-    let passes = buyers
-        .ids
-        .iter()
-        .map(|b| pf.pass(*b, p.performance_id))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let attempt = http_attempt(
-        pf.client.clone(),
-        pf.gateway_url.clone(),
-        p.performance_id,
-        buyers.clone(),
-        Arc::new(passes),
-    );
-    rows.push((
-        "gateway → seat service, waiting room (pass checked)".into(),
-        measure(args, plan, attempt).await,
-    ));
-    show(&rows);
-    println!("\n| hold path | release p50 ms | release p99 ms |\n|---|---|---|");
-    for (name, f) in &rows {
+    for ((name, f), (_, why)) in rows.iter().zip(&why) {
         println!(
-            "| {name} | {:.2} | {:.2} |",
+            "| {name} | {:.2} | {:.2} | {why} |",
             f.second_ms(0.5),
             f.second_ms(0.99)
         );
@@ -452,7 +537,10 @@ async fn seat_map(args: &Args, pf: &mut Platform) -> anyhow::Result<()> {
             changes
         })
     };
-    let plan = Plan::open(args.read_rate, args.readers, args.seconds);
+    let plan = Plan {
+        max_in_flight: args.max_in_flight,
+        ..Plan::open(args.read_rate, args.readers, args.seconds)
+    };
     println!(
         "\nseat map (compact): {} readers, {} reads/s offered (open loop), ~200 holds/s changing \
          the map, {} s per arm after {} s of warm-up; load average before: {}\n",

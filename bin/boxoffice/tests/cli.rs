@@ -408,6 +408,8 @@ fn standalone_on_server(prefix: &str, data_dir: &Path, args: &[&str]) -> Standal
         .env("BOXOFFICE_DATABASE__URL", platform::testing::database_url())
         .env("BOXOFFICE_DATABASE__NAME_PREFIX", prefix)
         .env("BOXOFFICE_CATALOG__SEED_ON_EMPTY", "false")
+        // A shared test server: a few connections per service are plenty here.
+        .env("BOXOFFICE_DATABASE__MAX_CONNECTIONS", "3")
         .env_remove("BOXOFFICE_SANDBOX")
         .env_remove("BOXOFFICE_PUBLIC_URL")
         .stdout(Stdio::null())
