@@ -453,7 +453,8 @@ mod tests {
         assert!(f.kept_up(), "achieved {} of {}", f.achieved, f.offered);
         assert!((99.0..=101.0).contains(&f.offered), "offered {}", f.offered);
         assert!(f.achieved >= 98.0, "achieved {}", f.achieved);
-        assert!(f.ms(0.99) < 20.0, "p99 {}", f.ms(0.99));
+        // Random phases can line all 10 users up: at worst one waits for 9 others, 50 ms.
+        assert!(f.ms(0.99) <= 50.5, "p99 {}", f.ms(0.99));
         assert_eq!((f.failed, f.unfinished, f.dropped), (0, 0, 0));
     }
 
