@@ -33,8 +33,16 @@ pub fn env_name(key: &str) -> String {
 }
 
 /// Variables with our prefix that are not settings: the config file's path, the PostgreSQL
-/// binaries folder, and the test suite's infrastructure addresses.
-const NOT_SETTINGS: &[&str] = &["BOXOFFICE_CONFIG", "BOXOFFICE_PG_BINDIR", "BOXOFFICE_TEST_"];
+/// binaries folder, the test suite's infrastructure addresses and run tag, and the scripts' own
+/// folders and ports (`scripts/lib.sh`, `scripts/infra.sh`), which a `make test` run exports.
+const NOT_SETTINGS: &[&str] = &[
+    "BOXOFFICE_CONFIG",
+    "BOXOFFICE_PG_BINDIR",
+    "BOXOFFICE_TEST_",
+    "BOXOFFICE_STATE_DIR",
+    "BOXOFFICE_TOOLS_DIR",
+    "BOXOFFICE_INFRA_",
+];
 
 /// Loads `T` from its defaults, the optional TOML `file`, and the environment.
 pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, ConfigError> {
@@ -130,6 +138,30 @@ mod tests {
         .unwrap();
         assert_eq!(root.http.port, 9000);
         assert_eq!(root.name, "x");
+    }
+
+    #[test]
+    fn the_scripts_own_variables_are_not_settings() {
+        // `make test` exports these; a strict (deny_unknown_fields) config must not see them.
+        #[derive(Debug, Deserialize, Default)]
+        #[serde(default, deny_unknown_fields)]
+        struct Strict {
+            http: Http,
+        }
+        let root: Strict = load_from(
+            None,
+            vars(&[
+                ("BOXOFFICE_HTTP__PORT", "9000"),
+                ("BOXOFFICE_TEST_RUN", "rdeadbeef"),
+                ("BOXOFFICE_TEST_LEASE", "42"),
+                ("BOXOFFICE_STATE_DIR", "/tmp/s"),
+                ("BOXOFFICE_TOOLS_DIR", "/tmp/t"),
+                ("BOXOFFICE_INFRA_KAFKA_PORT", "19092"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(root.http.port, 9000);
+        assert!(load_from::<Strict>(None, vars(&[("BOXOFFICE_STATE", "x")])).is_err());
     }
 
     #[test]
