@@ -36,6 +36,23 @@ struct Standalone {
     lines: Arc<Mutex<Vec<String>>>,
 }
 
+/// A test that panics before stopping its standalone must not leave it running (holding ports and
+/// connections to the shared test server): Ctrl-C it, give it 10 s, then kill it.
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Standalone {
     fn start(data_dir: &Path) -> Self {
         let port = free_port();
