@@ -1,7 +1,15 @@
 //! The HTTP bootstrap every service uses: operational endpoints (`/healthz`, `/readyz`,
 //! `/metrics`), request ids (taken from or added as `x-request-id`, echoed back, put in the log
 //! span and in a task-local for outgoing calls), access logs, Prometheus request metrics, body
-//! size limit, request timeout, panics turned into problem+json, and graceful shutdown.
+//! size limit, request timeout, every client error and panic turned into problem+json, and a
+//! graceful shutdown that drains: `/readyz` answers 503 first (for `http.drain_delay_ms`, so a
+//! load balancer stops sending), then the listener closes, event streams end and in-flight
+//! requests finish (up to `http.shutdown_grace_ms`).
+//!
+//! A service that faces the internet (the gateway) marks its [`Readiness`]
+//! [public](Readiness::public): its `/readyz` then says only ready or not unless the request
+//! passes the gate (an administrator's token), and it serves no `/metrics`; the details and the
+//! metrics are on its ops listener ([`serve_ops_on`]).
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -13,7 +21,7 @@ use axum::{
     Json, Router,
     body::Body,
     extract::{MatchedPath, Request, State},
-    http::{HeaderValue, StatusCode},
+    http::{HeaderMap, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -28,7 +36,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use uuid::Uuid;
 
 use crate::{
-    problem::{ApiError, not_found_fallback},
+    problem::{ApiError, client_errors_as_problems, not_found_fallback},
     telemetry::{REQUEST_ID_HEADER, with_request_id},
 };
 
@@ -45,9 +53,24 @@ pub struct HttpSettings {
     /// A request that takes longer is answered 503 `timeout` (env
     /// `BOXOFFICE_HTTP__REQUEST_TIMEOUT_MS`). Streams are exempt.
     pub request_timeout_ms: u64,
-    /// How long in-flight requests may take to finish at shutdown (env
-    /// `BOXOFFICE_HTTP__SHUTDOWN_GRACE_MS`).
+    /// How long in-flight requests may take to finish at shutdown, once the listener has closed
+    /// (env `BOXOFFICE_HTTP__SHUTDOWN_GRACE_MS`).
     pub shutdown_grace_ms: u64,
+    /// How long `/readyz` answers 503 at shutdown before the listener closes, while requests are
+    /// still served, so a load balancer stops sending first (env `BOXOFFICE_HTTP__DRAIN_DELAY_MS`).
+    /// Unset: 5 s in distributed mode (`boxoffice serve`), 0 in standalone and in tests.
+    pub drain_delay_ms: Option<u64>,
+    /// How long background tasks (relays, consumers, sweepers) may take to stop once the servers
+    /// have, all together (env `BOXOFFICE_HTTP__TASKS_GRACE_MS`); the ones still running then are
+    /// aborted.
+    pub tasks_grace_ms: u64,
+}
+
+impl HttpSettings {
+    /// The drain delay, `default_ms` when unset.
+    pub fn drain_delay(&self, default_ms: u64) -> Duration {
+        Duration::from_millis(self.drain_delay_ms.unwrap_or(default_ms))
+    }
 }
 
 impl Default for HttpSettings {
@@ -58,27 +81,65 @@ impl Default for HttpSettings {
             body_limit_bytes: 256 * 1024,
             request_timeout_ms: 15_000,
             shutdown_grace_ms: 10_000,
+            drain_delay_ms: None,
+            tasks_grace_ms: 10_000,
         }
     }
 }
 
 type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
-/// The named dependency checks behind `/readyz`.
+/// Decides from a request's headers whether it may see readiness details on a public port.
+type Gate = Arc<dyn Fn(&HeaderMap) -> BoxFuture<'static, bool> + Send + Sync>;
+
+#[derive(Clone)]
+struct Entry {
+    name: String,
+    check: Check,
+    /// Whether a failure makes the service unready (else it is only reported).
+    required: bool,
+}
+
+/// The named dependency checks behind `/readyz`, and who may see them.
 #[derive(Clone, Default)]
 pub struct Readiness {
-    checks: Vec<(String, Check)>,
+    checks: Vec<Entry>,
+    public: Option<Gate>,
+    /// Served on an ops listener (only the operational endpoints).
+    ops_only: bool,
 }
 
 impl Readiness {
-    /// Adds a named check; it passes when the future returns `Ok`.
-    pub fn check<F, Fut>(mut self, name: impl Into<String>, f: F) -> Self
+    /// Adds a named check; the service is ready only when it passes (the future returns `Ok`).
+    pub fn check<F, Fut>(self, name: impl Into<String>, f: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        self.checks
-            .push((name.into(), Arc::new(move || Box::pin(f()) as BoxFuture<_>)));
+        self.entry(name.into(), true, f)
+    }
+
+    /// Adds a named check that is reported in the details but does not make the service unready
+    /// (the gateway's upstreams: one sick upstream must not take the whole door out of rotation).
+    pub fn report<F, Fut>(self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.entry(name.into(), false, f)
+    }
+
+    fn entry<F, Fut>(mut self, name: String, required: bool, f: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let check: Check = Arc::new(move || Box::pin(f()) as BoxFuture<_>);
+        self.checks.push(Entry {
+            name,
+            check,
+            required,
+        });
         self
     }
 
@@ -96,31 +157,66 @@ impl Readiness {
         })
     }
 
-    /// Runs every check (each bounded by 2 s) and reports `(all_ok, per-check results)`.
+    /// Marks the service as facing the internet: `/readyz` answers only `{"status":"ready"}` or
+    /// 503 `{"status":"not_ready"}` unless `gate` accepts the request's headers, and `/metrics` is
+    /// not served (404). The details and the metrics stay on the ops listener ([`serve_ops_on`]).
+    pub fn public<F, Fut>(mut self, gate: F) -> Self
+    where
+        F: Fn(&HeaderMap) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.public = Some(Arc::new(move |headers| {
+            Box::pin(gate(headers)) as BoxFuture<_>
+        }));
+        self
+    }
+
+    /// The same checks, with every detail shown to anyone (for an ops listener).
+    pub fn internal(mut self) -> Self {
+        self.public = None;
+        self
+    }
+
+    /// Whether [`Readiness::public`] applies.
+    pub fn is_public(&self) -> bool {
+        self.public.is_some()
+    }
+
+    /// Runs every check (each bounded by 2 s) and reports `(ready, per-check results)`: ready
+    /// when every required check passes.
     pub async fn run(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
-        let results = futures::future::join_all(self.checks.iter().map(|(name, check)| {
-            let fut = check();
+        self.run_checks(true).await
+    }
+
+    /// Runs the required checks only, or every check with `all`.
+    async fn run_checks(&self, all: bool) -> (bool, serde_json::Map<String, serde_json::Value>) {
+        let entries = self.checks.iter().filter(|e| all || e.required);
+        let results = futures::future::join_all(entries.map(|entry| {
+            let fut = (entry.check)();
             async move {
                 let outcome = match tokio::time::timeout(Duration::from_secs(2), fut).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err("timed out after 2s".to_owned()),
                 };
-                (name.clone(), outcome)
+                (entry, outcome)
             }
         }))
         .await;
         let mut ok = true;
         let mut map = serde_json::Map::new();
-        for (name, outcome) in results {
-            let value = match outcome {
+        for (entry, outcome) in results {
+            let mut value = match outcome {
                 Ok(()) => json!({"status": "up"}),
                 Err(e) => {
-                    ok = false;
+                    ok &= !entry.required;
                     json!({"status": "down", "error": e})
                 }
             };
-            map.insert(name, value);
+            if !entry.required {
+                value["required"] = json!(false);
+            }
+            map.insert(entry.name.clone(), value);
         }
         (ok, map)
     }
@@ -153,22 +249,30 @@ async fn healthz(State(ops): State<OpsState>) -> impl IntoResponse {
     Json(json!({"status": "ok", "service": &*ops.service}))
 }
 
-async fn readyz(State(ops): State<OpsState>) -> Response {
-    let (ok, checks) = ops.readiness.run().await;
+async fn readyz(State(ops): State<OpsState>, headers: HeaderMap) -> Response {
+    let detail = match &ops.readiness.public {
+        None => true,
+        Some(gate) => gate(&headers).await,
+    };
+    // A bare answer needs only what decides it: reported checks (upstreams) are not run.
+    let (ok, checks) = ops.readiness.run_checks(detail).await;
     let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({
-            "status": if ok { "ready" } else { "not_ready" },
-            "service": &*ops.service,
-            "checks": checks,
-        })),
-    )
-        .into_response()
+    let word = if ok { "ready" } else { "not_ready" };
+    let body = if detail {
+        json!({"status": word, "service": &*ops.service, "checks": checks})
+    } else {
+        json!({"status": word})
+    };
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 async fn metrics_endpoint() -> impl IntoResponse {
@@ -273,17 +377,21 @@ pub fn app(service: &str, routes: Router, readiness: Readiness, settings: &HttpS
     // Install the recorder before the first request records anything.
     prometheus();
     let service: Arc<str> = Arc::from(service);
-    let ops = Router::new()
+    let mut ops = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_endpoint))
-        .with_state(OpsState {
-            service: service.clone(),
-            readiness,
-        });
+        .route("/readyz", get(readyz));
+    // A public port serves no metrics: they are on the ops listener.
+    if !readiness.is_public() {
+        ops = ops.route("/metrics", get(metrics_endpoint));
+    }
+    let ops = ops.with_state(OpsState {
+        service: service.clone(),
+        readiness,
+    });
     routes
         .merge(ops)
         .fallback(not_found_fallback)
+        .layer(middleware::from_fn(client_errors_as_problems))
         .layer(middleware::from_fn_with_state(
             Duration::from_millis(settings.request_timeout_ms),
             timeout_layer,
@@ -300,9 +408,8 @@ pub async fn bind(settings: &HttpSettings) -> std::io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::new(settings.host, settings.port)).await
 }
 
-/// Binds and serves `routes` (wrapped by [`app`]) until `shutdown` is cancelled, then stops
-/// accepting connections, ends event streams and lets in-flight requests finish for up to
-/// `shutdown_grace_ms`.
+/// Binds and serves `routes` (wrapped by [`app`]) until `shutdown` is cancelled, then drains
+/// (see [`serve_on`]).
 pub async fn serve(
     service: &str,
     routes: Router,
@@ -314,7 +421,10 @@ pub async fn serve(
     serve_on(listener, service, routes, readiness, settings, shutdown).await
 }
 
-/// Like [`serve`], on an already bound listener.
+/// Like [`serve`], on an already bound listener. When `shutdown` is cancelled: `/readyz` answers
+/// 503 (check `shutdown`: draining) while everything else is still served, for
+/// `http.drain_delay_ms` (0 when unset); then the listener closes, event streams end, and
+/// in-flight requests have up to `http.shutdown_grace_ms` to finish before this returns.
 pub async fn serve_on(
     listener: TcpListener,
     service: &str,
@@ -324,33 +434,88 @@ pub async fn serve_on(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    tracing::info!(service, %addr, "listening");
+    if readiness.ops_only {
+        tracing::info!(service, %addr, "ops listener: /healthz, /readyz with details, /metrics");
+    } else {
+        tracing::info!(service, %addr, "listening");
+    }
+    let stopping = shutdown.clone();
+    let readiness = readiness.check("shutdown", move || {
+        let draining = stopping.is_cancelled();
+        async move {
+            if draining {
+                Err("draining: the server is shutting down".to_owned())
+            } else {
+                Ok(())
+            }
+        }
+    });
+    // Cancelled once the drain delay has passed: the listener closes and streams end.
+    let closing = CancellationToken::new();
     let app = app(service, routes, readiness, settings).layer(middleware::from_fn_with_state(
-        shutdown.clone(),
+        closing.clone(),
         end_streams_at_shutdown,
     ));
+    let drain = settings.drain_delay(0);
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
-    let signal = shutdown.clone();
+    let signal = {
+        let (shutdown, closing, service) = (shutdown.clone(), closing.clone(), service.to_owned());
+        async move {
+            shutdown.cancelled().await;
+            if !drain.is_zero() {
+                tracing::info!(
+                    service,
+                    drain_ms = drain.as_millis() as u64,
+                    "draining: /readyz answers 503 before the listener closes"
+                );
+                tokio::time::sleep(drain).await;
+            }
+            closing.cancel();
+        }
+    };
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async move {
-        signal.cancelled().await;
-    });
+    .with_graceful_shutdown(signal);
     let mut server = std::pin::pin!(server.into_future());
     tokio::select! {
         result = &mut server => result,
-        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+        () = async { closing.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!(service, "in-flight requests did not finish within the grace period");
             Ok(())
         }
     }
 }
 
-/// Ends an event stream's body when `shutdown` is cancelled. An event stream never ends by itself:
-/// without this, its connection would hold the graceful drain until the grace period ran out, and
-/// go on streaming from its own task after the server had returned.
+/// Serves only the operational endpoints of `service` on `listener`, with every readiness detail
+/// and the metrics: the ops listener of a service whose main port is public (the gateway). It
+/// drains and stops like [`serve_on`].
+pub async fn serve_ops_on(
+    listener: TcpListener,
+    service: &str,
+    readiness: Readiness,
+    settings: &HttpSettings,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let readiness = Readiness {
+        ops_only: true,
+        ..readiness.internal()
+    };
+    serve_on(
+        listener,
+        service,
+        Router::new(),
+        readiness,
+        settings,
+        shutdown,
+    )
+    .await
+}
+
+/// Ends an event stream's body when `shutdown` (the end of the drain delay) is cancelled. An event
+/// stream never ends by itself: without this, its connection would hold the graceful drain until
+/// the grace period ran out, and go on streaming from its own task after the server had returned.
 async fn end_streams_at_shutdown(
     State(shutdown): State<CancellationToken>,
     req: Request,

@@ -4,8 +4,13 @@
 
 use axum::{
     Json,
-    extract::{FromRequest, Request, rejection::JsonRejection},
-    http::{HeaderValue, StatusCode, header},
+    body::Body,
+    extract::{
+        FromRequest, FromRequestParts, Path, Query, Request,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -217,9 +222,153 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// A path-parameters extractor whose rejections are problem+json: 400 `invalid_path`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(path_rejection(&rejection)),
+        }
+    }
+}
+
+fn path_rejection(rejection: &PathRejection) -> ApiError {
+    let status = rejection.status();
+    if status.is_server_error() {
+        // The route and the extractor disagree (a bug, not the client's fault).
+        return ApiError::internal(rejection.body_text());
+    }
+    ApiError::new(status, "invalid_path", rejection.body_text())
+}
+
+/// A query-string extractor whose rejections are problem+json: 400 `invalid_query`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(query_rejection(&rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: &QueryRejection) -> ApiError {
+    ApiError::new(rejection.status(), "invalid_query", rejection.body_text())
+}
+
 /// The fallback for unknown routes: 404 problem+json.
 pub async fn not_found_fallback(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+/// Longest client-error body [`client_errors_as_problems`] reads to rewrite it.
+const REWRITE_LIMIT: usize = 16 * 1024;
+
+/// Middleware that makes every client error problem+json: a 4xx answered with no body or a
+/// plain-text one (axum's own rejections of paths, queries, bodies and forms; 405 from the
+/// router, which keeps its `Allow` header; a bare status from a handler) is rewritten into a
+/// problem with a stable code. Bodies that are already JSON (problems, or a third party's own
+/// error format such as OAuth's) and other media types (HTML pages) pass through untouched.
+pub async fn client_errors_as_problems(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    if !response.status().is_client_error() || !rewritable(&response) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, REWRITE_LIMIT).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let problem = client_problem(parts.status, &text);
+    let mut rewritten = problem.into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+/// Whether a client error's body is plain text or absent.
+fn rewritable(response: &Response<Body>) -> bool {
+    match response.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/plain")
+        }),
+    }
+}
+
+/// The problem for a client error answered as `status` with the plain-text body `text`: axum's
+/// rejections are told apart by their (stable) messages, everything else by its status.
+pub fn client_problem(status: StatusCode, text: &str) -> ApiError {
+    let detail = |fallback: &str| {
+        if text.is_empty() {
+            fallback.to_owned()
+        } else {
+            text.to_owned()
+        }
+    };
+    const PATH: &[&str] = &["Invalid URL", "Invalid UTF-8 in `"];
+    const QUERY: &[&str] = &["Failed to deserialize query string"];
+    const BODY: &[&str] = &[
+        "Failed to deserialize the JSON body",
+        "Failed to parse the request body as JSON",
+        "Failed to deserialize form",
+        "Request body didn't contain valid UTF-8",
+    ];
+    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| text.starts_with(p));
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        _ if starts(PATH) => "invalid_path",
+        _ if starts(QUERY) => "invalid_query",
+        _ if starts(BODY) => "invalid_body",
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_ACCEPTABLE => "not_acceptable",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::GONE => "gone",
+        StatusCode::LENGTH_REQUIRED => "length_required",
+        StatusCode::PRECONDITION_FAILED => "precondition_failed",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        _ => "client_error",
+    };
+    let fallback = match code {
+        "method_not_allowed" => "this method is not allowed here; see the Allow header".to_owned(),
+        "not_found" => "not found".to_owned(),
+        "payload_too_large" => "the request body is too large".to_owned(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("the request was refused")
+            .to_ascii_lowercase(),
+    };
+    ApiError::new(status, code, detail(&fallback))
 }
 
 #[cfg(test)]
@@ -242,6 +391,47 @@ mod tests {
         let r = ApiError::not_found("x").into_response();
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(r.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+
+    #[test]
+    fn client_errors_get_stable_codes() {
+        let cases = [
+            (StatusCode::METHOD_NOT_ALLOWED, "", "method_not_allowed"),
+            (StatusCode::NOT_FOUND, "", "not_found"),
+            (
+                StatusCode::BAD_REQUEST,
+                "Invalid URL: Cannot parse `id` with value `x` to a `u64`",
+                "invalid_path",
+            ),
+            (
+                StatusCode::BAD_REQUEST,
+                "Failed to deserialize query string: missing field `a`",
+                "invalid_query",
+            ),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Failed to deserialize the JSON body into the target type: missing field `a`",
+                "invalid_body",
+            ),
+            (
+                StatusCode::BAD_REQUEST,
+                "Failed to parse the request body as JSON: EOF",
+                "invalid_body",
+            ),
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Expected",
+                "unsupported_media_type",
+            ),
+            (StatusCode::BAD_REQUEST, "nope", "bad_request"),
+            (StatusCode::UNAUTHORIZED, "", "unauthorized"),
+            (StatusCode::IM_A_TEAPOT, "", "client_error"),
+        ];
+        for (status, text, code) in cases {
+            let p = client_problem(status, text);
+            assert_eq!((p.status, p.code), (status, code), "{text}");
+            assert!(!p.detail.is_empty(), "{code}");
+        }
     }
 
     #[test]

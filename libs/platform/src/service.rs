@@ -1,6 +1,13 @@
 //! The shape every service has at run time, so one launcher can start any of them in standalone
 //! (all in one process) or distributed mode (one per process): a service gets the shared
 //! [`Infra`] and hands back a [`Service`] (its routes, readiness checks and background tasks).
+//! Background tasks are supervised ([`tasks`]): each shows in `/readyz` by name, the relay is
+//! restarted when it dies, and all are joined together at shutdown.
+
+mod checks;
+pub mod tasks;
+
+pub use tasks::{Tasks, supervise};
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -94,9 +101,18 @@ impl Infra {
         )))
     }
 
-    /// Starts the outbox relay for `pool` until shutdown.
+    /// Starts the outbox relay for `pool` until shutdown, supervised as task `relay`: restarted
+    /// with a backoff when it dies.
     pub fn spawn_relay(&self, service: &str, pool: PgPool) -> JoinHandle<()> {
-        Relay::new(service, pool, self.bus.clone(), &self.bus_settings).spawn(self.shutdown.clone())
+        let (service, bus, settings) = (
+            service.to_owned(),
+            self.bus.clone(),
+            self.bus_settings.clone(),
+        );
+        let shutdown = self.shutdown.clone();
+        supervise("relay", self.shutdown.clone(), move || {
+            Relay::new(&service, pool.clone(), bus.clone(), &settings).spawn(shutdown.clone())
+        })
     }
 }
 
@@ -108,8 +124,20 @@ pub struct Service {
     pub router: Router,
     /// Its dependency checks.
     pub readiness: Readiness,
-    /// Its background tasks (relay, consumers, sweepers); awaited at shutdown.
+    /// Its background tasks (relay, consumers, sweepers); watched (see [`Service::supervised`])
+    /// and joined at shutdown.
     pub tasks: Vec<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Takes the service's tasks to watch: the service comes back with one readiness check per
+    /// task (`task:<name>`, down while the task is dead) and no tasks of its own; the [`Tasks`]
+    /// are to be joined at shutdown (or dropped, which leaves them running).
+    pub fn supervised(mut self) -> (Self, Tasks) {
+        let tasks = Tasks::watch(std::mem::take(&mut self.tasks));
+        self.readiness = tasks.readiness(self.readiness);
+        (self, tasks)
+    }
 }
 
 /// Why a service could not start.

@@ -181,12 +181,14 @@ impl Drop for TestServer {
     }
 }
 
-/// Serves `service` (with the shared middleware and operational endpoints) on a free port until
-/// the returned server is dropped or `shutdown` is cancelled.
+/// Serves `service` (with the shared middleware and operational endpoints, and its tasks watched
+/// in `/readyz`) on a free port until the returned server is dropped or `shutdown` is cancelled.
 pub async fn serve(
     service: crate::service::Service,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> TestServer {
+    // The tasks keep running as before; only their health shows in `/readyz`.
+    let (service, _tasks) = service.supervised();
     let settings = crate::http::HttpSettings::default();
     let listener = crate::http::bind(&settings)
         .await

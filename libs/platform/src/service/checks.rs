@@ -1,0 +1,170 @@
+//! Readiness checks for the shared infrastructure: Redis answers `PING`, the Kafka broker answers
+//! a metadata request. Each probe is bounded by the readiness timeout (2 s).
+
+use std::{sync::Arc, time::Duration};
+
+use rdkafka::{ClientConfig, admin::AdminClient, client::DefaultClientContext};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+};
+
+use crate::{bus::BusSettings, http::Readiness};
+
+impl Readiness {
+    /// Adds a `redis` check: the server at `url` (`redis://[user:password@]host[:port][/db]`)
+    /// answers `PING` (after `AUTH` when the URL has a password). For `rediss://` (TLS) the probe
+    /// only connects.
+    pub fn redis(self, url: &str) -> Self {
+        let target = RedisTarget::parse(url);
+        self.check("redis", move || {
+            let target = target.clone();
+            async move { target?.ping().await }
+        })
+    }
+
+    /// Adds a `broker` check: the Kafka brokers of `settings` answer a metadata request.
+    pub fn broker(self, settings: &BusSettings) -> Self {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &settings.kafka_brokers);
+        let client: Result<Arc<AdminClient<DefaultClientContext>>, String> = config
+            .create()
+            .map(Arc::new)
+            .map_err(|e| format!("kafka client: {e}"));
+        self.check("broker", move || {
+            let client = client.clone();
+            async move {
+                let client = client?;
+                // librdkafka's metadata call blocks: keep it off the async workers.
+                tokio::task::spawn_blocking(move || {
+                    client
+                        .inner()
+                        .fetch_metadata(None, Duration::from_millis(1500))
+                        .map(|m| m.brokers().len())
+                })
+                .await
+                .map_err(|e| format!("metadata probe: {e}"))?
+                .map_err(|e| format!("metadata not reachable: {e}"))
+                .and_then(|brokers| match brokers {
+                    0 => Err("metadata lists no broker".to_owned()),
+                    _ => Ok(()),
+                })
+            }
+        })
+    }
+}
+
+/// Where to PING, from a `redis://` URL.
+#[derive(Debug, Clone)]
+struct RedisTarget {
+    addr: String,
+    user: Option<String>,
+    password: Option<String>,
+    /// `rediss://`: this probe speaks no TLS, so it only connects.
+    tls: bool,
+}
+
+impl RedisTarget {
+    fn parse(url: &str) -> Result<Self, String> {
+        let (rest, tls) = match (url.strip_prefix("redis://"), url.strip_prefix("rediss://")) {
+            (Some(rest), _) => (rest, false),
+            (None, Some(rest)) => (rest, true),
+            (None, None) => return Err("redis.url is not a redis:// URL".to_owned()),
+        };
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let (credentials, host) = match authority.rsplit_once('@') {
+            Some((c, h)) => (Some(c), h),
+            None => (None, authority),
+        };
+        let (user, password) = match credentials.map(|c| c.split_once(':')) {
+            Some(Some((u, p))) => ((!u.is_empty()).then(|| u.to_owned()), Some(p.to_owned())),
+            Some(None) => (None, None),
+            None => (None, None),
+        };
+        let host = if host.is_empty() { "127.0.0.1" } else { host };
+        let addr = if host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            host.to_owned()
+        } else {
+            format!("{host}:6379")
+        };
+        Ok(Self {
+            addr,
+            user,
+            password,
+            tls,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), String> {
+        let stream = TcpStream::connect(&self.addr)
+            .await
+            .map_err(|e| format!("{}: {e}", self.addr))?;
+        if self.tls {
+            return Ok(());
+        }
+        let mut stream = BufReader::new(stream);
+        if let Some(password) = &self.password {
+            let mut args = vec!["AUTH"];
+            if let Some(user) = &self.user {
+                args.push(user);
+            }
+            args.push(password);
+            expect(&mut stream, &args, "+OK").await?;
+        }
+        expect(&mut stream, &["PING"], "+PONG").await
+    }
+}
+
+/// Sends one command and checks the reply's first line.
+async fn expect(
+    stream: &mut BufReader<TcpStream>,
+    args: &[&str],
+    want: &str,
+) -> Result<(), String> {
+    let mut command = format!("*{}\r\n", args.len());
+    for arg in args {
+        command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream
+        .get_mut()
+        .write_all(command.as_bytes())
+        .await
+        .map_err(|e| format!("writing to redis: {e}"))?;
+    let mut line = String::new();
+    stream
+        .read_line(&mut line)
+        .await
+        .map_err(|e| format!("reading from redis: {e}"))?;
+    let line = line.trim_end();
+    if line == want {
+        Ok(())
+    } else if line.is_empty() {
+        Err("redis closed the connection".to_owned())
+    } else {
+        // An error reply (`-NOAUTH ...`, `-LOADING ...`) says what is wrong; never echo a secret.
+        Err(format!("{} answered {line}", args[0]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn redis_urls_parse() {
+        let t = RedisTarget::parse("redis://127.0.0.1:6380/2").unwrap();
+        assert_eq!((t.addr.as_str(), t.password), ("127.0.0.1:6380", None));
+        let t = RedisTarget::parse("redis://:s3cret@cache").unwrap();
+        assert_eq!(t.addr, "cache:6379");
+        assert_eq!((t.user, t.password.as_deref()), (None, Some("s3cret")));
+        let t = RedisTarget::parse("redis://me:pw@cache:1").unwrap();
+        assert_eq!(t.user.as_deref(), Some("me"));
+        assert!(RedisTarget::parse("rediss://cache").unwrap().tls);
+        assert!(RedisTarget::parse("http://cache").is_err());
+    }
+}
