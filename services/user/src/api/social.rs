@@ -408,7 +408,7 @@ async fn link_to(
     }
     let kind = p.kind;
     let mut tx = state.pool.begin().await?;
-    let mut user = store::by_id(&state.pool, user_id)
+    let mut user = store::by_id(&mut *tx, user_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
     let email = who.email.as_deref().and_then(|e| Email::parse(e).ok());
