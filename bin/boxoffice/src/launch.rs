@@ -10,7 +10,7 @@ use platform::{
     bus::{self, TransportKind},
     http::{self, HttpSettings},
     private_pg::{self, DataDirClaim, DataDirLock, PrivatePostgres},
-    service::{Directory, Infra, Mode, Service, StartError},
+    service::{Directory, Infra, Mode, Service, StartError, Tasks},
 };
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -225,13 +225,24 @@ async fn database(
 
 type Server = BoxFuture<'static, (String, std::io::Result<()>)>;
 
+/// Drain delay at shutdown in distributed mode when `http.drain_delay_ms` is unset: long enough
+/// for a load balancer (a Kubernetes endpoint update) to stop sending.
+const DISTRIBUTED_DRAIN_MS: u64 = 5_000;
+
+/// The gateway's ops listener port in distributed mode when `gateway.ops_port` is unset (and the
+/// main port is not 0, which picks a free port for both).
+const DISTRIBUTED_OPS_PORT: u16 = 9090;
+
+/// Serves `service` on `listener` until `shutdown` (drain, close, finish in-flight requests);
+/// its tasks come back, watched, to join once every server has stopped.
 fn server(
     name: &str,
     listener: TcpListener,
     service: Service,
     settings: HttpSettings,
     shutdown: CancellationToken,
-) -> (Server, Vec<tokio::task::JoinHandle<()>>) {
+) -> (Server, Tasks) {
+    let (service, tasks) = service.supervised();
     let label = name.to_owned();
     let fut = Box::pin(async move {
         let result = http::serve_on(
@@ -245,7 +256,50 @@ fn server(
         .await;
         (label, result)
     });
-    (fut, service.tasks)
+    (fut, tasks)
+}
+
+/// The gateway's ops listener: `/readyz` with every detail, and `/metrics`.
+fn ops_server(
+    listener: TcpListener,
+    readiness: http::Readiness,
+    settings: HttpSettings,
+    shutdown: CancellationToken,
+) -> Server {
+    Box::pin(async move {
+        let result =
+            http::serve_ops_on(listener, gateway::NAME, readiness, &settings, shutdown).await;
+        ("gateway ops".to_owned(), result)
+    })
+}
+
+/// Binds the gateway's ops listener.
+async fn bind_ops(cfg: &AppConfig, host: IpAddr, port: u16) -> anyhow::Result<TcpListener> {
+    let settings = HttpSettings {
+        host: cfg.gateway.ops_host.unwrap_or(host),
+        port: cfg.gateway.ops_port.unwrap_or(port),
+        ..cfg.http.clone()
+    };
+    http::bind(&settings).await.with_context(|| {
+        format!(
+            "cannot listen on {}:{} (the gateway's ops listener, gateway.ops_port)",
+            settings.host, settings.port
+        )
+    })
+}
+
+/// Adds the checks of the shared infrastructure a service uses in distributed mode: the broker
+/// for a service with background tasks (relay, consumers), Redis for the seat service.
+fn infrastructure_checks(name: &str, cfg: &AppConfig, mut service: Service) -> Service {
+    if cfg.bus.transport == TransportKind::Kafka && !service.tasks.is_empty() {
+        service.readiness = service.readiness.broker(&cfg.bus);
+    }
+    if let Some(url) = &cfg.redis.url
+        && name == "seat"
+    {
+        service.readiness = service.readiness.redis(url);
+    }
+    service
 }
 
 pub async fn standalone(mut cfg: AppConfig, args: StandaloneArgs) -> anyhow::Result<()> {
@@ -283,6 +337,9 @@ pub async fn standalone(mut cfg: AppConfig, args: StandaloneArgs) -> anyhow::Res
     result
 }
 
+/// Standalone stops in order: on `shutdown` the gateway drains and finishes its requests (the
+/// services behind it still answer), then the services do, then the background tasks stop and
+/// are joined, all together, within `http.tasks_grace_ms`.
 async fn run_standalone(
     cfg: &AppConfig,
     db_url: String,
@@ -290,6 +347,13 @@ async fn run_standalone(
     public: HttpSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // No load balancer in front of standalone: no drain delay unless configured.
+    let public = HttpSettings {
+        drain_delay_ms: Some(public.drain_delay_ms.unwrap_or(0)),
+        ..public
+    };
+    let internal_stop = CancellationToken::new();
+    let tasks_stop = CancellationToken::new();
     let mut bus_settings = cfg.bus.clone();
     bus_settings.transport = TransportKind::Memory;
     // The in-memory bus dies with the process: replay what went out shortly before it stopped.
@@ -300,8 +364,10 @@ async fn run_standalone(
     let internal = HttpSettings {
         host: IpAddr::from([127, 0, 0, 1]),
         port: 0,
-        ..cfg.http.clone()
+        ..public.clone()
     };
+    let ops_listener = bind_ops(cfg, internal.host, 0).await?;
+    let ops_url = format!("http://{}", ops_listener.local_addr()?);
 
     let mut listeners = Vec::new();
     let mut directory = Directory::default();
@@ -337,19 +403,26 @@ async fn run_standalone(
         bus_settings,
         redis: Default::default(),
         directory,
-        shutdown: shutdown.clone(),
+        shutdown: tasks_stop.clone(),
     };
 
     let mut servers: Vec<Server> = Vec::new();
+    let mut front: Vec<Server> = Vec::new();
     let mut tasks = Vec::new();
     let started = async {
         for (name, listener) in listeners {
             let service = start_service(name, cfg, &infra)
                 .await
                 .with_context(|| format!("starting the {name} service"))?;
-            let (s, t) = server(name, listener, service, internal.clone(), shutdown.clone());
+            let (s, t) = server(
+                name,
+                listener,
+                service,
+                internal.clone(),
+                internal_stop.clone(),
+            );
             servers.push(s);
-            tasks.extend(t);
+            tasks.push(t);
         }
         for (fake, listener) in fake_listeners {
             let service = Service {
@@ -363,11 +436,17 @@ async fn run_standalone(
                 listener,
                 service,
                 internal.clone(),
-                shutdown.clone(),
+                internal_stop.clone(),
             );
             servers.push(s);
         }
         let gw = start_service("gateway", cfg, &infra).await?;
+        front.push(ops_server(
+            ops_listener,
+            gw.readiness.clone(),
+            public.clone(),
+            shutdown.clone(),
+        ));
         let (s, t) = server(
             "gateway",
             gateway_listener,
@@ -375,14 +454,22 @@ async fn run_standalone(
             public.clone(),
             shutdown.clone(),
         );
-        servers.push(s);
-        tasks.extend(t);
+        front.push(s);
+        tasks.push(t);
         anyhow::Ok(())
     }
     .await;
+    let stop = Stopping {
+        front,
+        internal: servers,
+        internal_stop,
+        tasks,
+        tasks_stop,
+        tasks_grace: Duration::from_millis(cfg.http.tasks_grace_ms),
+    };
     if let Err(e) = started {
         shutdown.cancel();
-        join_all(servers, tasks).await;
+        stop.run().await;
         return Err(e);
     }
     let url = cfg.user.public_url.clone().unwrap_or_default();
@@ -390,26 +477,57 @@ async fn run_standalone(
         tracing::info!(
             %url,
             listen = %format!("{}:{}", public.host, public.port),
+            ops = %ops_url,
             sandbox = true,
             "Boxoffice standalone is up in SANDBOX MODE: fake third parties (OAuth providers) \
              stand in for real ones at {url}/sandbox/ and sign in anyone; --no-sandbox turns \
-             them off. Ctrl-C stops it"
+             them off. Readiness details and metrics: {ops_url}/readyz, {ops_url}/metrics. \
+             Ctrl-C stops it"
         );
     } else {
         tracing::info!(
             %url,
             listen = %format!("{}:{}", public.host, public.port),
+            ops = %ops_url,
             sandbox = false,
             "Boxoffice standalone is up without sandboxes: only third parties configured for \
-             real are used. Ctrl-C stops it"
+             real are used. Readiness details and metrics: {ops_url}/readyz, \
+             {ops_url}/metrics. Ctrl-C stops it"
         );
     }
-    join_all(servers, tasks).await;
+    stop.run().await;
     tracing::info!("every service stopped");
     Ok(())
 }
 
-async fn join_all(servers: Vec<Server>, tasks: Vec<tokio::task::JoinHandle<()>>) {
+/// What runs until shutdown, and the order it stops in: the front servers (on the signal) first,
+/// then the internal ones, then the background tasks.
+struct Stopping {
+    /// Stop on the shutdown signal (the gateway and its ops listener).
+    front: Vec<Server>,
+    /// Stop on `internal_stop`, cancelled once every front server has returned.
+    internal: Vec<Server>,
+    internal_stop: CancellationToken,
+    /// Stop on `tasks_stop`, cancelled once every server has returned.
+    tasks: Vec<Tasks>,
+    tasks_stop: CancellationToken,
+    tasks_grace: Duration,
+}
+
+impl Stopping {
+    async fn run(self) {
+        let internal_stop = self.internal_stop.clone();
+        let front = async move {
+            run_servers(self.front).await;
+            internal_stop.cancel();
+        };
+        futures::join!(front, run_servers(self.internal));
+        self.tasks_stop.cancel();
+        join_tasks(self.tasks, self.tasks_grace).await;
+    }
+}
+
+async fn run_servers(servers: Vec<Server>) {
     let mut set = JoinSet::new();
     for s in servers {
         set.spawn(s);
@@ -421,13 +539,17 @@ async fn join_all(servers: Vec<Server>, tasks: Vec<tokio::task::JoinHandle<()>>)
             Err(e) => tracing::error!(error = %e, "server task failed"),
         }
     }
-    for t in tasks {
-        if tokio::time::timeout(Duration::from_secs(5), t)
-            .await
-            .is_err()
-        {
-            tracing::warn!("a background task did not stop within 5 s");
-        }
+}
+
+/// Joins every service's background tasks together within `budget`.
+async fn join_tasks(tasks: Vec<Tasks>, budget: Duration) {
+    let late: Vec<String> = futures::future::join_all(tasks.into_iter().map(|t| t.join(budget)))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if !late.is_empty() {
+        tracing::warn!(tasks = ?late, ?budget, "background tasks aborted at shutdown");
     }
 }
 
@@ -462,6 +584,8 @@ pub async fn serve(mut cfg: AppConfig, args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let bus = bus::connect(&cfg.bus).await?;
+    // Background tasks stop once the server has drained and finished its requests.
+    let tasks_stop = CancellationToken::new();
     let infra = Infra {
         mode: Mode::Distributed,
         database_url: cfg.database.url.clone(),
@@ -470,20 +594,51 @@ pub async fn serve(mut cfg: AppConfig, args: ServeArgs) -> anyhow::Result<()> {
         bus_settings: cfg.bus.clone(),
         redis: cfg.redis.clone(),
         directory: cfg.services.clone(),
-        shutdown: shutdown.clone(),
+        shutdown: tasks_stop.clone(),
     };
     let settings = HttpSettings {
         port: args.port.unwrap_or(cfg.http.port),
+        drain_delay_ms: Some(cfg.http.drain_delay_ms.unwrap_or(DISTRIBUTED_DRAIN_MS)),
         ..cfg.http.clone()
     };
     let listener = http::bind(&settings)
         .await
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+    let ops_listener = match name {
+        "gateway" => {
+            let port = match settings.port {
+                0 => 0,
+                _ => DISTRIBUTED_OPS_PORT,
+            };
+            Some(bind_ops(&cfg, settings.host, port).await?)
+        }
+        _ => None,
+    };
     let service = start_service(name, &cfg, &infra)
         .await
         .with_context(|| format!("starting the {name} service"))?;
+    let service = infrastructure_checks(name, &cfg, service);
+    let mut front = Vec::new();
+    if let Some(ops) = ops_listener {
+        front.push(ops_server(
+            ops,
+            service.readiness.clone(),
+            settings.clone(),
+            shutdown.clone(),
+        ));
+    }
     let (s, t) = server(name, listener, service, settings, shutdown);
-    join_all(vec![s], t).await;
+    front.push(s);
+    Stopping {
+        front,
+        internal: Vec::new(),
+        internal_stop: CancellationToken::new(),
+        tasks: vec![t],
+        tasks_stop,
+        tasks_grace: Duration::from_millis(cfg.http.tasks_grace_ms),
+    }
+    .run()
+    .await;
     Ok(())
 }
 
@@ -520,8 +675,8 @@ async fn serve_fake(
         readiness: Default::default(),
         tasks: Vec::new(),
     };
-    let (s, t) = server(sandbox, listener, service, settings, shutdown);
-    join_all(vec![s], t).await;
+    let (s, _) = server(sandbox, listener, service, settings, shutdown);
+    run_servers(vec![s]).await;
     Ok(())
 }
 

@@ -191,7 +191,7 @@ async fn standalone_serves_stops_cleanly_and_keeps_its_data() {
     let client = reqwest::Client::new();
     let ready = client.get(run.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    let body: serde_json::Value = ready.json().await.unwrap();
+    let body = readiness_details(&run).await;
     for service in [
         "user",
         "catalog",

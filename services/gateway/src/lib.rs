@@ -1,15 +1,19 @@
 //! The gateway: the platform's one public door. It routes `/api/v1/...`, `/.well-known/...` and
 //! `/sandbox/...` to the owning service, carries the request id, times out and circuit-breaks per
-//! upstream (browsing keeps working while payment is down), and reports every upstream's
-//! readiness on its own `/readyz`. `/sandbox/...` is served only in sandbox mode (then `/readyz`
-//! has a `sandbox` check: the fakes answer); otherwise it is a problem+json 404 like any unknown
-//! path.
+//! upstream (browsing keeps working while payment is down). `/sandbox/...` is served only in
+//! sandbox mode (then `/readyz` has a `sandbox` check: the fakes answer); otherwise it is a
+//! problem+json 404 like any unknown path.
+//!
+//! Its port is public, so its `/readyz` there says only ready or not (an administrator's token
+//! sees the details) and it serves no `/metrics`: the details and the metrics are on its ops
+//! listener (`gateway.ops_port`, see [`Config`]). Its readiness is its own: every upstream's
+//! `/readyz` and the sandbox are reported in the details, and none of them makes it unready.
 
 mod breaker;
 mod proxy;
 mod routes;
 
-use std::{sync::Arc, time::Duration};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -19,6 +23,7 @@ use axum::{
 };
 use platform::{
     ApiError,
+    auth::{Role, Verifier},
     http::Readiness,
     service::{Directory, Infra, Service, StartError},
 };
@@ -46,6 +51,14 @@ pub struct Config {
     /// launcher sets it from the top-level `sandbox` setting, on by default in standalone).
     #[serde(skip)]
     pub sandbox: bool,
+    /// Address of the ops listener, where `/readyz` has every detail and `/metrics` is served
+    /// (env `BOXOFFICE_GATEWAY__OPS_HOST`). Unset: `http.host` in distributed mode, loopback in
+    /// standalone.
+    pub ops_host: Option<IpAddr>,
+    /// Port of the ops listener (env `BOXOFFICE_GATEWAY__OPS_PORT`). Unset: 9090 in distributed
+    /// mode (a free port when `http.port` is 0), a free loopback port in standalone (its start
+    /// banner says which).
+    pub ops_port: Option<u16>,
 }
 
 impl Default for Config {
@@ -55,6 +68,8 @@ impl Default for Config {
             breaker_failures: 5,
             breaker_open_ms: 5_000,
             sandbox: false,
+            ops_host: None,
+            ops_port: None,
         }
     }
 }
@@ -67,12 +82,38 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
         config.breaker_failures,
         Duration::from_millis(config.breaker_open_ms),
     ));
+    // Administrators see the details of the public /readyz: tokens are checked against the user
+    // service's keys (no user service in the directory: nobody does).
+    let admins = infra.verifier().ok();
     Ok(Service {
         name: NAME,
         router: router(proxy.clone(), config.sandbox),
-        readiness: readiness(&infra.directory, proxy, config.sandbox),
+        readiness: readiness(&infra.directory, proxy, config.sandbox)
+            .public(move |headers| is_admin(admins.clone(), headers)),
         tasks: Vec::new(),
     })
+}
+
+/// Whether the request carries a valid access token with the admin role.
+fn is_admin(
+    verifier: Option<Verifier>,
+    headers: &axum::http::HeaderMap,
+) -> impl Future<Output = bool> + Send + use<> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    async move {
+        match (verifier, token) {
+            (Some(verifier), Some(token)) => verifier
+                .verify_async(&token)
+                .await
+                .is_ok_and(|claims| claims.has(Role::Admin)),
+            _ => false,
+        }
+    }
 }
 
 fn router(proxy: Arc<proxy::Proxy>, sandbox: bool) -> Router {
@@ -96,8 +137,9 @@ async fn sandbox_off(OriginalUri(uri): OriginalUri) -> Response {
     .into_response()
 }
 
-/// One readiness check per upstream: its own `/readyz` must answer 200. In sandbox mode, a
-/// `sandbox` check too: every fake in the directory answers.
+/// One reported check per upstream (its own `/readyz` answers 200) and, in sandbox mode, a
+/// `sandbox` one (every fake in the directory answers): shown in the details, never making the
+/// gateway unready — one sick upstream must not take the door out of rotation.
 fn readiness(directory: &Directory, proxy: Arc<proxy::Proxy>, sandbox: bool) -> Readiness {
     let checks = directory
         .0
@@ -106,7 +148,7 @@ fn readiness(directory: &Directory, proxy: Arc<proxy::Proxy>, sandbox: bool) -> 
         .fold(Readiness::default(), |r, name| {
             let proxy = proxy.clone();
             let name = name.clone();
-            r.check(name.clone(), move || {
+            r.report(name.clone(), move || {
                 let proxy = proxy.clone();
                 let name = name.clone();
                 async move { proxy.upstream_ready(&name).await }
@@ -121,7 +163,7 @@ fn readiness(directory: &Directory, proxy: Arc<proxy::Proxy>, sandbox: bool) -> 
         .filter(|name| name.starts_with("fake-"))
         .cloned()
         .collect();
-    checks.check("sandbox", move || {
+    checks.report("sandbox", move || {
         let proxy = proxy.clone();
         let fakes = fakes.clone();
         async move {

@@ -1,11 +1,15 @@
 //! The gateway in front of real upstream servers: forwarding with the request id, query and body
 //! intact, problem+json when an upstream is down, a circuit that opens after repeated failures,
-//! and readiness per upstream; server-sent events streamed through ([`streams`]); the client
-//! address carried on whatever the client claims ([`forwarded`]).
+//! and readiness that stays its own with an upstream down; server-sent events streamed through
+//! ([`streams`]); the client address carried on whatever the client claims ([`forwarded`]); the
+//! public `/readyz` and `/metrics` against the ops listener ([`ops`]); every client error of a
+//! real service problem+json through the gateway ([`problems`]).
 
 #![allow(clippy::unwrap_used)]
 
 mod forwarded;
+mod ops;
+mod problems;
 mod streams;
 
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use axum::{
 };
 use platform::{
     bus::memory::MemoryTransport,
+    http::{HttpSettings, bind, serve_ops_on},
     service::{Directory, Infra, Mode, Service},
     testing::{TestServer, serve},
 };
@@ -62,9 +67,28 @@ async fn upstream() -> TestServer {
 }
 
 async fn gateway(directory: Directory, config: gateway::Config) -> TestServer {
+    gateway_with_ops(directory, config).await.0
+}
+
+/// The gateway on its public port, and the base URL of its ops listener (as the launcher serves
+/// them).
+async fn gateway_with_ops(directory: Directory, config: gateway::Config) -> (TestServer, String) {
     let infra = infra(directory);
     let service = gateway::start(&config, &infra).await.unwrap();
-    serve(service, CancellationToken::new()).await
+    let settings = HttpSettings::default();
+    let ops = bind(&settings).await.unwrap();
+    let ops_url = format!("http://{}", ops.local_addr().unwrap());
+    let readiness = service.readiness.clone();
+    let public = serve(service, CancellationToken::new()).await;
+    let stop = public.shutdown.clone();
+    tokio::spawn(async move { serve_ops_on(ops, "gateway", readiness, &settings, stop).await });
+    (public, ops_url)
+}
+
+/// GETs `url` and returns its status and JSON body.
+async fn get_json(url: &str) -> (u16, Value) {
+    let resp = reqwest::get(url).await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
 fn dead_address() -> String {
@@ -79,7 +103,7 @@ async fn forwards_with_request_id_query_and_body() {
     let up = upstream().await;
     let mut dir = Directory::default();
     dir.0.insert("catalog".into(), up.base_url.clone());
-    let gw = gateway(dir, gateway::Config::default()).await;
+    let (gw, ops) = gateway_with_ops(dir, gateway::Config::default()).await;
 
     let resp = gw
         .client
@@ -107,15 +131,8 @@ async fn forwards_with_request_id_query_and_body() {
         .unwrap();
     assert_eq!(echoed, "a body");
 
-    let ready: Value = gw
-        .client
-        .get(gw.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, ready) = get_json(&format!("{ops}/readyz")).await;
+    assert_eq!(status, 200);
     assert_eq!(ready["checks"]["catalog"]["status"], "up");
 }
 
@@ -130,7 +147,7 @@ async fn a_dead_upstream_is_a_problem_then_an_open_circuit() {
         breaker_open_ms: 60_000,
         ..Default::default()
     };
-    let gw = gateway(dir, config).await;
+    let (gw, ops) = gateway_with_ops(dir, config).await;
 
     for _ in 0..2 {
         let resp = gw
@@ -162,10 +179,14 @@ async fn a_dead_upstream_is_a_problem_then_an_open_circuit() {
         .unwrap();
     assert_eq!(browse.status(), 200);
 
-    let ready = gw.client.get(gw.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 503);
-    let body: Value = ready.json().await.unwrap();
+    // The gateway stays ready: its readiness is its own; the dead upstream shows in the details.
+    let (status, bare) = get_json(&gw.url("/readyz")).await;
+    assert_eq!((status, bare), (200, json!({"status": "ready"})));
+    let (status, body) = get_json(&format!("{ops}/readyz")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"]["payment"]["status"], "down");
+    assert_eq!(body["checks"]["payment"]["required"], false);
     assert_eq!(body["checks"]["catalog"]["status"], "up");
 }
 
