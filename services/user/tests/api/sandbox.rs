@@ -228,7 +228,10 @@ async fn the_sandbox_secret_is_refused_outside_sandbox_mode() {
         message.contains("BOXOFFICE_USER__OAUTH__GOOGLE__CLIENT_SECRET"),
         "{message}"
     );
-    assert!(message.contains("refused outside sandbox mode"), "{message}");
+    assert!(
+        message.contains("refused outside sandbox mode"),
+        "{message}"
+    );
     let message = start_error(|c| {
         c.oauth.kakao.client_id = Some("kakao-app".into());
     })
@@ -237,7 +240,10 @@ async fn the_sandbox_secret_is_refused_outside_sandbox_mode() {
         message.contains("user.oauth.kakao.client_secret"),
         "{message}"
     );
-    assert!(message.contains("is not set but the client id is"), "{message}");
+    assert!(
+        message.contains("is not set but the client id is"),
+        "{message}"
+    );
 }
 
 /// The fake's authorize URL for `redirect_uri`, otherwise well formed.
