@@ -356,11 +356,10 @@ async fn run_standalone(
     let tasks_stop = CancellationToken::new();
     let mut bus_settings = cfg.bus.clone();
     bus_settings.transport = TransportKind::Memory;
-    // The in-memory bus dies with the process: replay what went out shortly before it stopped.
-    if bus_settings.replay_window_ms == 0 {
-        bus_settings.replay_window_ms = 10 * 60 * 1000;
-    }
-    let bus = bus::connect(&bus_settings).await?;
+    // The in-memory bus dies with the process: each relay publishes again at start every row a
+    // consumer group had not committed. Sealed once every service (so every consumer) started.
+    let memory_bus = bus::connect_memory(&bus_settings).await?;
+    let bus: Arc<dyn bus::Transport> = Arc::new(memory_bus.clone());
     let internal = HttpSettings {
         host: IpAddr::from([127, 0, 0, 1]),
         port: 0,
@@ -472,6 +471,8 @@ async fn run_standalone(
         stop.run().await;
         return Err(e);
     }
+    // Every consumer is announced: from now on commits settle outbox rows.
+    memory_bus.seal();
     let url = cfg.user.public_url.clone().unwrap_or_default();
     if cfg.gateway.sandbox {
         tracing::info!(
@@ -577,11 +578,9 @@ pub async fn serve(mut cfg: AppConfig, args: ServeArgs) -> anyhow::Result<()> {
             fake_names().join(", ")
         );
     }
+    // main refuses this before anything starts (exit 2); kept for other callers.
     if cfg.bus.transport == TransportKind::Memory && name != "gateway" {
-        tracing::warn!(
-            "bus.transport is `memory`: events will not leave this process; \
-             set BOXOFFICE_BUS__TRANSPORT=kafka for distributed mode"
-        );
+        bail!(bus::memory_refusal(name));
     }
     let bus = bus::connect(&cfg.bus).await?;
     // Background tasks stop once the server has drained and finished its requests.

@@ -23,7 +23,10 @@ enum Command {
     /// Runs the whole platform in one process: every service, the gateway on --port, a private
     /// PostgreSQL in --data-dir (unless BOXOFFICE_DATABASE__URL is set), in-memory bus and stores.
     Standalone(launch::StandaloneArgs),
-    /// Runs one service (distributed mode): PostgreSQL, Redis and Kafka from the settings.
+    /// Runs one service (distributed mode): PostgreSQL, Redis and Kafka from the settings. Every
+    /// service but the gateway and the fakes needs bus.transport = kafka
+    /// (BOXOFFICE_BUS__TRANSPORT=kafka): with the in-memory bus its events would never leave the
+    /// process, so it refuses to start (exit 2).
     Serve(launch::ServeArgs),
     /// Creates every service's database when missing and applies its migrations, then exits.
     Migrate(launch::MigrateArgs),
@@ -45,6 +48,13 @@ fn main() -> ExitCode {
         Command::Serve(args) => args.service_name().to_owned(),
         _ => "boxoffice".to_owned(),
     };
+    if matches!(cli.command, Command::Serve(_))
+        && cfg.bus.transport == platform::bus::TransportKind::Memory
+        && launch::SERVICES.contains(&service.as_str())
+    {
+        eprintln!("boxoffice: {}", platform::bus::memory_refusal(&service));
+        return ExitCode::from(2);
+    }
     let _telemetry = platform::telemetry::init(&cfg.log, &service);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -821,3 +821,29 @@ async fn private_postgres_listens_on_its_socket_only() {
     );
     run.interrupt();
 }
+
+/// `serve` with the in-memory bus would publish a service's events into its own memory and mark
+/// them published: every service that has events refuses it before starting anything (one line,
+/// exit 2), and `serve --help` says so.
+#[test]
+fn serve_refuses_the_in_memory_bus() {
+    for service in ["seat", "order", "catalog"] {
+        let out = Command::new(BIN)
+            .args(["serve", service, "--port", "0"])
+            .env_remove("BOXOFFICE_BUS__TRANSPORT")
+            .env("BOXOFFICE_DATABASE__URL", "postgres://postgres@127.0.0.1:1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{service}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("`serve {service}` refuses bus.transport = memory"))
+                && stderr.contains("BOXOFFICE_BUS__TRANSPORT=kafka"),
+            "{stderr}"
+        );
+    }
+    let help = Command::new(BIN).args(["--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("bus.transport = kafka"), "{help}");
+}

@@ -1,5 +1,12 @@
 //! PostgreSQL: one database per service on a shared server, created when missing, with the
 //! service's own forward-only migrations and the bus tables (outbox, inbox).
+//!
+//! Every pooled session is bounded so that a dead or stuck node cannot stall the others: a
+//! transaction left idle is ended by the server (`idle_in_transaction_session_timeout`), waiting
+//! for a lock fails after `lock_timeout` instead of queueing behind it forever, a runaway statement
+//! is cancelled (`statement_timeout`), and the server probes idle client sockets (TCP keepalives),
+//! so the sessions of a node that vanished without closing them end, and their locks go with them.
+//! Migrations run without the lock and statement limits: they may wait for another replica's.
 
 use std::time::Duration;
 
@@ -25,6 +32,24 @@ pub struct DatabaseSettings {
     /// How long to wait for a pooled connection, in ms (env
     /// `BOXOFFICE_DATABASE__ACQUIRE_TIMEOUT_MS`).
     pub acquire_timeout_ms: u64,
+    /// The server ends a session whose transaction stays idle this long, in ms; 0 = never (env
+    /// `BOXOFFICE_DATABASE__IDLE_IN_TRANSACTION_TIMEOUT_MS`).
+    pub idle_in_transaction_timeout_ms: u64,
+    /// A statement waiting this long for a lock fails (SQLSTATE 55P03), in ms; 0 = waits forever
+    /// (env `BOXOFFICE_DATABASE__LOCK_TIMEOUT_MS`).
+    pub lock_timeout_ms: u64,
+    /// A statement running this long is cancelled (SQLSTATE 57014), in ms; 0 = never (env
+    /// `BOXOFFICE_DATABASE__STATEMENT_TIMEOUT_MS`).
+    pub statement_timeout_ms: u64,
+    /// Idle seconds before the server probes a client's TCP socket; 0 = the OS default (env
+    /// `BOXOFFICE_DATABASE__TCP_KEEPALIVES_IDLE_SECS`).
+    pub tcp_keepalives_idle_secs: u32,
+    /// Seconds between unanswered probes; 0 = the OS default (env
+    /// `BOXOFFICE_DATABASE__TCP_KEEPALIVES_INTERVAL_SECS`).
+    pub tcp_keepalives_interval_secs: u32,
+    /// Unanswered probes after which the server drops the connection; 0 = the OS default (env
+    /// `BOXOFFICE_DATABASE__TCP_KEEPALIVES_COUNT`).
+    pub tcp_keepalives_count: u32,
 }
 
 impl Default for DatabaseSettings {
@@ -34,7 +59,39 @@ impl Default for DatabaseSettings {
             name_prefix: "boxoffice_".into(),
             max_connections: 10,
             acquire_timeout_ms: 5_000,
+            idle_in_transaction_timeout_ms: 60_000,
+            lock_timeout_ms: 10_000,
+            statement_timeout_ms: 30_000,
+            tcp_keepalives_idle_secs: 30,
+            tcp_keepalives_interval_secs: 10,
+            tcp_keepalives_count: 3,
         }
+    }
+}
+
+impl DatabaseSettings {
+    /// The session settings every pooled connection starts with (PostgreSQL's startup options).
+    pub fn session_options(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "idle_in_transaction_session_timeout",
+                self.idle_in_transaction_timeout_ms.to_string(),
+            ),
+            ("lock_timeout", self.lock_timeout_ms.to_string()),
+            ("statement_timeout", self.statement_timeout_ms.to_string()),
+            (
+                "tcp_keepalives_idle",
+                self.tcp_keepalives_idle_secs.to_string(),
+            ),
+            (
+                "tcp_keepalives_interval",
+                self.tcp_keepalives_interval_secs.to_string(),
+            ),
+            (
+                "tcp_keepalives_count",
+                self.tcp_keepalives_count.to_string(),
+            ),
+        ]
     }
 }
 
@@ -109,7 +166,10 @@ pub async fn connect(
 ) -> Result<PgPool, DbError> {
     let server = server_options(server_url)?;
     ensure_database(&server, name).await?;
-    let options = server.clone().database(name);
+    let options = server
+        .clone()
+        .database(name)
+        .options(settings.session_options());
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
@@ -121,7 +181,20 @@ pub async fn connect(
         })?;
     crate::bus::schema::apply(&pool).await?;
     if let Some(migrator) = migrator {
-        migrator.run(&pool).await?;
+        // A migration may wait for another replica's, and may run long: no limits but the idle
+        // one, on this connection only.
+        let mut conn = pool.acquire().await?;
+        sqlx::raw_sql("SET lock_timeout = 0; SET statement_timeout = 0")
+            .execute(&mut *conn)
+            .await?;
+        if let Err(e) = migrator.run(&mut *conn).await {
+            // Not back into the pool without its limits.
+            drop(conn.detach());
+            return Err(e.into());
+        }
+        sqlx::raw_sql("RESET lock_timeout; RESET statement_timeout")
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(pool)
 }

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    bus::{BusError, BusSettings, Transport, relay::Relay},
+    bus::{BusError, BusSettings, Transport, consumer::Consumer, relay::Relay},
     db::{DatabaseSettings, DbError},
     http::Readiness,
 };
@@ -113,6 +113,12 @@ impl Infra {
         supervise("relay", self.shutdown.clone(), move || {
             Relay::new(&service, pool.clone(), bus.clone(), &settings).spawn(shutdown.clone())
         })
+    }
+
+    /// A consumer named `name` reading `topics` on this bus into `pool`, with the configured
+    /// retry caps (`bus.consumer_*`).
+    pub fn consumer(&self, name: &str, pool: PgPool, topics: &[&str]) -> Consumer {
+        Consumer::new(name, pool, self.bus.clone(), topics).with_settings(&self.bus_settings)
     }
 }
 

@@ -29,11 +29,11 @@ pub struct SeatHandler {
 }
 
 fn reject(e: impl std::fmt::Display) -> HandleError {
-    HandleError::Reject(e.to_string())
+    HandleError::domain("seat_rule", e)
 }
 
 fn retry(e: impl std::fmt::Display) -> HandleError {
-    HandleError::Retry(e.to_string())
+    HandleError::transient(e)
 }
 
 #[async_trait]

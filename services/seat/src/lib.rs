@@ -140,6 +140,7 @@ pub async fn start_with(
         infra.bus.clone(),
         &[contracts::topics::CATALOG, contracts::topics::ORDERS],
     )
+    .with_settings(&infra.bus_settings)
     .spawn(
         events::SeatHandler {
             maps: maps.clone(),

@@ -2,61 +2,65 @@
 //! to the service's database, however often the transport delivers it.
 //!
 //! For each delivery, in one transaction: record `(consumer, event id)` in `bus_inbox`; when the
-//! row was already there the event was applied before and is skipped, otherwise the [`Handler`]
-//! applies it and the transaction commits. The offset is committed only after that, so a crash
-//! at any point either redoes nothing (inbox row committed) or redoes everything (rolled back).
+//! row was already there the event was applied (or dead-lettered) before and is skipped, otherwise
+//! the [`Handler`] applies it inside a savepoint and the transaction commits. The offset is
+//! committed only after that, so a crash at any point either redoes nothing (inbox row committed)
+//! or redoes everything (rolled back).
 //!
-//! - [`HandleError::Retry`]: transient; the transaction is rolled back and the same delivery is
-//!   tried again after a capped backoff. Later events wait, so order per key holds.
-//! - [`HandleError::Reject`]: permanent; the event goes to `bus_dead_letters` and the consumer
-//!   moves on.
+//! - [`HandleError::Rejected`] (SQLSTATE classes 22, 23, 42, undecodable envelopes, a service's
+//!   own rules): the savepoint is rolled back, the event is written to `bus_dead_letters` in the
+//!   same transaction as its inbox row, and the consumer moves on at once. A rejected event is
+//!   never applied later: a redelivery finds the inbox row.
+//! - [`HandleError::Transient`]: the transaction is rolled back and the same delivery is tried
+//!   again after a capped backoff; later events of the partition wait, so order per key holds.
+//!   After `bus.consumer_max_attempts` attempts or `bus.consumer_max_retry_ms`, whichever comes
+//!   first, the last attempt dead-letters it (`retries_exhausted`) instead of rolling back.
+//! - Every dead letter counts in `boxoffice_bus_dead_letters_total{consumer,topic,reason}`: alert
+//!   on any increase (docs/operations.md).
 //! - Transport errors: backoff, and after repeated failures a fresh subscription (which resumes
 //!   from the group's committed offsets).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use async_trait::async_trait;
-use contracts::Envelope;
-use sqlx::{PgConnection, PgPool, types::Json};
+use sqlx::{Connection, PgPool, types::Json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Backoff, BusError, Delivery, Subscription, Transport};
+pub use super::handler::{HandleError, Handler, RejectCode};
+use super::{Backoff, BusError, BusSettings, Delivery, Subscription, Transport};
 
 /// Consecutive `next()` failures after which the subscription is replaced.
 const RESUBSCRIBE_AFTER: u32 = 3;
-
-/// Applies events of the topics a [`Consumer`] reads.
-#[async_trait]
-pub trait Handler: Send + Sync + 'static {
-    /// Applies one event inside `tx`; the inbox row is written in the same transaction.
-    async fn handle(&self, tx: &mut PgConnection, envelope: &Envelope) -> Result<(), HandleError>;
-}
-
-/// Why a handler did not apply an event.
-#[derive(Debug, thiserror::Error)]
-pub enum HandleError {
-    /// Transient (a lock timeout, a dependency down): retry with backoff, do not commit.
-    #[error("retry: {0}")]
-    Retry(String),
-    /// Permanent (malformed, unknown version): store in `bus_dead_letters`, commit, go on.
-    #[error("reject: {0}")]
-    Reject(String),
-}
-
-impl From<sqlx::Error> for HandleError {
-    /// Database errors inside a handler are treated as transient.
-    fn from(e: sqlx::Error) -> Self {
-        Self::Retry(e.to_string())
-    }
-}
+/// First backoff between two attempts at one event.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
 /// What became of one delivery.
 enum Outcome {
     Applied,
     Duplicate,
-    DeadLettered,
+    DeadLettered(RejectCode),
+}
+
+/// How long a consumer keeps trying an event that fails transiently.
+#[derive(Debug, Clone, Copy)]
+struct RetryCap {
+    attempts: u32,
+    time: Duration,
+    max_backoff: Duration,
+}
+
+impl RetryCap {
+    fn from_settings(settings: &BusSettings) -> Self {
+        Self {
+            attempts: settings.consumer_max_attempts.max(1),
+            time: Duration::from_millis(settings.consumer_max_retry_ms),
+            max_backoff: Duration::from_millis(settings.consumer_max_backoff_ms.max(1)),
+        }
+    }
 }
 
 /// A consumer group member that applies events through a [`Handler`], exactly once per consumer.
@@ -65,22 +69,34 @@ pub struct Consumer {
     pool: PgPool,
     transport: Arc<dyn Transport>,
     topics: Vec<String>,
+    cap: RetryCap,
 }
 
 impl Consumer {
-    /// A consumer named `name` (its consumer group and inbox name) reading `topics`.
+    /// A consumer named `name` (its consumer group and inbox name) reading `topics`, with the
+    /// default retry caps (see [`Consumer::with_settings`]).
     pub fn new(name: &str, pool: PgPool, transport: Arc<dyn Transport>, topics: &[&str]) -> Self {
         Self {
             name: name.to_owned(),
             pool,
             transport,
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            cap: RetryCap::from_settings(&BusSettings::default()),
         }
     }
 
-    /// Runs [`Consumer::run`] on a task, logging if it ends with an error.
+    /// Takes the retry caps from `settings` (`bus.consumer_max_attempts`,
+    /// `bus.consumer_max_retry_ms`, `bus.consumer_max_backoff_ms`).
+    pub fn with_settings(mut self, settings: &BusSettings) -> Self {
+        self.cap = RetryCap::from_settings(settings);
+        self
+    }
+
+    /// Runs [`Consumer::run`] on a task, logging if it ends with an error. The group is announced
+    /// to the transport before this returns.
     pub fn spawn<H: Handler>(self, handler: H, shutdown: CancellationToken) -> JoinHandle<()> {
         let name = self.name.clone();
+        self.register();
         tokio::spawn(async move {
             if let Err(e) = self.run(handler, shutdown).await {
                 tracing::error!(consumer = %name, error = %e, "consumer stopped");
@@ -99,6 +115,7 @@ impl Consumer {
                 "a consumer needs a name and at least one topic".into(),
             ));
         }
+        self.register();
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         tracing::info!(consumer = %self.name, ?topics, "consumer started");
@@ -156,6 +173,11 @@ impl Consumer {
         Ok(())
     }
 
+    fn register(&self) {
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        self.transport.register_group(&self.name, &topics);
+    }
+
     /// Applies one delivery (retrying until it is applied, skipped or dead-lettered) and commits
     /// its offset. Returns false when `shutdown` fired first.
     async fn process(
@@ -174,28 +196,44 @@ impl Consumer {
             event_id = %delivery.envelope.id,
             event_type = %delivery.envelope.event_type,
         );
-        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        let mut backoff = Backoff::new(FIRST_BACKOFF, self.cap.max_backoff);
+        let started = Instant::now();
+        let mut attempts: u32 = 0;
         loop {
+            // The last attempt a transient failure gets: it dead-letters instead of rolling back.
+            let last = attempts + 1 >= self.cap.attempts || started.elapsed() >= self.cap.time;
             let result = self
-                .apply(handler, &delivery.envelope)
+                .apply(handler, delivery, attempts + 1, last)
                 .instrument(span.clone())
                 .await;
+            attempts += 1;
             let outcome = match result {
                 Ok(outcome) => outcome,
                 Err(reason) => {
                     self.count("retried");
-                    span.in_scope(|| tracing::warn!(%reason, "event not applied; retrying"));
+                    span.in_scope(
+                        || tracing::warn!(%reason, attempts, "event not applied; retrying"),
+                    );
                     if !backoff.wait(shutdown).await {
                         return false;
                     }
                     continue;
                 }
             };
-            self.count(match outcome {
-                Outcome::Applied => "applied",
-                Outcome::Duplicate => "duplicate",
-                Outcome::DeadLettered => "rejected",
-            });
+            match outcome {
+                Outcome::Applied => self.count("applied"),
+                Outcome::Duplicate => self.count("duplicate"),
+                Outcome::DeadLettered(code) => {
+                    self.count("rejected");
+                    metrics::counter!(
+                        "boxoffice_bus_dead_letters_total",
+                        "consumer" => self.name.clone(),
+                        "topic" => delivery.topic.clone(),
+                        "reason" => code.as_str()
+                    )
+                    .increment(1);
+                }
+            }
             // Losing this commit only means a redelivery, which the inbox turns into a no-op.
             if let Err(e) = subscription.commit(delivery).await {
                 span.in_scope(|| tracing::warn!(error = %e, "offset commit failed"));
@@ -204,8 +242,16 @@ impl Consumer {
         }
     }
 
-    /// One attempt; `Err` carries the reason to retry.
-    async fn apply(&self, handler: &dyn Handler, envelope: &Envelope) -> Result<Outcome, String> {
+    /// One attempt (number `attempt`); `Err` carries the reason to retry. On the `last` attempt a
+    /// transient failure is dead-lettered rather than retried.
+    async fn apply(
+        &self,
+        handler: &dyn Handler,
+        delivery: &Delivery,
+        attempt: u32,
+        last: bool,
+    ) -> Result<Outcome, String> {
+        let envelope = &delivery.envelope;
         let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
         let fresh = sqlx::query(
             "INSERT INTO bus_inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -217,36 +263,48 @@ impl Consumer {
         .map_err(|e| e.to_string())?
         .rows_affected();
         if fresh == 0 {
-            tracing::debug!("event already applied; skipping");
+            tracing::debug!("event already applied or dead-lettered; skipping");
             tx.rollback().await.map_err(|e| e.to_string())?;
             return Ok(Outcome::Duplicate);
         }
-        match handler.handle(&mut tx, envelope).await {
+        // The handler runs in a savepoint: a rejection undoes its writes but keeps the inbox row.
+        let mut savepoint = tx.begin().await.map_err(|e| e.to_string())?;
+        let (code, reason) = match handler.handle(&mut savepoint, envelope).await {
             Ok(()) => {
+                savepoint.commit().await.map_err(|e| e.to_string())?;
                 tx.commit().await.map_err(|e| e.to_string())?;
-                Ok(Outcome::Applied)
+                return Ok(Outcome::Applied);
             }
-            Err(HandleError::Retry(reason)) => {
+            Err(HandleError::Rejected { code, reason }) => (code, reason),
+            Err(HandleError::Transient(reason)) if last => (
+                RejectCode::RetriesExhausted,
+                format!("gave up after {attempt} attempts: {reason}"),
+            ),
+            Err(HandleError::Transient(reason)) => {
+                drop(savepoint);
                 tx.rollback().await.map_err(|e| e.to_string())?;
-                Err(reason)
+                return Err(reason);
             }
-            Err(HandleError::Reject(reason)) => {
-                tx.rollback().await.map_err(|e| e.to_string())?;
-                tracing::warn!(%reason, "event rejected; dead-lettered");
-                sqlx::query(
-                    "INSERT INTO bus_dead_letters (consumer, event_id, envelope, error) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(&self.name)
-                .bind(envelope.id)
-                .bind(Json(envelope))
-                .bind(&reason)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| e.to_string())?;
-                Ok(Outcome::DeadLettered)
-            }
-        }
+        };
+        savepoint.rollback().await.map_err(|e| e.to_string())?;
+        sqlx::query(
+            "INSERT INTO bus_dead_letters \
+             (consumer, event_id, topic, envelope, reason, error, attempts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.name)
+        .bind(envelope.id)
+        .bind(&delivery.topic)
+        .bind(Json(envelope))
+        .bind(code.as_str())
+        .bind(&reason)
+        .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        tracing::error!(%code, %reason, attempts = attempt, "event dead-lettered");
+        Ok(Outcome::DeadLettered(code))
     }
 
     fn count(&self, result: &'static str) {

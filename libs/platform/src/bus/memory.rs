@@ -11,13 +11,21 @@
 //!   gives up a partition only when it asks for its next delivery (or is dropped), so one message
 //!   is never in the hands of two members of a group at once.
 //! - Waiting members are woken through a [`Notify`], never by polling.
-//! - Retention: a message every group of its topic has committed, and that is older than the
-//!   retention (10 minutes by default, the window standalone replays after a restart), is dropped;
-//!   its offset stays, so positions never shift. A group that joins later starts after it.
+//! - Retention: a message older than the retention (10 minutes by default) is dropped once every
+//!   group of its topic has committed it, and at once when its topic has no group; its offset
+//!   stays, so positions never shift. A group that joins later starts after it.
+//! - Not durable: everything dies with the process. The relay therefore asks
+//!   [`Transport::consumed_below`] which messages every group of a topic has committed, and
+//!   publishes the rest again after a restart. The answer is known only once the launcher has
+//!   [`MemoryTransport::seal`]ed the set of groups (every consumer announced by
+//!   [`Transport::register_group`]); before that it is `None`.
 
 use std::{
     collections::{BTreeSet, HashMap},
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -25,7 +33,7 @@ use async_trait::async_trait;
 use contracts::Envelope;
 use tokio::sync::Notify;
 
-use super::{BusError, Delivery, Subscription, Transport};
+use super::{BusError, Delivery, Receipt, Subscription, Transport};
 
 /// A topic and one of its partitions.
 type PartitionId = (String, i32);
@@ -42,6 +50,8 @@ struct Inner {
     state: Mutex<State>,
     /// Fired on every publish and every membership or ownership change.
     changed: Notify,
+    /// Every consumer group has been announced: commits can settle messages.
+    sealed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -54,6 +64,8 @@ struct State {
 
 #[derive(Default)]
 struct Group {
+    /// Every topic the group was announced for or subscribed to, live members or not.
+    topics: BTreeSet<String>,
     /// Next offset to read per partition.
     committed: HashMap<PartitionId, i64>,
     /// Live members in join order.
@@ -137,8 +149,15 @@ impl MemoryTransport {
                 retention,
                 state: Mutex::new(State::default()),
                 changed: Notify::new(),
+                sealed: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Declares that every consumer group has been announced (standalone calls it once every
+    /// service has started), so [`Transport::consumed_below`] can answer.
+    pub fn seal(&self) {
+        self.inner.sealed.store(true, Ordering::SeqCst);
     }
 }
 
@@ -157,21 +176,28 @@ impl State {
             .or_insert_with(|| (0..partitions).map(|_| PartitionLog::default()).collect())
     }
 
-    /// Drops the messages of `partition` that every group reading its topic has committed and
-    /// that are older than `retention`.
-    fn drop_consumed(&mut self, partition: &PartitionId, retention: Duration) {
-        let (topic, index) = partition;
+    /// The lowest offset of `partition` that some group of its topic has not committed; `None`
+    /// when no group reads the topic.
+    fn committed_floor(&self, partition: &PartitionId) -> Option<i64> {
+        let (topic, _) = partition;
         let mut floor: Option<i64> = None;
         for group in self.groups.values() {
-            let reads = group.members.iter().any(|m| m.topics.contains(topic));
             let committed = group.committed.get(partition).copied();
-            if reads || committed.is_some() {
+            if group.topics.contains(topic) || committed.is_some() {
                 let c = committed.unwrap_or(0);
                 floor = Some(floor.map_or(c, |f| f.min(c)));
             }
         }
-        let Some(floor) = floor.and_then(|f| usize::try_from(f).ok()) else {
-            return;
+        floor
+    }
+
+    /// Drops the messages of `partition` that are older than `retention` and that every group
+    /// reading its topic has committed (all of them when no group reads it).
+    fn drop_expired(&mut self, partition: &PartitionId, retention: Duration) {
+        let (topic, index) = partition;
+        let floor = match self.committed_floor(partition) {
+            Some(f) => usize::try_from(f).unwrap_or(0),
+            None => usize::MAX,
         };
         let Some(log) = self
             .topics
@@ -203,26 +229,60 @@ impl Transport for MemoryTransport {
         Ok(())
     }
 
-    async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<(), BusError> {
-        {
+    async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<Receipt, BusError> {
+        let partition = partition_for(&envelope.key, self.inner.partitions);
+        let offset = {
             let mut state = self.inner.state();
             let log = state.topic(topic, self.inner.partitions);
-            let partition = partition_for(&envelope.key, self.inner.partitions);
             let slot = usize::try_from(partition).unwrap_or(0);
-            match log.get_mut(slot) {
-                Some(partition_log) => partition_log.slots.push(Slot {
-                    published: Instant::now(),
-                    envelope: Some(envelope.clone()),
-                }),
+            let offset = match log.get_mut(slot) {
+                Some(partition_log) => {
+                    partition_log.slots.push(Slot {
+                        published: Instant::now(),
+                        envelope: Some(envelope.clone()),
+                    });
+                    partition_log.slots.len() - 1
+                }
                 None => {
                     return Err(BusError::Transport(format!(
                         "no partition {slot} in {topic}"
                     )));
                 }
-            }
-        }
+            };
+            // Topics nobody reads age out here; read ones also when a group commits.
+            state.drop_expired(&(topic.to_owned(), partition), self.inner.retention);
+            offset
+        };
         self.inner.changed.notify_waiters();
-        Ok(())
+        Ok(Receipt {
+            partition,
+            offset: i64::try_from(offset).unwrap_or(i64::MAX),
+        })
+    }
+
+    fn durable(&self) -> bool {
+        false
+    }
+
+    fn register_group(&self, group: &str, topics: &[&str]) {
+        let mut state = self.inner.state();
+        for topic in topics {
+            state.topic(topic, self.inner.partitions);
+        }
+        let entry = state.groups.entry(group.to_owned()).or_default();
+        entry.topics.extend(topics.iter().map(|t| (*t).to_owned()));
+    }
+
+    fn consumed_below(&self, topic: &str, partition: i32) -> Option<i64> {
+        if !self.inner.sealed.load(Ordering::SeqCst) {
+            return None;
+        }
+        let state = self.inner.state();
+        Some(
+            state
+                .committed_floor(&(topic.to_owned(), partition))
+                .unwrap_or(i64::MAX),
+        )
     }
 
     async fn subscribe(
@@ -237,15 +297,12 @@ impl Transport for MemoryTransport {
             }
             state.next_member += 1;
             let id = state.next_member;
-            state
-                .groups
-                .entry(group.to_owned())
-                .or_default()
-                .members
-                .push(Member {
-                    id,
-                    topics: topics.iter().map(|t| (*t).to_owned()).collect(),
-                });
+            let entry = state.groups.entry(group.to_owned()).or_default();
+            entry.topics.extend(topics.iter().map(|t| (*t).to_owned()));
+            entry.members.push(Member {
+                id,
+                topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            });
             id
         };
         // Existing members give up the partitions that now belong to the newcomer.
@@ -374,7 +431,7 @@ impl Subscription for MemorySubscription {
             .entry((delivery.topic.clone(), delivery.partition))
             .or_insert(0);
         *committed = (*committed).max(next);
-        state.drop_consumed(
+        state.drop_expired(
             &(delivery.topic.clone(), delivery.partition),
             self.inner.retention,
         );
@@ -418,11 +475,11 @@ mod tests {
     #[tokio::test]
     async fn consumed_messages_past_retention_are_dropped_without_shifting_offsets() {
         let bus = MemoryTransport::with_retention(1, Duration::ZERO);
+        let mut a = bus.subscribe("a", &["t"]).await.unwrap();
+        let mut b = bus.subscribe("b", &["t"]).await.unwrap();
         for n in 0..3 {
             bus.publish("t", &envelope("k", n)).await.unwrap();
         }
-        let mut a = bus.subscribe("a", &["t"]).await.unwrap();
-        let mut b = bus.subscribe("b", &["t"]).await.unwrap();
         for sub in [&mut a, &mut b] {
             for _ in 0..2 {
                 let d = sub.next().await.unwrap();
@@ -448,9 +505,9 @@ mod tests {
     #[tokio::test]
     async fn nothing_is_dropped_while_a_group_lags_or_within_retention() {
         let bus = MemoryTransport::with_retention(1, Duration::ZERO);
-        bus.publish("t", &envelope("k", 0)).await.unwrap();
+        bus.register_group("slow", &["t"]); // announced, not yet subscribed
         let mut fast = bus.subscribe("fast", &["t"]).await.unwrap();
-        let _slow = bus.subscribe("slow", &["t"]).await.unwrap();
+        bus.publish("t", &envelope("k", 0)).await.unwrap();
         let d = fast.next().await.unwrap();
         fast.commit(&d).await.unwrap();
         assert_eq!(
@@ -469,6 +526,50 @@ mod tests {
             0,
             "younger than retention"
         );
+    }
+
+    #[tokio::test]
+    async fn a_topic_without_a_group_ages_out_on_publish() {
+        let bus = MemoryTransport::with_retention(1, Duration::ZERO);
+        for n in 0..3 {
+            bus.publish("unread", &envelope("k", n)).await.unwrap();
+        }
+        assert_eq!(bus.inner.state().topics["unread"][0].dropped_below, 3);
+        let kept = MemoryTransport::new(1);
+        kept.publish("unread", &envelope("k", 0)).await.unwrap();
+        assert_eq!(
+            kept.inner.state().topics["unread"][0].dropped_below,
+            0,
+            "younger than retention"
+        );
+    }
+
+    #[tokio::test]
+    async fn consumed_below_is_known_once_sealed_and_counts_announced_groups() {
+        let bus = MemoryTransport::new(1);
+        for n in 0..3 {
+            bus.publish("t", &envelope("k", n)).await.unwrap();
+        }
+        bus.register_group("a", &["t"]);
+        bus.register_group("b", &["t"]);
+        assert_eq!(bus.consumed_below("t", 0), None, "not sealed");
+        bus.seal();
+        assert_eq!(bus.consumed_below("t", 0), Some(0), "nobody committed");
+        assert_eq!(bus.consumed_below("nobody-reads", 0), Some(i64::MAX));
+        let mut a = bus.subscribe("a", &["t"]).await.unwrap();
+        for _ in 0..2 {
+            let d = a.next().await.unwrap();
+            a.commit(&d).await.unwrap();
+        }
+        assert_eq!(
+            bus.consumed_below("t", 0),
+            Some(0),
+            "b has not read anything"
+        );
+        let mut b = bus.subscribe("b", &["t"]).await.unwrap();
+        let d = b.next().await.unwrap();
+        b.commit(&d).await.unwrap();
+        assert_eq!(bus.consumed_below("t", 0), Some(1));
     }
 
     #[test]

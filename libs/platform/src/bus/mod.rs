@@ -2,19 +2,21 @@
 //!
 //! - [`outbox`]: a service writes its event row in the same transaction as its state change.
 //! - [`relay`]: publishes outbox rows to the transport in order, marking them published.
-//! - [`consumer`]: reads a topic as a consumer group and hands each event to a handler inside a
-//!   database transaction that also records the event id in the inbox, so a redelivered event is
-//!   skipped; the offset is committed only after that transaction commits.
+//! - [`consumer`]: reads a topic as a consumer group and hands each event to a [`handler`] inside
+//!   a database transaction that also records the event id in the inbox, so a redelivered event is
+//!   skipped; the offset is committed only after that transaction commits. An event that can never
+//!   apply is dead-lettered at once, a transient failure retried within a cap.
 //! - Transports behind one [`Transport`] trait: [`kafka`] (distributed mode) and [`memory`]
 //!   (standalone). One contract suite (`tests/bus_contract.rs`) runs against both.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use contracts::Envelope;
 use serde::Deserialize;
 
 pub mod consumer;
+pub mod handler;
 pub mod kafka;
 pub mod memory;
 pub mod outbox;
@@ -51,19 +53,43 @@ pub struct Delivery {
     pub envelope: Envelope,
 }
 
+/// Where the transport put a published envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// Partition within the topic.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+}
+
 /// A message transport: Kafka in distributed mode, in-memory in standalone.
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
     /// Creates the topics when they do not exist.
     async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError>;
     /// Publishes one envelope, partitioned by its key; returns once the transport has it.
-    async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<(), BusError>;
+    async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<Receipt, BusError>;
     /// Joins consumer group `group` on `topics`; delivery resumes after the group's last commit.
     async fn subscribe(
         &self,
         group: &str,
         topics: &[&str],
     ) -> Result<Box<dyn Subscription>, BusError>;
+    /// Whether what the transport accepted survives this process (Kafka: yes; in-memory: no).
+    /// The relay keeps the rows a non-durable transport holds until every consumer group of their
+    /// topic has committed them, and publishes them again after a restart.
+    fn durable(&self) -> bool {
+        true
+    }
+    /// Announces that consumer group `group` will read `topics` (called before it subscribes), so
+    /// a non-durable transport counts it among the readers whose commits settle a message.
+    fn register_group(&self, _group: &str, _topics: &[&str]) {}
+    /// For a non-durable transport: every offset of `topic`'s `partition` below the returned one
+    /// has been committed by every consumer group of the topic. `None` when unknown (a durable
+    /// transport, or consumer groups may still be announced).
+    fn consumed_below(&self, _topic: &str, _partition: i32) -> Option<i64> {
+        None
+    }
 }
 
 /// A consumer group member's stream of deliveries.
@@ -104,11 +130,25 @@ pub struct BusSettings {
     /// Keys a relay publishes concurrently within a batch; rows of one key always go in order
     /// (env `BOXOFFICE_BUS__RELAY_CONCURRENCY`).
     pub relay_concurrency: usize,
-    /// At start, publish again the rows published in this many ms before the outbox's last
-    /// publication (env `BOXOFFICE_BUS__REPLAY_WINDOW_MS`; 0 = off). Standalone turns it on: its
-    /// in-memory bus dies with the process, and events relayed but not yet consumed would be lost;
-    /// consumers' inboxes make the replay harmless.
-    pub replay_window_ms: u64,
+    /// Attempts a consumer makes at an event that fails transiently before it dead-letters it
+    /// (env `BOXOFFICE_BUS__CONSUMER_MAX_ATTEMPTS`).
+    pub consumer_max_attempts: u32,
+    /// Longest time a consumer retries an event that fails transiently before it dead-letters it,
+    /// in ms (env `BOXOFFICE_BUS__CONSUMER_MAX_RETRY_MS`).
+    pub consumer_max_retry_ms: u64,
+    /// Longest backoff between two attempts at one event, in ms (env
+    /// `BOXOFFICE_BUS__CONSUMER_MAX_BACKOFF_MS`).
+    pub consumer_max_backoff_ms: u64,
+    /// Replication factor of the topics the platform creates on Kafka (env
+    /// `BOXOFFICE_BUS__KAFKA_REPLICATION_FACTOR`); unset = the broker's default.
+    pub kafka_replication_factor: Option<i32>,
+    /// `min.insync.replicas` of the topics the platform creates on Kafka (env
+    /// `BOXOFFICE_BUS__KAFKA_MIN_INSYNC_REPLICAS`); unset = the broker's default.
+    pub kafka_min_insync_replicas: Option<i32>,
+    /// librdkafka properties passed through to every Kafka client, for TLS and SASL (env
+    /// `BOXOFFICE_BUS__KAFKA_PROPERTIES__SECURITY_PROTOCOL=SASL_SSL`: `_` in a key read from the
+    /// environment stands for `.`).
+    pub kafka_properties: BTreeMap<String, String>,
 }
 
 impl Default for BusSettings {
@@ -120,7 +160,12 @@ impl Default for BusSettings {
             relay_interval_ms: 500,
             relay_batch: 200,
             relay_concurrency: 64,
-            replay_window_ms: 0,
+            consumer_max_attempts: 20,
+            consumer_max_retry_ms: 300_000,
+            consumer_max_backoff_ms: 5_000,
+            kafka_replication_factor: None,
+            kafka_min_insync_replicas: None,
+            kafka_properties: BTreeMap::new(),
         }
     }
 }
@@ -129,13 +174,29 @@ impl Default for BusSettings {
 pub async fn connect(settings: &BusSettings) -> Result<Arc<dyn Transport>, BusError> {
     let transport: Arc<dyn Transport> = match settings.transport {
         TransportKind::Memory => Arc::new(memory::MemoryTransport::new(settings.partitions)),
-        TransportKind::Kafka => Arc::new(kafka::KafkaTransport::new(
-            &settings.kafka_brokers,
-            settings.partitions,
-        )?),
+        TransportKind::Kafka => Arc::new(kafka::KafkaTransport::from_settings(settings)?),
     };
     transport.ensure_topics(contracts::topics::ALL).await?;
     Ok(transport)
+}
+
+/// Standalone's bus: an in-memory transport with the platform's topics. The launcher keeps the
+/// concrete handle to [`memory::MemoryTransport::seal`] it once every service has started.
+pub async fn connect_memory(settings: &BusSettings) -> Result<memory::MemoryTransport, BusError> {
+    let transport = memory::MemoryTransport::new(settings.partitions);
+    transport.ensure_topics(contracts::topics::ALL).await?;
+    Ok(transport)
+}
+
+/// The refusal of `serve` with the in-memory transport: the relay would publish into this
+/// process's memory, mark the rows published, and no other process would ever see the events.
+pub fn memory_refusal(service: &str) -> String {
+    format!(
+        "`serve {service}` refuses bus.transport = memory: its events would be published into \
+         this process's memory, marked published, and never reach another service. Set \
+         BOXOFFICE_BUS__TRANSPORT=kafka (and BOXOFFICE_BUS__KAFKA_BROKERS), or run \
+         `boxoffice standalone` for everything in one process"
+    )
 }
 
 /// Capped exponential backoff for retry loops (relay, consumer): never a busy loop, never longer

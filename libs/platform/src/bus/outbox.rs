@@ -1,5 +1,14 @@
 //! The transactional outbox: an event is written in the same transaction as the state change it
-//! describes, so either both happen or neither does. The relay publishes it later.
+//! describes, so either both happen or neither does. The relay publishes it later, in `seq` order.
+//!
+//! Order per key across concurrent writers: a row's `seq` is drawn when it is inserted, but rows
+//! become visible when their transactions commit, so without care two transactions on one key
+//! could commit in the opposite order of their `seq`s, and the relay would publish them against
+//! the order of the changes they describe. [`enqueue_envelope`] first takes a transaction lock on
+//! (topic, key) (`pg_advisory_xact_lock`, namespace [`KEY_LOCK_SPACE`]): the second writer waits
+//! until the first commits or rolls back, so per key, `seq` order is commit order. Writing several
+//! keys in one transaction: enqueue them in a stable order (or one key per transaction), or two
+//! such transactions may deadlock (PostgreSQL then aborts one, SQLSTATE 40P01).
 
 use contracts::{Envelope, Event};
 use sqlx::PgConnection;
@@ -9,6 +18,10 @@ use super::BusError;
 /// The channel the relay listens on to publish without waiting for its next scan.
 pub const NOTIFY_CHANNEL: &str = "bus_outbox";
 
+/// First key of the two-key advisory locks taken per (topic, key); the second is
+/// `hashtext(topic || ' ' || key)`. Distinct from the single-key locks of the relay and schema.
+pub const KEY_LOCK_SPACE: i32 = 7_305_003;
+
 /// Writes `event` to the outbox on `conn` (pass the transaction of the state change).
 pub async fn enqueue<E: Event>(conn: &mut PgConnection, event: &E) -> Result<Envelope, BusError> {
     let envelope = Envelope::new(event)?;
@@ -16,12 +29,20 @@ pub async fn enqueue<E: Event>(conn: &mut PgConnection, event: &E) -> Result<Env
     Ok(envelope)
 }
 
-/// Writes a ready-made envelope to the outbox for `topic`.
+/// Writes a ready-made envelope to the outbox for `topic`, after waiting for any other open
+/// transaction that wrote the same (topic, key) (see the module docs). `conn` must be in a
+/// transaction: outside one the lock is released at once and order is not kept.
 pub async fn enqueue_envelope(
     conn: &mut PgConnection,
     topic: &str,
     envelope: &Envelope,
 ) -> Result<(), BusError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2 || ' ' || $3))")
+        .bind(KEY_LOCK_SPACE)
+        .bind(topic)
+        .bind(&envelope.key)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("INSERT INTO bus_outbox (id, topic, key, envelope) VALUES ($1, $2, $3, $4)")
         .bind(envelope.id)
         .bind(topic)

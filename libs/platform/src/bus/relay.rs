@@ -1,18 +1,25 @@
 //! The outbox relay: publishes a service's `bus_outbox` rows to the transport, oldest first, and
 //! marks them published.
 //!
-//! - One relay at a time per database: each batch runs in a transaction holding
-//!   `pg_try_advisory_xact_lock`, so replicas never interleave and per-key order holds. A replica
-//!   that does not get the lock publishes nothing and waits for its next turn.
-//! - A row is marked published (in the batch transaction) only after the transport confirmed it.
-//!   Within a batch, rows of one key are published in order, one after another; different keys
-//!   are published concurrently. A failed row holds back the rest of its key until the next batch.
-//!   A crash between publish and commit publishes those rows again later: delivery is
-//!   at-least-once and consumers deduplicate on the event id.
+//! - One relay at a time per database: a batch runs while its relay holds the session advisory
+//!   lock [`RELAY_LOCK`] on a connection of its own, so replicas never interleave and per-key order
+//!   holds. A replica that does not get the lock publishes nothing and waits for its next turn.
+//! - No transaction is open while it publishes: it reads the batch, publishes (a slow broker
+//!   holds no row lock and no snapshot), then marks the rows it published in one short `UPDATE`,
+//!   with where the transport put them. Within a batch, rows of one key are published in order,
+//!   one after another; different keys are published concurrently. A failed row holds back the
+//!   rest of its key until the next batch. A crash between publish and mark publishes those rows
+//!   again later (the lock dies with the connection): delivery is at-least-once and consumers
+//!   deduplicate on the event id.
+//! - A non-durable transport (the in-memory bus of standalone) loses what it holds when the
+//!   process dies. For one, a published row is *settled* only once every consumer group of its
+//!   topic has committed it ([`Transport::consumed_below`]); at start the relay publishes every
+//!   published but unsettled row again, however old. For a durable transport a row is settled
+//!   when it is published.
 //! - Wakes on `LISTEN bus_outbox` (sent by [`super::outbox::enqueue`] at commit) or every
 //!   `relay_interval_ms`, whichever comes first; backs off (capped, exponential) while the
 //!   transport or the database fails.
-//! - Deletes published rows older than seven days now and then.
+//! - Deletes settled rows older than seven days now and then.
 
 use std::{
     collections::HashMap,
@@ -22,15 +29,15 @@ use std::{
 
 use contracts::Envelope;
 use futures::StreamExt;
-use sqlx::{PgPool, postgres::PgListener, types::Json};
-use tokio::task::JoinHandle;
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener, types::Json};
+use tokio::{sync::Mutex, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::{Backoff, BusError, BusSettings, Transport, outbox::NOTIFY_CHANNEL};
+use super::{Backoff, BusError, BusSettings, Receipt, Transport, outbox::NOTIFY_CHANNEL};
 
 /// Advisory lock key held by the relay that is publishing (one per database).
-const RELAY_LOCK: i64 = 7_305_002;
-/// How often published rows past retention are deleted.
+pub const RELAY_LOCK: i64 = 7_305_002;
+/// How often settled rows past retention are deleted.
 const CLEANUP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Publishes one service's outbox rows to the transport.
@@ -40,9 +47,15 @@ pub struct Relay {
     transport: Arc<dyn Transport>,
     batch: i64,
     interval: Duration,
-    replay_window: Duration,
     concurrency: usize,
+    /// The connection that holds [`RELAY_LOCK`] during a batch, kept between batches. Taken out
+    /// while a batch runs: if the batch is abandoned mid-way, the connection is dropped with it
+    /// and the server releases the lock.
+    lock_conn: Mutex<Option<PgConnection>>,
 }
+
+/// One row of a batch: its seq, topic and envelope.
+type Row = (i64, String, Envelope);
 
 impl Relay {
     /// A relay for one service's outbox.
@@ -58,8 +71,8 @@ impl Relay {
             transport,
             batch: settings.relay_batch.max(1),
             interval: Duration::from_millis(settings.relay_interval_ms.max(10)),
-            replay_window: Duration::from_millis(settings.replay_window_ms),
             concurrency: settings.relay_concurrency.max(1),
+            lock_conn: Mutex::new(None),
         }
     }
 
@@ -71,26 +84,44 @@ impl Relay {
     /// Publishes at most one batch; returns how many rows it published. Returns 0 when another
     /// relay holds the lock. On a transport error the rows published before it stay marked.
     pub async fn run_once(&self) -> Result<usize, BusError> {
-        let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        let taken = self.lock_conn.lock().await.take();
+        let mut conn = match taken {
+            Some(conn) => conn,
+            None => PgConnection::connect_with(&self.pool.connect_options()).await?,
+        };
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(RELAY_LOCK)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut conn)
             .await?;
         if !locked {
-            tx.rollback().await?;
+            *self.lock_conn.lock().await = Some(conn);
             return Ok(0);
         }
+        let result = self.batch(&mut conn).await;
+        // A connection that fails to unlock is dropped: closing it releases the lock.
+        let unlocked = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut conn)
+            .await;
+        if unlocked.is_ok() {
+            *self.lock_conn.lock().await = Some(conn);
+        }
+        result
+    }
+
+    /// One batch, with the lock held on `conn` and no transaction open.
+    async fn batch(&self, conn: &mut PgConnection) -> Result<usize, BusError> {
         let rows: Vec<(i64, String, Json<Envelope>)> = sqlx::query_as(
             "SELECT seq, topic, envelope FROM bus_outbox WHERE published_at IS NULL \
              ORDER BY seq LIMIT $1",
         )
         .bind(self.batch)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
 
         // Rows of one (topic, key) go out one after another, in seq order; different keys go
         // out concurrently, so a broker's round trip is paid once per batch, not once per row.
-        let mut chains: Vec<Vec<(i64, String, Envelope)>> = Vec::new();
+        let mut chains: Vec<Vec<Row>> = Vec::new();
         let mut chain_of: HashMap<(String, String), usize> = HashMap::new();
         for (seq, topic, Json(envelope)) in rows {
             let slot = *chain_of
@@ -101,40 +132,49 @@ impl Relay {
                 });
             chains[slot].push((seq, topic, envelope));
         }
-        let outcomes: Vec<(Vec<i64>, Option<BusError>)> = futures::stream::iter(chains)
+        type Sent = Vec<(i64, Receipt)>;
+        let outcomes: Vec<(Sent, Option<BusError>)> = futures::stream::iter(chains)
             .map(|chain| async move {
                 let mut sent = Vec::with_capacity(chain.len());
                 for (seq, topic, envelope) in chain {
-                    if let Err(e) = self.transport.publish(&topic, &envelope).await {
+                    match self.transport.publish(&topic, &envelope).await {
+                        Ok(receipt) => sent.push((seq, receipt)),
                         // The rest of this key waits for the next batch, keeping its order.
-                        return (sent, Some(e));
+                        Err(e) => return (sent, Some(e)),
                     }
-                    sent.push(seq);
                 }
                 (sent, None)
             })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        let mut sent: Vec<i64> = Vec::new();
+        let mut sent: Sent = Vec::new();
         let mut failure = None;
-        for (seqs, error) in outcomes {
-            sent.extend(seqs);
+        for (rows, error) in outcomes {
+            sent.extend(rows);
             if failure.is_none() {
                 failure = error;
             }
         }
         let published = sent.len();
         if !sent.is_empty() {
-            sqlx::query("UPDATE bus_outbox SET published_at = now() WHERE seq = ANY($1)")
-                .bind(&sent)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // Keep what went out even when a later row failed: unmarking it would only publish it
-        // twice.
-        tx.commit().await?;
-        if published > 0 {
+            let seqs: Vec<i64> = sent.iter().map(|(seq, _)| *seq).collect();
+            let partitions: Vec<i32> = sent.iter().map(|(_, r)| r.partition).collect();
+            let offsets: Vec<i64> = sent.iter().map(|(_, r)| r.offset).collect();
+            // Keep what went out even when a later row failed: unmarking it would only publish
+            // it twice.
+            sqlx::query(
+                "UPDATE bus_outbox AS o SET published_at = now(), bus_partition = s.part, \
+                 bus_offset = s.off, settled_at = CASE WHEN $4 THEN now() END \
+                 FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS s(seq, part, off) \
+                 WHERE o.seq = s.seq",
+            )
+            .bind(&seqs)
+            .bind(&partitions)
+            .bind(&offsets)
+            .bind(self.transport.durable())
+            .execute(&mut *conn)
+            .await?;
             metrics::counter!("boxoffice_bus_published_total", "service" => self.service.clone())
                 .increment(u64::try_from(published).unwrap_or(u64::MAX));
         }
@@ -144,30 +184,63 @@ impl Relay {
         }
     }
 
-    /// Marks the rows published within the replay window before the last publication as
-    /// unpublished again, so they go out once more; returns how many.
-    pub async fn replay_recent(&self) -> Result<u64, BusError> {
-        if self.replay_window.is_zero() {
+    /// For a non-durable transport: marks settled the published rows every consumer group of
+    /// their topic has committed; returns how many. Nothing to do for a durable one.
+    pub async fn settle(&self) -> Result<u64, BusError> {
+        if self.transport.durable() {
             return Ok(0);
         }
-        let window_ms = i64::try_from(self.replay_window.as_millis()).unwrap_or(i64::MAX);
-        let done = sqlx::query(
-            "UPDATE bus_outbox SET published_at = NULL WHERE published_at IS NOT NULL \
-             AND published_at > (SELECT max(published_at) FROM bus_outbox) \
-                 - make_interval(secs => $1::double precision / 1000)",
+        let partitions: Vec<(String, i32)> = sqlx::query_as(
+            "SELECT DISTINCT topic, bus_partition FROM bus_outbox \
+             WHERE published_at IS NOT NULL AND settled_at IS NULL AND bus_partition IS NOT NULL",
         )
-        .bind(window_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut settled = 0;
+        for (topic, partition) in partitions {
+            let Some(below) = self.transport.consumed_below(&topic, partition) else {
+                continue;
+            };
+            settled += sqlx::query(
+                "UPDATE bus_outbox SET settled_at = now() \
+                 WHERE published_at IS NOT NULL AND settled_at IS NULL \
+                 AND topic = $1 AND bus_partition = $2 AND bus_offset < $3",
+            )
+            .bind(&topic)
+            .bind(partition)
+            .bind(below)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        Ok(settled)
+    }
+
+    /// For a non-durable transport, at start: marks every published row that is not settled as
+    /// unpublished again, so it goes out once more (the transport that had it died with the
+    /// previous process); returns how many. Consumers' inboxes make the repeat harmless.
+    pub async fn replay_unsettled(&self) -> Result<u64, BusError> {
+        if self.transport.durable() {
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "UPDATE bus_outbox SET published_at = NULL, bus_partition = NULL, bus_offset = NULL \
+             WHERE published_at IS NOT NULL AND settled_at IS NULL",
+        )
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
     }
 
-    /// Deletes published rows older than seven days; returns how many.
+    /// Deletes rows settled more than seven days ago (for a durable transport also rows published
+    /// that long ago before settling existed); returns how many.
     async fn cleanup(&self) -> Result<u64, BusError> {
         let done = sqlx::query(
             "DELETE FROM bus_outbox WHERE published_at IS NOT NULL \
-             AND published_at < now() - interval '7 days'",
+             AND published_at < now() - interval '7 days' \
+             AND ($1 OR (settled_at IS NOT NULL AND settled_at < now() - interval '7 days'))",
         )
+        .bind(self.transport.durable())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
@@ -193,13 +266,28 @@ impl Relay {
 
     async fn run(self, shutdown: CancellationToken) {
         tracing::info!(service = %self.service, "outbox relay started");
-        match self.replay_recent().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(service = %self.service, rows = n, "replaying recent events"),
-            Err(e) => tracing::warn!(service = %self.service, error = %e, "replay failed"),
-        }
-        let mut listener = self.listen().await;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        // Before anything is published or settled: the rows' positions are the dead transport's.
+        loop {
+            match self.replay_unsettled().await {
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::info!(
+                        service = %self.service, rows = n,
+                        "publishing again the events the previous process's bus had not delivered"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(service = %self.service, error = %e, "replay failed; retrying");
+                    if !backoff.wait(&shutdown).await {
+                        return;
+                    }
+                }
+            }
+        }
+        backoff.reset();
+        let mut listener = self.listen().await;
         let mut last_cleanup: Option<Instant> = None;
         loop {
             if shutdown.is_cancelled() {
@@ -214,6 +302,9 @@ impl Relay {
                     }
                 }
                 last_cleanup = Some(Instant::now());
+            }
+            if let Err(e) = self.settle().await {
+                tracing::warn!(service = %self.service, error = %e, "settling published rows failed");
             }
             match self.run_once().await {
                 Ok(n) => {

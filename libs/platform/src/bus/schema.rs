@@ -1,6 +1,7 @@
-//! The bus tables every service database carries: `bus_outbox` (events waiting to be published),
-//! `bus_inbox` (event ids a consumer has processed) and `bus_dead_letters` (events a handler
-//! rejected as permanently unprocessable). Created idempotently at start.
+//! The bus tables every service database carries: `bus_outbox` (events waiting to be published;
+//! where the transport put each, and when every consumer of a non-durable transport had it),
+//! `bus_inbox` (event ids a consumer has processed or dead-lettered) and `bus_dead_letters`
+//! (events a consumer will never apply, with why). Created and extended idempotently at start.
 
 use sqlx::PgPool;
 
@@ -31,6 +32,25 @@ CREATE TABLE IF NOT EXISTS bus_dead_letters (
 );
 "#;
 
+/// Columns added after the first release. Run only when one is missing: `ALTER TABLE` takes an
+/// exclusive lock even when there is nothing to add.
+const UPGRADE: &str = r#"
+ALTER TABLE bus_outbox ADD COLUMN IF NOT EXISTS bus_partition INT;
+ALTER TABLE bus_outbox ADD COLUMN IF NOT EXISTS bus_offset BIGINT;
+ALTER TABLE bus_outbox ADD COLUMN IF NOT EXISTS settled_at TIMESTAMPTZ;
+CREATE INDEX IF NOT EXISTS bus_outbox_unsettled ON bus_outbox (topic, bus_partition, bus_offset)
+    WHERE published_at IS NOT NULL AND settled_at IS NULL;
+ALTER TABLE bus_dead_letters ADD COLUMN IF NOT EXISTS topic TEXT NOT NULL DEFAULT '';
+ALTER TABLE bus_dead_letters ADD COLUMN IF NOT EXISTS reason TEXT NOT NULL DEFAULT 'unknown';
+ALTER TABLE bus_dead_letters ADD COLUMN IF NOT EXISTS attempts INT NOT NULL DEFAULT 1;
+"#;
+
+/// How many of the columns [`UPGRADE`] adds exist.
+const UPGRADED_COLUMNS: &str = "SELECT count(*) FROM information_schema.columns \
+     WHERE table_schema = current_schema() AND ( \
+       (table_name = 'bus_outbox' AND column_name IN ('bus_partition', 'bus_offset', 'settled_at')) \
+       OR (table_name = 'bus_dead_letters' AND column_name IN ('topic', 'reason', 'attempts')))";
+
 /// Creates the bus tables when missing. Serialized by an advisory lock so concurrent starts of
 /// several replicas do not race on `CREATE ... IF NOT EXISTS`.
 pub async fn apply(pool: &PgPool) -> Result<(), sqlx::Error> {
@@ -39,5 +59,11 @@ pub async fn apply(pool: &PgPool) -> Result<(), sqlx::Error> {
         .execute(&mut *tx)
         .await?;
     sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+    let present: i64 = sqlx::query_scalar(UPGRADED_COLUMNS)
+        .fetch_one(&mut *tx)
+        .await?;
+    if present < 6 {
+        sqlx::raw_sql(UPGRADE).execute(&mut *tx).await?;
+    }
     tx.commit().await
 }

@@ -7,7 +7,12 @@ use std::{
 };
 
 use platform::{
-    bus::{Delivery, Subscription, Transport, consumer::Consumer, outbox, relay::Relay},
+    bus::{
+        Delivery, Subscription, Transport,
+        consumer::Consumer,
+        outbox,
+        relay::{RELAY_LOCK, Relay},
+    },
     testing::{TestDb, eventually},
 };
 use tokio_util::sync::CancellationToken;
@@ -397,21 +402,22 @@ pub async fn reject_dead_letters_and_retry_applies_once(kind: Kind) {
         .unwrap();
     assert_eq!(seqs, vec![0, 2, 3, 4]);
     assert_eq!(recorder.attempts(flaky.id), 4, "3 failures then success");
-    let dead: Vec<(Uuid, String, sqlx::types::Json<contracts::Envelope>)> = sqlx::query_as(
-        "SELECT event_id, error, envelope FROM bus_dead_letters WHERE consumer = $1",
-    )
-    .bind(&name)
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
+    let dead = dead_letters(&db, &name).await;
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].0, poison.id);
+    assert_eq!(dead[0].event_id, poison.id);
+    assert_eq!(dead[0].reason, "poison", "the handler's own code");
+    assert_eq!(dead[0].topic, topic);
     assert!(
-        dead[0].1.contains("poison"),
+        dead[0].error.contains("poison"),
         "error text kept: {}",
-        dead[0].1
+        dead[0].error
     );
-    assert_eq!(dead[0].2.0, poison);
+    assert_eq!(dead[0].envelope, poison);
+    assert_eq!(
+        recorder.attempts(poison.id),
+        1,
+        "rejected at the first attempt"
+    );
     token.cancel();
     consumer.await.unwrap();
     db.drop_database().await;
@@ -527,5 +533,333 @@ pub async fn concurrent_relays_publish_each_row_once(kind: Kind) {
         relay.await.unwrap();
     }
     consumer.await.unwrap();
+    db.drop_database().await;
+}
+
+/// A row of `bus_dead_letters`.
+struct DeadLetter {
+    event_id: Uuid,
+    topic: String,
+    reason: String,
+    error: String,
+    attempts: i32,
+    envelope: contracts::Envelope,
+}
+
+async fn dead_letters(db: &TestDb, consumer: &str) -> Vec<DeadLetter> {
+    let rows: Vec<(
+        Uuid,
+        String,
+        String,
+        String,
+        i32,
+        sqlx::types::Json<contracts::Envelope>,
+    )> = sqlx::query_as(
+        "SELECT event_id, topic, reason, error, attempts, envelope FROM bus_dead_letters \
+             WHERE consumer = $1 ORDER BY failed_at",
+    )
+    .bind(consumer)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(
+            |(event_id, topic, reason, error, attempts, envelope)| DeadLetter {
+                event_id,
+                topic,
+                reason,
+                error,
+                attempts,
+                envelope: envelope.0,
+            },
+        )
+        .collect()
+}
+
+async fn in_inbox(db: &TestDb, consumer: &str, id: Uuid) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM bus_inbox WHERE consumer = $1 AND event_id = $2)",
+    )
+    .bind(consumer)
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+async fn handled_seqs(db: &TestDb) -> Vec<i64> {
+    sqlx::query_scalar("SELECT seq FROM handled ORDER BY n")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// Waits until the event `id` has been handled.
+async fn wait_handled(db: &TestDb, id: Uuid) {
+    eventually("the event handled", DEADLINE, || async {
+        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM handled WHERE event_id = $1)")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    })
+    .await;
+}
+
+/// g. A poison event (a handler write that breaks a CHECK constraint, returned with `?`) on a
+/// topic other events share is dead-lettered at its first attempt, with its inbox row and none of
+/// its writes, and the event behind it on the same key goes on. Delivered again, it is skipped:
+/// neither applied nor dead-lettered twice.
+pub async fn poison_event_does_not_delay_the_next(kind: Kind) {
+    let db = database("bus_poison").await;
+    let (transport, topic) = transport(kind, 4).await;
+    let poison = envelope_with("shared", 1, serde_json::json!({ "violate": true }));
+    let next = envelope("shared", 2);
+    publish_all(
+        &transport,
+        &topic,
+        &[envelope("shared", 0), poison.clone(), next.clone()],
+    )
+    .await;
+
+    let recorder = Recorder::new("r");
+    let token = CancellationToken::new();
+    let name = group("poison");
+    // Default caps: a poison retried as transient would hold the key for many seconds.
+    let consumer = Consumer::new(&name, db.pool.clone(), transport.clone(), &[&topic])
+        .spawn(recorder.clone(), token.clone());
+    wait_handled(&db, next.id).await;
+    assert_eq!(recorder.attempts(poison.id), 1, "the poison was retried");
+    assert_eq!(
+        handled_seqs(&db).await,
+        vec![0, 2],
+        "the poison's own write was kept"
+    );
+    let dead = dead_letters(&db, &name).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].event_id, dead[0].reason.as_str(), dead[0].attempts),
+        (poison.id, "constraint", 1)
+    );
+    assert!(
+        dead[0].error.contains("23514") || dead[0].error.contains("check"),
+        "{}",
+        dead[0].error
+    );
+    assert!(
+        in_inbox(&db, &name, poison.id).await,
+        "dead letter without its inbox row"
+    );
+
+    // Redelivered (a lost offset commit, a replay): skipped by the inbox.
+    let after = envelope("shared", 3);
+    publish_all(&transport, &topic, &[poison.clone(), after.clone()]).await;
+    wait_handled(&db, after.id).await;
+    assert_eq!(
+        recorder.attempts(poison.id),
+        1,
+        "a dead-lettered event was tried again"
+    );
+    assert_eq!(dead_letters(&db, &name).await.len(), 1);
+    assert_eq!(handled_seqs(&db).await, vec![0, 2, 3]);
+    token.cancel();
+    consumer.await.unwrap();
+    db.drop_database().await;
+}
+
+/// h. An event that keeps failing transiently is tried `consumer_max_attempts` times, then
+/// dead-lettered (`retries_exhausted`) with its inbox row; the key goes on.
+pub async fn transient_failures_past_the_cap_are_dead_lettered(kind: Kind) {
+    let db = database("bus_cap").await;
+    let (transport, topic) = transport(kind, 2).await;
+    let stuck = envelope_with("k", 1, serde_json::json!({ "fail_times": 1_000_000 }));
+    let next = envelope("k", 2);
+    publish_all(
+        &transport,
+        &topic,
+        &[envelope("k", 0), stuck.clone(), next.clone()],
+    )
+    .await;
+    let recorder = Recorder::new("r");
+    let token = CancellationToken::new();
+    let name = group("cap");
+    let consumer = Consumer::new(&name, db.pool.clone(), transport.clone(), &[&topic])
+        .with_settings(&consumer_settings(3))
+        .spawn(recorder.clone(), token.clone());
+    wait_handled(&db, next.id).await;
+    assert_eq!(recorder.attempts(stuck.id), 3, "attempts before giving up");
+    assert_eq!(handled_seqs(&db).await, vec![0, 2]);
+    let dead = dead_letters(&db, &name).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].event_id, dead[0].reason.as_str(), dead[0].attempts),
+        (stuck.id, "retries_exhausted", 3)
+    );
+    assert!(
+        dead[0].error.contains("attempt 3 fails"),
+        "{}",
+        dead[0].error
+    );
+    assert!(in_inbox(&db, &name, stuck.id).await);
+    token.cancel();
+    consumer.await.unwrap();
+    db.drop_database().await;
+}
+
+/// i. Two transactions write an event of one key: the first to write commits last. The second
+/// waits for the first (the outbox's per-key lock), so the relay publishes them in commit order.
+pub async fn concurrent_writers_on_one_key_publish_in_commit_order(kind: Kind) {
+    let db = database("bus_order").await;
+    let (transport, topic) = transport(kind, 2).await;
+    let first = envelope("race", 1);
+    let second = envelope("race", 2);
+    let commits: Arc<std::sync::Mutex<Vec<Uuid>>> = Arc::default();
+
+    let mut tx = db.pool.begin().await.unwrap();
+    outbox::enqueue_envelope(&mut tx, &topic, &first)
+        .await
+        .unwrap();
+    let writer = {
+        let (pool, topic, second, commits) = (
+            db.pool.clone(),
+            topic.clone(),
+            second.clone(),
+            commits.clone(),
+        );
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            outbox::enqueue_envelope(&mut tx, &topic, &second)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            commits.lock().unwrap().push(second.id);
+        })
+    };
+    // Either the second writer is waiting for the first one's lock, or (without the lock) it
+    // has committed already.
+    eventually(
+        "the second writer waits or has committed",
+        DEADLINE,
+        || async {
+            let waiting: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database())",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            waiting || !commits.lock().unwrap().is_empty()
+        },
+    )
+    .await;
+    tx.commit().await.unwrap();
+    commits.lock().unwrap().push(first.id);
+    writer.await.unwrap();
+    let commit_order = commits.lock().unwrap().clone();
+
+    let relay = Relay::new(
+        "test",
+        db.pool.clone(),
+        transport.clone(),
+        &relay_settings(10),
+    );
+    assert_eq!(relay.run_once().await.unwrap(), 2);
+    let mut sub = transport
+        .subscribe(&group("order"), &[&topic])
+        .await
+        .unwrap();
+    let published: Vec<Uuid> = receive(&mut sub, 2)
+        .await
+        .iter()
+        .map(|d| d.envelope.id)
+        .collect();
+    assert_eq!(published, commit_order, "published against commit order");
+    assert_eq!(published, vec![first.id, second.id]);
+    db.drop_database().await;
+}
+
+/// j. While the relay waits for the transport, it holds no transaction (nothing for a dead
+/// broker to keep open: no snapshot, no row lock) but keeps its advisory lock, so a second relay
+/// publishes nothing.
+pub async fn relay_holds_no_transaction_while_publishing(kind: Kind) {
+    let db = database("bus_notx").await;
+    let (transport, topic) = transport(kind, 2).await;
+    let sent = envelope("k", 0);
+    let mut tx = db.pool.begin().await.unwrap();
+    outbox::enqueue_envelope(&mut tx, &topic, &sent)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let gate = Gate::new(transport.clone());
+    let relay = Arc::new(Relay::new(
+        "test",
+        db.pool.clone(),
+        gate.clone(),
+        &relay_settings(10),
+    ));
+    let entered = gate.entered.notified();
+    let running = {
+        let relay = relay.clone();
+        tokio::spawn(async move { relay.run_once().await })
+    };
+    tokio::time::timeout(DEADLINE, entered).await.unwrap();
+
+    let open_transactions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND backend_type = 'client backend' AND pid <> pg_backend_pid() \
+         AND xact_start IS NOT NULL",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        open_transactions, 0,
+        "a transaction is open while publishing"
+    );
+    let mut other = db.pool.begin().await.unwrap();
+    let locked: Vec<i64> =
+        sqlx::query_scalar("SELECT seq FROM bus_outbox WHERE id = $1 FOR UPDATE NOWAIT")
+            .bind(sent.id)
+            .fetch_all(&mut *other)
+            .await
+            .unwrap();
+    assert_eq!(locked.len(), 1, "the row is lockable by another session");
+    other.rollback().await.unwrap();
+    let holders: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objid::bigint = $1 \
+         AND d.datname = current_database()",
+    )
+    .bind(RELAY_LOCK)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(holders, 1, "the publishing relay holds the relay lock");
+    let second = Relay::new(
+        "test",
+        db.pool.clone(),
+        transport.clone(),
+        &relay_settings(10),
+    );
+    assert_eq!(
+        second.run_once().await.unwrap(),
+        0,
+        "a second relay published"
+    );
+
+    gate.open();
+    assert_eq!(running.await.unwrap().unwrap(), 1);
+    let published: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT published_at FROM bus_outbox WHERE id = $1")
+            .bind(sent.id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(published.is_some(), "the row was not marked published");
+    let mut sub = transport
+        .subscribe(&group("notx"), &[&topic])
+        .await
+        .unwrap();
+    assert_eq!(receive(&mut sub, 1).await[0].envelope.id, sent.id);
     db.drop_database().await;
 }

@@ -1,11 +1,16 @@
-//! Cases only the Kafka transport has: foreign records on a topic, topic creation.
+//! Cases only the Kafka transport has: foreign records on a topic, topic creation on brokers that
+//! allow it or not, producer recovery, settings passed to the broker. Broker faults come from
+//! librdkafka's in-process mock cluster.
 
 use std::time::Duration;
 
+use platform::bus::{Transport, kafka::KafkaTransport};
 use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
+    mocking::MockCluster,
     producer::{FutureProducer, FutureRecord},
+    types::{RDKafkaApiKey, RDKafkaRespErr},
 };
 
 use crate::support::*;
@@ -62,4 +67,108 @@ async fn ensure_topics_is_idempotent() {
     let (transport, topic) = transport(Kind::Kafka, 2).await;
     transport.ensure_topics(&[&topic]).await.unwrap();
     transport.publish(&topic, &envelope("k", 0)).await.unwrap();
+}
+
+/// Settings for a transport on `brokers` with one partition per topic.
+fn kafka_settings(brokers: &str) -> platform::bus::BusSettings {
+    platform::bus::BusSettings {
+        kafka_brokers: brokers.to_owned(),
+        partitions: 1,
+        ..platform::bus::BusSettings::default()
+    }
+}
+
+/// A broker that denies CreateTopics (librdkafka's mock cluster does not offer the API at all):
+/// topics created beforehand are fine, a missing one is a clear error naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_topics_are_fine_when_the_broker_denies_create_topics() {
+    let mock = MockCluster::new(1).unwrap();
+    let topic = format!("bus-test-{}", uuid::Uuid::new_v4().simple());
+    mock.create_topic(&topic, 1, 1).unwrap();
+    let transport =
+        KafkaTransport::from_settings(&kafka_settings(&mock.bootstrap_servers())).unwrap();
+    tokio::time::timeout(DEADLINE, transport.ensure_topics(&[&topic]))
+        .await
+        .unwrap()
+        .unwrap();
+    transport.publish(&topic, &envelope("k", 0)).await.unwrap();
+
+    let missing = format!("bus-test-{}", uuid::Uuid::new_v4().simple());
+    let err = tokio::time::timeout(DEADLINE, transport.ensure_topics(&[&topic, &missing]))
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&missing) && err.contains("refused to create"),
+        "{err}"
+    );
+}
+
+/// A fatal producer error (here: the idempotent producer is refused a producer id) replaces the
+/// producer; the publish that saw it fails (the relay retries it), the next one goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_producer_error_rebuilds_the_producer() {
+    let mock = MockCluster::new(1).unwrap();
+    let topic = format!("bus-test-{}", uuid::Uuid::new_v4().simple());
+    mock.create_topic(&topic, 1, 1).unwrap();
+    mock.request_errors(
+        RDKafkaApiKey::InitProducerId,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED],
+    );
+    let transport =
+        KafkaTransport::from_settings(&kafka_settings(&mock.bootstrap_servers())).unwrap();
+    let first = tokio::time::timeout(DEADLINE, transport.publish(&topic, &envelope("k", 0)))
+        .await
+        .unwrap();
+    assert!(first.is_err(), "published with a fatally failed producer");
+    assert_eq!(transport.producer_generation(), 1, "producer not replaced");
+    let receipt = tokio::time::timeout(DEADLINE, transport.publish(&topic, &envelope("k", 1)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(receipt.partition, 0);
+    assert_eq!(
+        transport.producer_generation(),
+        1,
+        "replaced more than once"
+    );
+}
+
+/// Topic settings reach the broker: with a replication factor and `min.insync.replicas` the
+/// single test broker can honour, topics are created and usable; pass-through properties reach
+/// librdkafka (a bad value is refused when the clients are built, reserved ones up front).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_settings_and_properties_reach_the_broker() {
+    let mut settings = kafka_settings(&platform::testing::kafka_brokers());
+    settings.kafka_replication_factor = Some(1);
+    settings.kafka_min_insync_replicas = Some(1);
+    settings
+        .kafka_properties
+        .insert("security_protocol".into(), "plaintext".into());
+    settings
+        .kafka_properties
+        .insert("client.id".into(), "boxoffice-bus-test".into());
+    let transport = KafkaTransport::from_settings(&settings).unwrap();
+    let topic = format!("bus-test-{}", uuid::Uuid::new_v4().simple());
+    transport.ensure_topics(&[&topic]).await.unwrap();
+    transport.publish(&topic, &envelope("k", 0)).await.unwrap();
+
+    let mut bad = settings.clone();
+    bad.kafka_properties
+        .insert("security_protocol".into(), "carrier_pigeon".into());
+    let err = KafkaTransport::from_settings(&bad)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("security.protocol"), "{err}");
+    let mut reserved = settings.clone();
+    reserved
+        .kafka_properties
+        .insert("enable_auto_commit".into(), "true".into());
+    let err = KafkaTransport::from_settings(&reserved)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("enable.auto.commit"), "{err}");
 }

@@ -13,12 +13,13 @@ use std::{
 use async_trait::async_trait;
 use contracts::Envelope;
 use platform::bus::{
-    BusError, BusSettings, Delivery, Subscription, Transport,
+    BusError, BusSettings, Delivery, Receipt, Subscription, Transport,
     consumer::{HandleError, Handler},
     kafka::KafkaTransport,
     memory::MemoryTransport,
 };
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// Generous deadline for conditions that involve a broker and consumer group joins.
@@ -58,7 +59,17 @@ pub fn relay_settings(batch: i64) -> BusSettings {
     }
 }
 
-/// Envelope number `seq` of aggregate `key`, with extra payload fields (`poison`, `fail_times`).
+/// Consumer settings that retry quickly: `attempts` attempts at most, 20 ms apart at most.
+pub fn consumer_settings(attempts: u32) -> BusSettings {
+    BusSettings {
+        consumer_max_attempts: attempts,
+        consumer_max_backoff_ms: 20,
+        ..BusSettings::default()
+    }
+}
+
+/// Envelope number `seq` of aggregate `key`, with extra payload fields (`poison`, `violate`,
+/// `fail_times`).
 pub fn envelope_with(key: &str, seq: i64, extra: serde_json::Value) -> Envelope {
     let mut payload = serde_json::json!({ "seq": seq });
     if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
@@ -94,12 +105,15 @@ pub fn seq_of(envelope: &Envelope) -> i64 {
     envelope.payload["seq"].as_i64().unwrap()
 }
 
+/// The `seq` the handler writes for a `violate` event, which the table's CHECK refuses.
+pub const VIOLATING_SEQ: i64 = -1000;
+
 /// Creates the table the recording handler writes to. No uniqueness on `event_id`: a duplicate
 /// application must show up as a second row.
 pub async fn create_handled_table(pool: &PgPool) {
     sqlx::query(
         "CREATE TABLE handled (n BIGSERIAL PRIMARY KEY, replica TEXT NOT NULL, \
-         event_id UUID NOT NULL, key TEXT NOT NULL, seq BIGINT NOT NULL)",
+         event_id UUID NOT NULL, key TEXT NOT NULL, seq BIGINT NOT NULL CHECK (seq > -1000))",
     )
     .execute(pool)
     .await
@@ -107,8 +121,9 @@ pub async fn create_handled_table(pool: &PgPool) {
 }
 
 /// A handler that records each event in `handled` and can be told to misbehave:
-/// payload `poison: true` → reject; `fail_times: n` → retry the first n attempts;
-/// `hang_on` → the first attempt on that event never finishes.
+/// payload `poison: true` → reject (domain code `poison`); `violate: true` → record the event,
+/// then break the table's CHECK constraint (SQLSTATE 23514, through `?`); `fail_times: n` → fail
+/// transiently the first n attempts; `hang_on` → the first attempt on that event never finishes.
 #[derive(Clone, Default)]
 pub struct Recorder {
     pub replica: String,
@@ -140,21 +155,35 @@ impl Handler for Recorder {
             *n
         };
         if envelope.payload["poison"].as_bool() == Some(true) {
-            return Err(HandleError::Reject(format!("poison {}", envelope.id)));
+            return Err(HandleError::domain(
+                "poison",
+                format!("poison {}", envelope.id),
+            ));
         }
         if envelope.payload["fail_times"]
             .as_u64()
             .is_some_and(|n| attempt <= n)
         {
-            return Err(HandleError::Retry(format!("attempt {attempt} fails")));
+            return Err(HandleError::transient(format!("attempt {attempt} fails")));
         }
-        sqlx::query("INSERT INTO handled (replica, event_id, key, seq) VALUES ($1, $2, $3, $4)")
+        let insert = "INSERT INTO handled (replica, event_id, key, seq) VALUES ($1, $2, $3, $4)";
+        sqlx::query(insert)
             .bind(&self.replica)
             .bind(envelope.id)
             .bind(&envelope.key)
             .bind(seq_of(envelope))
             .execute(&mut *tx)
             .await?;
+        if envelope.payload["violate"].as_bool() == Some(true) {
+            // A deterministic database error after a write the rejection must undo.
+            sqlx::query(insert)
+                .bind(&self.replica)
+                .bind(envelope.id)
+                .bind(&envelope.key)
+                .bind(VIOLATING_SEQ)
+                .execute(&mut *tx)
+                .await?;
+        }
         if self.hang_on == Some(envelope.id) && attempt == 1 {
             // Dies mid-transaction: the insert above must never become visible.
             self.hanging.store(true, Ordering::SeqCst);
@@ -259,14 +288,14 @@ impl Transport for Faulty {
         self.inner.ensure_topics(topics).await
     }
 
-    async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<(), BusError> {
+    async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<Receipt, BusError> {
         if self.faults.refuse_publish {
             return Err(BusError::Transport("injected: broker down".into()));
         }
         if let Some(delay) = self.faults.publish_delay {
             tokio::time::sleep(delay).await;
         }
-        self.inner.publish(topic, envelope).await?;
+        let receipt = self.inner.publish(topic, envelope).await?;
         let n = self.published.fetch_add(1, Ordering::SeqCst) + 1;
         if self.faults.hang_publish_after.is_some_and(|k| n > k) {
             std::future::pending::<()>().await;
@@ -276,7 +305,19 @@ impl Transport for Faulty {
                 "injected: published but reported lost".into(),
             ));
         }
-        Ok(())
+        Ok(receipt)
+    }
+
+    fn durable(&self) -> bool {
+        self.inner.durable()
+    }
+
+    fn register_group(&self, group: &str, topics: &[&str]) {
+        self.inner.register_group(group, topics);
+    }
+
+    fn consumed_below(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.inner.consumed_below(topic, partition)
     }
 
     async fn subscribe(
@@ -317,5 +358,61 @@ impl Subscription for FaultySubscription {
             std::future::pending::<()>().await;
         }
         self.inner.commit(delivery).await
+    }
+}
+
+/// Wraps a transport so that publishing waits at a gate: each publish announces itself on
+/// `entered`, then waits until the test calls [`Gate::open`].
+pub struct Gate {
+    inner: Arc<dyn Transport>,
+    pub entered: Notify,
+    opened: Notify,
+    open: AtomicBool,
+}
+
+impl Gate {
+    pub fn new(inner: Arc<dyn Transport>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            entered: Notify::new(),
+            opened: Notify::new(),
+            open: AtomicBool::new(false),
+        })
+    }
+
+    /// Lets every waiting and later publish through.
+    pub fn open(&self) {
+        self.open.store(true, Ordering::SeqCst);
+        self.opened.notify_waiters();
+    }
+}
+
+#[async_trait]
+impl Transport for Gate {
+    async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
+        self.inner.ensure_topics(topics).await
+    }
+
+    async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<Receipt, BusError> {
+        let opened = self.opened.notified();
+        tokio::pin!(opened);
+        opened.as_mut().enable();
+        self.entered.notify_one();
+        if !self.open.load(Ordering::SeqCst) {
+            opened.await;
+        }
+        self.inner.publish(topic, envelope).await
+    }
+
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        self.inner.subscribe(group, topics).await
+    }
+
+    fn durable(&self) -> bool {
+        self.inner.durable()
     }
 }

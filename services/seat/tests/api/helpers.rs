@@ -322,8 +322,20 @@ pub enum Handled {
     DeadLettered(String),
 }
 
-/// Where the seat consumer stands with event `id`.
+/// Where the seat consumer stands with event `id`. A dead-lettered event has its inbox row too
+/// (written in the same transaction), so the dead letters are looked at first.
 pub async fn handled(pool: &sqlx::PgPool, id: Uuid) -> Handled {
+    let rejected: Option<String> = sqlx::query_scalar(
+        "SELECT error FROM bus_dead_letters WHERE consumer = $1 AND event_id = $2",
+    )
+    .bind(seat::NAME)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .unwrap();
+    if let Some(reason) = rejected {
+        return Handled::DeadLettered(reason);
+    }
     let applied: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM bus_inbox WHERE consumer = $1 AND event_id = $2)",
     )
@@ -333,17 +345,10 @@ pub async fn handled(pool: &sqlx::PgPool, id: Uuid) -> Handled {
     .await
     .unwrap();
     if applied {
-        return Handled::Applied;
+        Handled::Applied
+    } else {
+        Handled::Pending
     }
-    let rejected: Option<String> = sqlx::query_scalar(
-        "SELECT error FROM bus_dead_letters WHERE consumer = $1 AND event_id = $2",
-    )
-    .bind(seat::NAME)
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-    .unwrap();
-    rejected.map_or(Handled::Pending, Handled::DeadLettered)
 }
 
 /// Waits until the consumer has applied or dead-lettered event `id`; returns which.
