@@ -23,10 +23,14 @@ impl Readiness {
         })
     }
 
-    /// Adds a `broker` check: the Kafka brokers of `settings` answer a metadata request.
+    /// Adds a `broker` check: the Kafka brokers of `settings` answer a metadata request (with the
+    /// same pass-through client properties as the transport, so TLS and SASL apply).
     pub fn broker(self, settings: &BusSettings) -> Self {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &settings.kafka_brokers);
+        for (key, value) in &settings.kafka_properties {
+            config.set(crate::bus::kafka::property_name(key), value);
+        }
         let client: Result<Arc<AdminClient<DefaultClientContext>>, String> = config
             .create()
             .map(Arc::new)
