@@ -182,6 +182,47 @@ pub struct HoldEnded {
 event!(HoldEnded, "hold.ended", 1, topics::SEATS, |e| e
     .performance_id);
 
+/// Why the seat service could not honour a confirmed order's sale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaleRejectReason {
+    /// A seat of the sale is held or sold by someone else (its hold lapsed first).
+    SeatsTaken,
+    /// A general-admission area has no room left for the sale's places.
+    SoldOut,
+    /// The buyer would own more tickets of the performance than its limit.
+    LimitExceeded,
+    /// The order names other seats, places or buyer than its hold.
+    NotTheHold,
+    /// The hold was sold to another order already.
+    HoldUsed,
+    /// The seat service knows no such hold (never placed, or its record is gone).
+    UnknownHold,
+    /// The seat service knows no such performance.
+    UnknownPerformance,
+}
+
+/// A confirmed order's sale could not be honoured: nothing was sold, the order side refunds.
+/// Keyed by the order id, like the order events it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleRejected {
+    /// The order whose sale was refused.
+    pub order_id: Uuid,
+    /// The hold it named.
+    pub hold_id: Uuid,
+    /// Performance.
+    pub performance_id: Uuid,
+    /// Buyer.
+    pub buyer_id: Uuid,
+    /// Why.
+    pub reason: SaleRejectReason,
+    /// What exactly was in the way (seats, areas, counts), for people.
+    #[serde(default)]
+    pub detail: String,
+}
+event!(SaleRejected, "sale.rejected", 1, topics::SEATS, |e| e
+    .order_id);
+
 // ---------------------------------------------------------------- order
 
 /// An order was created from a hold and awaits payment.

@@ -1,5 +1,9 @@
-//! SeatDB: the published inventory of each performance and the sold seats, with the unique
-//! constraint on (performance, seat) that is the last guard against selling a seat twice.
+//! SeatDB: the published inventory of each performance and what was sold, with the last guards
+//! whatever the hold store did: the unique constraint on (performance, seat) for seats, a row per
+//! general-admission area with `CHECK (sold <= capacity)`, and a row per buyer and performance
+//! whose lock serializes the buyer's sales while the limit is checked against it.
+
+use std::collections::BTreeMap;
 
 use contracts::events::PerformancePublished;
 use sqlx::{PgConnection, PgPool, Row, types::Json};
@@ -21,10 +25,51 @@ pub async fn save_published(
     .bind(p.performance_id)
     .bind(p.revision)
     .bind(Json(p))
-    .execute(conn)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
-    Ok(done > 0)
+    if done == 0 {
+        return Ok(false);
+    }
+    let mut areas: BTreeMap<&str, i32> = BTreeMap::new();
+    for a in &p.areas {
+        areas.insert(&a.area_id, a.capacity.max(0));
+    }
+    let (ids, caps): (Vec<&str>, Vec<i32>) = areas.iter().map(|(a, c)| (*a, *c)).unzip();
+    // A capacity cut below what is sold already keeps the sold count (never unsold here).
+    let rows: Vec<(String, i32)> = sqlx::query_as(
+        "INSERT INTO area_sales (performance_id, area_id, capacity) \
+         SELECT $1, a, c FROM unnest($2::text[], $3::int[]) AS t(a, c) \
+         ON CONFLICT (performance_id, area_id) DO UPDATE \
+         SET capacity = GREATEST(EXCLUDED.capacity, area_sales.sold) \
+         RETURNING area_id, capacity",
+    )
+    .bind(p.performance_id)
+    .bind(&ids)
+    .bind(&caps)
+    .fetch_all(&mut *conn)
+    .await?;
+    let squeezed: Vec<&String> = rows
+        .iter()
+        .filter(|(a, c)| areas.get(a.as_str()).is_some_and(|want| c > want))
+        .map(|(a, _)| a)
+        .collect();
+    if !squeezed.is_empty() {
+        tracing::warn!(performance_id = %p.performance_id, areas = ?squeezed,
+            "re-published capacity is below what is sold; keeping the sold count");
+    }
+    Ok(true)
+}
+
+/// The performance's per-buyer ticket limit (0 = none); `None` when never published.
+pub async fn ticket_limit(conn: &mut PgConnection, perf: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE((spec->>'ticket_limit')::bigint, 0) FROM performances \
+         WHERE performance_id = $1",
+    )
+    .bind(perf)
+    .fetch_optional(conn)
+    .await
 }
 
 /// The layout of a performance, if published.
@@ -44,70 +89,178 @@ pub async fn performance_ids(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
         .await
 }
 
-/// A seat already sold to an order.
-#[derive(Debug, Clone)]
-pub struct SoldSeat {
-    /// Seat id.
-    pub seat_id: String,
-    /// Order that bought it.
-    pub order_id: Uuid,
+/// Why SeatDB refused a sale (nothing of it is kept once the caller rolls back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The hold was sold to another order already.
+    HoldUsed,
+    /// These seats are sold to another order.
+    SeatsTaken(Vec<String>),
+    /// These areas have no room for the sale's places.
+    SoldOut(Vec<String>),
+    /// The buyer would own more tickets of the performance than `limit`.
+    LimitExceeded {
+        /// The limit.
+        limit: i64,
+        /// Tickets the buyer had bought before this sale.
+        current: i64,
+    },
 }
 
-/// Which of `seats` are sold, and to which order.
-pub async fn sold_among(
-    conn: &mut PgConnection,
-    perf: Uuid,
-    seats: &[String],
-) -> Result<Vec<SoldSeat>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT seat_id, order_id FROM sold_seats WHERE performance_id = $1 AND seat_id = ANY($2)",
-    )
-    .bind(perf)
-    .bind(seats)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(SoldSeat {
-                seat_id: r.try_get("seat_id")?,
-                order_id: r.try_get("order_id")?,
-            })
-        })
-        .collect()
+/// What recording a sale did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded now.
+    New,
+    /// The order's sale was recorded before (a redelivery).
+    Already,
+    /// The order's sale was refused before: never sell it now.
+    Rejected,
+    /// Refused; roll back what this call wrote (run it in a savepoint).
+    Refused(Refusal),
 }
 
-/// Records a sale (seats and places) of `order`; pass only seats not yet recorded for it. A
-/// seat already sold (to anyone) violates `sold_seats_once` and fails the statement.
+/// Records the sale of `order` (seats and places) for `sale`'s buyer, once, checking every
+/// guard: seats not sold to another order, areas within capacity, the buyer within `limit`
+/// (0 = none) counting what it bought before. On [`Recorded::Refused`] some rows may be written:
+/// run it in a savepoint and roll that back.
 pub async fn record_sale(
     conn: &mut PgConnection,
     sale: &crate::store::Hold,
     order: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    limit: i64,
+) -> Result<Recorded, sqlx::Error> {
+    let (sold, rejected, other): (bool, bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM sold_seats WHERE order_id = $1) \
+             OR EXISTS (SELECT 1 FROM sold_areas WHERE order_id = $1), \
+         EXISTS (SELECT 1 FROM rejected_sales WHERE order_id = $1), \
+         EXISTS (SELECT 1 FROM sold_seats WHERE hold_id = $2 AND order_id <> $1) \
+             OR EXISTS (SELECT 1 FROM sold_areas WHERE hold_id = $2 AND order_id <> $1)",
+    )
+    .bind(order)
+    .bind(sale.hold_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if rejected {
+        return Ok(Recorded::Rejected);
+    }
+    if sold {
+        return Ok(Recorded::Already);
+    }
+    if other {
+        return Ok(Recorded::Refused(Refusal::HoldUsed));
+    }
+    let inserted: Vec<String> = sqlx::query_scalar(
         "INSERT INTO sold_seats (performance_id, seat_id, order_id, hold_id, buyer_id) \
-         SELECT $1, s, $2, $3, $4 FROM unnest($5::text[]) AS s",
+         SELECT $1, s, $2, $3, $4 FROM unnest($5::text[]) AS s \
+         ON CONFLICT ON CONSTRAINT sold_seats_once DO NOTHING RETURNING seat_id",
     )
     .bind(sale.performance_id)
     .bind(order)
     .bind(sale.hold_id)
     .bind(sale.buyer_id)
     .bind(&sale.seat_ids)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    for (area, qty) in &sale.areas {
+    if inserted.len() != sale.seat_ids.len() {
+        let mut taken: Vec<String> = sale
+            .seat_ids
+            .iter()
+            .filter(|s| !inserted.contains(s))
+            .cloned()
+            .collect();
+        taken.sort();
+        taken.dedup();
+        return Ok(Recorded::Refused(Refusal::SeatsTaken(taken)));
+    }
+    let mut areas: BTreeMap<&str, i64> = BTreeMap::new();
+    for (a, q) in &sale.areas {
+        *areas.entry(a).or_default() += q;
+    }
+    let mut short = Vec::new();
+    for (&area, &qty) in &areas {
+        let qty = i32::try_from(qty).unwrap_or(i32::MAX);
+        let room: Option<i32> = sqlx::query_scalar(
+            "UPDATE area_sales SET sold = sold + $3 \
+             WHERE performance_id = $1 AND area_id = $2 AND sold + $3 <= capacity RETURNING sold",
+        )
+        .bind(sale.performance_id)
+        .bind(area)
+        .bind(qty)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if room.is_none() {
+            short.push(area.to_owned());
+            continue;
+        }
         sqlx::query(
             "INSERT INTO sold_areas (order_id, area_id, performance_id, hold_id, buyer_id, quantity) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(order)
         .bind(area)
         .bind(sale.performance_id)
         .bind(sale.hold_id)
         .bind(sale.buyer_id)
-        .bind(i32::try_from(*qty).unwrap_or(i32::MAX))
+        .bind(qty)
         .execute(&mut *conn)
         .await?;
     }
+    if !short.is_empty() {
+        return Ok(Recorded::Refused(Refusal::SoldOut(short)));
+    }
+    let n = sale.tickets();
+    if n > 0 {
+        let tickets: i32 = sqlx::query_scalar(
+            "INSERT INTO buyer_sales (performance_id, buyer_id, tickets) VALUES ($1, $2, $3) \
+             ON CONFLICT (performance_id, buyer_id) \
+             DO UPDATE SET tickets = buyer_sales.tickets + EXCLUDED.tickets RETURNING tickets",
+        )
+        .bind(sale.performance_id)
+        .bind(sale.buyer_id)
+        .bind(i32::try_from(n).unwrap_or(i32::MAX))
+        .fetch_one(&mut *conn)
+        .await?;
+        let tickets = i64::from(tickets);
+        if limit > 0 && tickets > limit {
+            return Ok(Recorded::Refused(Refusal::LimitExceeded {
+                limit,
+                current: tickets - n,
+            }));
+        }
+    }
+    Ok(Recorded::New)
+}
+
+/// Whether SeatDB has a sale through `hold` (by any order).
+pub async fn hold_sold(conn: &mut PgConnection, hold: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sold_seats WHERE hold_id = $1) \
+             OR EXISTS (SELECT 1 FROM sold_areas WHERE hold_id = $1)",
+    )
+    .bind(hold)
+    .fetch_one(conn)
+    .await
+}
+
+/// Remembers that `order`'s sale was refused, so no later delivery sells it.
+pub async fn record_rejection(
+    conn: &mut PgConnection,
+    order: Uuid,
+    perf: Uuid,
+    hold: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO rejected_sales (order_id, performance_id, hold_id, reason) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(order)
+    .bind(perf)
+    .bind(hold)
+    .bind(reason)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -151,6 +304,26 @@ pub async fn remove_sale(
         let q: i32 = r.try_get("quantity")?;
         sale.areas.push((r.try_get("area_id")?, i64::from(q)));
     }
+    for (area, q) in &sale.areas {
+        sqlx::query(
+            "UPDATE area_sales SET sold = GREATEST(sold - $3, 0) \
+             WHERE performance_id = $1 AND area_id = $2",
+        )
+        .bind(sale.performance_id)
+        .bind(area)
+        .bind(i32::try_from(*q).unwrap_or(i32::MAX))
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE buyer_sales SET tickets = GREATEST(tickets - $3, 0) \
+         WHERE performance_id = $1 AND buyer_id = $2",
+    )
+    .bind(sale.performance_id)
+    .bind(sale.buyer_id)
+    .bind(i32::try_from(sale.tickets()).unwrap_or(i32::MAX))
+    .execute(&mut *conn)
+    .await?;
     Ok(Some(sale))
 }
 

@@ -1,6 +1,8 @@
 //! What the seat service consumes — `performance.published` (inventory), `order.confirmed`
-//! (seats become sold) and `order.cancelled` (seats go back on sale), each idempotent — and how
-//! it emits its own events (`hold.placed`, `hold.ended`) through the outbox.
+//! (seats become sold, or `sale.rejected` when that can no longer be honoured) and
+//! `order.cancelled` (seats go back on sale), each idempotent — and the batching writer that
+//! puts `hold.placed` and `hold.ended` in the outbox off the request path (`sale.rejected` goes
+//! in the consumer's own transaction, see [`crate::holds`]).
 
 use std::sync::Arc;
 
@@ -16,38 +18,46 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     db,
-    map::{Layout, registry::SeatMaps},
-    store::{Confirmed, Hold, HoldStatus, HoldStore},
+    holds::{HoldService, Sale, SaleError},
+    map::Layout,
 };
 
 /// Applies catalog and order events to SeatDB, the hold store and the maps.
 pub struct SeatHandler {
-    /// The maps of this replica.
-    pub maps: SeatMaps,
-    /// The hold store.
-    pub store: Arc<dyn HoldStore>,
+    /// Every hold-store write goes through it.
+    pub holds: HoldService,
 }
 
-fn reject(e: impl std::fmt::Display) -> HandleError {
-    HandleError::domain("seat_rule", e)
-}
-
-fn retry(e: impl std::fmt::Display) -> HandleError {
-    HandleError::transient(e)
+impl From<SaleError> for HandleError {
+    /// A sale that could not be decided now is tried again (SeatDB errors by their SQLSTATE);
+    /// refusals are answers (`sale.rejected`), not errors.
+    fn from(e: SaleError) -> Self {
+        match e {
+            SaleError::Db(e) => e.into(),
+            e @ (SaleError::Store(_) | SaleError::Outbox(_)) => HandleError::transient(e),
+        }
+    }
 }
 
 #[async_trait]
 impl Handler for SeatHandler {
     async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandleError> {
         if env.is::<PerformancePublished>() {
-            let p: PerformancePublished = env.decode().map_err(reject)?;
+            let p: PerformancePublished = env.decode()?;
             self.published(tx, &p).await
         } else if env.is::<OrderConfirmed>() {
-            let e: OrderConfirmed = env.decode().map_err(reject)?;
-            self.confirmed(tx, &e).await
+            let e: OrderConfirmed = env.decode()?;
+            match self.holds.sell(tx, &e).await? {
+                Sale::Sold | Sale::AlreadySold | Sale::Rejected(_) => {}
+                Sale::AlreadyRejected => {
+                    tracing::info!(order_id = %e.order_id, "a refused sale delivered again");
+                }
+            }
+            Ok(())
         } else if env.is::<OrderCancelled>() {
-            let e: OrderCancelled = env.decode().map_err(reject)?;
-            self.cancelled(tx, &e).await
+            let e: OrderCancelled = env.decode()?;
+            self.holds.unsell(tx, &e).await?;
+            Ok(())
         } else {
             Ok(())
         }
@@ -61,82 +71,19 @@ impl SeatHandler {
         p: &PerformancePublished,
     ) -> Result<(), HandleError> {
         if p.seats.is_empty() && p.areas.is_empty() {
-            return Err(reject("a performance without seats or areas"));
+            return Err(HandleError::domain(
+                "empty_inventory",
+                "a performance without seats or areas",
+            ));
         }
         if !db::save_published(tx, p).await? {
             return Ok(()); // an older or repeated revision
         }
-        self.maps
+        self.holds
+            .maps()
             .install(Arc::new(Layout::from_published(p)))
             .await
-            .map_err(retry)?;
-        Ok(())
-    }
-
-    async fn confirmed(
-        &self,
-        tx: &mut PgConnection,
-        e: &OrderConfirmed,
-    ) -> Result<(), HandleError> {
-        let sale = Hold {
-            hold_id: e.hold_id,
-            performance_id: e.performance_id,
-            buyer_id: e.buyer_id,
-            seat_ids: e.seat_ids.clone(),
-            areas: e
-                .areas
-                .iter()
-                .map(|(a, q)| (a.clone(), i64::from(*q)))
-                .collect(),
-            amount_krw: e.amount_krw,
-            expires_at_ms: 0,
-            status: HoldStatus::Sold,
-        };
-        let sold = db::sold_among(tx, e.performance_id, &e.seat_ids).await?;
-        if let Some(other) = sold.iter().find(|s| s.order_id != e.order_id) {
-            tracing::error!(order_id = %e.order_id, seat = %other.seat_id, other = %other.order_id,
-                "order confirmed for a seat sold to another order; not applied");
-            return Err(reject(format!(
-                "seat {} is sold to another order",
-                other.seat_id
-            )));
-        }
-        let mut new = sale.clone();
-        new.seat_ids
-            .retain(|s| !sold.iter().any(|x| &x.seat_id == s));
-        if let Err(err) = db::record_sale(tx, &new, e.order_id).await {
-            if let sqlx::Error::Database(d) = &err
-                && d.is_unique_violation()
-            {
-                return Err(reject(
-                    "a seat of the order is already sold (sold_seats_once)",
-                ));
-            }
-            return Err(err.into());
-        }
-        match self.store.confirm(&sale).await.map_err(retry)? {
-            Confirmed::Sold(change) => self.maps.apply(e.performance_id, &change),
-            Confirmed::AlreadySold => {}
-            Confirmed::Conflict(seats) => {
-                tracing::error!(order_id = %e.order_id, ?seats,
-                    "order confirmed for seats another hold has; not applied");
-                return Err(reject(format!("seats taken by another hold: {seats:?}")));
-            }
-        }
-        Ok(())
-    }
-
-    async fn cancelled(
-        &self,
-        tx: &mut PgConnection,
-        e: &OrderCancelled,
-    ) -> Result<(), HandleError> {
-        let Some(sale) = db::remove_sale(tx, e.order_id).await? else {
-            return Ok(()); // never confirmed, or already returned
-        };
-        if let Some(change) = self.store.unsell(&sale).await.map_err(retry)? {
-            self.maps.apply(sale.performance_id, &change);
-        }
+            .map_err(HandleError::transient)?;
         Ok(())
     }
 }

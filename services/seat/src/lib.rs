@@ -5,6 +5,8 @@
 //! - [`store`]: the hold store trait, its two implementations and their shared rules.
 //! - [`map`]: the in-memory seat maps every replica keeps current from the store's change log.
 //! - [`domain`]: seat states, changes and best-available selection (no I/O).
+//! - [`holds`]: [`holds::HoldService`], the one owner of every hold-store write (store, map,
+//!   events, metrics; sales with their SeatDB guards).
 //! - [`events`]: consumed catalog and order events; the outbox writer.
 //! - [`expiry`]: the sweeper that releases lapsed holds one at a time.
 //! - [`api`]: the HTTP routes; [`admission_pass`]: waiting-room passes.
@@ -25,10 +27,12 @@ pub mod db;
 pub mod domain;
 pub mod events;
 pub mod expiry;
+pub mod holds;
 pub mod map;
 pub mod store;
 
 use admission_pass::PassVerifier;
+use holds::HoldService;
 use map::registry::SeatMaps;
 use store::{HoldStore, memory::MemoryStore, redis::RedisStore};
 
@@ -43,6 +47,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Config {
     /// How long a hold lasts, in ms (env `BOXOFFICE_SEAT__HOLD_TTL_MS`; default 10 minutes).
     pub hold_ttl_ms: u64,
+    /// How long a hold in checkout (an order paying for it) lasts at least, in ms (env
+    /// `BOXOFFICE_SEAT__CHECKOUT_TTL_MS`; default 30 minutes). Orders must settle within it.
+    pub checkout_ttl_ms: u64,
     /// Mean pause between expiry sweeps, in ms, jittered ±50 % (env
     /// `BOXOFFICE_SEAT__SWEEP_INTERVAL_MS`).
     pub sweep_interval_ms: u64,
@@ -61,6 +68,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             hold_ttl_ms: 600_000,
+            checkout_ttl_ms: 1_800_000,
             sweep_interval_ms: 250,
             max_per_hold: 10,
             stream_flush_ms: 250,
@@ -133,6 +141,7 @@ pub async fn start_with(
         }
     }
     let (outbox, writer) = events::Outbox::spawn(pool.clone(), shutdown.clone());
+    let holds = HoldService::new(store, maps.clone(), outbox, config.checkout_ttl_ms);
     let relay = infra.spawn_relay(NAME, pool.clone());
     let consumer = Consumer::new(
         NAME,
@@ -143,24 +152,16 @@ pub async fn start_with(
     .with_settings(&infra.bus_settings)
     .spawn(
         events::SeatHandler {
-            maps: maps.clone(),
-            store: store.clone(),
+            holds: holds.clone(),
         },
         shutdown.clone(),
     );
-    let sweeper = expiry::spawn(
-        maps.clone(),
-        store.clone(),
-        outbox.clone(),
-        config.sweep_interval_ms,
-        shutdown,
-    );
+    let sweeper = expiry::spawn(holds.clone(), config.sweep_interval_ms, shutdown);
     let state = api::AppState {
         maps,
-        store,
+        holds,
         verifier,
         passes,
-        outbox,
         config: Arc::new(config.clone()),
     };
     Ok(Service {

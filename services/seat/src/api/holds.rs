@@ -1,5 +1,6 @@
 //! `POST /api/v1/holds` (chosen seats, best available, or general-admission places),
-//! `GET /api/v1/holds/{hold_id}` and `DELETE /api/v1/holds/{hold_id}`.
+//! `GET /api/v1/holds/{hold_id}`, `DELETE /api/v1/holds/{hold_id}` and
+//! `POST /api/v1/holds/{hold_id}/checkout` (an order takes the hold into checkout).
 
 use std::collections::HashSet;
 
@@ -9,7 +10,6 @@ use axum::{
     response::IntoResponse,
 };
 use chrono::{DateTime, Utc};
-use contracts::events::{HoldEndReason, HoldEnded, HoldPlaced};
 use platform::{
     ApiError,
     auth::{AuthUser, Role},
@@ -26,7 +26,7 @@ use crate::{
         best_available::{self, Candidate, Wish},
     },
     map::PerfMap,
-    store::{Hold, HoldError, HoldStatus},
+    store::{Hold, HoldStatus, StoreError},
 };
 
 /// Attempts at best available when other buyers take the chosen seats first.
@@ -65,7 +65,7 @@ pub struct HoldView {
 }
 
 fn view(h: &Hold) -> HoldView {
-    let lapsed = h.status == HoldStatus::Active && h.expires_at_ms <= Utc::now().timestamp_millis();
+    let lapsed = h.status.is_live() && h.expires_at_ms <= Utc::now().timestamp_millis();
     HoldView {
         hold_id: h.hold_id,
         performance_id: h.performance_id,
@@ -90,6 +90,59 @@ fn view(h: &Hold) -> HoldView {
 fn store_down(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "hold store failed");
     ApiError::unavailable("the hold store is unavailable; try again shortly")
+}
+
+fn millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn not_on_sale(opens_at_ms: i64, closes_at_ms: i64) -> ApiError {
+    ApiError::conflict("not_on_sale", "holds are taken only while the sale is open")
+        .with("sale_opens_at", millis(opens_at_ms))
+        .with("sale_closes_at", millis(closes_at_ms))
+}
+
+/// The answer to a store refusal or failure.
+fn refused(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Unavailable { seat_ids, areas } => ApiError::conflict(
+            "seat_unavailable",
+            "some of the seats are no longer available; nothing was held",
+        )
+        .with("seat_ids", seat_ids)
+        .with("area_ids", areas),
+        StoreError::LimitExceeded { limit, current } => ApiError::conflict(
+            "limit_exceeded",
+            format!("at most {limit} tickets per buyer; you have {current} already"),
+        )
+        .with("limit", limit)
+        .with("current", current),
+        StoreError::NotOnSale {
+            opens_at_ms,
+            closes_at_ms,
+        } => not_on_sale(opens_at_ms, closes_at_ms),
+        StoreError::InCheckout => ApiError::conflict(
+            "hold_in_checkout",
+            "an order is paying for this hold; it ends with the order",
+        ),
+        StoreError::HoldEnded(status) => ended(status),
+        StoreError::UnknownHold => ApiError::not_found("no such hold"),
+        StoreError::UnknownPerformance => ApiError::not_found("the performance is not on sale"),
+        e @ (StoreError::NotTheHold | StoreError::Transient(_) | StoreError::Corrupt(_)) => {
+            store_down(e)
+        }
+    }
+}
+
+/// 409 for a hold that is over.
+fn ended(status: HoldStatus) -> ApiError {
+    match status {
+        HoldStatus::Sold | HoldStatus::Returned => {
+            ApiError::conflict("hold_sold", "the hold's seats were bought")
+        }
+        HoldStatus::Released => ApiError::conflict("hold_released", "the hold was released"),
+        _ => ApiError::conflict("hold_expired", "the hold expired"),
+    }
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
@@ -162,6 +215,14 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let map = map_of(&state, body.performance_id).await?;
     admitted(&state, &map, &headers, Some(user.id())).await?;
+    let layout = map.layout();
+    if !layout.on_sale(Utc::now().timestamp_millis()) {
+        // The store decides by its own clock; this only spares it a call that cannot succeed.
+        return Err(not_on_sale(
+            layout.sale_opens_at_ms,
+            layout.sale_closes_at_ms,
+        ));
+    }
     // The hold runs on its own task: if the request is abandoned (client gone, timeout) after
     // the store granted it, the task releases it, so the buyer has all the seats or none.
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -170,39 +231,19 @@ pub async fn create(
         let placed = place(&task_state, user.id(), &body, &map).await;
         if let Err(Ok((hold, _))) = tx.send(placed) {
             tracing::warn!(hold_id = %hold.hold_id, "hold request abandoned; releasing the hold");
-            match task_state
-                .store
-                .release(hold.performance_id, hold.hold_id, HoldStatus::Released)
+            if let Err(e) = task_state
+                .holds
+                .release(hold.performance_id, hold.hold_id)
                 .await
             {
-                Ok(Some((_, change))) => task_state.maps.apply(hold.performance_id, &change),
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "releasing an abandoned hold"),
+                tracing::error!(error = %e, "releasing an abandoned hold");
             }
         }
     });
     let (hold, adjacent) = rx
         .await
         .map_err(|_| ApiError::internal("the hold task ended without an answer"))??;
-    metrics::counter!("boxoffice_holds_total", "result" => "held").increment(1);
-    let v = view(&hold);
-    state
-        .outbox
-        .emit(&HoldPlaced {
-            hold_id: hold.hold_id,
-            performance_id: hold.performance_id,
-            buyer_id: hold.buyer_id,
-            seat_ids: hold.seat_ids.clone(),
-            areas: hold
-                .areas
-                .iter()
-                .map(|(a, q)| (a.clone(), i32::try_from(*q).unwrap_or(i32::MAX)))
-                .collect(),
-            amount_krw: hold.amount_krw,
-            expires_at: v.expires_at,
-        })
-        .await;
-    let mut body = serde_json::to_value(&v).unwrap_or_default();
+    let mut body = serde_json::to_value(view(&hold)).unwrap_or_default();
     if let Some(adjacent) = adjacent {
         body["adjacent"] = json!(adjacent);
     }
@@ -271,37 +312,14 @@ async fn place(
                 .iter()
                 .filter_map(|(a, q)| layout.area(a).map(|a| layout.price(&a.grade) * q))
                 .sum::<i64>();
-        match state.store.hold(&hold).await {
-            Ok(change) => {
-                state.maps.apply(hold.performance_id, &change);
-                return Ok((hold, adjacent));
+        match state.holds.place(&hold).await {
+            Ok(_) => return Ok((hold, adjacent)),
+            Err(StoreError::Unavailable { seat_ids, .. })
+                if matches!(ask, Ask::Best { .. }) && attempt < BEST_AVAILABLE_ATTEMPTS =>
+            {
+                avoid.extend(seat_ids);
             }
-            Err(HoldError::Unavailable { seat_ids, areas }) => {
-                if matches!(ask, Ask::Best { .. }) && attempt < BEST_AVAILABLE_ATTEMPTS {
-                    avoid.extend(seat_ids);
-                    continue;
-                }
-                metrics::counter!("boxoffice_holds_total", "result" => "unavailable").increment(1);
-                return Err(ApiError::conflict(
-                    "seat_unavailable",
-                    "some of the seats are no longer available; nothing was held",
-                )
-                .with("seat_ids", seat_ids)
-                .with("area_ids", areas));
-            }
-            Err(HoldError::LimitExceeded { limit, current }) => {
-                metrics::counter!("boxoffice_holds_total", "result" => "limit").increment(1);
-                return Err(ApiError::conflict(
-                    "limit_exceeded",
-                    format!("at most {limit} tickets per buyer; you have {current} already"),
-                )
-                .with("limit", limit)
-                .with("current", current));
-            }
-            Err(HoldError::UnknownPerformance) => {
-                return Err(ApiError::not_found("the performance is not on sale"));
-            }
-            Err(HoldError::Store(e)) => return Err(store_down(e)),
+            Err(e) => return Err(refused(e)),
         }
     }
 }
@@ -335,8 +353,8 @@ fn best_pick(
 async fn own_hold(state: &AppState, user: &AuthUser, raw: &str) -> Result<Hold, ApiError> {
     let id = parse_id(raw, "hold")?;
     let hold = state
-        .store
-        .find_hold(id)
+        .holds
+        .find(id)
         .await
         .map_err(store_down)?
         .filter(|h| h.buyer_id == user.id() || user.0.has(Role::Admin))
@@ -353,7 +371,8 @@ pub async fn find(
     Ok(axum::Json(view(&own_hold(&state, &user, &raw).await?)))
 }
 
-/// `DELETE /api/v1/holds/{hold_id}`: 204 once the hold is over (released, expired).
+/// `DELETE /api/v1/holds/{hold_id}`: 204 once the hold is over (released, expired); 409
+/// `hold_in_checkout` while an order is paying for it, `hold_sold` once bought.
 pub async fn release(
     State(state): State<AppState>,
     user: AuthUser,
@@ -361,32 +380,33 @@ pub async fn release(
 ) -> Result<impl IntoResponse, ApiError> {
     let hold = own_hold(&state, &user, &raw).await?;
     match hold.status {
-        HoldStatus::Sold | HoldStatus::Returned => {
-            return Err(ApiError::conflict(
-                "hold_sold",
-                "the hold's seats were bought",
-            ));
-        }
+        HoldStatus::Sold | HoldStatus::Returned => return Err(ended(hold.status)),
         HoldStatus::Released | HoldStatus::Expired => return Ok(StatusCode::NO_CONTENT),
+        HoldStatus::Checkout => return Err(refused(StoreError::InCheckout)),
         HoldStatus::Active => {}
     }
-    let ended = state
-        .store
-        .release(hold.performance_id, hold.hold_id, HoldStatus::Released)
+    state
+        .holds
+        .release(hold.performance_id, hold.hold_id)
         .await
-        .map_err(store_down)?;
-    if let Some((hold, change)) = ended {
-        state.maps.apply(hold.performance_id, &change);
-        metrics::counter!("boxoffice_holds_ended_total", "reason" => "released").increment(1);
-        state
-            .outbox
-            .emit(&HoldEnded {
-                hold_id: hold.hold_id,
-                performance_id: hold.performance_id,
-                seat_ids: hold.seat_ids,
-                reason: HoldEndReason::Released,
-            })
-            .await;
-    }
+        .map_err(refused)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/holds/{hold_id}/checkout` (the hold's buyer, or an admin standing in for the
+/// order service): the hold moves into checkout — it lasts at least `checkout_ttl_ms` from now,
+/// the buyer can no longer release it, the sweeper leaves it until then. Repeating it answers
+/// the hold as it is.
+pub async fn checkout(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(raw): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let hold = own_hold(&state, &user, &raw).await?;
+    let hold = state
+        .holds
+        .checkout(hold.performance_id, hold.hold_id)
+        .await
+        .map_err(refused)?;
+    Ok(axum::Json(view(&hold)))
 }

@@ -13,9 +13,8 @@ use uuid::Uuid;
 
 use crate::{
     admission_pass::PassVerifier,
-    events::Outbox,
+    holds::HoldService,
     map::{PerfMap, registry::SeatMaps},
-    store::HoldStore,
 };
 
 mod holds;
@@ -24,16 +23,14 @@ mod seats;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// This replica's seat maps.
+    /// This replica's seat maps (the read path).
     pub maps: SeatMaps,
-    /// The hold store.
-    pub store: Arc<dyn HoldStore>,
+    /// Every hold-store write.
+    pub holds: HoldService,
     /// Verifies buyers' access tokens.
     pub verifier: Verifier,
     /// Verifies admission passes.
     pub passes: PassVerifier,
-    /// The outbox writer.
-    pub outbox: Outbox,
     /// Settings.
     pub config: Arc<crate::Config>,
 }
@@ -60,6 +57,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/holds/{hold_id}",
             get(holds::find).delete(holds::release),
         )
+        .route("/api/v1/holds/{hold_id}/checkout", post(holds::checkout))
         .with_state(state)
 }
 

@@ -19,6 +19,10 @@ pub struct Layout {
     pub waiting_room: bool,
     /// Most tickets per buyer; 0 = no limit.
     pub ticket_limit: i64,
+    /// When holds may start, ms since the epoch.
+    pub sale_opens_at_ms: i64,
+    /// When holds stop, ms since the epoch.
+    pub sale_closes_at_ms: i64,
     /// Seats sorted by id; a seat's index is its place in the compact encoding.
     pub seats: Vec<SeatSpec>,
     /// Seat id → index in `seats`.
@@ -45,6 +49,8 @@ impl Layout {
             revision: p.revision,
             waiting_room: p.waiting_room,
             ticket_limit: i64::from(p.ticket_limit.max(0)),
+            sale_opens_at_ms: p.sale_opens_at.timestamp_millis(),
+            sale_closes_at_ms: p.sale_closes_at.timestamp_millis(),
             seats,
             index,
             areas: p.areas.clone(),
@@ -68,7 +74,14 @@ impl Layout {
                 .map(|a| (a.area_id.clone(), i64::from(a.capacity.max(0))))
                 .collect(),
             ticket_limit: self.ticket_limit,
+            sale_opens_at_ms: self.sale_opens_at_ms,
+            sale_closes_at_ms: self.sale_closes_at_ms,
         }
+    }
+
+    /// Whether holds are allowed at `now_ms` (the API's early answer; the store decides).
+    pub fn on_sale(&self, now_ms: i64) -> bool {
+        (self.sale_opens_at_ms..self.sale_closes_at_ms).contains(&now_ms)
     }
 
     /// The seat with this id.

@@ -99,14 +99,19 @@ impl SeatMaps {
         if installed.is_some_and(|c| c.version == 1) {
             // A store that starts empty (memory, after a restart) learns what SeatDB sold.
             for sale in db::sales_of(&self.pool, perf).await? {
-                self.store.confirm(&sale).await?;
+                match self.store.restore(&sale).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_failure() => return Err(e.into()),
+                    Err(e) => tracing::error!(performance_id = %perf, hold_id = %sale.hold_id,
+                        error = %e, "a sale SeatDB recorded does not fit the hold store"),
+                }
             }
         }
         let snapshot = self
             .store
             .snapshot(perf)
             .await?
-            .ok_or_else(|| StoreError("performance vanished from the hold store".into()))?;
+            .ok_or(StoreError::UnknownPerformance)?;
         let (map, fresh) = {
             let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
             match maps.get(&perf) {
@@ -140,7 +145,7 @@ impl SeatMaps {
             .store
             .snapshot(perf)
             .await?
-            .ok_or_else(|| StoreError("performance vanished from the hold store".into()))?;
+            .ok_or(StoreError::UnknownPerformance)?;
         // SeatDB commits the revision right after the store installs it; wait for it briefly.
         for _ in 0..50 {
             match db::load_layout(&self.pool, perf).await? {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use uuid::Uuid;
 
-use super::{Changes, Confirmed, Hold, HoldError, HoldStatus, Snapshot, StoreInventory};
+use super::{Changes, Confirmed, Hold, HoldStatus, Snapshot, StoreError, StoreInventory};
 use crate::domain::{AreaCount, Change, SeatStatus};
 
 /// How many changes a book keeps for readers that fall behind.
@@ -23,6 +23,8 @@ enum Owner {
 pub struct Book {
     revision: i64,
     limit: i64,
+    /// The sale window, ms since the epoch.
+    window: (i64, i64),
     version: u64,
     inventory: HashSet<String>,
     seats: HashMap<String, Owner>,
@@ -76,6 +78,7 @@ impl Book {
         }
         self.revision = inv.revision;
         self.limit = inv.ticket_limit;
+        self.window = (inv.sale_opens_at_ms, inv.sale_closes_at_ms);
         self.inventory = inv.seat_ids.iter().cloned().collect();
         for (area, cap) in &inv.areas {
             self.areas.entry(area.clone()).or_insert((0, 0, 0)).0 = *cap;
@@ -84,10 +87,17 @@ impl Book {
         Some(self.record(Vec::new(), areas, true))
     }
 
-    /// See [`super::HoldStore::hold`].
-    pub fn hold(&mut self, hold: &Hold) -> Result<Change, HoldError> {
+    /// See [`super::HoldStore::hold`]; `now_ms` is the store's clock.
+    pub fn hold(&mut self, hold: &Hold, now_ms: i64) -> Result<Change, StoreError> {
         if self.holds.contains_key(&hold.hold_id) {
             return Ok(Change::default()); // a repeated call changes nothing
+        }
+        let (opens_at_ms, closes_at_ms) = self.window;
+        if now_ms < opens_at_ms || now_ms >= closes_at_ms {
+            return Err(StoreError::NotOnSale {
+                opens_at_ms,
+                closes_at_ms,
+            });
         }
         let taken: Vec<String> = hold
             .seat_ids
@@ -121,18 +131,12 @@ impl Book {
             seat_ids.extend(duplicated);
             seat_ids.sort();
             seat_ids.dedup();
-            return Err(HoldError::Unavailable {
+            return Err(StoreError::Unavailable {
                 seat_ids,
                 areas: short,
             });
         }
-        let current = self.buyers.get(&hold.buyer_id).copied().unwrap_or(0);
-        if self.limit > 0 && current + hold.tickets() > self.limit {
-            return Err(HoldError::LimitExceeded {
-                limit: self.limit,
-                current,
-            });
-        }
+        self.within_limit(hold)?;
         for s in &hold.seat_ids {
             self.seats.insert(s.clone(), Owner::Held(hold.hold_id));
         }
@@ -158,10 +162,34 @@ impl Book {
         ))
     }
 
+    /// The buyer's tickets plus `hold`'s, against the limit.
+    fn within_limit(&self, hold: &Hold) -> Result<(), StoreError> {
+        let current = self.buyers.get(&hold.buyer_id).copied().unwrap_or(0);
+        if self.limit > 0 && current + hold.tickets() > self.limit {
+            return Err(StoreError::LimitExceeded {
+                limit: self.limit,
+                current,
+            });
+        }
+        Ok(())
+    }
+
     /// See [`super::HoldStore::release`].
-    pub fn release(&mut self, hold_id: Uuid, reason: HoldStatus) -> Option<(Hold, Change)> {
+    pub fn release(
+        &mut self,
+        hold_id: Uuid,
+        reason: HoldStatus,
+    ) -> Result<Option<(Hold, Change)>, StoreError> {
+        match self.holds.get(&hold_id).map(|h| h.status) {
+            Some(HoldStatus::Checkout) => Err(StoreError::InCheckout),
+            _ => Ok(self.end(hold_id, reason)),
+        }
+    }
+
+    /// The one way a live hold ends without a sale: release and expiry both come here.
+    fn end(&mut self, hold_id: Uuid, reason: HoldStatus) -> Option<(Hold, Change)> {
         let hold = self.holds.get(&hold_id)?.clone();
-        if hold.status != HoldStatus::Active {
+        if !hold.status.is_live() {
             return None;
         }
         self.expiries.remove(&(hold.expires_at_ms, hold_id));
@@ -195,74 +223,152 @@ impl Book {
         }
     }
 
+    /// See [`super::HoldStore::checkout`]; `now_ms` is the store's clock.
+    pub fn checkout(
+        &mut self,
+        hold_id: Uuid,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<Hold, StoreError> {
+        let hold = self
+            .holds
+            .get_mut(&hold_id)
+            .ok_or(StoreError::UnknownHold)?;
+        match hold.status {
+            HoldStatus::Checkout => return Ok(hold.clone()),
+            HoldStatus::Active if hold.expires_at_ms > now_ms => {}
+            HoldStatus::Active => return Err(StoreError::HoldEnded(HoldStatus::Expired)),
+            other => return Err(StoreError::HoldEnded(other)),
+        }
+        let until = hold.expires_at_ms.max(now_ms.saturating_add(ttl_ms));
+        self.expiries.remove(&(hold.expires_at_ms, hold_id));
+        self.expiries.insert((until, hold_id));
+        hold.expires_at_ms = until;
+        hold.status = HoldStatus::Checkout;
+        Ok(hold.clone())
+    }
+
     /// See [`super::HoldStore::expire_next`].
     pub fn expire_next(&mut self, now_ms: i64) -> Option<(Hold, Change)> {
         let &(at, hold_id) = self.expiries.first()?;
         if at > now_ms {
             return None;
         }
-        self.release(hold_id, HoldStatus::Expired)
+        self.end(hold_id, HoldStatus::Expired)
     }
 
-    /// See [`super::HoldStore::confirm`].
-    pub fn confirm(&mut self, sale: &Hold) -> Confirmed {
-        let id = sale.hold_id;
-        let existing = self.holds.get(&id).cloned();
-        if existing
-            .as_ref()
-            .is_some_and(|h| h.status == HoldStatus::Sold)
-        {
-            return Confirmed::AlreadySold;
-        }
-        let conflicts: Vec<String> = sale
-            .seat_ids
+    /// Seats of `sale` held or sold by another hold, or not in the inventory.
+    fn taken_by_others(&self, sale: &Hold) -> Vec<String> {
+        sale.seat_ids
             .iter()
             .filter(|s| match self.seats.get(*s) {
                 None => !self.inventory.contains(*s),
-                Some(Owner::Held(h) | Owner::Sold(h)) => *h != id,
+                Some(Owner::Held(h) | Owner::Sold(h)) => *h != sale.hold_id,
             })
             .cloned()
-            .collect();
-        if !conflicts.is_empty() {
-            return Confirmed::Conflict(conflicts);
+            .collect()
+    }
+
+    /// See [`super::HoldStore::confirm`].
+    pub fn confirm(&mut self, sale: &Hold) -> Result<Confirmed, StoreError> {
+        let hold = self
+            .holds
+            .get(&sale.hold_id)
+            .cloned()
+            .ok_or(StoreError::UnknownHold)?;
+        if hold.status == HoldStatus::Sold {
+            return Ok(Confirmed::AlreadySold);
         }
-        let active = existing
-            .as_ref()
-            .is_some_and(|h| h.status == HoldStatus::Active);
-        if let Some(h) = &existing
-            && active
+        if !hold.same_goods(sale) {
+            return Err(StoreError::NotTheHold);
+        }
+        let taken = self.taken_by_others(&hold);
+        if !taken.is_empty() {
+            return Err(StoreError::Unavailable {
+                seat_ids: taken,
+                areas: Vec::new(),
+            });
+        }
+        let live = hold.status.is_live();
+        if !live {
+            // A lapsed hold's places and tickets are no longer counted: sell only what is free.
+            let short: Vec<String> = aggregate(&hold.areas)
+                .into_iter()
+                .filter(|(a, q)| {
+                    self.areas
+                        .get(*a)
+                        .is_none_or(|&(cap, held, sold)| cap - held - sold < *q)
+                })
+                .map(|(a, _)| a.to_owned())
+                .collect();
+            if !short.is_empty() {
+                return Err(StoreError::Unavailable {
+                    seat_ids: Vec::new(),
+                    areas: short,
+                });
+            }
+            self.within_limit(&hold)?;
+        }
+        Ok(Confirmed::Sold(self.sell(&hold, live)))
+    }
+
+    /// See [`super::HoldStore::restore`].
+    pub fn restore(&mut self, sale: &Hold) -> Result<Option<Change>, StoreError> {
+        if self
+            .holds
+            .get(&sale.hold_id)
+            .is_some_and(|h| h.status == HoldStatus::Sold)
         {
+            return Ok(None);
+        }
+        let taken = self.taken_by_others(sale);
+        if !taken.is_empty() {
+            return Err(StoreError::Unavailable {
+                seat_ids: taken,
+                areas: Vec::new(),
+            });
+        }
+        let live = self
+            .holds
+            .get(&sale.hold_id)
+            .is_some_and(|h| h.status.is_live());
+        Ok(Some(self.sell(sale, live)))
+    }
+
+    /// Marks `hold`'s seats and places sold; a live hold's places move from held to sold and
+    /// its tickets are already counted.
+    fn sell(&mut self, hold: &Hold, live: bool) -> Change {
+        let id = hold.hold_id;
+        if live && let Some(h) = self.holds.get(&id) {
             self.expiries.remove(&(h.expires_at_ms, id));
         }
-        for s in &sale.seat_ids {
+        for s in &hold.seat_ids {
             self.seats.insert(s.clone(), Owner::Sold(id));
         }
-        for (a, q) in &sale.areas {
+        for (a, q) in &hold.areas {
             if let Some(c) = self.areas.get_mut(a) {
-                if active {
+                if live {
                     c.1 = (c.1 - q).max(0);
                 }
                 c.2 += q;
             }
         }
-        if !active {
-            *self.buyers.entry(sale.buyer_id).or_default() += sale.tickets();
+        if !live {
+            *self.buyers.entry(hold.buyer_id).or_default() += hold.tickets();
         }
-        let mut record = existing.unwrap_or_else(|| sale.clone());
+        let mut record = hold.clone();
         record.status = HoldStatus::Sold;
-        record.seat_ids = sale.seat_ids.clone();
-        record.areas = sale.areas.clone();
         self.holds.insert(id, record);
-        let seats = sale
+        let seats = hold
             .seat_ids
             .iter()
             .map(|s| (s.clone(), SeatStatus::Sold))
             .collect();
-        Confirmed::Sold(self.record(
+        self.record(
             seats,
-            sale.areas.iter().map(|(a, _)| a.clone()).collect(),
+            hold.areas.iter().map(|(a, _)| a.clone()).collect(),
             false,
-        ))
+        )
     }
 
     /// See [`super::HoldStore::unsell`].
@@ -339,4 +445,13 @@ impl Book {
             _ => Changes::Truncated,
         }
     }
+}
+
+/// Quantities per area, summed.
+fn aggregate(areas: &[(String, i64)]) -> BTreeMap<&str, i64> {
+    let mut m = BTreeMap::new();
+    for (a, q) in areas {
+        *m.entry(a.as_str()).or_default() += q;
+    }
+    m
 }

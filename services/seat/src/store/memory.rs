@@ -1,5 +1,6 @@
 //! The in-memory hold store (standalone mode): one [`Book`] per performance behind a mutex, and
-//! a watch channel per performance that wakes readers waiting for changes.
+//! a watch channel per performance that wakes readers waiting for changes. Its clock (sale
+//! windows, checkout deadlines) is the process clock.
 
 use std::{
     collections::HashMap,
@@ -12,8 +13,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
-    Changes, Confirmed, Hold, HoldError, HoldStatus, HoldStore, Snapshot, StoreError,
-    StoreInventory, book::Book,
+    Changes, Confirmed, Hold, HoldStatus, HoldStore, Snapshot, StoreError, StoreInventory,
+    book::Book,
 };
 use crate::domain::Change;
 
@@ -39,6 +40,11 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The store's clock: the process clock, ms since the epoch.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 impl Inner {
@@ -70,11 +76,12 @@ impl HoldStore for MemoryStore {
         Ok(inner.with_book(perf, |b| b.install(inventory)).flatten())
     }
 
-    async fn hold(&self, hold: &Hold) -> Result<Change, HoldError> {
+    async fn hold(&self, hold: &Hold) -> Result<Change, StoreError> {
         let mut inner = self.lock();
+        let now = now_ms();
         let change = inner
-            .with_book(hold.performance_id, |b| b.hold(hold))
-            .ok_or(HoldError::UnknownPerformance)??;
+            .with_book(hold.performance_id, |b| b.hold(hold, now))
+            .ok_or(StoreError::UnknownPerformance)??;
         inner.hold_index.insert(hold.hold_id, hold.performance_id);
         Ok(change)
     }
@@ -88,7 +95,20 @@ impl HoldStore for MemoryStore {
         Ok(self
             .lock()
             .with_book(performance_id, |b| b.release(hold_id, reason))
+            .transpose()?
             .flatten())
+    }
+
+    async fn checkout(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+        ttl_ms: i64,
+    ) -> Result<Hold, StoreError> {
+        let now = now_ms();
+        self.lock()
+            .with_book(performance_id, |b| b.checkout(hold_id, ttl_ms, now))
+            .ok_or(StoreError::UnknownPerformance)?
     }
 
     async fn expire_next(
@@ -103,10 +123,16 @@ impl HoldStore for MemoryStore {
     }
 
     async fn confirm(&self, sale: &Hold) -> Result<Confirmed, StoreError> {
+        self.lock()
+            .with_book(sale.performance_id, |b| b.confirm(sale))
+            .ok_or(StoreError::UnknownPerformance)?
+    }
+
+    async fn restore(&self, sale: &Hold) -> Result<Option<Change>, StoreError> {
         let mut inner = self.lock();
         let out = inner
-            .with_book(sale.performance_id, |b| b.confirm(sale))
-            .ok_or_else(|| StoreError("unknown performance".into()))?;
+            .with_book(sale.performance_id, |b| b.restore(sale))
+            .ok_or(StoreError::UnknownPerformance)??;
         inner.hold_index.insert(sale.hold_id, sale.performance_id);
         Ok(out)
     }

@@ -3,11 +3,17 @@
 //! [`redis::RedisStore`] (distributed; one Lua script per operation, all keys of a performance
 //! under the hash tag `{perf_id}` so it lives on one Redis Cluster slot).
 //!
-//! Every mutation is atomic and all-or-nothing, bumps the performance's version by one and
-//! records a [`Change`] that readers apply in version order. Expiry goes through the same release
-//! path as a manual release, one hold at a time.
+//! Every mutation is atomic and all-or-nothing; each that changes a seat or an area count bumps
+//! the performance's version by one and records a [`Change`] that readers apply in version order
+//! (moving a hold into checkout changes no seat, so it records none). Expiry goes through the
+//! same release path as a manual release, one hold at a time. Every path that sells (a hold, a
+//! confirm of a lapsed hold) checks seats, area capacity and the buyer's limit; holds are
+//! refused outside the sale window by the store's own clock.
 
-use std::time::Duration;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -32,6 +38,10 @@ pub struct StoreInventory {
     pub areas: Vec<(String, i64)>,
     /// Most tickets per buyer (held + sold); 0 = no limit.
     pub ticket_limit: i64,
+    /// When holds may start, ms since the epoch (by the store's clock).
+    pub sale_opens_at_ms: i64,
+    /// When holds stop, ms since the epoch (by the store's clock).
+    pub sale_closes_at_ms: i64,
 }
 
 /// How a hold stands.
@@ -40,6 +50,9 @@ pub struct StoreInventory {
 pub enum HoldStatus {
     /// Seats held, not yet bought.
     Active,
+    /// An order is paying for it: the buyer cannot release it, and it lapses only at its
+    /// (longer) checkout deadline.
+    Checkout,
     /// The buyer released it.
     Released,
     /// Its time ran out.
@@ -48,6 +61,25 @@ pub enum HoldStatus {
     Sold,
     /// Its order was cancelled or refunded after the sale: the seats are back on sale.
     Returned,
+}
+
+impl HoldStatus {
+    /// Whether the hold still has its seats (active or in checkout).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Active | Self::Checkout)
+    }
+
+    /// The name the API and the Redis records use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Checkout => "checkout",
+            Self::Released => "released",
+            Self::Expired => "expired",
+            Self::Sold => "sold",
+            Self::Returned => "returned",
+        }
+    }
 }
 
 /// A hold as the store keeps it.
@@ -67,7 +99,7 @@ pub struct Hold {
     pub areas: Vec<(String, i64)>,
     /// Total price, KRW.
     pub amount_krw: i64,
-    /// When it lapses (ms since the epoch).
+    /// When it lapses (ms since the epoch); in checkout, the checkout deadline.
     pub expires_at_ms: i64,
     /// Where it stands.
     pub status: HoldStatus,
@@ -78,12 +110,31 @@ impl Hold {
     pub fn tickets(&self) -> i64 {
         self.seat_ids.len() as i64 + self.areas.iter().map(|(_, q)| q).sum::<i64>()
     }
+
+    /// Whether `other` names the same buyer, seats and places (in any order).
+    pub fn same_goods(&self, other: &Hold) -> bool {
+        fn areas(h: &Hold) -> BTreeMap<&str, i64> {
+            let mut m = BTreeMap::new();
+            for (a, q) in &h.areas {
+                *m.entry(a.as_str()).or_default() += q;
+            }
+            m
+        }
+        fn seats(h: &Hold) -> BTreeSet<&String> {
+            h.seat_ids.iter().collect()
+        }
+        self.buyer_id == other.buyer_id
+            && self.seat_ids.len() == other.seat_ids.len()
+            && seats(self) == seats(other)
+            && areas(self) == areas(other)
+    }
 }
 
-/// Why a hold was refused.
+/// What the hold store refused, or why it failed. The refusals are the caller's answer (nothing
+/// changed); [`StoreError::Transient`] and [`StoreError::Corrupt`] are the store's fault.
 #[derive(Debug, thiserror::Error)]
-pub enum HoldError {
-    /// Some seats (or area places) are taken; nothing was held.
+pub enum StoreError {
+    /// Some seats (or area places) are taken or unknown; nothing changed.
     #[error("seats unavailable: {seat_ids:?} areas: {areas:?}")]
     Unavailable {
         /// Seats that are held, sold or unknown.
@@ -99,40 +150,86 @@ pub enum HoldError {
         /// Tickets the buyer already holds or bought.
         current: i64,
     },
+    /// Outside the performance's sale window (by the store's clock).
+    #[error("not on sale (window {opens_at_ms}..{closes_at_ms} ms)")]
+    NotOnSale {
+        /// When the sale opens, ms since the epoch.
+        opens_at_ms: i64,
+        /// When it closes, ms since the epoch.
+        closes_at_ms: i64,
+    },
+    /// The hold is in checkout: only its sale or its checkout deadline ends it.
+    #[error("the hold is in checkout")]
+    InCheckout,
+    /// The hold is over (released, expired, sold, returned).
+    #[error("the hold is {}", .0.as_str())]
+    HoldEnded(HoldStatus),
+    /// A sale names other seats, places or buyer than its hold.
+    #[error("the sale does not match its hold")]
+    NotTheHold,
+    /// The store knows no such hold.
+    #[error("unknown hold")]
+    UnknownHold,
     /// The store does not know the performance.
     #[error("unknown performance")]
     UnknownPerformance,
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The store could not be reached or timed out: try again.
+    #[error("hold store unavailable: {0}")]
+    Transient(String),
+    /// The store answered something unreadable (a bug or damaged data).
+    #[error("hold store reply unreadable: {0}")]
+    Corrupt(String),
 }
 
-/// The store failed (connection, script, corrupt data).
-#[derive(Debug, thiserror::Error)]
-#[error("hold store: {0}")]
-pub struct StoreError(pub String);
+/// The name the hold path used before refusals and failures shared one type.
+pub type HoldError = StoreError;
+
+impl StoreError {
+    /// Whether this is the store's own failure rather than a refusal.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Transient(_) | Self::Corrupt(_))
+    }
+}
 
 impl From<::redis::RedisError> for StoreError {
     fn from(e: ::redis::RedisError) -> Self {
-        Self(e.to_string())
+        if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || e.is_cluster_error()
+            || matches!(
+                e.kind(),
+                ::redis::ErrorKind::Server(
+                    ::redis::ServerErrorKind::BusyLoading
+                        | ::redis::ServerErrorKind::TryAgain
+                        | ::redis::ServerErrorKind::ClusterDown
+                        | ::redis::ServerErrorKind::MasterDown
+                        | ::redis::ServerErrorKind::ReadOnly
+                )
+            )
+        {
+            Self::Transient(e.to_string())
+        } else {
+            Self::Corrupt(e.to_string())
+        }
     }
 }
 
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
-        Self(format!("decoding: {e}"))
+        Self::Corrupt(format!("decoding: {e}"))
     }
 }
 
-/// What confirming a sale did.
+/// What confirming a sale did. Refusals (seats taken, area full, limit, not the hold) are
+/// [`StoreError`]s, and change nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmed {
     /// The seats are now sold (the change is recorded).
     Sold(Change),
     /// Already sold by this hold: nothing to do (redelivery).
     AlreadySold,
-    /// Seats held or sold by someone else: nothing changed.
-    Conflict(Vec<String>),
 }
 
 /// A consistent picture of a performance's dynamic state.
@@ -166,25 +263,44 @@ pub enum Changes {
 pub trait HoldStore: Send + Sync + 'static {
     /// Installs or updates a performance's inventory; `None` when `revision` is not newer.
     async fn install(&self, inventory: &StoreInventory) -> Result<Option<Change>, StoreError>;
-    /// Holds every seat and area place of `hold` for its buyer, or nothing. Repeating a call
-    /// with the same hold id changes nothing and answers an empty change (version 0).
-    async fn hold(&self, hold: &Hold) -> Result<Change, HoldError>;
-    /// Ends an active hold (`Released` or `Expired`); `None` when it is not active.
+    /// Holds every seat and area place of `hold` for its buyer, or nothing: refused outside the
+    /// sale window (by the store's clock), when a seat or place is taken, or past the buyer's
+    /// limit. Repeating a call with the same hold id changes nothing and answers an empty
+    /// change (version 0).
+    async fn hold(&self, hold: &Hold) -> Result<Change, StoreError>;
+    /// Ends an active hold (`Released` or `Expired`); `None` when it is already over;
+    /// [`StoreError::InCheckout`] for a hold in checkout.
     async fn release(
         &self,
         performance_id: Uuid,
         hold_id: Uuid,
         reason: HoldStatus,
     ) -> Result<Option<(Hold, Change)>, StoreError>;
-    /// Expires the one hold of the performance that lapsed first, if any lapsed by `now_ms`,
+    /// Moves an active hold into checkout: its deadline becomes at least `ttl_ms` from now (by
+    /// the store's clock), the buyer can no longer release it. A hold already in checkout is
+    /// answered as it is. A lapsed or ended hold: [`StoreError::HoldEnded`].
+    async fn checkout(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+        ttl_ms: i64,
+    ) -> Result<Hold, StoreError>;
+    /// Expires the one hold of the performance that lapsed first (active holds by their
+    /// expiry, holds in checkout by their checkout deadline), if any lapsed by `now_ms`,
     /// through the same path as [`HoldStore::release`].
     async fn expire_next(
         &self,
         performance_id: Uuid,
         now_ms: i64,
     ) -> Result<Option<(Hold, Change)>, StoreError>;
-    /// Marks the seats and places of a hold sold (even when the hold lapsed, if still free).
+    /// Sells exactly the seats and places of the hold `sale` names (its buyer, seats and places
+    /// must be the hold's, else [`StoreError::NotTheHold`]). A live hold sells what it holds; a
+    /// lapsed one only while its seats are free, its areas have room and its buyer stays within
+    /// the limit.
     async fn confirm(&self, sale: &Hold) -> Result<Confirmed, StoreError>;
+    /// Records a sale SeatDB already made into a store that lost it (an empty store at start);
+    /// `None` when the store has it already.
+    async fn restore(&self, sale: &Hold) -> Result<Option<Change>, StoreError>;
     /// Puts the seats and places sold through a hold back on sale; `None` when already done.
     async fn unsell(&self, sale: &Hold) -> Result<Option<Change>, StoreError>;
     /// A hold by id, in whatever status.

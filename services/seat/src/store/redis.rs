@@ -18,8 +18,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::{
-    Changes, Confirmed, Hold, HoldError, HoldStatus, HoldStore, Snapshot, StoreError,
-    StoreInventory,
+    Changes, Confirmed, Hold, HoldStatus, HoldStore, Snapshot, StoreError, StoreInventory,
 };
 use crate::domain::{Change, seq_or_empty};
 
@@ -45,6 +44,8 @@ pub struct RedisStore {
     release: Script,
     expire: Script,
     confirm: Script,
+    restore: Script,
+    checkout: Script,
     unsell: Script,
     install: Script,
     snapshot: Script,
@@ -73,6 +74,37 @@ struct HoldReply {
     limit: i64,
     #[serde(default)]
     current: i64,
+    #[serde(default)]
+    opens: i64,
+    #[serde(default)]
+    closes: i64,
+    st: Option<HoldStatus>,
+}
+
+impl HoldReply {
+    /// The refusal an `err` reply names.
+    fn refusal(self, text: &str) -> StoreError {
+        match self.err.as_deref() {
+            Some("unavailable") => StoreError::Unavailable {
+                seat_ids: self.seat_ids,
+                areas: self.areas,
+            },
+            Some("limit") => StoreError::LimitExceeded {
+                limit: self.limit,
+                current: self.current,
+            },
+            Some("not_on_sale") => StoreError::NotOnSale {
+                opens_at_ms: self.opens,
+                closes_at_ms: self.closes,
+            },
+            Some("in_checkout") => StoreError::InCheckout,
+            Some("ended") => StoreError::HoldEnded(self.st.unwrap_or(HoldStatus::Expired)),
+            Some("not_the_hold") => StoreError::NotTheHold,
+            Some("unknown_hold") => StoreError::UnknownHold,
+            Some("unknown_performance") => StoreError::UnknownPerformance,
+            _ => StoreError::Corrupt(format!("unexpected reply: {text}")),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -80,17 +112,18 @@ struct EndReply {
     ok: Option<Change>,
     hold: Option<Hold>,
     st: Option<HoldStatus>,
+    /// A checkout deadline that replaced the hold's expiry.
+    x: Option<i64>,
     #[serde(default)]
     skip: bool,
+    err: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct ConfirmReply {
+struct SaleReply {
     ok: Option<Change>,
     #[serde(default)]
     already: bool,
-    #[serde(default, deserialize_with = "seq_or_empty")]
-    conflict: Vec<String>,
     err: Option<String>,
 }
 
@@ -121,6 +154,8 @@ impl RedisStore {
             release: script!("lua/release.lua"),
             expire: script!("lua/expire.lua"),
             confirm: script!("lua/confirm.lua"),
+            restore: script!("lua/restore.lua"),
+            checkout: script!("lua/checkout.lua"),
             unsell: script!("lua/unsell.lua"),
             install: script!("lua/install.lua"),
             snapshot: script!("lua/snapshot.lua"),
@@ -165,12 +200,18 @@ impl RedisStore {
         if reply.skip {
             return Ok(None);
         }
+        if reply.err.is_some() {
+            return Err(serde_json::from_str::<HoldReply>(&text)?.refusal(&text));
+        }
         match (reply.hold, reply.ok, reply.st) {
             (Some(mut hold), Some(change), Some(st)) => {
                 hold.status = st;
+                if let Some(x) = reply.x {
+                    hold.expires_at_ms = x;
+                }
                 Ok(Some((hold, change)))
             }
-            _ => Err(StoreError("malformed release reply".into())),
+            _ => Err(StoreError::Corrupt(format!("release reply: {text}"))),
         }
     }
 
@@ -196,7 +237,7 @@ impl RedisStore {
                     .chunks(2)
                     .find(|kv| kv.first().is_some_and(|k| k == "d"))
                     .and_then(|kv| kv.get(1))
-                    .ok_or_else(|| StoreError("change entry without data".into()))?;
+                    .ok_or_else(|| StoreError::Corrupt("change entry without data".into()))?;
                 Ok(serde_json::from_str(data)?)
             })
             .collect()
@@ -220,6 +261,8 @@ impl HoldStore for RedisStore {
             inv.ticket_limit.to_string(),
             serde_json::to_string(&inv.seat_ids)?,
             serde_json::to_string(&areas)?,
+            inv.sale_opens_at_ms.to_string(),
+            inv.sale_closes_at_ms.to_string(),
         ];
         let reply: Option<String> = self.eval(&self.install, inv.performance_id, &args).await?;
         reply
@@ -227,7 +270,7 @@ impl HoldStore for RedisStore {
             .transpose()
     }
 
-    async fn hold(&self, hold: &Hold) -> Result<Change, HoldError> {
+    async fn hold(&self, hold: &Hold) -> Result<Change, StoreError> {
         let json = serde_json::to_string(hold).map_err(StoreError::from)?;
         let key = prefix(hold.performance_id);
         // One round trip: the index (written first: a refused hold leaves an index entry that
@@ -264,25 +307,16 @@ impl HoldStore for RedisStore {
                     tracing::warn!(error = %e, attempt, "hold store call failed; retrying");
                     tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
                 }
-                Err(e) => return Err(StoreError::from(e).into()),
+                Err(e) => return Err(StoreError::from(e)),
             }
         };
-        let reply: HoldReply = serde_json::from_str(&text).map_err(StoreError::from)?;
+        let mut reply: HoldReply = serde_json::from_str(&text)?;
         if reply.dup {
             return Ok(Change::default());
         }
-        match (reply.ok, reply.err.as_deref()) {
-            (Some(change), _) => Ok(change),
-            (None, Some("unavailable")) => Err(HoldError::Unavailable {
-                seat_ids: reply.seat_ids,
-                areas: reply.areas,
-            }),
-            (None, Some("limit")) => Err(HoldError::LimitExceeded {
-                limit: reply.limit,
-                current: reply.current,
-            }),
-            (None, Some("unknown_performance")) => Err(HoldError::UnknownPerformance),
-            _ => Err(StoreError(format!("unexpected hold reply: {text}")).into()),
+        match reply.ok.take() {
+            Some(change) => Ok(change),
+            None => Err(reply.refusal(&text)),
         }
     }
 
@@ -311,24 +345,41 @@ impl HoldStore for RedisStore {
         Self::ended(reply).await
     }
 
+    async fn checkout(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+        ttl_ms: i64,
+    ) -> Result<Hold, StoreError> {
+        let args = [hold_id.to_string(), ttl_ms.max(0).to_string()];
+        let text: String = self.eval(&self.checkout, performance_id, &args).await?;
+        let reply: EndReply = serde_json::from_str(&text)?;
+        if reply.err.is_some() {
+            return Err(serde_json::from_str::<HoldReply>(&text)?.refusal(&text));
+        }
+        match (reply.hold, reply.x) {
+            (Some(mut hold), Some(x)) => {
+                hold.status = HoldStatus::Checkout;
+                hold.expires_at_ms = x;
+                Ok(hold)
+            }
+            _ => Err(StoreError::Corrupt(format!("checkout reply: {text}"))),
+        }
+    }
+
     async fn confirm(&self, sale: &Hold) -> Result<Confirmed, StoreError> {
-        let mut conn = self.conn();
         let args = [serde_json::to_string(sale)?];
         let text: String = self.eval(&self.confirm, sale.performance_id, &args).await?;
-        let reply: ConfirmReply = serde_json::from_str(&text)?;
-        if let Some(err) = reply.err {
-            return Err(StoreError(err));
+        match self.sold(sale, &text).await? {
+            Some(change) => Ok(Confirmed::Sold(change)),
+            None => Ok(Confirmed::AlreadySold),
         }
-        let _: () = redis::cmd("SET")
-            .arg(index_key(sale.hold_id))
-            .arg(sale.performance_id.to_string())
-            .query_async(&mut conn)
-            .await?;
-        Ok(match reply.ok {
-            Some(change) => Confirmed::Sold(change),
-            None if reply.already => Confirmed::AlreadySold,
-            None => Confirmed::Conflict(reply.conflict),
-        })
+    }
+
+    async fn restore(&self, sale: &Hold) -> Result<Option<Change>, StoreError> {
+        let args = [serde_json::to_string(sale)?];
+        let text: String = self.eval(&self.restore, sale.performance_id, &args).await?;
+        self.sold(sale, &text).await
     }
 
     async fn unsell(&self, sale: &Hold) -> Result<Option<Change>, StoreError> {
@@ -348,17 +399,22 @@ impl HoldStore for RedisStore {
         let Some(perf) = perf.and_then(|p| Uuid::parse_str(&p).ok()) else {
             return Ok(None);
         };
-        let (json, status): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(format!("{}hold:{hold_id}", prefix(perf)))
-            .arg("j")
-            .arg("st")
-            .query_async(&mut conn)
-            .await?;
+        let (json, status, deadline): (Option<String>, Option<String>, Option<i64>) =
+            redis::cmd("HMGET")
+                .arg(format!("{}hold:{hold_id}", prefix(perf)))
+                .arg("j")
+                .arg("st")
+                .arg("x")
+                .query_async(&mut conn)
+                .await?;
         let (Some(json), Some(status)) = (json, status) else {
             return Ok(None);
         };
         let mut hold: Hold = serde_json::from_str(&json)?;
         hold.status = serde_json::from_value(serde_json::Value::String(status))?;
+        if let Some(x) = deadline {
+            hold.expires_at_ms = x;
+        }
         Ok(Some(hold))
     }
 
@@ -430,6 +486,25 @@ impl HoldStore for RedisStore {
 }
 
 impl RedisStore {
+    /// Reads a `confirm` or `restore` reply: the change, `None` when already sold, or the
+    /// refusal. A sale keeps its index entry for as long as the sale stands.
+    async fn sold(&self, sale: &Hold, text: &str) -> Result<Option<Change>, StoreError> {
+        let reply: SaleReply = serde_json::from_str(text)?;
+        if reply.err.is_some() {
+            return Err(serde_json::from_str::<HoldReply>(text)?.refusal(text));
+        }
+        let _: () = redis::cmd("SET")
+            .arg(index_key(sale.hold_id))
+            .arg(sale.performance_id.to_string())
+            .query_async(&mut self.conn())
+            .await?;
+        match (reply.ok, reply.already) {
+            (Some(change), _) => Ok(Some(change)),
+            (None, true) => Ok(None),
+            (None, false) => Err(StoreError::Corrupt(format!("sale reply: {text}"))),
+        }
+    }
+
     async fn current_version(&self, perf: Uuid) -> Result<Option<u64>, StoreError> {
         let v: Option<u64> = redis::cmd("HGET")
             .arg(format!("{}meta", prefix(perf)))

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use seat::{
     domain::SeatStatus,
-    store::{Changes, Confirmed, Hold, HoldError, HoldStatus, HoldStore, StoreInventory},
+    store::{Changes, Confirmed, Hold, HoldStatus, HoldStore, StoreError, StoreInventory},
 };
 use uuid::Uuid;
 
@@ -18,6 +18,8 @@ pub fn inventory(perf: Uuid, revision: i64, seats: usize, limit: i64) -> StoreIn
         seat_ids: (1..=seats).map(|i| format!("S{i}")).collect(),
         areas: vec![("GA".into(), 5)],
         ticket_limit: limit,
+        sale_opens_at_ms: 0,
+        sale_closes_at_ms: FAR,
     }
 }
 
@@ -42,7 +44,11 @@ async fn status_of(store: &dyn HoldStore, perf: Uuid, seat: &str) -> SeatStatus 
         .map_or(SeatStatus::Available, |(_, st)| *st)
 }
 
-const FAR: i64 = i64::MAX / 4;
+pub const FAR: i64 = i64::MAX / 4;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
 
 async fn install_is_idempotent_by_revision(store: Arc<dyn HoldStore>) {
     let perf = Uuid::now_v7();
@@ -93,19 +99,19 @@ async fn holds_are_all_or_nothing(store: Arc<dyn HoldStore>) {
     assert_eq!(store.hold(&a).await.unwrap().version, 0);
     let b = hold(perf, Uuid::now_v7(), &["S2", "S3"], FAR);
     match store.hold(&b).await {
-        Err(HoldError::Unavailable { seat_ids, .. }) => assert_eq!(seat_ids, vec!["S2"]),
+        Err(StoreError::Unavailable { seat_ids, .. }) => assert_eq!(seat_ids, vec!["S2"]),
         other => panic!("expected unavailable, got {other:?}"),
     }
     assert_eq!(status_of(&*store, perf, "S3").await, SeatStatus::Available);
     let unknown = hold(perf, Uuid::now_v7(), &["S3", "NOPE"], FAR);
     assert!(matches!(
         store.hold(&unknown).await,
-        Err(HoldError::Unavailable { .. })
+        Err(StoreError::Unavailable { .. })
     ));
     let elsewhere = hold(Uuid::now_v7(), Uuid::now_v7(), &["S1"], FAR);
     assert!(matches!(
         store.hold(&elsewhere).await,
-        Err(HoldError::UnknownPerformance)
+        Err(StoreError::UnknownPerformance)
     ));
     assert_eq!(store.snapshot(perf).await.unwrap().unwrap().version, 2);
     let found = store.find_hold(a.hold_id).await.unwrap().unwrap();
@@ -186,7 +192,7 @@ async fn buyer_limit_counts_held_and_sold(store: Arc<dyn HoldStore>) {
     let a = hold(perf, buyer, &["S1", "S2", "S3"], FAR);
     store.hold(&a).await.unwrap();
     match store.hold(&hold(perf, buyer, &["S4", "S5"], FAR)).await {
-        Err(HoldError::LimitExceeded { limit, current }) => assert_eq!((limit, current), (4, 3)),
+        Err(StoreError::LimitExceeded { limit, current }) => assert_eq!((limit, current), (4, 3)),
         other => panic!("expected limit, got {other:?}"),
     }
     // Another buyer is not affected.
@@ -201,7 +207,7 @@ async fn buyer_limit_counts_held_and_sold(store: Arc<dyn HoldStore>) {
     ));
     assert!(matches!(
         store.hold(&hold(perf, buyer, &["S6", "S7"], FAR)).await,
-        Err(HoldError::LimitExceeded { .. })
+        Err(StoreError::LimitExceeded { .. })
     ));
     store.unsell(&a).await.unwrap().unwrap();
     store
@@ -233,12 +239,12 @@ async fn confirm_and_unsell_are_idempotent(store: Arc<dyn HoldStore>) {
             .unwrap()
             .is_none()
     );
-    // Another sale of a sold seat conflicts.
+    // A sale through a hold the store never placed sells nothing.
     let b = hold(perf, Uuid::now_v7(), &["S2", "S3"], FAR);
-    assert_eq!(
-        store.confirm(&b).await.unwrap(),
-        Confirmed::Conflict(vec!["S2".into()])
-    );
+    assert!(matches!(
+        store.confirm(&b).await,
+        Err(StoreError::UnknownHold)
+    ));
     assert_eq!(status_of(&*store, perf, "S3").await, SeatStatus::Available);
     let back = store.unsell(&a).await.unwrap().unwrap();
     assert_eq!(back.seats.len(), 2);
@@ -260,10 +266,13 @@ async fn confirm_and_unsell_are_idempotent(store: Arc<dyn HoldStore>) {
         .hold(&hold(perf, Uuid::now_v7(), &["S5"], FAR))
         .await
         .unwrap();
-    assert_eq!(
-        store.confirm(&d).await.unwrap(),
-        Confirmed::Conflict(vec!["S5".into()])
-    );
+    match store.confirm(&d).await {
+        Err(StoreError::Unavailable { seat_ids, areas }) => {
+            assert_eq!((seat_ids, areas), (vec!["S5".to_owned()], Vec::new()));
+        }
+        other => panic!("expected the seat taken, got {other:?}"),
+    }
+    assert_eq!(status_of(&*store, perf, "S5").await, SeatStatus::Held);
 }
 
 async fn areas_hold_quantities(store: Arc<dyn HoldStore>) {
@@ -276,7 +285,7 @@ async fn areas_hold_quantities(store: Arc<dyn HoldStore>) {
     let mut b = hold(perf, Uuid::now_v7(), &["S1"], FAR);
     b.areas = vec![("GA".into(), 3)];
     match store.hold(&b).await {
-        Err(HoldError::Unavailable { seat_ids, areas }) => {
+        Err(StoreError::Unavailable { seat_ids, areas }) => {
             assert!(seat_ids.is_empty());
             assert_eq!(areas, vec!["GA"]);
         }
@@ -326,6 +335,316 @@ async fn changes_come_in_version_order(store: Arc<dyn HoldStore>) {
     assert_eq!(woke, vec![change]);
 }
 
+async fn ga_confirm_of_a_lapsed_hold_checks_capacity(store: Arc<dyn HoldStore>) {
+    let perf = Uuid::now_v7();
+    store.install(&inventory(perf, 1, 2, 0)).await.unwrap(); // GA: 5 places
+    let mut late = hold(perf, Uuid::now_v7(), &[], 10);
+    late.areas = vec![("GA".into(), 3)];
+    store.hold(&late).await.unwrap();
+    store.expire_next(perf, 20).await.unwrap().unwrap();
+    let mut full = hold(perf, Uuid::now_v7(), &[], FAR);
+    full.areas = vec![("GA".into(), 5)];
+    store.hold(&full).await.unwrap();
+    assert!(matches!(
+        store.confirm(&full).await.unwrap(),
+        Confirmed::Sold(_)
+    ));
+    // The late payment finds the area sold out: refused, nothing changes.
+    let before = store.snapshot(perf).await.unwrap().unwrap();
+    match store.confirm(&late).await {
+        Err(StoreError::Unavailable { seat_ids, areas }) => {
+            assert_eq!((seat_ids, areas), (Vec::new(), vec!["GA".to_owned()]));
+        }
+        other => panic!("a lapsed hold sold past capacity: {other:?}"),
+    }
+    let snap = store.snapshot(perf).await.unwrap().unwrap();
+    assert_eq!(snap, before);
+    assert_eq!(snap.areas[0].3, 5);
+    // Room left over is sold to a lapsed hold; other buyers' live holds keep theirs.
+    let perf = Uuid::now_v7();
+    store.install(&inventory(perf, 1, 2, 0)).await.unwrap();
+    let mut late = hold(perf, Uuid::now_v7(), &[], 10);
+    late.areas = vec![("GA".into(), 2)];
+    store.hold(&late).await.unwrap();
+    store.expire_next(perf, 20).await.unwrap().unwrap();
+    let mut other = hold(perf, Uuid::now_v7(), &[], FAR);
+    other.areas = vec![("GA".into(), 4)];
+    store.hold(&other).await.unwrap();
+    assert!(matches!(
+        store.confirm(&late).await,
+        Err(StoreError::Unavailable { .. })
+    ));
+    store
+        .release(perf, other.hold_id, HoldStatus::Released)
+        .await
+        .unwrap()
+        .unwrap();
+    let Confirmed::Sold(change) = store.confirm(&late).await.unwrap() else {
+        panic!("not sold")
+    };
+    assert_eq!(
+        change.areas[0],
+        seat::domain::AreaCount("GA".into(), 5, 0, 2)
+    );
+}
+
+async fn confirm_counts_the_limit_for_a_lapsed_hold(store: Arc<dyn HoldStore>) {
+    let perf = Uuid::now_v7();
+    store.install(&inventory(perf, 1, 10, 4)).await.unwrap();
+    let buyer = Uuid::now_v7();
+    // Hold 4, (order,) release, hold 4 more, pay both: only 4 are sold.
+    let first = hold(perf, buyer, &["S1", "S2", "S3", "S4"], FAR);
+    store.hold(&first).await.unwrap();
+    store
+        .release(perf, first.hold_id, HoldStatus::Released)
+        .await
+        .unwrap()
+        .unwrap();
+    let second = hold(perf, buyer, &["S5", "S6", "S7", "S8"], FAR);
+    store.hold(&second).await.unwrap();
+    assert!(matches!(
+        store.confirm(&second).await.unwrap(),
+        Confirmed::Sold(_)
+    ));
+    match store.confirm(&first).await {
+        Err(StoreError::LimitExceeded { limit, current }) => assert_eq!((limit, current), (4, 4)),
+        other => panic!("8 tickets sold to one buyer: {other:?}"),
+    }
+    let snap = store.snapshot(perf).await.unwrap().unwrap();
+    assert_eq!(snap.taken.len(), 4);
+    assert_eq!(status_of(&*store, perf, "S1").await, SeatStatus::Available);
+    // Within the limit, a lapsed hold still sells (and counts).
+    let perf = Uuid::now_v7();
+    store.install(&inventory(perf, 1, 10, 4)).await.unwrap();
+    let lapsed = hold(perf, buyer, &["S1", "S2"], 10);
+    store.hold(&lapsed).await.unwrap();
+    store.expire_next(perf, 20).await.unwrap().unwrap();
+    store
+        .hold(&hold(perf, buyer, &["S3", "S4"], FAR))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.confirm(&lapsed).await.unwrap(),
+        Confirmed::Sold(_)
+    ));
+    assert!(matches!(
+        store.hold(&hold(perf, buyer, &["S5"], FAR)).await,
+        Err(StoreError::LimitExceeded {
+            limit: 4,
+            current: 4
+        })
+    ));
+}
+
+async fn a_sale_sells_exactly_its_hold(store: Arc<dyn HoldStore>) {
+    let perf = Uuid::now_v7();
+    store.install(&inventory(perf, 1, 6, 0)).await.unwrap();
+    let buyer = Uuid::now_v7();
+    let mut h = hold(perf, buyer, &["S1", "S2"], FAR);
+    h.areas = vec![("GA".into(), 2)];
+    store.hold(&h).await.unwrap();
+    let before = store.snapshot(perf).await.unwrap().unwrap();
+    let mut other_seats = h.clone();
+    other_seats.seat_ids = vec!["S1".into(), "S3".into()];
+    let mut fewer = h.clone();
+    fewer.seat_ids = vec!["S1".into()];
+    let mut more_places = h.clone();
+    more_places.areas = vec![("GA".into(), 3)];
+    let mut other_buyer = h.clone();
+    other_buyer.buyer_id = Uuid::now_v7();
+    for wrong in [&other_seats, &fewer, &more_places, &other_buyer] {
+        let got = store.confirm(wrong).await;
+        assert!(
+            matches!(got, Err(StoreError::NotTheHold)),
+            "{wrong:?}: {got:?}"
+        );
+    }
+    assert_eq!(store.snapshot(perf).await.unwrap().unwrap(), before);
+    // The same goods in another order are the hold's.
+    let mut reordered = h.clone();
+    reordered.seat_ids = vec!["S2".into(), "S1".into()];
+    reordered.areas = vec![("GA".into(), 1), ("GA".into(), 1)];
+    let Confirmed::Sold(change) = store.confirm(&reordered).await.unwrap() else {
+        panic!("not sold")
+    };
+    assert_eq!(change.seats.len(), 2);
+    assert_eq!(
+        change.areas[0],
+        seat::domain::AreaCount("GA".into(), 5, 0, 2)
+    );
+    assert_eq!(store.confirm(&h).await.unwrap(), Confirmed::AlreadySold);
+    assert_eq!(
+        store.find_hold(h.hold_id).await.unwrap().unwrap().seat_ids,
+        h.seat_ids
+    );
+}
+
+async fn checkout_protects_a_hold(store: Arc<dyn HoldStore>) {
+    let perf = Uuid::now_v7();
+    store.install(&inventory(perf, 1, 6, 0)).await.unwrap();
+    let now = now_ms();
+    let ttl = 60_000;
+    let a = hold(perf, Uuid::now_v7(), &["S1"], now + 5_000);
+    let b = hold(perf, Uuid::now_v7(), &["S2"], now + 10_000);
+    store.hold(&a).await.unwrap();
+    store.hold(&b).await.unwrap();
+    let version = store.snapshot(perf).await.unwrap().unwrap().version;
+    let checked = store.checkout(perf, a.hold_id, ttl).await.unwrap();
+    assert_eq!(checked.status, HoldStatus::Checkout);
+    assert!(checked.expires_at_ms >= now + ttl, "{checked:?}");
+    assert!(
+        checked.expires_at_ms < now_ms() + ttl + 5_000,
+        "{checked:?}"
+    );
+    // Seats do not change: no version.
+    assert_eq!(
+        store.snapshot(perf).await.unwrap().unwrap().version,
+        version
+    );
+    // Repeating it answers the same deadline.
+    let again = store.checkout(perf, a.hold_id, ttl).await.unwrap();
+    assert_eq!(again, checked);
+    assert_eq!(store.find_hold(a.hold_id).await.unwrap().unwrap(), checked);
+    // The buyer cannot release it.
+    assert!(matches!(
+        store.release(perf, a.hold_id, HoldStatus::Released).await,
+        Err(StoreError::InCheckout)
+    ));
+    // Past its normal expiry, the sweeper takes the other hold, not this one ...
+    let (expired, _) = store
+        .expire_next(perf, now + 20_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(expired.hold_id, b.hold_id);
+    assert!(
+        store
+            .expire_next(perf, now + 20_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(status_of(&*store, perf, "S1").await, SeatStatus::Held);
+    // ... until its checkout deadline.
+    let (ended, change) = store
+        .expire_next(perf, checked.expires_at_ms)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ended.hold_id, ended.status),
+        (a.hold_id, HoldStatus::Expired)
+    );
+    assert_eq!(ended.expires_at_ms, checked.expires_at_ms);
+    assert_eq!(change.seats, vec![("S1".into(), SeatStatus::Available)]);
+    // Only an active, unlapsed hold goes into checkout.
+    assert!(matches!(
+        store.checkout(perf, b.hold_id, ttl).await,
+        Err(StoreError::HoldEnded(HoldStatus::Expired))
+    ));
+    let lapsed = hold(perf, Uuid::now_v7(), &["S3"], now - 1);
+    store.hold(&lapsed).await.unwrap();
+    assert!(matches!(
+        store.checkout(perf, lapsed.hold_id, ttl).await,
+        Err(StoreError::HoldEnded(HoldStatus::Expired))
+    ));
+    assert!(matches!(
+        store.checkout(perf, Uuid::now_v7(), ttl).await,
+        Err(StoreError::UnknownHold)
+    ));
+    // A hold in checkout is sold like an active one.
+    let c = hold(perf, Uuid::now_v7(), &["S4"], now + 5_000);
+    store.hold(&c).await.unwrap();
+    store.checkout(perf, c.hold_id, ttl).await.unwrap();
+    assert!(matches!(
+        store.confirm(&c).await.unwrap(),
+        Confirmed::Sold(_)
+    ));
+    assert!(matches!(
+        store.checkout(perf, c.hold_id, ttl).await,
+        Err(StoreError::HoldEnded(HoldStatus::Sold))
+    ));
+    // Only the lapsed active hold is left to expire; the sold one never does.
+    let (last, _) = store.expire_next(perf, FAR * 2).await.unwrap().unwrap();
+    assert_eq!(last.hold_id, lapsed.hold_id);
+    assert!(store.expire_next(perf, FAR * 2).await.unwrap().is_none());
+    assert_eq!(status_of(&*store, perf, "S4").await, SeatStatus::Sold);
+}
+
+async fn holds_only_within_the_sale_window(store: Arc<dyn HoldStore>) {
+    let perf = Uuid::now_v7();
+    let now = now_ms();
+    let mut inv = inventory(perf, 1, 4, 0);
+    inv.sale_opens_at_ms = now + 3_600_000;
+    store.install(&inv).await.unwrap();
+    let h = hold(perf, Uuid::now_v7(), &["S1"], FAR);
+    match store.hold(&h).await {
+        Err(StoreError::NotOnSale {
+            opens_at_ms,
+            closes_at_ms,
+        }) => assert_eq!((opens_at_ms, closes_at_ms), (now + 3_600_000, FAR)),
+        other => panic!("held before the sale opened: {other:?}"),
+    }
+    inv.revision = 2;
+    inv.sale_opens_at_ms = now - 3_600_000;
+    inv.sale_closes_at_ms = now - 60_000;
+    store.install(&inv).await.unwrap();
+    assert!(matches!(
+        store.hold(&h).await,
+        Err(StoreError::NotOnSale { .. })
+    ));
+    assert!(store.find_hold(h.hold_id).await.unwrap().is_none());
+    assert!(
+        store
+            .snapshot(perf)
+            .await
+            .unwrap()
+            .unwrap()
+            .taken
+            .is_empty()
+    );
+    inv.revision = 3;
+    inv.sale_closes_at_ms = now + 3_600_000;
+    store.install(&inv).await.unwrap();
+    store.hold(&h).await.unwrap();
+    assert_eq!(status_of(&*store, perf, "S1").await, SeatStatus::Held);
+}
+
+async fn restore_records_what_seatdb_sold(store: Arc<dyn HoldStore>) {
+    let perf = Uuid::now_v7();
+    store.install(&inventory(perf, 1, 6, 3)).await.unwrap();
+    let buyer = Uuid::now_v7();
+    let mut sale = hold(perf, buyer, &["S1", "S2"], 0);
+    sale.areas = vec![("GA".into(), 1)];
+    sale.status = HoldStatus::Sold;
+    let change = store.restore(&sale).await.unwrap().unwrap();
+    assert_eq!(change.seats.len(), 2);
+    assert_eq!(
+        change.areas[0],
+        seat::domain::AreaCount("GA".into(), 5, 0, 1)
+    );
+    assert!(store.restore(&sale).await.unwrap().is_none());
+    assert_eq!(store.confirm(&sale).await.unwrap(), Confirmed::AlreadySold);
+    assert_eq!(
+        store.find_hold(sale.hold_id).await.unwrap().unwrap().status,
+        HoldStatus::Sold
+    );
+    // Its tickets count against the buyer's limit; its seats are taken.
+    assert!(matches!(
+        store.hold(&hold(perf, buyer, &["S3"], FAR)).await,
+        Err(StoreError::LimitExceeded {
+            limit: 3,
+            current: 3
+        })
+    ));
+    assert!(matches!(
+        store.hold(&hold(perf, Uuid::now_v7(), &["S1"], FAR)).await,
+        Err(StoreError::Unavailable { .. })
+    ));
+    store.unsell(&sale).await.unwrap().unwrap();
+    assert_eq!(status_of(&*store, perf, "S1").await, SeatStatus::Available);
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -352,4 +671,10 @@ contract!(
     confirm_and_unsell_are_idempotent,
     areas_hold_quantities,
     changes_come_in_version_order,
+    ga_confirm_of_a_lapsed_hold_checks_capacity,
+    confirm_counts_the_limit_for_a_lapsed_hold,
+    a_sale_sells_exactly_its_hold,
+    checkout_protects_a_hold,
+    holds_only_within_the_sale_window,
+    restore_records_what_seatdb_sold,
 );

@@ -17,8 +17,8 @@ use seat::{
     admission_pass::{self, PassVerifier},
     domain::Change,
     store::{
-        Changes, Confirmed, Hold, HoldError, HoldStatus, HoldStore, Snapshot, StoreError,
-        StoreInventory, memory::MemoryStore, redis::RedisStore,
+        Changes, Confirmed, Hold, HoldStatus, HoldStore, Snapshot, StoreError, StoreInventory,
+        memory::MemoryStore, redis::RedisStore,
     },
 };
 use uuid::Uuid;
@@ -423,7 +423,7 @@ impl HoldStore for Gated {
     async fn install(&self, inventory: &StoreInventory) -> Result<Option<Change>, StoreError> {
         self.inner.install(inventory).await
     }
-    async fn hold(&self, hold: &Hold) -> Result<Change, HoldError> {
+    async fn hold(&self, hold: &Hold) -> Result<Change, StoreError> {
         self.inner.hold(hold).await
     }
     async fn release(
@@ -441,8 +441,19 @@ impl HoldStore for Gated {
     ) -> Result<Option<(Hold, Change)>, StoreError> {
         self.inner.expire_next(performance_id, now_ms).await
     }
+    async fn checkout(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+        ttl_ms: i64,
+    ) -> Result<Hold, StoreError> {
+        self.inner.checkout(performance_id, hold_id, ttl_ms).await
+    }
     async fn confirm(&self, sale: &Hold) -> Result<Confirmed, StoreError> {
         self.inner.confirm(sale).await
+    }
+    async fn restore(&self, sale: &Hold) -> Result<Option<Change>, StoreError> {
+        self.inner.restore(sale).await
     }
     async fn unsell(&self, sale: &Hold) -> Result<Option<Change>, StoreError> {
         self.inner.unsell(sale).await
@@ -506,4 +517,37 @@ pub async fn churn(store: &dyn HoldStore, perf: Uuid, seats: &[&str], changes: u
         }
     });
     futures::future::join_all(runs).await;
+}
+
+/// An observer of the seat topic: subscribe before making the events it waits for.
+pub struct Observer(Box<dyn platform::bus::Subscription>);
+
+impl Observer {
+    pub async fn seats(app: &App) -> Self {
+        let group = format!("test-observer-{}", Uuid::now_v7().simple());
+        let sub = app
+            .infra
+            .bus
+            .subscribe(&group, &[contracts::topics::SEATS])
+            .await
+            .unwrap();
+        Self(sub)
+    }
+
+    /// The next `E` for which `pred` holds, within 10 s.
+    pub async fn next<E: Event>(&mut self, pred: impl Fn(&E) -> bool) -> E {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let d = self.0.next().await.unwrap();
+                if d.envelope.is::<E>() {
+                    let e: E = d.envelope.decode().unwrap();
+                    if pred(&e) {
+                        return e;
+                    }
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {} within 10 s", E::TYPE))
+    }
 }

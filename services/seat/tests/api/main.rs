@@ -11,5 +11,6 @@ mod holds;
 mod orders;
 mod property;
 mod race;
+mod sales;
 mod seat_map;
 mod stream;

@@ -1,6 +1,6 @@
-//! Property test: random hold / release / expire / confirm / cancel sequences against a simple
-//! model of what the store must do, on both stores. After every step the store's answer and its
-//! seat states match the model's, and no seat ever has two owners.
+//! Property test: random hold / checkout / release / expire / confirm / cancel sequences against
+//! a simple model of what the store must do, on both stores. After every step the store's answer
+//! and its seat states match the model's, and no seat ever has two owners.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -10,7 +10,7 @@ use std::{
 use proptest::prelude::*;
 use seat::{
     domain::SeatStatus,
-    store::{Confirmed, Hold, HoldError, HoldStatus, HoldStore, StoreInventory},
+    store::{Confirmed, Hold, HoldStatus, HoldStore, StoreError, StoreInventory},
 };
 use uuid::Uuid;
 
@@ -19,6 +19,8 @@ use crate::helpers::{Backend, store};
 const SEATS: usize = 8;
 const BUYERS: usize = 3;
 const LIMIT: i64 = 4;
+/// Checkout deadlines lie past every model time, so a hold in checkout never lapses here.
+const CHECKOUT_TTL_MS: i64 = 30 * 86_400_000;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -28,6 +30,7 @@ enum Op {
         ttl: i64,
     },
     Release(usize),
+    Checkout(usize),
     Expire(i64),
     Confirm(usize),
     Cancel(usize),
@@ -38,6 +41,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..BUYERS, prop::collection::btree_set(0..SEATS, 1..=3), 1..20i64)
             .prop_map(|(buyer, seats, ttl)| Op::Hold { buyer, seats, ttl }),
         2 => (0..16usize).prop_map(Op::Release),
+        1 => (0..16usize).prop_map(Op::Checkout),
         2 => (0..10i64).prop_map(Op::Expire),
         2 => (0..16usize).prop_map(Op::Confirm),
         1 => (0..16usize).prop_map(Op::Cancel),
@@ -57,7 +61,11 @@ impl Model {
         self.holds
             .iter()
             .filter(|(h, _)| {
-                h.buyer_id == buyer && matches!(h.status, HoldStatus::Active | HoldStatus::Sold)
+                h.buyer_id == buyer
+                    && matches!(
+                        h.status,
+                        HoldStatus::Active | HoldStatus::Checkout | HoldStatus::Sold
+                    )
             })
             .map(|(_, s)| s.len() as i64)
             .sum()
@@ -80,6 +88,9 @@ fn seat(i: usize) -> String {
 
 async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let perf = Uuid::now_v7();
+    // Model time 0 is a day from now by the store's clock: no hold has lapsed by it when it
+    // goes into checkout, and the sale window (open until far ahead) is open.
+    let base = chrono::Utc::now().timestamp_millis() + 86_400_000;
     let buyers: Vec<Uuid> = (0..BUYERS).map(|_| Uuid::now_v7()).collect();
     store
         .install(&StoreInventory {
@@ -88,6 +99,8 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
             seat_ids: (0..SEATS).map(seat).collect(),
             areas: Vec::new(),
             ticket_limit: LIMIT,
+            sale_opens_at_ms: 0,
+            sale_closes_at_ms: i64::MAX / 4,
         })
         .await
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -103,7 +116,7 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
                     seat_ids: seats.iter().copied().map(seat).collect(),
                     areas: Vec::new(),
                     amount_krw: 0,
-                    expires_at_ms: (m.now + ttl) * 1000 + idx as i64,
+                    expires_at_ms: base + (m.now + ttl) * 1000 + idx as i64,
                     status: HoldStatus::Active,
                 };
                 let taken: BTreeSet<String> = seats
@@ -114,7 +127,7 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
                     .collect();
                 let got = store.hold(&hold).await;
                 if !taken.is_empty() {
-                    let Err(HoldError::Unavailable { seat_ids, .. }) = got else {
+                    let Err(StoreError::Unavailable { seat_ids, .. }) = got else {
                         return Err(TestCaseError::fail(format!(
                             "expected unavailable, got {got:?}"
                         )));
@@ -122,7 +135,7 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
                     prop_assert_eq!(seat_ids.into_iter().collect::<BTreeSet<_>>(), taken);
                 } else if m.tickets(hold.buyer_id) + seats.len() as i64 > LIMIT {
                     prop_assert!(
-                        matches!(got, Err(HoldError::LimitExceeded { .. })),
+                        matches!(got, Err(StoreError::LimitExceeded { .. })),
                         "{:?}",
                         got
                     );
@@ -138,12 +151,40 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
                 let i = i % m.holds.len();
                 let got = store
                     .release(perf, m.holds[i].0.hold_id, HoldStatus::Released)
-                    .await
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                let active = m.holds[i].0.status == HoldStatus::Active;
-                prop_assert_eq!(got.is_some(), active);
-                if active {
-                    m.end(i, HoldStatus::Released);
+                    .await;
+                match m.holds[i].0.status {
+                    HoldStatus::Checkout => {
+                        prop_assert!(matches!(got, Err(StoreError::InCheckout)), "{:?}", got);
+                    }
+                    HoldStatus::Active => {
+                        prop_assert!(matches!(got, Ok(Some(_))), "{:?}", got);
+                        m.end(i, HoldStatus::Released);
+                    }
+                    _ => prop_assert!(matches!(got, Ok(None)), "{:?}", got),
+                }
+            }
+            Op::Checkout(i) if !m.holds.is_empty() => {
+                let i = i % m.holds.len();
+                let got = store
+                    .checkout(perf, m.holds[i].0.hold_id, CHECKOUT_TTL_MS)
+                    .await;
+                match m.holds[i].0.status {
+                    HoldStatus::Active | HoldStatus::Checkout => {
+                        let Ok(hold) = got else {
+                            return Err(TestCaseError::fail(format!("no checkout: {got:?}")));
+                        };
+                        prop_assert_eq!(hold.status, HoldStatus::Checkout);
+                        prop_assert!(hold.expires_at_ms > base + 1_000_000);
+                        m.holds[i].0.status = HoldStatus::Checkout;
+                        m.holds[i].0.expires_at_ms = hold.expires_at_ms;
+                    }
+                    ended => {
+                        prop_assert!(
+                            matches!(got, Err(StoreError::HoldEnded(s)) if s == ended),
+                            "{:?}",
+                            got
+                        );
+                    }
                 }
             }
             Op::Expire(advance) => {
@@ -153,12 +194,13 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
                     .iter()
                     .enumerate()
                     .filter(|(_, (h, _))| {
-                        h.status == HoldStatus::Active && h.expires_at_ms <= m.now * 1000 + 999
+                        h.status == HoldStatus::Active
+                            && h.expires_at_ms <= base + m.now * 1000 + 999
                     })
                     .min_by_key(|(_, (h, _))| h.expires_at_ms)
                     .map(|(i, _)| i);
                 let got = store
-                    .expire_next(perf, m.now * 1000 + 999)
+                    .expire_next(perf, base + m.now * 1000 + 999)
                     .await
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(
@@ -172,27 +214,31 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
             Op::Confirm(i) if !m.holds.is_empty() => {
                 let i = i % m.holds.len();
                 let (hold, seats) = m.holds[i].clone();
-                let got = store
-                    .confirm(&hold)
-                    .await
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let got = store.confirm(&hold).await;
                 let others: BTreeSet<String> = seats
                     .iter()
                     .filter(|s| m.owner.get(s).is_some_and(|(h, _)| *h != i))
                     .copied()
                     .map(seat)
                     .collect();
+                let live = hold.status.is_live();
                 if hold.status == HoldStatus::Sold {
-                    prop_assert_eq!(got, Confirmed::AlreadySold);
+                    prop_assert!(matches!(got, Ok(Confirmed::AlreadySold)), "{:?}", got);
                 } else if !others.is_empty() {
-                    let Confirmed::Conflict(seats) = got else {
+                    let Err(StoreError::Unavailable { seat_ids, .. }) = got else {
                         return Err(TestCaseError::fail(format!(
-                            "expected conflict, got {got:?}"
+                            "expected the seats taken, got {got:?}"
                         )));
                     };
-                    prop_assert_eq!(seats.into_iter().collect::<BTreeSet<_>>(), others);
+                    prop_assert_eq!(seat_ids.into_iter().collect::<BTreeSet<_>>(), others);
+                } else if !live && m.tickets(hold.buyer_id) + seats.len() as i64 > LIMIT {
+                    prop_assert!(
+                        matches!(got, Err(StoreError::LimitExceeded { .. })),
+                        "{:?}",
+                        got
+                    );
                 } else {
-                    prop_assert!(matches!(got, Confirmed::Sold(_)), "{:?}", got);
+                    prop_assert!(matches!(got, Ok(Confirmed::Sold(_))), "{:?}", got);
                     for &s in &seats {
                         m.owner.insert(s, (i, SeatStatus::Sold));
                     }

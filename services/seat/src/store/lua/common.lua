@@ -1,6 +1,8 @@
 -- Shared by every seat script. KEYS[1] is the performance's key prefix `seat:{<perf_id>}:`; every
 -- key below shares its hash tag, so one performance lives on one Redis Cluster slot.
 -- Seats: `seats` hash seat -> "h:<hold_id>" (held) or "s:<hold_id>" (sold); absent = available.
+-- A hold: `hold:<id>` hash with `j` (the record as placed), `st` (status) and, in checkout, `x`
+-- (its checkout deadline, ms).
 local p = KEYS[1]
 local LOG = 10000
 local ENDED_TTL = 86400
@@ -37,11 +39,23 @@ local function area_names(h)
   return names
 end
 
+-- The store's clock, ms since the epoch: sale windows and checkout deadlines use it, so every
+-- replica agrees whatever its own clock says.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A live hold still has its seats: active, or in checkout (its order is paying).
+local function live(st)
+  return st == 'active' or st == 'checkout'
+end
+
 -- The one way a hold ends without a sale: manual release and expiry both come here.
 local function release(id, reason)
   local hk = p .. 'hold:' .. id
-  local r = redis.call('HMGET', hk, 'j', 'st')
-  if not r[1] or r[2] ~= 'active' then return false end
+  local r = redis.call('HMGET', hk, 'j', 'st', 'x')
+  if not r[1] or not live(r[2]) then return false end
   local h = cjson.decode(r[1])
   redis.call('ZREM', p .. 'expiries', id)
   local freed = {}
@@ -60,5 +74,78 @@ local function release(id, reason)
   redis.call('HSET', hk, 'st', reason)
   redis.call('EXPIRE', hk, ENDED_TTL)
   local change = record(freed, area_names(h), false)
-  return '{"ok":' .. change .. ',"hold":' .. r[1] .. ',"st":"' .. reason .. '"}'
+  local x = ''
+  if r[3] then x = ',"x":' .. r[3] end
+  return '{"ok":' .. change .. ',"hold":' .. r[1] .. ',"st":"' .. reason .. '"' .. x .. '}'
+end
+
+-- The buyer's tickets plus n against the limit: nil when within, else the refusal (JSON).
+local function over_limit(buyer, n)
+  local limit = tonumber(redis.call('HGET', p .. 'meta', 'limit') or 0)
+  local current = tonumber(redis.call('HGET', p .. 'buyers', buyer) or 0)
+  if limit > 0 and current + n > limit then
+    return cjson.encode({ err = 'limit', limit = limit, current = current })
+  end
+  return nil
+end
+
+-- Quantities per area, summed.
+local function aggregate(areas)
+  local m = {}
+  for _, aq in ipairs(areas) do m[aq[1]] = (m[aq[1]] or 0) + aq[2] end
+  return m
+end
+
+-- Whether two hold records name the same buyer, seats and places (in any order).
+local function same_goods(a, b)
+  if a.buyer_id ~= b.buyer_id or #a.seat_ids ~= #b.seat_ids then return false end
+  local seats = {}
+  for _, s in ipairs(a.seat_ids) do seats[s] = true end
+  for _, s in ipairs(b.seat_ids) do
+    if not seats[s] then return false end
+  end
+  local qa, qb = aggregate(a.areas), aggregate(b.areas)
+  for k, q in pairs(qa) do
+    if qb[k] ~= q then return false end
+  end
+  for k, q in pairs(qb) do
+    if qa[k] ~= q then return false end
+  end
+  return true
+end
+
+-- Seats of h held or sold by another hold than `id`, or not in the inventory.
+local function taken_by_others(h, id)
+  local taken = {}
+  for _, seat in ipairs(h.seat_ids) do
+    local o = redis.call('HGET', p .. 'seats', seat)
+    if o then
+      if o ~= 'h:' .. id and o ~= 's:' .. id then taken[#taken + 1] = seat end
+    elseif redis.call('SISMEMBER', p .. 'inv', seat) == 0 then
+      taken[#taken + 1] = seat
+    end
+  end
+  return taken
+end
+
+-- Marks h's seats and places sold for hold `id`; a live hold's places move from held to sold
+-- and its tickets are counted already.
+local function sell(id, h, was_live)
+  local hk = p .. 'hold:' .. id
+  if was_live then redis.call('ZREM', p .. 'expiries', id) end
+  local sold = {}
+  for _, seat in ipairs(h.seat_ids) do
+    redis.call('HSET', p .. 'seats', seat, 's:' .. id)
+    sold[#sold + 1] = { seat, 'sold' }
+  end
+  for _, aq in ipairs(h.areas) do
+    if was_live and redis.call('HINCRBY', p .. 'areas', aq[1] .. '|held', -aq[2]) < 0 then
+      redis.call('HSET', p .. 'areas', aq[1] .. '|held', 0)
+    end
+    redis.call('HINCRBY', p .. 'areas', aq[1] .. '|sold', aq[2])
+  end
+  if not was_live then redis.call('HINCRBY', p .. 'buyers', h.buyer_id, tickets(h)) end
+  redis.call('HSET', hk, 'st', 'sold')
+  redis.call('PERSIST', hk)
+  return record(sold, area_names(h), false)
 end

@@ -1,40 +1,28 @@
--- ARGV[1]: the sale (a hold record with the sold seats and places). Idempotent per hold.
+-- ARGV[1]: the sale: the hold's id, buyer, seats and places as the order names them. Sells
+-- exactly the hold's seats and places, once; a lapsed hold only within capacity and the limit.
 local s = cjson.decode(ARGV[1])
 local id = s.hold_id
 local hk = p .. 'hold:' .. id
 if redis.call('HEXISTS', p .. 'meta', 'v') == 0 then return '{"err":"unknown_performance"}' end
 local r = redis.call('HMGET', hk, 'j', 'st')
+if not r[1] then return '{"err":"unknown_hold"}' end
 if r[2] == 'sold' then return '{"already":true}' end
-local conflicts = {}
-for _, seat in ipairs(s.seat_ids) do
-  local o = redis.call('HGET', p .. 'seats', seat)
-  if o then
-    if o ~= 'h:' .. id and o ~= 's:' .. id then conflicts[#conflicts + 1] = seat end
-  elseif redis.call('SISMEMBER', p .. 'inv', seat) == 0 then
-    conflicts[#conflicts + 1] = seat
+local h = cjson.decode(r[1])
+if not same_goods(h, s) then return '{"err":"not_the_hold"}' end
+local taken = taken_by_others(h, id)
+if #taken > 0 then return cjson.encode({ err = 'unavailable', seat_ids = taken }) end
+local was_live = live(r[2])
+if not was_live then
+  -- Its places and tickets are no longer counted: sell only what is free.
+  local short = {}
+  for a, q in pairs(aggregate(h.areas)) do
+    local c = area_count(a)
+    if redis.call('SISMEMBER', p .. 'arealist', a) == 0 or c[2] - c[3] - c[4] < q then
+      short[#short + 1] = a
+    end
   end
+  if #short > 0 then return cjson.encode({ err = 'unavailable', areas = short }) end
+  local refused = over_limit(h.buyer_id, tickets(h))
+  if refused then return refused end
 end
-if #conflicts > 0 then return cjson.encode({ conflict = conflicts }) end
-local active = r[2] == 'active'
-if active then redis.call('ZREM', p .. 'expiries', id) end
-local sold = {}
-for _, seat in ipairs(s.seat_ids) do
-  redis.call('HSET', p .. 'seats', seat, 's:' .. id)
-  sold[#sold + 1] = { seat, 'sold' }
-end
-for _, aq in ipairs(s.areas) do
-  if active and redis.call('HINCRBY', p .. 'areas', aq[1] .. '|held', -aq[2]) < 0 then
-    redis.call('HSET', p .. 'areas', aq[1] .. '|held', 0)
-  end
-  redis.call('HINCRBY', p .. 'areas', aq[1] .. '|sold', aq[2])
-end
-if not active then redis.call('HINCRBY', p .. 'buyers', s.buyer_id, tickets(s)) end
-local rec = s
-if r[1] then
-  rec = cjson.decode(r[1])
-  rec.seat_ids = s.seat_ids
-  rec.areas = s.areas
-end
-redis.call('HSET', hk, 'j', cjson.encode(rec), 'st', 'sold')
-redis.call('PERSIST', hk)
-return '{"ok":' .. record(sold, area_names(s), false) .. '}'
+return '{"ok":' .. sell(id, h, was_live) .. '}'

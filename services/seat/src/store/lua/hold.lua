@@ -3,6 +3,12 @@ local h = cjson.decode(ARGV[1])
 if redis.call('HEXISTS', p .. 'meta', 'v') == 0 then return '{"err":"unknown_performance"}' end
 -- A repeated call (a retry after a lost reply) changes nothing.
 if redis.call('EXISTS', p .. 'hold:' .. h.hold_id) == 1 then return '{"dup":true}' end
+-- The sale window, by the store's clock (absent for a performance installed before windows).
+local w = redis.call('HMGET', p .. 'meta', 'opens', 'closes')
+local now = now_ms()
+if (w[1] and now < tonumber(w[1])) or (w[2] and now >= tonumber(w[2])) then
+  return '{"err":"not_on_sale","opens":' .. (w[1] or '0') .. ',"closes":' .. (w[2] or '0') .. '}'
+end
 local taken, seen = {}, {}
 for _, s in ipairs(h.seat_ids) do
   if seen[s] or redis.call('SISMEMBER', p .. 'inv', s) == 0
@@ -24,11 +30,8 @@ if #taken > 0 or #short > 0 then
   return cjson.encode({ err = 'unavailable', seat_ids = taken, areas = short })
 end
 local n = tickets(h)
-local limit = tonumber(redis.call('HGET', p .. 'meta', 'limit') or 0)
-local current = tonumber(redis.call('HGET', p .. 'buyers', h.buyer_id) or 0)
-if limit > 0 and current + n > limit then
-  return cjson.encode({ err = 'limit', limit = limit, current = current })
-end
+local refused = over_limit(h.buyer_id, n)
+if refused then return refused end
 local held = {}
 for _, s in ipairs(h.seat_ids) do
   redis.call('HSET', p .. 'seats', s, 'h:' .. h.hold_id)
