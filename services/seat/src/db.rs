@@ -120,6 +120,22 @@ pub enum Recorded {
     Refused(Refusal),
 }
 
+/// The advisory-lock space of sales through one hold (the two-key form, apart from the bus's).
+const HOLD_LOCK_SPACE: i32 = 0x5EA7;
+
+/// Serializes the sales through `hold` until the transaction ends: two orders naming one hold
+/// (on different partitions, or a redelivery beside a new order) are decided one after the
+/// other, so the second sees the first's rows. Take it before any savepoint: a rolled-back
+/// savepoint would release it.
+pub async fn lock_hold(conn: &mut PgConnection, hold: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+        .bind(HOLD_LOCK_SPACE)
+        .bind(hold)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Records the sale of `order` (seats and places) for `sale`'s buyer, once, checking every
 /// guard: seats not sold to another order, areas within capacity, the buyer within `limit`
 /// (0 = none) counting what it bought before. On [`Recorded::Refused`] some rows may be written:

@@ -223,6 +223,7 @@ impl HoldService {
                 .reject(tx, e, SaleRejectReason::UnknownPerformance, detail)
                 .await;
         };
+        db::lock_hold(tx, e.hold_id).await?;
         let mut savepoint = tx.begin().await?;
         let recorded = db::record_sale(&mut savepoint, &sale, e.order_id, limit).await?;
         let refusal = match &recorded {

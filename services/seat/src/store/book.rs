@@ -276,11 +276,13 @@ impl Book {
             .get(&sale.hold_id)
             .cloned()
             .ok_or(StoreError::UnknownHold)?;
-        if hold.status == HoldStatus::Sold {
-            return Ok(Confirmed::AlreadySold);
-        }
+        // The goods first: "already sold" answers a redelivery of the same sale only, never an
+        // order that names other seats through a sold hold.
         if !hold.same_goods(sale) {
             return Err(StoreError::NotTheHold);
+        }
+        if hold.status == HoldStatus::Sold {
+            return Ok(Confirmed::AlreadySold);
         }
         let taken = self.taken_by_others(&hold);
         if !taken.is_empty() {

@@ -243,6 +243,56 @@ async fn a_sale_sells_exactly_its_hold_and_a_refusal_sticks() {
     }
 }
 
+/// An order's sale reached the store but its SeatDB transaction was lost; before it is
+/// redelivered, another order names the same hold with other seats. The store's "already sold"
+/// must not let that order record seats nobody held.
+#[tokio::test]
+async fn a_sold_hold_carries_no_other_seats() {
+    for backend in BACKENDS {
+        let app = spawn(backend, Config::default()).await;
+        let pool = seat_pool(&app).await;
+        let mut seats = Observer::seats(&app).await;
+        let p = performance(1, 5, 0);
+        let perf = p.performance_id;
+        app.publish_performance(&p).await;
+        let buyer = Uuid::now_v7();
+        let h = hold(
+            &app,
+            buyer,
+            json!({"performance_id": perf, "seat_ids": ["A-01-01", "A-01-02"]}),
+        )
+        .await;
+        let mut lost = sale(perf, buyer, &["A-01-01", "A-01-02"], 0);
+        lost.hold_id = h;
+        app.store.confirm(&lost).await.unwrap();
+        let other = confirmation(h, buyer, perf, &["A-01-03", "A-01-04"], 0);
+        confirm(&app, &pool, &other).await;
+        let rejected = seats
+            .next(|e: &SaleRejected| e.order_id == other.order_id)
+            .await;
+        assert_eq!(rejected.reason, SaleRejectReason::NotTheHold, "{backend:?}");
+        let recorded: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sold_seats WHERE performance_id = $1 AND seat_id IN ('A-01-03', 'A-01-04')",
+        )
+        .bind(perf)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            recorded, 0,
+            "{backend:?}: seats nobody held were recorded as sold"
+        );
+        assert_eq!(tickets_sold_to(&pool, perf, buyer).await, 0, "{backend:?}");
+        // The lost order, redelivered, still sells the hold's own seats.
+        let first = confirmation(h, buyer, perf, &["A-01-01", "A-01-02"], 0);
+        confirm(&app, &pool, &first).await;
+        assert_eq!(tickets_sold_to(&pool, perf, buyer).await, 2, "{backend:?}");
+        let map = app.seats(perf).await;
+        assert_eq!(map["counts"]["sold"], 2, "{backend:?}");
+        pool.close().await;
+    }
+}
+
 #[tokio::test]
 async fn a_hold_in_checkout_outlives_its_ttl_and_cannot_be_released() {
     for backend in BACKENDS {

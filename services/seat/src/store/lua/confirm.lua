@@ -6,9 +6,11 @@ local hk = p .. 'hold:' .. id
 if redis.call('HEXISTS', p .. 'meta', 'v') == 0 then return '{"err":"unknown_performance"}' end
 local r = redis.call('HMGET', hk, 'j', 'st')
 if not r[1] then return '{"err":"unknown_hold"}' end
-if r[2] == 'sold' then return '{"already":true}' end
 local h = cjson.decode(r[1])
+-- The goods first: "already sold" is the answer to a redelivery of the same sale only, never to
+-- an order that names other seats through a sold hold.
 if not same_goods(h, s) then return '{"err":"not_the_hold"}' end
+if r[2] == 'sold' then return '{"already":true}' end
 local taken = taken_by_others(h, id)
 if #taken > 0 then return cjson.encode({ err = 'unavailable', seat_ids = taken }) end
 local was_live = live(r[2])
