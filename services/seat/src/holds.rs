@@ -348,7 +348,12 @@ impl HoldService {
         tx: &mut PgConnection,
         e: &OrderCancelled,
     ) -> Result<bool, SaleError> {
-        let Some(sale) = db::remove_sale(tx, e.order_id).await? else {
+        let removed = db::remove_sale(tx, e.order_id).await?;
+        // A cancelled order is never sold afterwards: a confirmation that arrives later (reordered
+        // behind the cancel, or sent again) finds it refused, as a rejected sale is.
+        let hold = removed.as_ref().map_or(Uuid::nil(), |s| s.hold_id);
+        db::record_rejection(tx, e.order_id, e.performance_id, hold, "cancelled").await?;
+        let Some(sale) = removed else {
             return Ok(false); // never confirmed, or already returned
         };
         if let Some(change) = self.store.unsell(&sale).await.map_err(SaleError::Store)? {

@@ -5,7 +5,8 @@
 //! consumer; SeatDB's own guards directly.
 
 use contracts::events::{
-    HoldEndReason, HoldEnded, OrderConfirmed, PerformancePublished, SaleRejectReason, SaleRejected,
+    HoldEndReason, HoldEnded, OrderCancelled, OrderConfirmed, PerformancePublished,
+    SaleRejectReason, SaleRejected,
 };
 use seat::{
     Config,
@@ -289,6 +290,67 @@ async fn a_sold_hold_carries_no_other_seats() {
         assert_eq!(tickets_sold_to(&pool, perf, buyer).await, 2, "{backend:?}");
         let map = app.seats(perf).await;
         assert_eq!(map["counts"]["sold"], 2, "{backend:?}");
+        pool.close().await;
+    }
+}
+
+/// A cancelled order stays cancelled: its confirmation sent again (or arriving behind the
+/// cancel) sells nothing, and neither does one for an order cancelled before it was confirmed.
+#[tokio::test]
+async fn a_cancelled_order_is_never_sold_again() {
+    for backend in BACKENDS {
+        let app = spawn(backend, Config::default()).await;
+        let pool = seat_pool(&app).await;
+        let p = performance(1, 5, 0);
+        let perf = p.performance_id;
+        app.publish_performance(&p).await;
+        let buyer = Uuid::now_v7();
+        let h = hold(
+            &app,
+            buyer,
+            json!({"performance_id": perf, "seat_ids": ["A-01-01"]}),
+        )
+        .await;
+        let order = confirmation(h, buyer, perf, &["A-01-01"], 0);
+        confirm(&app, &pool, &order).await;
+        assert_eq!(tickets_sold_to(&pool, perf, buyer).await, 1, "{backend:?}");
+        let cancel = |e: &OrderConfirmed| OrderCancelled {
+            order_id: e.order_id,
+            buyer_id: e.buyer_id,
+            performance_id: e.performance_id,
+            seat_ids: e.seat_ids.clone(),
+            areas: Vec::new(),
+            refund_krw: 0,
+            reason: "buyer_cancelled".into(),
+        };
+        let env = app.publish(&cancel(&order)).await;
+        assert_eq!(wait_handled(&pool, env.id).await, Handled::Applied);
+        assert_eq!(tickets_sold_to(&pool, perf, buyer).await, 0, "{backend:?}");
+        // The same confirmation again, under a new event id (the inbox cannot catch it).
+        confirm(&app, &pool, &order).await;
+        assert_eq!(
+            tickets_sold_to(&pool, perf, buyer).await,
+            0,
+            "{backend:?}: sold again"
+        );
+        let map = app.seats(perf).await;
+        assert_eq!(map["counts"]["sold"], 0, "{backend:?}");
+        // Reordered: the cancel of an order that was never confirmed comes first.
+        let h2 = hold(
+            &app,
+            buyer,
+            json!({"performance_id": perf, "seat_ids": ["A-01-02"]}),
+        )
+        .await;
+        let late = confirmation(h2, buyer, perf, &["A-01-02"], 0);
+        let env = app.publish(&cancel(&late)).await;
+        assert_eq!(wait_handled(&pool, env.id).await, Handled::Applied);
+        confirm(&app, &pool, &late).await;
+        assert_eq!(
+            tickets_sold_to(&pool, perf, buyer).await,
+            0,
+            "{backend:?}: sold after its cancel"
+        );
         pool.close().await;
     }
 }
