@@ -90,31 +90,7 @@ pub async fn run(
     }
 
     // Holds keep the map changing: about 200 per second, each expiring 50 ms later.
-    let writer = {
-        let (store, stop, seat_ids) = (store.clone(), stop.clone(), seat_ids.clone());
-        tokio::spawn(async move {
-            let mut changes = 0u64;
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            while !stop.is_cancelled() {
-                tick.tick().await;
-                let i = rand::rng().random_range(0..seat_ids.len() - 1);
-                let hold = Hold {
-                    hold_id: Uuid::now_v7(),
-                    performance_id: perf,
-                    buyer_id: Uuid::now_v7(),
-                    seat_ids: seat_ids[i..i + 2].to_vec(),
-                    areas: Vec::new(),
-                    amount_krw: 0,
-                    expires_at_ms: chrono::Utc::now().timestamp_millis() + 50,
-                    status: HoldStatus::Active,
-                };
-                if store.hold(&hold).await.is_ok() {
-                    changes += 1;
-                }
-            }
-            changes
-        })
-    };
+    let writer = spawn_churn(store.clone(), perf, seat_ids.clone(), stop.clone());
 
     println!(
         "\nseat map: {readers} readers, {opened} open streams, ~200 holds/s changing the map \
@@ -186,4 +162,37 @@ pub async fn read(client: &reqwest::Client, url: &str, name: &str, plan: Plan) -
     let name = format!("{name}; {} B a body", bytes.load(Ordering::Relaxed));
     println!("{}", open_loop::row(&name, &f));
     f
+}
+
+/// Keeps a seat map changing while it is read: a two-seat hold every 5 ms (about 200 per
+/// second) at a random place among `seat_ids`, each expiring 50 ms later. Returns how many
+/// holds were placed once `stop` is cancelled.
+pub fn spawn_churn(
+    store: Arc<dyn HoldStore>,
+    perf: Uuid,
+    seat_ids: Vec<String>,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut changes = 0u64;
+        let mut tick = tokio::time::interval(Duration::from_millis(5));
+        while !stop.is_cancelled() {
+            tick.tick().await;
+            let i = rand::rng().random_range(0..seat_ids.len() - 1);
+            let hold = Hold {
+                hold_id: Uuid::now_v7(),
+                performance_id: perf,
+                buyer_id: Uuid::now_v7(),
+                seat_ids: seat_ids[i..i + 2].to_vec(),
+                areas: Vec::new(),
+                amount_krw: 0,
+                expires_at_ms: chrono::Utc::now().timestamp_millis() + 50,
+                status: HoldStatus::Active,
+            };
+            if store.hold(&hold).await.is_ok() {
+                changes += 1;
+            }
+        }
+        changes
+    })
 }

@@ -512,31 +512,7 @@ async fn seat_map(args: &Args, pf: &mut Platform) -> anyhow::Result<()> {
     let seat_ids: Vec<String> = p.seats.iter().map(|s| s.seat_id.clone()).collect();
     let stop = tokio_util::sync::CancellationToken::new();
     // ~200 holds/s keep the map changing, each released 50 ms later by the expiry sweeper.
-    let writer = {
-        let (store, stop) = (pf.store.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut changes = 0u64;
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            while !stop.is_cancelled() {
-                tick.tick().await;
-                let i = rand::random_range(0..seat_ids.len() - 1);
-                let hold = Hold {
-                    hold_id: Uuid::now_v7(),
-                    performance_id: perf,
-                    buyer_id: Uuid::now_v7(),
-                    seat_ids: seat_ids[i..i + 2].to_vec(),
-                    areas: Vec::new(),
-                    amount_krw: 0,
-                    expires_at_ms: chrono::Utc::now().timestamp_millis() + 50,
-                    status: HoldStatus::Active,
-                };
-                if store.hold(&hold).await.is_ok() {
-                    changes += 1;
-                }
-            }
-            changes
-        })
-    };
+    let writer = bench::seat_map::spawn_churn(pf.store.clone(), perf, seat_ids, stop.clone());
     let plan = Plan {
         max_in_flight: args.max_in_flight,
         ..Plan::open(args.read_rate, args.readers, args.seconds)

@@ -55,16 +55,24 @@ impl Drop for Standalone {
 
 impl Standalone {
     fn start(data_dir: &Path) -> Self {
+        Self::spawn(data_dir, |c| {
+            c.env_remove("BOXOFFICE_DATABASE__URL");
+        })
+    }
+
+    /// `boxoffice standalone --port <free> --data-dir <data_dir>` with JSON logs, as `configure`
+    /// adds to it, its stderr collected line by line.
+    fn spawn(data_dir: &Path, configure: impl FnOnce(&mut Command)) -> Self {
         let port = free_port();
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["standalone", "--port", &port.to_string(), "--data-dir"])
             .arg(data_dir)
             .env("BOXOFFICE_LOG__FORMAT", "json")
-            .env_remove("BOXOFFICE_DATABASE__URL")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         let stderr = child.stderr.take().unwrap();
@@ -416,32 +424,16 @@ async fn migrate_creates_every_database_and_leaves_outboxes_alone() {
 
 /// A standalone on the test PostgreSQL server (no private cluster to initialise), with `args`.
 fn standalone_on_server(prefix: &str, data_dir: &Path, args: &[&str]) -> Standalone {
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .args(["standalone", "--port", &port.to_string(), "--data-dir"])
-        .arg(data_dir)
-        .args(args)
-        .env("BOXOFFICE_LOG__FORMAT", "json")
-        .env("BOXOFFICE_DATABASE__URL", platform::testing::database_url())
-        .env("BOXOFFICE_DATABASE__NAME_PREFIX", prefix)
-        .env("BOXOFFICE_CATALOG__SEED_ON_EMPTY", "false")
-        // A shared test server: a few connections per service are plenty here.
-        .env("BOXOFFICE_DATABASE__MAX_CONNECTIONS", "3")
-        .env_remove("BOXOFFICE_SANDBOX")
-        .env_remove("BOXOFFICE_PUBLIC_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    Standalone { child, port, lines }
+    Standalone::spawn(data_dir, |c| {
+        c.args(args)
+            .env("BOXOFFICE_DATABASE__URL", platform::testing::database_url())
+            .env("BOXOFFICE_DATABASE__NAME_PREFIX", prefix)
+            .env("BOXOFFICE_CATALOG__SEED_ON_EMPTY", "false")
+            // A shared test server: a few connections per service are plenty here.
+            .env("BOXOFFICE_DATABASE__MAX_CONNECTIONS", "3")
+            .env_remove("BOXOFFICE_SANDBOX")
+            .env_remove("BOXOFFICE_PUBLIC_URL");
+    })
 }
 
 /// Drops the databases whose names start with `prefix`.
