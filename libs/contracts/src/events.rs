@@ -292,6 +292,30 @@ event!(OrderCancelled, "order.cancelled", 1, topics::ORDERS, |e| e
 
 // ---------------------------------------------------------------- payment
 
+/// Money is to go back to the buyer (a cancellation, a sale the seat service refused, a payment
+/// that arrived after its order lapsed): the order service asks, the payment service refunds at
+/// the PG and answers `payment.refunded`. Keyed by the order id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequested {
+    /// The refund's id: the same id asked twice is refunded once (the PG's idempotency key
+    /// derives from it).
+    pub refund_id: Uuid,
+    /// Order id.
+    pub order_id: Uuid,
+    /// How much, in KRW; `None`: everything not yet refunded (a full refund).
+    #[serde(default)]
+    pub amount_krw: Option<i64>,
+    /// Why, shown to the buyer: `buyer_cancelled`, `sale_rejected`, `paid_after_expiry`, ...
+    pub reason: String,
+}
+event!(
+    RefundRequested,
+    "refund.requested",
+    1,
+    topics::ORDERS,
+    |e| e.order_id
+);
+
 /// The PG confirmed a payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentApproved {

@@ -1,0 +1,41 @@
+//! The payment service's HTTP API: the buyer's confirm and payment lookup, and the PG's
+//! webhook.
+
+mod confirm;
+mod view;
+mod webhook;
+
+use axum::{
+    Router,
+    extract::FromRef,
+    routing::{get, post},
+};
+use platform::auth::Verifier;
+
+pub use view::PaymentView;
+
+use crate::payments::Payments;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Every payment write.
+    pub payments: Payments,
+    /// Verifies buyers' access tokens.
+    pub verifier: Verifier,
+}
+
+impl FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/payments/confirm", post(confirm::confirm))
+        .route("/api/v1/payments/webhooks/toss", post(webhook::toss))
+        .route("/api/v1/payments/{order_id}", get(confirm::find))
+        .with_state(state)
+}

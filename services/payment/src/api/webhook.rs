@@ -1,0 +1,69 @@
+//! `POST /api/v1/payments/webhooks/toss`: the PG's `PAYMENT_STATUS_CHANGED` notices. Toss does
+//! not sign them, so a notice is only a hint: the payment it names is read back from the PG
+//! (authenticated with our secret key) and the PG's answer applied, as the reconciler would.
+//! Duplicates and out-of-order notices change nothing; a forged one costs one PG lookup and
+//! changes nothing either. 200 tells the PG to stop; 503 (the PG could not be asked) to retry.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use platform::{ApiError, problem::ApiJson};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::AppState;
+use crate::payments::{Lookup, Settled};
+
+/// `POST /api/v1/payments/webhooks/toss`.
+pub async fn toss(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    let ignored = |why: &str| -> Result<(StatusCode, Json<Value>), ApiError> {
+        Ok((
+            StatusCode::OK,
+            Json(json!({"result": "ignored", "reason": why})),
+        ))
+    };
+    let event_type = body
+        .get("eventType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if event_type != "PAYMENT_STATUS_CHANGED" {
+        return ignored("not a payment status change");
+    }
+    let data = body.get("data").unwrap_or(&Value::Null);
+    let Some(order_id) = data
+        .get("orderId")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+    else {
+        return ignored("not one of our orders");
+    };
+    let payment_key = data.get("paymentKey").and_then(Value::as_str);
+    let ours = state.payments.pool().acquire().await;
+    let mut conn = ours.map_err(ApiError::from)?;
+    let payment = crate::store::payment(&mut conn, order_id).await?;
+    drop(conn);
+    match payment {
+        Some(p) if payment_key.is_none_or(|k| k == p.payment_key) => {}
+        _ => return ignored("no such payment here"),
+    }
+    match state.payments.settle(order_id, Lookup::ByKey).await? {
+        Settled::Payment(p) => Ok((
+            StatusCode::OK,
+            Json(json!({"result": "applied", "status": p.status})),
+        )),
+        Settled::NoPayment => ignored("no such payment here"),
+        Settled::Undecided(why) => Ok((
+            StatusCode::OK,
+            Json(json!({"result": "undecided", "reason": why})),
+        )),
+        Settled::Unreachable(why) => {
+            tracing::warn!(%order_id, reason = %why, "webhook not applied: the PG could not be asked");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "pg_unavailable",
+                "the payment could not be read back from the PG; deliver again later",
+            ))
+        }
+    }
+}

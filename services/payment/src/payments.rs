@@ -1,0 +1,592 @@
+//! [`Payments`]: the one owner of every payment write — the confirm a buyer asks for, the
+//! settlement of an unknown outcome (by the reconciler, a webhook or a buyer's retry) and refunds.
+//! Each change goes through [`store::transition`] with its event in the outbox, in one
+//! transaction; no transaction is open while the PG is called.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use contracts::events::{PaymentApproved, PaymentFailed, PaymentRefunded};
+use platform::bus::outbox;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{
+    config::SettleSettings,
+    domain::{Entry, Payment, PaymentStatus},
+    gateway::{self, Cancel, Confirm, PaymentGateway, PgError, PgPayment, guard::Guard},
+    store::{self, KeyUse, Refund, StoreError},
+};
+
+/// A buyer's confirm.
+#[derive(Debug, Clone)]
+pub struct ConfirmRequest {
+    /// The buyer (from the access token).
+    pub buyer_id: Uuid,
+    /// The buyer's `Idempotency-Key`.
+    pub idempotency_key: String,
+    /// The PG's key from the checkout redirect.
+    pub payment_key: String,
+    /// The order.
+    pub order_id: Uuid,
+    /// The amount the checkout redirect carried.
+    pub amount_krw: i64,
+}
+
+impl ConfirmRequest {
+    /// What identifies the request for its idempotency key.
+    fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!(
+            "{}\n{}\n{}",
+            self.order_id, self.payment_key, self.amount_krw
+        ));
+        hex::encode(digest)
+    }
+}
+
+/// Why a confirm was refused (or could not be made now).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfirmError {
+    /// The order has not reached this service yet (its event is on the way): try again shortly.
+    #[error("the order is not known yet")]
+    OrderNotReady,
+    /// No such order for this buyer.
+    #[error("no such order")]
+    NotFound,
+    /// The amount is not the order's: nothing was charged.
+    #[error("the amount is not the order's")]
+    AmountMismatch,
+    /// The buyer's idempotency key was used for another request.
+    #[error("the idempotency key was used for another request")]
+    KeyReused,
+    /// The order was cancelled.
+    #[error("the order was cancelled")]
+    OrderCancelled,
+    /// The order lapsed unpaid.
+    #[error("the order expired")]
+    OrderExpired,
+    /// The order is being paid with another payment key.
+    #[error("the order has another payment")]
+    OtherPayment,
+    /// The first confirm of this order is still waiting for the PG.
+    #[error("a confirm of this order is in progress")]
+    InProgress,
+    /// The PG was not called (circuit open, too many calls): nothing was recorded.
+    #[error("the PG is unavailable: {0}")]
+    PgUnavailable(&'static str),
+    /// No PG is configured.
+    #[error("no PG is configured")]
+    PgOff,
+    /// PayDB failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// What a look at the PG found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The payment is in this state now (changed or not).
+    Payment(Payment),
+    /// The order has no payment here.
+    NoPayment,
+    /// The PG has not decided yet (the payment is still `READY` or `IN_PROGRESS` there).
+    Undecided(String),
+    /// The PG could not be asked (down, circuit open, not configured): look again later.
+    Unreachable(String),
+}
+
+/// How to find the payment at the PG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// `GET /v1/payments/orders/{orderId}` (reconciliation).
+    ByOrder,
+    /// `GET /v1/payments/{paymentKey}` (a webhook's hint).
+    ByKey,
+}
+
+/// The one owner of payment writes.
+#[derive(Clone)]
+pub struct Payments {
+    pool: PgPool,
+    pg: Option<Arc<dyn PaymentGateway>>,
+    guard: Arc<Guard>,
+    settle: SettleSettings,
+    /// The PG call timeout: a confirm's outcome is looked at after it (and a backoff).
+    pg_timeout: Duration,
+}
+
+fn after(d: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Payments {
+    /// Payments on `pool` through `pg` (none: every confirm is refused) behind `guard`.
+    pub fn new(
+        pool: PgPool,
+        pg: Option<Arc<dyn PaymentGateway>>,
+        guard: Arc<Guard>,
+        settle: SettleSettings,
+        pg_timeout: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            pg,
+            guard,
+            settle,
+            pg_timeout,
+        }
+    }
+
+    /// PayDB.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The breaker and in-flight bound around the PG.
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
+    }
+
+    /// The wait before the `attempt`-th look (from 1): the first backoff doubling, capped.
+    pub fn backoff(&self, attempt: i32) -> Duration {
+        let first = self.settle.first_backoff_ms.max(1);
+        let exp = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(0)
+            .min(20);
+        Duration::from_millis(
+            first
+                .saturating_mul(1u64 << exp)
+                .min(self.settle.max_backoff_ms.max(first)),
+        )
+    }
+
+    /// The payment of `order_id`, if it belongs to `buyer_id` (else `None`, as for no payment).
+    pub async fn find(
+        &self,
+        buyer_id: Uuid,
+        order_id: Uuid,
+    ) -> Result<Option<Payment>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(store::payment(&mut conn, order_id)
+            .await?
+            .filter(|p| p.buyer_id == buyer_id))
+    }
+
+    /// Confirms a buyer's payment: checks the order (the buyer's, known, open, the same amount),
+    /// the buyer's key, and the order's payment so far; then calls the PG's confirm under the
+    /// order's own idempotency key and records what it said. A retry gets the payment as it is.
+    pub async fn confirm(&self, req: &ConfirmRequest) -> Result<Payment, ConfirmError> {
+        let order = store::order(&self.pool, req.order_id)
+            .await?
+            .ok_or(ConfirmError::OrderNotReady)?;
+        if order.buyer_id != req.buyer_id {
+            return Err(ConfirmError::NotFound);
+        }
+        if order.amount_krw != req.amount_krw {
+            metrics::counter!("boxoffice_payment_amount_mismatch_total").increment(1);
+            tracing::warn!(order_id = %req.order_id, "confirm with another amount than the order's");
+            return Err(ConfirmError::AmountMismatch);
+        }
+        let fingerprint = req.fingerprint();
+        if store::use_key(
+            &self.pool,
+            req.buyer_id,
+            &req.idempotency_key,
+            req.order_id,
+            &fingerprint,
+        )
+        .await?
+            == KeyUse::Other
+        {
+            return Err(ConfirmError::KeyReused);
+        }
+        if let Some(existing) = self.existing(req).await? {
+            return Ok(existing);
+        }
+        if order.cancelled_at.is_some() {
+            return Err(ConfirmError::OrderCancelled);
+        }
+        if order.expires_at <= Utc::now() {
+            return Err(ConfirmError::OrderExpired);
+        }
+        let pg = self.pg.clone().ok_or(ConfirmError::PgOff)?;
+        let permit = self.guard.admit().map_err(|e| match e {
+            PgError::NotCalled(why) => ConfirmError::PgUnavailable(why),
+            _ => ConfirmError::PgUnavailable("the PG cannot be called"),
+        })?;
+        let start = Entry::ConfirmStarted {
+            buyer_id: req.buyer_id,
+            payment_key: req.payment_key.clone(),
+            amount_krw: order.amount_krw,
+        };
+        // Should this confirm never record its outcome (a crash), the reconciler finds it.
+        let check_at = after(self.pg_timeout + self.backoff(1));
+        let mut tx = self.pool.begin().await?;
+        let started = match store::start(&mut tx, req.order_id, &start, check_at).await {
+            Ok(p) => p,
+            Err(StoreError::Db(e)) => return Err(e.into()),
+            Err(e) => return Err(ConfirmError::Db(sqlx::Error::Protocol(e.to_string()))),
+        };
+        tx.commit().await?;
+        if started.is_none() {
+            // Another confirm of this order got there first.
+            drop(permit);
+            return self.existing(req).await?.ok_or(ConfirmError::InProgress);
+        }
+        let call = Confirm {
+            payment_key: req.payment_key.clone(),
+            order_id: req.order_id,
+            amount_krw: order.amount_krw,
+        };
+        let started_at = std::time::Instant::now();
+        let outcome = pg.confirm(&call, &gateway::confirm_key(req.order_id)).await;
+        permit.record(&outcome);
+        metrics::histogram!("boxoffice_payment_pg_seconds", "call" => "confirm")
+            .record(started_at.elapsed().as_secs_f64());
+        let entry = match &outcome {
+            Ok(p) => match p.status.money_moved() {
+                Some(true) => Entry::Approved {
+                    approved_at: p.approved_at.unwrap_or_else(Utc::now),
+                },
+                Some(false) => Entry::Failed {
+                    code: format!("PG_{}", status_name(p)),
+                    message: "the PG did not complete the payment".to_owned(),
+                },
+                None => Entry::OutcomeUnknown {
+                    reason: format!("the PG answered {}", status_name(p)),
+                },
+            },
+            // Confirmed before, by a call whose answer was lost: the PG knows how it ended.
+            Err(PgError::Refused { code, .. }) if code == "ALREADY_PROCESSED_PAYMENT" => {
+                Entry::OutcomeUnknown {
+                    reason: "the PG says the payment was processed already".to_owned(),
+                }
+            }
+            Err(PgError::Refused { code, message, .. }) => Entry::Failed {
+                code: code.clone(),
+                message: message.clone(),
+            },
+            Err(e) => Entry::OutcomeUnknown {
+                reason: e.to_string(),
+            },
+        };
+        let unknown = matches!(entry, Entry::OutcomeUnknown { .. });
+        let result = self
+            .record(req.order_id, &entry, Some(after(self.backoff(1))))
+            .await?;
+        metrics::counter!("boxoffice_payment_confirms_total", "result" => result.status.as_str())
+            .increment(1);
+        if unknown && matches!(&outcome, Err(PgError::Refused { .. })) {
+            // The PG has an answer for it: ask now rather than later.
+            if let Ok(Settled::Payment(p)) = self.settle(req.order_id, Lookup::ByOrder).await {
+                return Ok(p);
+            }
+        }
+        Ok(result)
+    }
+
+    /// The order's payment for a repeated confirm: as it is, after one look at the PG when its
+    /// outcome is unknown. Errors when the order is paid with another key or still confirming.
+    async fn existing(&self, req: &ConfirmRequest) -> Result<Option<Payment>, ConfirmError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(p) = store::payment(&mut conn, req.order_id).await? else {
+            return Ok(None);
+        };
+        drop(conn);
+        if p.payment_key != req.payment_key {
+            return Err(ConfirmError::OtherPayment);
+        }
+        match p.status {
+            PaymentStatus::Confirming => Err(ConfirmError::InProgress),
+            PaymentStatus::Unknown => match self.settle(req.order_id, Lookup::ByOrder).await {
+                Ok(Settled::Payment(now)) => Ok(Some(now)),
+                _ => Ok(Some(p)),
+            },
+            _ => Ok(Some(p)),
+        }
+    }
+
+    /// Applies `entry` with its event, in one transaction. A refused transition (the payment is
+    /// past it already: a duplicate, a late answer) leaves the payment as it is and says so.
+    pub async fn record(
+        &self,
+        order_id: Uuid,
+        entry: &Entry,
+        check_at: Option<DateTime<Utc>>,
+    ) -> Result<Payment, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        match transition(&mut tx, order_id, entry, check_at).await {
+            Ok(after) => {
+                tx.commit().await?;
+                tracing::info!(%order_id, entry = entry.kind(), status = after.status.as_str(), "payment changed");
+                Ok(after)
+            }
+            Err(StoreError::Refused(refused)) => {
+                tx.rollback().await?;
+                tracing::info!(%order_id, %refused, "payment change not applied");
+                let mut conn = self.pool.acquire().await?;
+                store::payment(&mut conn, order_id)
+                    .await?
+                    .ok_or(sqlx::Error::RowNotFound)
+            }
+            Err(StoreError::Missing) => Err(sqlx::Error::RowNotFound),
+            Err(StoreError::Db(e)) => Err(e),
+        }
+    }
+
+    /// Asks the PG how the payment of `order_id` stands and records its answer: the one way an
+    /// unknown outcome is settled (reconciler, webhook, a buyer's retry). Idempotent: the same
+    /// answer twice, or an older one, changes nothing.
+    pub async fn settle(&self, order_id: Uuid, lookup: Lookup) -> Result<Settled, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(ours) = store::payment(&mut conn, order_id).await? else {
+            return Ok(Settled::NoPayment);
+        };
+        drop(conn);
+        // Only an open payment, or a failed one (a charge may come after all), has anything to
+        // learn from the PG.
+        if !ours.status.is_open() && ours.status != PaymentStatus::Failed {
+            return Ok(Settled::Payment(ours));
+        }
+        let Some(pg) = self.pg.clone() else {
+            return Ok(Settled::Unreachable("no PG is configured".to_owned()));
+        };
+        let answer = match self.guard.admit() {
+            Ok(permit) => {
+                let answer = match lookup {
+                    Lookup::ByOrder => match pg.payment_by_order(order_id).await {
+                        // The order's latest payment at the PG is not ours: ask for ours.
+                        Ok(Some(p)) if p.payment_key != ours.payment_key => {
+                            pg.payment(&ours.payment_key).await
+                        }
+                        other => other,
+                    },
+                    Lookup::ByKey => pg.payment(&ours.payment_key).await,
+                };
+                permit.record(&answer);
+                answer
+            }
+            Err(e) => Err(e),
+        };
+        let found = match answer {
+            Ok(found) => found,
+            Err(e) => return Ok(Settled::Unreachable(e.to_string())),
+        };
+        let entry = match (&found, ours.status) {
+            (Some(p), _) if p.order_id != order_id.to_string() => {
+                tracing::error!(%order_id, pg_order = %p.order_id, "the PG's payment names another order");
+                return Ok(Settled::Unreachable(
+                    "the PG's payment names another order".into(),
+                ));
+            }
+            (Some(p), status) => match (p.status.money_moved(), status) {
+                (Some(true), PaymentStatus::Failed) => Entry::LateApproval {
+                    approved_at: p.approved_at.unwrap_or_else(Utc::now),
+                },
+                (Some(true), _) => Entry::Approved {
+                    approved_at: p.approved_at.unwrap_or_else(Utc::now),
+                },
+                (Some(false), PaymentStatus::Failed) => return Ok(Settled::Payment(ours)),
+                (Some(false), _) => Entry::Failed {
+                    code: format!("PG_{}", status_name(p)),
+                    message: "the PG did not complete the payment".to_owned(),
+                },
+                (None, PaymentStatus::Failed) => return Ok(Settled::Payment(ours)),
+                (None, _) => {
+                    return Ok(Settled::Undecided(format!(
+                        "the PG says {}",
+                        status_name(p)
+                    )));
+                }
+            },
+            (None, PaymentStatus::Failed) => return Ok(Settled::Payment(ours)),
+            (None, _) => Entry::Failed {
+                code: "NOT_FOUND_PAYMENT".to_owned(),
+                message: "the PG has no such payment".to_owned(),
+            },
+        };
+        Ok(Settled::Payment(self.record(order_id, &entry, None).await?))
+    }
+
+    /// Gives up on an outcome the PG still leaves undecided after every attempt: no money moved
+    /// (a charge that shows up later is refunded, see [`Entry::LateApproval`]).
+    pub async fn give_up(&self, order_id: Uuid, why: &str) -> Result<Payment, sqlx::Error> {
+        let entry = Entry::Failed {
+            code: "PG_UNDECIDED".to_owned(),
+            message: format!("the PG did not settle the payment in time: {why}"),
+        };
+        self.record(order_id, &entry, None).await
+    }
+
+    /// Makes one refund at the PG. `Ok(false)`: it must be tried again later (already
+    /// rescheduled).
+    pub async fn refund(&self, refund: &Refund) -> Result<bool, sqlx::Error> {
+        let key = refund.refund_key.as_str();
+        let mut conn = self.pool.acquire().await?;
+        let payment = store::payment(&mut conn, refund.order_id).await?;
+        drop(conn);
+        let retry_at = after(self.backoff(refund.attempts));
+        let end = |status: &'static str, error: Option<String>| async move {
+            let mut tx = self.pool.begin().await?;
+            store::end_refund(&mut tx, key, status, error.as_deref()).await?;
+            tx.commit().await?;
+            tracing::info!(refund_key = key, status, ?error, "refund ended");
+            Ok::<bool, sqlx::Error>(true)
+        };
+        let Some(payment) = payment else {
+            return end("nothing_to_refund", Some("the order has no payment".into())).await;
+        };
+        if payment.status.is_open() {
+            // Not settled yet: the refund waits for it.
+            store::retry_refund(&self.pool, key, retry_at, "the payment is not settled yet")
+                .await?;
+            return Ok(false);
+        }
+        let amount = match refund.cancel_krw {
+            Some(fixed) => fixed,
+            None => {
+                let balance = payment.refundable_krw();
+                let amount = refund.amount_krw.unwrap_or(balance);
+                if balance == 0 {
+                    return end("nothing_to_refund", None).await;
+                }
+                if amount > balance {
+                    return end(
+                        "rejected",
+                        Some(format!("asked {amount} KRW, {balance} KRW left to refund")),
+                    )
+                    .await;
+                }
+                store::fix_refund_amount(&self.pool, key, amount).await?;
+                amount
+            }
+        };
+        let Some(pg) = self.pg.clone() else {
+            store::retry_refund(&self.pool, key, retry_at, "no PG is configured").await?;
+            return Ok(false);
+        };
+        let outcome = match self.guard.admit() {
+            Ok(permit) => {
+                let cancel = Cancel {
+                    reason: refund.reason.clone(),
+                    amount_krw: amount,
+                };
+                let outcome = pg
+                    .cancel(&payment.payment_key, &cancel, &gateway::refund_key(key))
+                    .await;
+                permit.record(&outcome);
+                outcome
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(_) => {
+                let entry = Entry::Refunded {
+                    refund_key: key.to_owned(),
+                    amount_krw: amount,
+                    reason: refund.reason.clone(),
+                };
+                let mut tx = self.pool.begin().await?;
+                let error = match transition(&mut tx, refund.order_id, &entry, None).await {
+                    Ok(_) => None,
+                    Err(StoreError::Db(e)) => return Err(e),
+                    // The PG refunded what our books cannot take: keep the PG's word on record.
+                    Err(e) => {
+                        tracing::error!(refund_key = key, error = %e, "the PG refunded more than the ledger allows");
+                        Some(e.to_string())
+                    }
+                };
+                store::end_refund(&mut tx, key, "done", error.as_deref()).await?;
+                tx.commit().await?;
+                metrics::counter!("boxoffice_payment_refunds_total", "result" => "done")
+                    .increment(1);
+                tracing::info!(refund_key = key, amount, "refunded");
+                Ok(true)
+            }
+            Err(PgError::Refused { code, message, .. }) => {
+                metrics::counter!("boxoffice_payment_refunds_total", "result" => "rejected")
+                    .increment(1);
+                end("rejected", Some(format!("{code}: {message}"))).await
+            }
+            Err(e) => {
+                if refund.attempts >= self.settle.max_attempts {
+                    tracing::error!(refund_key = key, attempts = refund.attempts, error = %e, "refund still failing; retrying");
+                }
+                store::retry_refund(&self.pool, key, retry_at, &e.to_string()).await?;
+                Ok(false)
+            }
+        }
+    }
+}
+
+fn status_name(p: &PgPayment) -> String {
+    format!("{:?}", p.status).to_uppercase()
+}
+
+/// [`store::transition`] and the event it owes: `payment.approved`, `payment.failed`,
+/// `payment.refunded`; a late charge queues its refund instead (the buyer heard "failed").
+async fn transition(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    entry: &Entry,
+    check_at: Option<DateTime<Utc>>,
+) -> Result<Payment, StoreError> {
+    let (_, after) = store::transition(conn, order_id, entry, check_at).await?;
+    let bus = |e: platform::bus::BusError| StoreError::Db(sqlx::Error::Protocol(e.to_string()));
+    match entry {
+        Entry::Approved { approved_at } => {
+            outbox::enqueue(
+                conn,
+                &PaymentApproved {
+                    order_id,
+                    payment_key: after.payment_key.clone(),
+                    amount_krw: after.amount_krw,
+                    approved_at: *approved_at,
+                },
+            )
+            .await
+            .map_err(bus)?;
+        }
+        Entry::Failed { code, message } => {
+            outbox::enqueue(
+                conn,
+                &PaymentFailed {
+                    order_id,
+                    code: code.clone(),
+                    message: message.clone(),
+                },
+            )
+            .await
+            .map_err(bus)?;
+        }
+        Entry::Refunded {
+            amount_krw, reason, ..
+        } => {
+            outbox::enqueue(
+                conn,
+                &PaymentRefunded {
+                    order_id,
+                    payment_key: after.payment_key.clone(),
+                    amount_krw: *amount_krw,
+                    reason: reason.clone(),
+                },
+            )
+            .await
+            .map_err(bus)?;
+        }
+        Entry::LateApproval { .. } => {
+            tracing::warn!(%order_id, "the PG took money for a payment reported failed; refunding it");
+            store::request_refund(
+                conn,
+                &format!("late-{order_id}"),
+                order_id,
+                None,
+                "charged after the payment was reported failed",
+            )
+            .await?;
+        }
+        Entry::ConfirmStarted { .. } | Entry::OutcomeUnknown { .. } => {}
+    }
+    Ok(after)
+}

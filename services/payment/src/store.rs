@@ -1,0 +1,447 @@
+//! PayDB's queries: orders as the order service announced them, payments and their ledger, due
+//! reconciliations, refunds and the buyers' confirm keys. Only [`crate::payments`] changes a
+//! payment, through [`transition`], so the live row and the ledger move together.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row, postgres::PgRow, types::Json};
+use uuid::Uuid;
+
+use crate::domain::{Entry, Payment, PaymentStatus, Refused};
+
+/// An order as the payment service knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// Its id.
+    pub order_id: Uuid,
+    /// Its buyer.
+    pub buyer_id: Uuid,
+    /// What it costs.
+    pub amount_krw: i64,
+    /// When it lapses unpaid.
+    pub expires_at: DateTime<Utc>,
+    /// When it was cancelled, if it was.
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+/// Records an order from `order.created`; a repeat changes nothing. Returns whether it was new.
+pub async fn save_order(conn: &mut PgConnection, order: &Order) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO orders (order_id, buyer_id, amount_krw, expires_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(order.order_id)
+    .bind(order.buyer_id)
+    .bind(order.amount_krw)
+    .bind(order.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks an order cancelled (once). Returns whether it was known.
+pub async fn cancel_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE orders SET cancelled_at = COALESCE(cancelled_at, now()), \
+         cancel_reason = COALESCE(cancel_reason, $2) WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The order `order_id`.
+pub async fn order(pool: &PgPool, order_id: Uuid) -> Result<Option<Order>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT order_id, buyer_id, amount_krw, expires_at, cancelled_at FROM orders \
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(Order {
+            order_id: r.try_get("order_id")?,
+            buyer_id: r.try_get("buyer_id")?,
+            amount_krw: r.try_get("amount_krw")?,
+            expires_at: r.try_get("expires_at")?,
+            cancelled_at: r.try_get("cancelled_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// What a buyer's `Idempotency-Key` was used for before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// First use (now recorded), or again with the same request.
+    Same,
+    /// Used before with another request.
+    Other,
+}
+
+/// Records `key` of `buyer` for the request `fingerprint` (of `order_id`), or says how it was
+/// used before.
+pub async fn use_key(
+    pool: &PgPool,
+    buyer_id: Uuid,
+    key: &str,
+    order_id: Uuid,
+    fingerprint: &str,
+) -> Result<KeyUse, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO confirm_requests (buyer_id, idempotency_key, order_id, fingerprint) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(buyer_id)
+    .bind(key)
+    .bind(order_id)
+    .bind(fingerprint)
+    .execute(pool)
+    .await?;
+    let stored: String = sqlx::query_scalar(
+        "SELECT fingerprint FROM confirm_requests WHERE buyer_id = $1 AND idempotency_key = $2",
+    )
+    .bind(buyer_id)
+    .bind(key)
+    .fetch_one(pool)
+    .await?;
+    Ok(if stored == fingerprint {
+        KeyUse::Same
+    } else {
+        KeyUse::Other
+    })
+}
+
+const PAYMENT_COLUMNS: &str = "order_id, buyer_id, payment_key, amount_krw, status, \
+     refunded_krw, approved_at, late, failure_code, failure_message";
+
+fn payment_row(r: &PgRow) -> Result<Payment, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    let status = PaymentStatus::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: "status".into(),
+        source: format!("unknown payment status `{status}`").into(),
+    })?;
+    let code: Option<String> = r.try_get("failure_code")?;
+    let message: Option<String> = r.try_get("failure_message")?;
+    Ok(Payment {
+        order_id: r.try_get("order_id")?,
+        buyer_id: r.try_get("buyer_id")?,
+        payment_key: r.try_get("payment_key")?,
+        amount_krw: r.try_get("amount_krw")?,
+        status,
+        refunded_krw: r.try_get("refunded_krw")?,
+        approved_at: r.try_get("approved_at")?,
+        late: r.try_get("late")?,
+        failure: code.map(|c| (c, message.unwrap_or_default())),
+    })
+}
+
+/// The payment of `order_id`.
+pub async fn payment(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<Payment>, sqlx::Error> {
+    let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(payment_row)
+        .transpose()
+}
+
+/// Every payment's live state.
+pub async fn payments(pool: &PgPool) -> Result<Vec<Payment>, sqlx::Error> {
+    let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments ORDER BY order_id");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(payment_row)
+        .collect()
+}
+
+/// Every ledger entry in order: `(seq, order_id, entry)`.
+pub async fn ledger(pool: &PgPool) -> Result<Vec<(i64, Uuid, Entry)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT seq, order_id, entry FROM payment_ledger ORDER BY seq")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let Json(entry): Json<Entry> = r.try_get("entry")?;
+            Ok((r.try_get("seq")?, r.try_get("order_id")?, entry))
+        })
+        .collect()
+}
+
+async fn append(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    entry: &Entry,
+    status: PaymentStatus,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO payment_ledger (order_id, entry, status) VALUES ($1, $2, $3) RETURNING seq",
+    )
+    .bind(order_id)
+    .bind(Json(entry))
+    .bind(status.as_str())
+    .fetch_one(conn)
+    .await
+}
+
+/// Starts the payment of `order_id` with `entry` (a [`Entry::ConfirmStarted`]) unless the order
+/// has one already; the reconciler looks at it from `check_at` on, should its confirm never
+/// record an outcome. `None`: the order has a payment.
+pub async fn start(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    entry: &Entry,
+    check_at: DateTime<Utc>,
+) -> Result<Option<Payment>, StoreError> {
+    let payment = Payment::start(order_id, entry)?;
+    let inserted = sqlx::query(
+        "INSERT INTO payments (order_id, buyer_id, payment_key, amount_krw, status, ledger_seq, \
+         next_check_at) VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(order_id)
+    .bind(payment.buyer_id)
+    .bind(&payment.payment_key)
+    .bind(payment.amount_krw)
+    .bind(payment.status.as_str())
+    .bind(check_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let seq = append(conn, order_id, entry, payment.status).await?;
+    sqlx::query("UPDATE payments SET ledger_seq = $2 WHERE order_id = $1")
+        .bind(order_id)
+        .bind(seq)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(payment))
+}
+
+/// Why a transition was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state machine refused it (the payment is already past it).
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// No such payment.
+    #[error("no payment for the order")]
+    Missing,
+    /// PayDB failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Applies `entry` to the payment of `order_id` (locked for the rest of `conn`'s transaction):
+/// the live row and a ledger entry, together. An open payment is looked at again from
+/// `check_at`; a settled one no more.
+pub async fn transition(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    entry: &Entry,
+    check_at: Option<DateTime<Utc>>,
+) -> Result<(Payment, Payment), StoreError> {
+    let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = $1 FOR UPDATE");
+    let before = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(order_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(payment_row)
+        .transpose()?
+        .ok_or(StoreError::Missing)?;
+    let after = before.apply(entry)?;
+    let seq = append(conn, order_id, entry, after.status).await?;
+    let (code, message) = after.failure.clone().unzip();
+    sqlx::query(
+        "UPDATE payments SET status = $2, refunded_krw = $3, approved_at = $4, late = $5, \
+         failure_code = $6, failure_message = $7, ledger_seq = $8, next_check_at = $9, \
+         updated_at = now() WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(after.status.as_str())
+    .bind(after.refunded_krw)
+    .bind(after.approved_at)
+    .bind(after.late)
+    .bind(code)
+    .bind(message)
+    .bind(seq)
+    .bind(check_at.filter(|_| after.status.is_open()))
+    .execute(&mut *conn)
+    .await?;
+    Ok((before, after))
+}
+
+/// Open payments due for a look at the PG, at most `limit`, leased until `lease_until` (another
+/// replica skips them meanwhile); their check count goes up by one. `(order_id, checks)`.
+pub async fn due_checks(
+    pool: &PgPool,
+    limit: i64,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "UPDATE payments SET next_check_at = $2, checks = checks + 1 WHERE order_id IN ( \
+           SELECT order_id FROM payments WHERE next_check_at <= now() \
+           ORDER BY next_check_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         RETURNING order_id, checks",
+    )
+    .bind(limit)
+    .bind(lease_until)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("order_id")?, r.try_get("checks")?)))
+        .collect()
+}
+
+/// Looks at an open payment again at `at`.
+pub async fn recheck_at(
+    pool: &PgPool,
+    order_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE payments SET next_check_at = $2 WHERE order_id = $1 \
+         AND status IN ('confirming', 'unknown')",
+    )
+    .bind(order_id)
+    .bind(at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A refund to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    /// Its key (the request's id, or `late-<order id>`).
+    pub refund_key: String,
+    /// The order.
+    pub order_id: Uuid,
+    /// What was asked for (`None`: what is left).
+    pub amount_krw: Option<i64>,
+    /// Why.
+    pub reason: String,
+    /// The amount fixed at the first attempt.
+    pub cancel_krw: Option<i64>,
+    /// Attempts so far (this one included).
+    pub attempts: i32,
+}
+
+/// Records a refund to make; a repeat of its key changes nothing. Returns whether it was new.
+pub async fn request_refund(
+    conn: &mut PgConnection,
+    refund_key: &str,
+    order_id: Uuid,
+    amount_krw: Option<i64>,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO refunds (refund_key, order_id, amount_krw, reason) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (refund_key) DO NOTHING",
+    )
+    .bind(refund_key)
+    .bind(order_id)
+    .bind(amount_krw)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The next due refund, leased until `lease_until`: per order, refunds go one at a time in the
+/// order they were asked for.
+pub async fn claim_refund(
+    pool: &PgPool,
+    lease_until: DateTime<Utc>,
+) -> Result<Option<Refund>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE refunds SET next_attempt_at = $1, attempts = attempts + 1 WHERE refund_key = ( \
+           SELECT r.refund_key FROM refunds r WHERE r.status = 'pending' \
+           AND r.next_attempt_at <= now() \
+           AND NOT EXISTS (SELECT 1 FROM refunds e WHERE e.order_id = r.order_id \
+             AND e.status = 'pending' AND (e.created_at, e.refund_key) < (r.created_at, r.refund_key)) \
+           ORDER BY r.next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         RETURNING refund_key, order_id, amount_krw, reason, cancel_krw, attempts",
+    )
+    .bind(lease_until)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(Refund {
+            refund_key: r.try_get("refund_key")?,
+            order_id: r.try_get("order_id")?,
+            amount_krw: r.try_get("amount_krw")?,
+            reason: r.try_get("reason")?,
+            cancel_krw: r.try_get("cancel_krw")?,
+            attempts: r.try_get("attempts")?,
+        })
+    })
+    .transpose()
+}
+
+/// Fixes the amount a refund sends the PG (from its first attempt on).
+pub async fn fix_refund_amount(
+    pool: &PgPool,
+    refund_key: &str,
+    amount: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE refunds SET cancel_krw = $2 WHERE refund_key = $1")
+        .bind(refund_key)
+        .bind(amount)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Ends a refund as `status` (`done`, `rejected`, `nothing_to_refund`) with `error`.
+pub async fn end_refund(
+    conn: &mut PgConnection,
+    refund_key: &str,
+    status: &str,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE refunds SET status = $2, error = $3, done_at = now() WHERE refund_key = $1 \
+         AND status = 'pending'",
+    )
+    .bind(refund_key)
+    .bind(status)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Tries a refund again at `at`, noting `error`.
+pub async fn retry_refund(
+    pool: &PgPool,
+    refund_key: &str,
+    at: DateTime<Utc>,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE refunds SET next_attempt_at = $2, error = $3 WHERE refund_key = $1 \
+         AND status = 'pending'",
+    )
+    .bind(refund_key)
+    .bind(at)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
