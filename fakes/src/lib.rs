@@ -6,6 +6,7 @@
 //! (`boxoffice serve fake-<name>`).
 
 pub mod oauth;
+pub mod pg;
 
 use axum::Router;
 use serde::Deserialize;
@@ -24,6 +25,8 @@ pub struct Fake {
 pub struct Config {
     /// The OAuth provider (`fakes.oauth.*`).
     pub oauth: oauth::Settings,
+    /// The payment gateway (`fakes.pg.*`).
+    pub pg: pg::Settings,
 }
 
 /// How each fake is set up when it starts (the launcher derives it from the settings and the
@@ -32,15 +35,23 @@ pub struct Config {
 pub struct Options {
     /// The OAuth provider's registrations.
     pub oauth: oauth::Options,
+    /// The payment gateway's keys, redirect origins, webhooks and faults.
+    pub pg: pg::Options,
 }
 
 /// The names of every fake this build has.
-pub const NAMES: &[&str] = &["oauth"];
+pub const NAMES: &[&str] = &["oauth", "pg"];
 
 /// Every fake this build has.
 pub fn all(options: &Options) -> Vec<Fake> {
-    vec![Fake {
-        name: "oauth",
-        router: oauth::router(options.oauth.clone()),
-    }]
+    vec![
+        Fake {
+            name: "oauth",
+            router: oauth::router(options.oauth.clone()),
+        },
+        Fake {
+            name: "pg",
+            router: pg::router(options.pg.clone()),
+        },
+    ]
 }

@@ -97,12 +97,20 @@ fn pass_down(cfg: &mut AppConfig, sandbox: bool, public_url: Option<String>) {
 }
 
 /// How the fakes are set up: the OAuth provider sends browsers back only to the platform's own
-/// callbacks (following its public URL) and to `fakes.oauth.redirect_uris`.
+/// callbacks (following its public URL) and to `fakes.oauth.redirect_uris`; the PG's checkout
+/// only to the public URL's origin and `fakes.pg.redirect_origins`, with the rest of
+/// `fakes.pg.*` (keys, webhook URL, latency, faults).
 fn fake_options(cfg: &AppConfig) -> fakes::Options {
     let mut redirect_uris = user::oauth::providers::callback_urls(&cfg.user);
     redirect_uris.extend(cfg.fakes.oauth.redirect_uris.iter().cloned());
+    let public_url = cfg
+        .user
+        .public_url
+        .clone()
+        .unwrap_or_else(|| "http://localhost:8080".to_owned());
     fakes::Options {
         oauth: fakes::oauth::Options::with_redirect_uris(redirect_uris),
+        pg: cfg.fakes.pg.options(fakes::pg::origin_of(&public_url)),
     }
 }
 
