@@ -284,6 +284,14 @@ async fn preamble(pg: &Shared, headers: &HeaderMap) -> Result<(String, Faults), 
     Ok((scope, faults))
 }
 
+/// Runs a call that moves money to its end even when the caller hangs up (a timeout on the
+/// caller's side does not stop a PG): the connection's future only waits for it.
+async fn detached(call: impl Future<Output = Response> + Send + 'static) -> Response {
+    tokio::spawn(call)
+        .await
+        .unwrap_or_else(|_| PgError::Internal.into_response())
+}
+
 fn confirm_window(pg: &Shared) -> chrono::Duration {
     chrono::Duration::from_std(pg.options.confirm_window).unwrap_or(chrono::Duration::MAX)
 }
@@ -298,6 +306,10 @@ struct ConfirmBody {
 
 /// `POST /v1/payments/confirm`.
 pub(crate) async fn confirm(State(pg): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    detached(confirm_detached(pg, headers, body)).await
+}
+
+async fn confirm_detached(pg: Shared, headers: HeaderMap, body: Bytes) -> Response {
     let (scope, header) = match preamble(&pg, &headers).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -362,6 +374,15 @@ struct CancelBody {
 pub(crate) async fn cancel(
     State(pg): State<Shared>,
     Path(payment_key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    detached(cancel_detached(pg, payment_key, headers, body)).await
+}
+
+async fn cancel_detached(
+    pg: Shared,
+    payment_key: String,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
