@@ -46,6 +46,7 @@ macro_rules! all_cases {
                 transient_failures_past_the_cap_are_dead_lettered,
                 concurrent_writers_on_one_key_publish_in_commit_order,
                 relay_holds_no_transaction_while_publishing,
+                refused_row_is_dead_lettered_and_its_key_goes_on,
             ]
         );
     };
@@ -177,6 +178,69 @@ mod memory_restart {
             .unwrap();
         assert_eq!(first.envelope.id, fresh.id, "an old message was kept");
         assert_eq!(first.offset, 3, "offsets do not shift");
+    }
+}
+
+/// `outbox::enqueue` refuses an envelope over the bus's limit, so its producer learns in the
+/// transaction of its change; the transaction stays usable and nothing of the refused event is
+/// written.
+mod outbox_limits {
+    use platform::{
+        bus::{BusError, outbox},
+        testing::TestDb,
+    };
+
+    use crate::support::*;
+
+    #[tokio::test]
+    async fn an_envelope_over_the_limit_is_refused_at_enqueue() {
+        let db = TestDb::new("bus_limits", None).await;
+        // The JSON around the padding: the envelope of `envelope_with` with an empty `pad`.
+        let frame = serde_json::to_vec(&envelope_with("k", 0, serde_json::json!({ "pad": "" })))
+            .unwrap()
+            .len();
+        let fits = envelope_with(
+            "k",
+            0,
+            serde_json::json!({ "pad": "x".repeat(outbox::MAX_ENVELOPE_BYTES - frame) }),
+        );
+        assert_eq!(
+            serde_json::to_vec(&fits).unwrap().len(),
+            outbox::MAX_ENVELOPE_BYTES
+        );
+        let over = envelope_with(
+            "k",
+            1,
+            serde_json::json!({ "pad": "x".repeat(outbox::MAX_ENVELOPE_BYTES - frame + 1) }),
+        );
+        let mut tx = db.pool.begin().await.unwrap();
+        let err = outbox::enqueue_envelope(&mut tx, "topic", &over)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BusError::Refused { code: "too_large", reason } if reason.contains("bus_test.happened")),
+            "{err}"
+        );
+        // The refusal wrote nothing and broke nothing: the rest of the transaction commits.
+        outbox::enqueue_envelope(&mut tx, "topic", &fits)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM bus_outbox")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(ids, vec![fits.id]);
+        let stored: i32 = sqlx::query_scalar("SELECT octet_length(envelope::text) FROM bus_outbox")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert!(
+            (outbox::MAX_ENVELOPE_BYTES - 1_000..=outbox::MAX_ENVELOPE_BYTES + 1_000)
+                .contains(&usize::try_from(stored).unwrap()),
+            "{stored}"
+        );
+        db.drop_database().await;
     }
 }
 

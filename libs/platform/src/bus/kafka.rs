@@ -6,6 +6,12 @@
 //!   [`Transport::publish`] returns only after the broker acknowledged it. A fatal producer error
 //!   (librdkafka gives up on an idempotent producer whose state it can no longer trust) replaces
 //!   the producer with a new one; the publishes that failed are retried by the relay.
+//! - Size: the producer takes records up to `message.max.bytes` = 1,000,000 bytes (librdkafka's
+//!   default, set explicitly; `bus.kafka_properties` may change it to fit the cluster), under a
+//!   Kafka broker's default 1 MB (1,048,588). tansu 0.6 enforces no limit of its own (its decoder
+//!   allows 1 GiB), so it is the producer's that makes a test against tansu behave like a real
+//!   cluster. A record refused for its size or as invalid — by the producer or the broker — is
+//!   [`BusError::Refused`]: the relay dead-letters it instead of retrying it forever.
 //! - Topics: the ones the metadata already lists are left alone, so a broker that denies
 //!   CreateTopics is fine when the topics were created beforehand; missing ones are created with
 //!   `bus.partitions`, `bus.kafka_replication_factor` and `bus.kafka_min_insync_replicas` (the
@@ -55,6 +61,9 @@ const RESERVED: &[&str] = &[
     "acks",
     "request.required.acks",
 ];
+/// The producer's largest record unless `bus.kafka_properties` says otherwise (see the module
+/// docs).
+const MESSAGE_MAX_BYTES: &str = "1000000";
 /// librdkafka properties whose names hold an underscore (kept as they are).
 const UNDERSCORED: &[&str] = &["log_level"];
 
@@ -89,11 +98,33 @@ fn client_config(brokers: &str, properties: &BTreeMap<String, String>) -> Client
     config
 }
 
+/// What a failed publish means: a record the producer or the broker will never take (too
+/// large, invalid) is [`BusError::Refused`]; anything else may pass on a later try.
+fn publish_error(topic: &str, e: KafkaError) -> BusError {
+    let code = match e.rdkafka_error_code() {
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::MessageBatchTooLarge,
+        ) => "too_large",
+        Some(RDKafkaErrorCode::InvalidRecord | RDKafkaErrorCode::BadMessage) => "invalid",
+        _ => return transport_error(&format!("publish to {topic}"), e),
+    };
+    BusError::Refused {
+        code,
+        reason: format!("publish to {topic}: {e}"),
+    }
+}
+
 fn build_producer(
     brokers: &str,
     properties: &BTreeMap<String, String>,
 ) -> Result<FutureProducer, BusError> {
-    client_config(brokers, properties)
+    let mut config = client_config(brokers, properties);
+    if !properties.contains_key("message.max.bytes") {
+        config.set("message.max.bytes", MESSAGE_MAX_BYTES);
+    }
+    config
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("message.timeout.ms", "30000")
@@ -332,7 +363,7 @@ impl Transport for KafkaTransport {
             }),
             Err((e, _)) => {
                 self.recover_from(generation, &e);
-                Err(transport_error(&format!("publish to {topic}"), e))
+                Err(publish_error(topic, e))
             }
         }
     }

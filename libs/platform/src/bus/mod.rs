@@ -38,6 +38,16 @@ pub enum BusError {
     /// The bus settings are unusable.
     #[error("bus settings: {0}")]
     Settings(String),
+    /// This envelope can never go out (larger than the bus takes, or a record the broker calls
+    /// invalid): sending it again cannot help. `code` is a stable word for metrics and dead
+    /// letters (`too_large`, `invalid`).
+    #[error("bus refused the envelope ({code}): {reason}")]
+    Refused {
+        /// Why, as a stable word.
+        code: &'static str,
+        /// Details for people.
+        reason: String,
+    },
 }
 
 /// One message taken from the bus, with its position for committing.

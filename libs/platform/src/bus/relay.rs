@@ -11,6 +11,12 @@
 //!   rest of its key until the next batch. A crash between publish and mark publishes those rows
 //!   again later (the lock dies with the connection): delivery is at-least-once and consumers
 //!   deduplicate on the event id.
+//! - A row the transport refuses for good ([`BusError::Refused`]: larger than the broker takes,
+//!   a record it calls invalid) is dead-lettered instead of retried: moved, in one statement,
+//!   from `bus_outbox` to `bus_outbox_dead_letters` with the reason, logged as an error and
+//!   counted in `boxoffice_bus_relay_dead_letters_total{service,topic,reason}` (alert on any
+//!   increase). The rows after it on its key go out as usual. Any other failure is transient:
+//!   the row and the rest of its key wait for the next batch, however long that takes.
 //! - A non-durable transport (the in-memory bus of standalone) loses what it holds when the
 //!   process dies. For one, a published row is *settled* only once every consumer group of its
 //!   topic has committed it ([`Transport::consumed_below`]); at start the relay publishes every
@@ -56,6 +62,15 @@ pub struct Relay {
 
 /// One row of a batch: its seq, topic and envelope.
 type Row = (i64, String, Envelope);
+
+/// A row the transport refused for good.
+struct Refusal {
+    seq: i64,
+    topic: String,
+    envelope: Envelope,
+    code: &'static str,
+    reason: String,
+}
 
 impl Relay {
     /// A relay for one service's outbox.
@@ -133,25 +148,36 @@ impl Relay {
             chains[slot].push((seq, topic, envelope));
         }
         type Sent = Vec<(i64, Receipt)>;
-        let outcomes: Vec<(Sent, Option<BusError>)> = futures::stream::iter(chains)
+        let outcomes: Vec<(Sent, Vec<Refusal>, Option<BusError>)> = futures::stream::iter(chains)
             .map(|chain| async move {
                 let mut sent = Vec::with_capacity(chain.len());
+                let mut refused = Vec::new();
                 for (seq, topic, envelope) in chain {
                     match self.transport.publish(&topic, &envelope).await {
                         Ok(receipt) => sent.push((seq, receipt)),
+                        // It never will go out: the rest of its key need not wait for it.
+                        Err(BusError::Refused { code, reason }) => refused.push(Refusal {
+                            seq,
+                            topic,
+                            envelope,
+                            code,
+                            reason,
+                        }),
                         // The rest of this key waits for the next batch, keeping its order.
-                        Err(e) => return (sent, Some(e)),
+                        Err(e) => return (sent, refused, Some(e)),
                     }
                 }
-                (sent, None)
+                (sent, refused, None)
             })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
         let mut sent: Sent = Vec::new();
+        let mut refused: Vec<Refusal> = Vec::new();
         let mut failure = None;
-        for (rows, error) in outcomes {
+        for (rows, dead, error) in outcomes {
             sent.extend(rows);
+            refused.extend(dead);
             if failure.is_none() {
                 failure = error;
             }
@@ -178,10 +204,59 @@ impl Relay {
             metrics::counter!("boxoffice_bus_published_total", "service" => self.service.clone())
                 .increment(u64::try_from(published).unwrap_or(u64::MAX));
         }
+        if !refused.is_empty() {
+            self.dead_letter(conn, &refused).await?;
+        }
         match failure {
             Some(e) => Err(e),
             None => Ok(published),
         }
+    }
+
+    /// Moves the refused rows from the outbox to `bus_outbox_dead_letters`, in one statement,
+    /// then logs and counts each. A row dead-lettered before (an operator put it back in the
+    /// outbox and it failed again) keeps one dead letter, with the latest failure.
+    async fn dead_letter(
+        &self,
+        conn: &mut PgConnection,
+        refused: &[Refusal],
+    ) -> Result<(), BusError> {
+        let seqs: Vec<i64> = refused.iter().map(|r| r.seq).collect();
+        let codes: Vec<&str> = refused.iter().map(|r| r.code).collect();
+        let reasons: Vec<&str> = refused.iter().map(|r| r.reason.as_str()).collect();
+        sqlx::query(
+            "WITH dead AS ( \
+                DELETE FROM bus_outbox o \
+                USING unnest($1::bigint[], $2::text[], $3::text[]) AS d(seq, code, reason) \
+                WHERE o.seq = d.seq \
+                RETURNING o.id, o.seq, o.topic, o.key, o.envelope, o.created_at, d.code, d.reason) \
+             INSERT INTO bus_outbox_dead_letters \
+                (event_id, seq, topic, key, envelope, reason, error, created_at) \
+             SELECT id, seq, topic, key, envelope, code, reason, created_at FROM dead \
+             ON CONFLICT (event_id) DO UPDATE SET seq = EXCLUDED.seq, reason = EXCLUDED.reason, \
+                error = EXCLUDED.error, failed_at = now()",
+        )
+        .bind(&seqs)
+        .bind(&codes)
+        .bind(&reasons)
+        .execute(&mut *conn)
+        .await?;
+        for r in refused {
+            tracing::error!(
+                service = %self.service, topic = %r.topic, seq = r.seq, event_id = %r.envelope.id,
+                event_type = %r.envelope.event_type, key = %r.envelope.key, code = r.code,
+                reason = %r.reason,
+                "outbox row can never be published; dead-lettered to bus_outbox_dead_letters"
+            );
+            metrics::counter!(
+                "boxoffice_bus_relay_dead_letters_total",
+                "service" => self.service.clone(),
+                "topic" => r.topic.clone(),
+                "reason" => r.code
+            )
+            .increment(1);
+        }
+        Ok(())
     }
 
     /// For a non-durable transport: marks settled the published rows every consumer group of

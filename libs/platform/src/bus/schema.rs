@@ -1,7 +1,9 @@
 //! The bus tables every service database carries: `bus_outbox` (events waiting to be published;
 //! where the transport put each, and when every consumer of a non-durable transport had it),
-//! `bus_inbox` (event ids a consumer has processed or dead-lettered) and `bus_dead_letters`
-//! (events a consumer will never apply, with why). Created and extended idempotently at start.
+//! `bus_outbox_dead_letters` (outbox rows the transport refused for good, moved out of the outbox
+//! by the relay, with why), `bus_inbox` (event ids a consumer has processed or dead-lettered) and
+//! `bus_dead_letters` (events a consumer will never apply, with why). Created and extended
+//! idempotently at start.
 
 use sqlx::PgPool;
 
@@ -21,6 +23,17 @@ CREATE TABLE IF NOT EXISTS bus_inbox (
     event_id     UUID NOT NULL,
     processed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (consumer, event_id)
+);
+CREATE TABLE IF NOT EXISTS bus_outbox_dead_letters (
+    event_id   UUID PRIMARY KEY,
+    seq        BIGINT NOT NULL,
+    topic      TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    envelope   JSONB NOT NULL,
+    reason     TEXT NOT NULL,
+    error      TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    failed_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS bus_dead_letters (
     consumer   TEXT NOT NULL,

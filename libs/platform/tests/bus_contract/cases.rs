@@ -863,3 +863,90 @@ pub async fn relay_holds_no_transaction_while_publishing(kind: Kind) {
     assert_eq!(receive(&mut sub, 1).await[0].envelope.id, sent.id);
     db.drop_database().await;
 }
+
+/// A row the transport refuses for good (a record too large for the broker) is dead-lettered by
+/// the relay, moved out of the outbox with why, and the rows after it on its key go out in order;
+/// a transient failure dead-letters nothing and keeps the row for the next batch.
+pub async fn refused_row_is_dead_lettered_and_its_key_goes_on(kind: Kind) {
+    let db = database("bus_refused").await;
+    let (transport, topic) = transport(kind, 4).await;
+    let refused = envelope_with("k", 1, serde_json::json!({ "unpublishable": true }));
+    let rows = [
+        envelope("k", 0),
+        refused.clone(),
+        envelope("k", 2),
+        envelope("other", 0),
+    ];
+    let mut tx = db.pool.begin().await.unwrap();
+    for e in &rows {
+        outbox::enqueue_envelope(&mut tx, &topic, e).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    // The broker down first: nothing goes out, nothing is dead-lettered, every row waits.
+    let down = Faulty::new(
+        transport.clone(),
+        Faults {
+            refuse_publish: true,
+            refuse_marked: true,
+            ..Faults::default()
+        },
+    );
+    let relay = Relay::new("svc", db.pool.clone(), down, &relay_settings(100));
+    assert!(relay.run_once().await.is_err());
+    assert!(outbox_dead_letters(&db.pool).await.is_empty());
+    assert!(in_outbox(&db.pool, refused.id).await);
+
+    let picky = Faulty::new(
+        transport.clone(),
+        Faults {
+            refuse_marked: true,
+            ..Faults::default()
+        },
+    );
+    let relay = Relay::new("svc", db.pool.clone(), picky, &relay_settings(100));
+    assert_eq!(relay.run_once().await.unwrap(), 3);
+    let dead = outbox_dead_letters(&db.pool).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        (
+            dead[0].event_id,
+            dead[0].key.as_str(),
+            dead[0].reason.as_str()
+        ),
+        (refused.id, "k", "too_large")
+    );
+    assert_eq!(dead[0].topic, topic);
+    assert!(dead[0].error.contains("never take it"), "{}", dead[0].error);
+    assert!(!in_outbox(&db.pool, refused.id).await, "left in the outbox");
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM bus_outbox WHERE published_at IS NULL")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(unpublished, 0);
+    // Nothing left to try: the next batch publishes nothing and dead-letters nothing more.
+    assert_eq!(relay.run_once().await.unwrap(), 0);
+    assert_eq!(outbox_dead_letters(&db.pool).await.len(), 1);
+
+    // Consumers get the rest of the key, in order, without the refused row.
+    let recorder = Recorder::new("r");
+    let token = CancellationToken::new();
+    let consumer = Consumer::new(&group("refused"), db.pool.clone(), transport, &[&topic])
+        .spawn(recorder, token.clone());
+    wait_handled(&db, rows[3].id).await;
+    wait_handled(&db, rows[2].id).await;
+    let seqs: Vec<(String, i64)> = sqlx::query_as("SELECT key, seq FROM handled ORDER BY n")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    let of_k: Vec<i64> = seqs
+        .iter()
+        .filter(|(k, _)| k == "k")
+        .map(|(_, s)| *s)
+        .collect();
+    assert_eq!(of_k, vec![0, 2]);
+    token.cancel();
+    consumer.await.unwrap();
+    db.drop_database().await;
+}

@@ -172,3 +172,92 @@ async fn topic_settings_and_properties_reach_the_broker() {
         .to_string();
     assert!(err.contains("enable.auto.commit"), "{err}");
 }
+
+/// Writes `envelope` straight into the outbox, as a service did before `outbox::enqueue` refused
+/// large envelopes (or as a row of another writer would be).
+async fn insert_unchecked(pool: &sqlx::PgPool, topic: &str, envelope: &contracts::Envelope) {
+    sqlx::query("INSERT INTO bus_outbox (id, topic, key, envelope) VALUES ($1, $2, $3, $4)")
+        .bind(envelope.id)
+        .bind(topic)
+        .bind(&envelope.key)
+        .bind(sqlx::types::Json(envelope))
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// Over the real broker: a row larger than a Kafka cluster takes (the producer's
+/// `message.max.bytes`, 1,000,000 bytes as on a real cluster; tansu itself would take it) is
+/// dead-lettered as `too_large` at its first try, and the rows after it on its key still go out,
+/// in order; a row under the limit goes out however large.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_too_large_for_the_broker_is_dead_lettered_and_its_key_goes_on() {
+    use platform::bus::{outbox, relay::Relay};
+
+    let db = platform::testing::TestDb::new("bus_oversize", None).await;
+    let (transport, topic) = transport(Kind::Kafka, 2).await;
+    let first = envelope("k", 0);
+    let huge = envelope_with("k", 1, serde_json::json!({ "pad": "x".repeat(1_200_000) }));
+    let large = envelope_with("k", 2, serde_json::json!({ "pad": "y".repeat(900_000) }));
+    let last = envelope("k", 3);
+    let mut tx = db.pool.begin().await.unwrap();
+    outbox::enqueue_envelope(&mut tx, &topic, &first)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    insert_unchecked(&db.pool, &topic, &huge).await;
+    insert_unchecked(&db.pool, &topic, &large).await;
+    let mut tx = db.pool.begin().await.unwrap();
+    outbox::enqueue_envelope(&mut tx, &topic, &last)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let relay = Relay::new(
+        "svc",
+        db.pool.clone(),
+        transport.clone(),
+        &relay_settings(100),
+    );
+    let published = tokio::time::timeout(DEADLINE, relay.run_once())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(published, 3);
+    let dead = outbox_dead_letters(&db.pool).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        (dead[0].event_id, dead[0].reason.as_str()),
+        (huge.id, "too_large")
+    );
+    assert!(
+        dead[0].error.to_lowercase().contains("too large"),
+        "{}",
+        dead[0].error
+    );
+    assert!(!in_outbox(&db.pool, huge.id).await);
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, relay.run_once())
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
+
+    let mut sub = transport
+        .subscribe(&group("oversize"), &[&topic])
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let d = tokio::time::timeout(DEADLINE, sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push(d.envelope);
+    }
+    let ids: Vec<uuid::Uuid> = got.iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![first.id, large.id, last.id]);
+    assert!(serde_json::to_vec(&got[1]).unwrap().len() > 900_000);
+    db.drop_database().await;
+}

@@ -237,6 +237,7 @@ pub async fn assert_per_key_order(pool: &PgPool) {
 
 /// Wraps a transport to count and break things:
 /// - `refuse_publish`: every publish fails before reaching the broker;
+/// - `refuse_marked`: envelopes marked `unpublishable` are refused for good;
 /// - publish number `fail_publish_after + 1` and later reach the inner transport, then fail
 ///   (a crash between publishing and marking the row);
 /// - publish number `hang_publish_after + 1` and later reach the inner transport, then never
@@ -248,6 +249,10 @@ pub async fn assert_per_key_order(pool: &PgPool) {
 pub struct Faults {
     /// Every publish fails without reaching the inner transport (broker down).
     pub refuse_publish: bool,
+    /// Envelopes whose payload has `unpublishable: true` are refused for good
+    /// ([`BusError::Refused`], as a broker refuses a record too large), without reaching the
+    /// inner transport.
+    pub refuse_marked: bool,
     /// Each publish takes this long (widens race windows; never used to synchronize).
     pub publish_delay: Option<Duration>,
     pub fail_publish_after: Option<usize>,
@@ -291,6 +296,12 @@ impl Transport for Faulty {
     async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<Receipt, BusError> {
         if self.faults.refuse_publish {
             return Err(BusError::Transport("injected: broker down".into()));
+        }
+        if self.faults.refuse_marked && envelope.payload["unpublishable"].as_bool() == Some(true) {
+            return Err(BusError::Refused {
+                code: "too_large",
+                reason: "injected: the broker will never take it".into(),
+            });
         }
         if let Some(delay) = self.faults.publish_delay {
             tokio::time::sleep(delay).await;
@@ -415,4 +426,33 @@ impl Transport for Gate {
     fn durable(&self) -> bool {
         self.inner.durable()
     }
+}
+
+/// One relay-side dead letter: a row the transport refused for good.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxDeadLetter {
+    pub event_id: Uuid,
+    pub topic: String,
+    pub key: String,
+    pub reason: String,
+    pub error: String,
+}
+
+/// The rows the relay dead-lettered, oldest first.
+pub async fn outbox_dead_letters(pool: &PgPool) -> Vec<OutboxDeadLetter> {
+    sqlx::query_as(
+        "SELECT event_id, topic, key, reason, error FROM bus_outbox_dead_letters ORDER BY seq",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Whether the outbox still holds the row of event `id`.
+pub async fn in_outbox(pool: &PgPool, id: Uuid) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM bus_outbox WHERE id = $1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
