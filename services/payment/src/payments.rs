@@ -14,7 +14,10 @@ use uuid::Uuid;
 use crate::{
     config::SettleSettings,
     domain::{Entry, Payment, PaymentStatus},
-    gateway::{self, Cancel, Confirm, PaymentGateway, PgError, PgPayment, guard::Guard},
+    gateway::{
+        self, Cancel, Confirm, PaymentGateway, PgError, PgPayment,
+        guard::{Guard, Permit},
+    },
     store::{self, KeyUse, Refund, StoreError},
 };
 
@@ -229,18 +232,31 @@ impl Payments {
             Err(e) => return Err(ConfirmError::Db(sqlx::Error::Protocol(e.to_string()))),
         };
         tx.commit().await?;
-        if started.is_none() {
+        let Some(payment) = started else {
             // Another confirm of this order got there first.
             drop(permit);
             return self.existing(req).await?.ok_or(ConfirmError::InProgress);
-        }
+        };
+        Ok(self.attempt(pg.as_ref(), permit, &payment).await?)
+    }
+
+    /// Calls the PG's confirm for `payment` (open) under the order's idempotency key and records
+    /// what it said. An outcome still unknown is recorded only the first time (`confirming` →
+    /// `unknown`); the reconciler looks again later.
+    async fn attempt(
+        &self,
+        pg: &dyn PaymentGateway,
+        permit: Permit,
+        payment: &Payment,
+    ) -> Result<Payment, sqlx::Error> {
+        let order_id = payment.order_id;
         let call = Confirm {
-            payment_key: req.payment_key.clone(),
-            order_id: req.order_id,
-            amount_krw: order.amount_krw,
+            payment_key: payment.payment_key.clone(),
+            order_id,
+            amount_krw: payment.amount_krw,
         };
         let started_at = std::time::Instant::now();
-        let outcome = pg.confirm(&call, &gateway::confirm_key(req.order_id)).await;
+        let outcome = pg.confirm(&call, &gateway::confirm_key(order_id)).await;
         permit.record(&outcome);
         metrics::histogram!("boxoffice_payment_pg_seconds", "call" => "confirm")
             .record(started_at.elapsed().as_secs_f64());
@@ -272,14 +288,18 @@ impl Payments {
             },
         };
         let unknown = matches!(entry, Entry::OutcomeUnknown { .. });
-        let result = self
-            .record(req.order_id, &entry, Some(after(self.backoff(1))))
-            .await?;
+        let result = if unknown && payment.status == PaymentStatus::Unknown {
+            tracing::info!(%order_id, ?outcome, "confirm retried; outcome still unknown");
+            payment.clone()
+        } else {
+            self.record(order_id, &entry, Some(after(self.backoff(1))))
+                .await?
+        };
         metrics::counter!("boxoffice_payment_confirms_total", "result" => result.status.as_str())
             .increment(1);
         if unknown && matches!(&outcome, Err(PgError::Refused { .. })) {
             // The PG has an answer for it: ask now rather than later.
-            if let Ok(Settled::Payment(p)) = self.settle(req.order_id, Lookup::ByOrder).await {
+            if let Ok(Settled::Payment(p)) = self.look(order_id, Lookup::ByOrder).await {
                 return Ok(p);
             }
         }
@@ -335,10 +355,53 @@ impl Payments {
         }
     }
 
-    /// Asks the PG how the payment of `order_id` stands and records its answer: the one way an
-    /// unknown outcome is settled (reconciler, webhook, a buyer's retry). Idempotent: the same
-    /// answer twice, or an older one, changes nothing.
+    /// Settles the payment of `order_id` from what the PG says: the one way an unknown outcome
+    /// is settled (reconciler, webhook, a buyer's retry). When the PG still waits for our confirm
+    /// (the first call never reached it, or failed there without a verdict) the confirm is sent
+    /// again under the same idempotency key while the order is open; once the order is closed
+    /// the payment fails (no money moved, and none will). Idempotent: the same answer twice, or
+    /// an older one, changes nothing.
     pub async fn settle(&self, order_id: Uuid, lookup: Lookup) -> Result<Settled, sqlx::Error> {
+        let why = match self.look(order_id, lookup).await? {
+            Settled::Undecided(why) => why,
+            other => return Ok(other),
+        };
+        let mut conn = self.pool.acquire().await?;
+        let payment = store::payment(&mut conn, order_id).await?;
+        drop(conn);
+        let Some(payment) = payment.filter(|p| p.status.is_open()) else {
+            return Ok(Settled::Undecided(why));
+        };
+        let order = store::order(&self.pool, order_id).await?;
+        let open = order.is_some_and(|o| o.cancelled_at.is_none() && o.expires_at > Utc::now());
+        if !open {
+            let p = self
+                .give_up(
+                    order_id,
+                    "the order closed before its payment was confirmed",
+                )
+                .await?;
+            return Ok(Settled::Payment(p));
+        }
+        let Some(pg) = self.pg.clone() else {
+            return Ok(Settled::Unreachable("no PG is configured".to_owned()));
+        };
+        let permit = match self.guard.admit() {
+            Ok(permit) => permit,
+            Err(e) => return Ok(Settled::Unreachable(e.to_string())),
+        };
+        let p = self.attempt(pg.as_ref(), permit, &payment).await?;
+        // No answer to the confirm sent again (the first may still be running at the PG): the
+        // PG could not tell, which is never taken for a "no".
+        Ok(if p.status.is_open() {
+            Settled::Unreachable(format!("{why}; the confirm sent again has no answer yet"))
+        } else {
+            Settled::Payment(p)
+        })
+    }
+
+    /// Asks the PG how the payment of `order_id` stands and records a verdict it gives.
+    async fn look(&self, order_id: Uuid, lookup: Lookup) -> Result<Settled, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
         let Some(ours) = store::payment(&mut conn, order_id).await? else {
             return Ok(Settled::NoPayment);

@@ -1,9 +1,12 @@
 //! The settler: one supervised task that settles unknown outcomes and makes refunds, so neither
 //! waits on a buyer. Each pass leases what is due (another replica skips it meanwhile), asks
 //! the PG through [`Payments`], and schedules the next look with a doubling backoff. An outcome
-//! the PG still leaves undecided after `settle.max_attempts` looks is settled as failed (the PG
-//! expires unconfirmed payments; a charge found later is refunded); one the PG could not be
-//! asked about is never given up. Refunds are retried until the PG answers.
+//! the PG still leaves undecided is confirmed again (same idempotency key) while its order is
+//! open, and failed once the order is closed (no money moved, and none will: we never confirm
+//! it); one the PG says it cannot decide after `settle.max_attempts` looks is failed too (a
+//! charge found later is refunded). An outcome the PG could not be asked about, or whose confirm
+//! sent again got no answer, is never given up: asked again at the capped backoff. Refunds are
+//! retried until the PG answers.
 
 use std::time::Duration;
 
