@@ -29,11 +29,16 @@
 //!   cancelled payment 400 `ALREADY_CANCELED_PAYMENT`; one never approved 403
 //!   `NOT_CANCELABLE_PAYMENT`.
 //!
-//! Every POST takes an `Idempotency-Key` (at most 300 characters; keys are per secret key and
-//! kept for [`Options::idempotency_ttl`]): the same key with the same body answers the stored
+//! Confirm and cancel take an `Idempotency-Key` (at most 300 characters; keys are per secret key
+//! and kept for [`Options::idempotency_ttl`]): the same key with the same body answers the stored
 //! response (same status and body); while the first call is in flight 409
 //! `IDEMPOTENT_REQUEST_PROCESSING`; with another body 422 `IDEMPOTENCY_KEY_REUSED`. 5xx answers
 //! and `PROVIDER_ERROR` are not stored (a retry with the key tries again); everything else is.
+//! Both run to their end even when the caller hangs up, as a real PG does: a caller's timeout
+//! never undoes a confirm.
+//!
+//! A `READY` payment past its window turns `EXPIRED` when it is next touched (a lookup, a
+//! confirm, a cancel), which is also when its `EXPIRED` webhook is sent; there is no sweeper.
 //!
 //! Webhooks (see [`webhook`]): each status change (`DONE`, `ABORTED`, `EXPIRED`,
 //! `PARTIAL_CANCELED`, `CANCELED`) is POSTed as `{"eventType": "PAYMENT_STATUS_CHANGED",
@@ -511,6 +516,20 @@ mod tests {
         assert_eq!(o.rates.decline, 0.1);
         assert!(o.webhooks.url.is_none());
         assert!(serde_json::from_value::<Settings>(serde_json::json!({"nope": 1})).is_err());
+    }
+
+    #[test]
+    fn the_fakes_settings_have_a_pg_section_and_the_pg_is_registered() {
+        let c: crate::Config = serde_json::from_value(serde_json::json!({
+            "pg": {"webhook_url": "http://localhost:8080/hook", "rates": {"timeout": 0.01}}
+        }))
+        .unwrap();
+        assert_eq!(
+            c.pg.options([]).webhooks.url.as_deref(),
+            Some("http://localhost:8080/hook")
+        );
+        assert_eq!(c.pg.rates.timeout, 0.01);
+        assert!(crate::NAMES.contains(&"pg"));
     }
 
     #[test]

@@ -99,7 +99,8 @@ fn pass_down(cfg: &mut AppConfig, sandbox: bool, public_url: Option<String>) {
 /// How the fakes are set up: the OAuth provider sends browsers back only to the platform's own
 /// callbacks (following its public URL) and to `fakes.oauth.redirect_uris`; the PG's checkout
 /// only to the public URL's origin and `fakes.pg.redirect_origins`, with the rest of
-/// `fakes.pg.*` (keys, webhook URL, latency, faults).
+/// `fakes.pg.*` (keys, latency, faults); its webhooks go to `fakes.pg.webhook_url`, else to the
+/// payment service's Toss webhook through the public URL.
 fn fake_options(cfg: &AppConfig) -> fakes::Options {
     let mut redirect_uris = user::oauth::providers::callback_urls(&cfg.user);
     redirect_uris.extend(cfg.fakes.oauth.redirect_uris.iter().cloned());
@@ -108,9 +109,16 @@ fn fake_options(cfg: &AppConfig) -> fakes::Options {
         .public_url
         .clone()
         .unwrap_or_else(|| "http://localhost:8080".to_owned());
+    let mut pg = cfg.fakes.pg.options(fakes::pg::origin_of(&public_url));
+    pg.webhooks.url.get_or_insert_with(|| {
+        format!(
+            "{}/api/v1/payments/webhooks/toss",
+            public_url.trim_end_matches('/')
+        )
+    });
     fakes::Options {
         oauth: fakes::oauth::Options::with_redirect_uris(redirect_uris),
-        pg: cfg.fakes.pg.options(fakes::pg::origin_of(&public_url)),
+        pg,
     }
 }
 

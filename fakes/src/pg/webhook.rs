@@ -128,7 +128,8 @@ impl Webhooks {
         }
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let earlier = held.remove(payment_key);
-        if reorder {
+        // Holding back is bounded like the deliveries: past the cap, events go in order.
+        if reorder && held.len() < self.options.max_pending {
             held.insert(payment_key.to_owned(), event.clone());
             drop(held);
             if let Some(e) = earlier {
