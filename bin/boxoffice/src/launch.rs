@@ -89,11 +89,13 @@ pub struct SeedArgs {
     data_dir: PathBuf,
 }
 
-/// Passes the platform-wide settings down into each service's: sandbox mode and the public URL.
+/// Passes the platform-wide settings down into each service's: sandbox mode (the user service's
+/// OAuth providers, the gateway's /sandbox/ routes, the payment service's PG) and the public URL.
 fn pass_down(cfg: &mut AppConfig, sandbox: bool, public_url: Option<String>) {
     cfg.user.sandbox = sandbox;
     cfg.user.public_url = public_url;
     cfg.gateway.sandbox = sandbox;
+    cfg.payment.sandbox = sandbox;
 }
 
 /// How the fakes are set up: the OAuth provider sends browsers back only to the platform's own
