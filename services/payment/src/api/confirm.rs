@@ -16,7 +16,7 @@ use platform::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{AppState, PaymentView};
+use super::{AppState, PaymentView, docs::Problem};
 use crate::{
     domain::{Payment, PaymentStatus},
     payments::{ConfirmError, ConfirmRequest},
@@ -27,12 +27,16 @@ const MAX_KEY_LEN: usize = 300;
 /// Longest payment key we pass on to the PG.
 const MAX_PAYMENT_KEY_LEN: usize = 200;
 
-/// The body of `POST /api/v1/payments/confirm`.
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/v1/payments/confirm`: what the PG's success redirect carried.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmBody {
+    /// The PG's `paymentKey`.
     payment_key: String,
+    /// The order (the PG's `orderId`).
+    #[schema(format = "uuid")]
     order_id: String,
+    /// The PG's `amount`, KRW: refused (`amount_mismatch`) unless it is the order's.
     amount: i64,
 }
 
@@ -166,6 +170,37 @@ fn answer(p: &Payment) -> Response {
 }
 
 /// `POST /api/v1/payments/confirm`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/confirm",
+    tag = "payments",
+    request_body = ConfirmBody,
+    params(
+        ("Idempotency-Key" = String, Header,
+         description = "1 to 300 visible ASCII characters; a retry with the same key and body \
+                        gets the first result, with another body 422 `idempotency_key_reused`"),
+    ),
+    responses(
+        (status = 200, description = "Approved (or since refunded)", body = PaymentView),
+        (status = 202, description = "The PG's answer is not known yet (`unknown`): poll \
+                        `GET /api/v1/payments/{order_id}`; never assumed failed", body = PaymentView),
+        (status = 400, description = "`validation_failed`, `amount_mismatch` (nothing charged), \
+                        `idempotency_key_required`, `invalid_idempotency_key`",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`payment_declined` (with `pg_code` and `payment`)",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such order of the caller's",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`order_not_ready` (retry), `confirm_in_progress` (retry), \
+                        `payment_exists`, `order_cancelled`, `order_expired`",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`pg_unavailable` (nothing charged; retry), `pg_not_configured`",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all, fields(order_id = %body.order_id))]
 pub async fn confirm(
     State(state): State<AppState>,
@@ -203,6 +238,19 @@ pub async fn confirm(
 }
 
 /// `GET /api/v1/payments/{order_id}`: the buyer's own payment of an order.
+#[utoipa::path(
+    get,
+    path = "/api/v1/payments/{order_id}",
+    tag = "payments",
+    params(("order_id" = String, Path, description = "The order")),
+    responses(
+        (status = 200, description = "The payment", body = PaymentView),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no payment of the caller's for the order",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn find(
     State(state): State<AppState>,
     user: AuthUser,

@@ -2,7 +2,8 @@
 //! webhook.
 
 mod confirm;
-mod view;
+pub mod docs;
+pub mod view;
 mod webhook;
 
 use axum::{
@@ -37,5 +38,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/payments/confirm", post(confirm::confirm))
         .route("/api/v1/payments/webhooks/toss", post(webhook::toss))
         .route("/api/v1/payments/{order_id}", get(confirm::find))
+        .route("/api/docs/payment/openapi.json", get(docs::openapi_json))
         .with_state(state)
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::domain::{Payment, PaymentStatus};
 
 /// Why a payment failed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Failure {
     /// The PG's code (e.g. `REJECT_CARD_COMPANY`) or ours (`PG_UNDECIDED`).
     pub code: String,
@@ -16,7 +16,7 @@ pub struct Failure {
 }
 
 /// A payment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PaymentView {
     /// The order it pays.
     pub order_id: Uuid,
@@ -28,12 +28,14 @@ pub struct PaymentView {
     /// The order's status as far as the payment decides it: `pending_payment` (no answer yet),
     /// `paid` (the order service confirms the order and issues its tickets), `payment_failed`
     /// or `refunded`.
+    #[schema(value_type = String, example = "paid")]
     pub order_status: &'static str,
     /// Amount, KRW.
     pub amount: i64,
     /// Amount refunded so far, KRW.
     pub refunded_amount: i64,
     /// Always `KRW`.
+    #[schema(value_type = String, example = "KRW")]
     pub currency: &'static str,
     /// When the PG took the money.
     pub approved_at: Option<DateTime<Utc>>,

@@ -9,10 +9,23 @@ use platform::{ApiError, problem::ApiJson};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::AppState;
+use super::{AppState, docs::Problem};
 use crate::payments::{Lookup, Settled};
 
 /// `POST /api/v1/payments/webhooks/toss`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/webhooks/toss",
+    tag = "payments",
+    request_body(content = Object, description = "Toss's `{eventType, createdAt, data}`; \
+                 unsigned, so only a hint: the payment is read back from the PG"),
+    responses(
+        (status = 200, description = "`{result: applied | ignored | undecided}`: delivered", body = Object),
+        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`pg_unavailable`: the PG could not be asked; deliver again",
+         body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn toss(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,

@@ -342,3 +342,39 @@ async fn bad_input_is_a_problem_with_a_stable_code() {
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
     assert_eq!(app.confirms(), 0);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_and_its_problems() {
+    let app = spawn().await;
+    let r = app
+        .server
+        .client
+        .get(app.server.url("/api/docs/payment/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: serde_json::Value = r.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let confirm = &doc["paths"]["/api/v1/payments/confirm"]["post"];
+    for status in [
+        "200", "202", "400", "401", "402", "404", "409", "422", "503",
+    ] {
+        assert!(confirm["responses"][status].is_object(), "confirm {status}");
+    }
+    assert!(
+        confirm["responses"]["402"]["content"]["application/problem+json"].is_object(),
+        "{confirm}"
+    );
+    assert_eq!(confirm["parameters"][0]["name"], "Idempotency-Key");
+    assert!(doc["paths"]["/api/v1/payments/{order_id}"]["get"].is_object());
+    assert!(doc["paths"]["/api/v1/payments/webhooks/toss"]["post"].is_object());
+    let schemas = &doc["components"]["schemas"];
+    for name in ["ConfirmBody", "PaymentView", "Problem", "PaymentStatus"] {
+        assert!(schemas[name].is_object(), "schema {name}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}

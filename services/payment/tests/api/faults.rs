@@ -100,7 +100,7 @@ async fn a_pg_that_stays_undecided_fails_the_payment_once_the_order_lapses() {
     let key = app.checkout(order, 15_000).await;
     // Every confirm fails at the PG without a verdict.
     assert!(
-        app.pg.control.inject(
+        app.fake().control.inject(
             Rule::next(Fault::Error)
                 .on(Operation::Confirm)
                 .on_order(order.to_string())
@@ -181,7 +181,7 @@ async fn a_slow_pg_holds_at_most_max_in_flight_calls() {
     cfg.pg.breaker_failures = 100;
     let app = spawn_with(pg_options(), cfg).await;
     assert!(
-        app.pg
+        app.fake()
             .control
             .inject(Rule::next(Fault::Slow).on(Operation::Confirm).times(100))
     );

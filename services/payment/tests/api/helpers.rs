@@ -80,7 +80,7 @@ pub struct App {
     pub server: TestServer,
     pub infra: Infra,
     pub issuer: TestIssuer,
-    pub pg: fakes::pg::Running,
+    pub pg: Option<fakes::pg::Running>,
     pub pool: PgPool,
     pub calls: Arc<Counting>,
     pub config: Config,
@@ -162,7 +162,7 @@ pub async fn spawn_on(pg: fakes::pg::Running, pg_url: &str, config: Config) -> A
         server,
         infra,
         issuer,
-        pg,
+        pg: Some(pg),
         pool,
         calls,
         config,
@@ -197,6 +197,63 @@ pub struct Answer {
 }
 
 impl App {
+    /// An app whose PG calls are not counted (the service built its own client).
+    pub fn without_counting(
+        server: TestServer,
+        infra: Infra,
+        issuer: TestIssuer,
+        pool: PgPool,
+        config: Config,
+    ) -> Self {
+        let timeouts = Timeouts {
+            connect: Duration::from_millis(1),
+            request: Duration::from_millis(1),
+        };
+        let calls = Arc::new(Counting {
+            inner: Toss::new("http://127.0.0.1:9", SECRET, timeouts).unwrap(),
+            confirms: AtomicU32::new(0),
+            cancels: AtomicU32::new(0),
+            lookups: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            max_in_flight: AtomicU32::new(0),
+        });
+        Self {
+            server,
+            infra,
+            issuer,
+            pg: None,
+            pool,
+            calls,
+            config,
+        }
+    }
+
+    /// The checkout at the given PG.
+    pub async fn checkout_at(
+        &self,
+        pg: &fakes::pg::Running,
+        order_id: Uuid,
+        amount: i64,
+    ) -> String {
+        let r = self
+            .server
+            .client
+            .post(pg.url("/v1/sandbox/checkouts"))
+            .json(
+                &json!({"orderId": order_id.to_string(), "amount": amount, "outcome": "approved"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        body["paymentKey"].as_str().unwrap().to_owned()
+    }
+
+    pub fn fake(&self) -> &fakes::pg::Running {
+        self.pg.as_ref().unwrap()
+    }
+
     pub fn token(&self, user: Uuid) -> String {
         self.issuer.token(user, &[Role::Buyer])
     }
@@ -243,19 +300,7 @@ impl App {
 
     /// The buyer goes through the PG's checkout: the payment key the success redirect carries.
     pub async fn checkout(&self, order_id: Uuid, amount: i64) -> String {
-        let r = self
-            .server
-            .client
-            .post(self.pg.url("/v1/sandbox/checkouts"))
-            .json(
-                &json!({"orderId": order_id.to_string(), "amount": amount, "outcome": "approved"}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.unwrap();
-        body["paymentKey"].as_str().unwrap().to_owned()
+        self.checkout_at(self.fake(), order_id, amount).await
     }
 
     /// `POST /api/v1/payments/confirm` with `token` and `key`.
@@ -347,13 +392,13 @@ impl App {
 
     /// The PG's own record of `payment_key`.
     pub fn pg_payment(&self, payment_key: &str) -> Value {
-        self.pg.control.payment(payment_key).unwrap()
+        self.fake().control.payment(payment_key).unwrap()
     }
 
     /// Queues `fault` for the next `operation` on `order_id` at the PG.
     pub fn fault(&self, fault: Fault, operation: Operation, order_id: Uuid) {
         assert!(
-            self.pg.control.inject(
+            self.fake().control.inject(
                 Rule::next(fault)
                     .on(operation)
                     .on_order(order_id.to_string())

@@ -9,4 +9,5 @@ mod faults;
 mod helpers;
 mod ledger;
 mod refunds;
+mod sandbox;
 mod webhooks;

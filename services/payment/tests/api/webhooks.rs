@@ -159,14 +159,14 @@ async fn the_pgs_own_webhooks_settle_an_unknown_payment() {
     let order = app.order(buyer, 18_000).await;
     let key = app.checkout(order, 18_000).await;
     assert!(
-        app.pg.control.inject(
+        app.fake().control.inject(
             Rule::next(Fault::TimeoutAfterApply)
                 .on(Operation::Confirm)
                 .on_order(order.to_string())
         )
     );
     assert!(
-        app.pg.control.inject(
+        app.fake().control.inject(
             Rule::next(Fault::DuplicateWebhook)
                 .on(Operation::Confirm)
                 .on_order(order.to_string())
@@ -181,7 +181,7 @@ async fn the_pgs_own_webhooks_settle_an_unknown_payment() {
     );
     app.wait_status(order, "approved").await;
     crate::helpers::until("both notices delivered", || async {
-        app.pg.control.webhooks_delivered() >= 2
+        app.fake().control.webhooks_delivered() >= 2
     })
     .await;
     assert_eq!(app.events(order, "payment.approved").await.len(), 1);
@@ -197,7 +197,7 @@ async fn a_charge_found_after_the_payment_failed_is_refunded_at_once() {
         .await;
     let key = app.checkout(order, 26_000).await;
     assert!(
-        app.pg.control.inject(
+        app.fake().control.inject(
             Rule::next(Fault::Error)
                 .on(Operation::Confirm)
                 .on_order(order.to_string())
@@ -210,11 +210,11 @@ async fn a_charge_found_after_the_payment_failed_is_refunded_at_once() {
     );
     app.wait_status(order, "failed").await;
     // The PG completes the payment after all (here: a confirm straight at the PG).
-    app.pg.control.clear_faults();
+    app.fake().control.clear_faults();
     let r = app
         .server
         .client
-        .post(app.pg.url("/v1/payments/confirm"))
+        .post(app.fake().url("/v1/payments/confirm"))
         .header("Authorization", fakes::pg::basic_auth(SECRET))
         .json(&json!({"paymentKey": key, "orderId": order.to_string(), "amount": 26_000}))
         .send()
