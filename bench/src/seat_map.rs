@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::Context;
-use contracts::{Envelope, Event, events::PerformancePublished};
+use contracts::{events::PerformanceSpec, topics};
 use rand::Rng;
 use seat::{
     Config, Overrides,
@@ -25,7 +25,7 @@ use crate::open_loop::{self, Figures, Outcome, Plan, Sample};
 
 /// Runs the scenario for `seconds` per format and prints its figures.
 pub async fn run(
-    p: PerformancePublished,
+    p: PerformanceSpec,
     readers: usize,
     streams: usize,
     seconds: f64,
@@ -42,10 +42,10 @@ pub async fn run(
     let server = platform::testing::serve(service, infra.shutdown.clone()).await;
     let perf = p.performance_id;
     let seat_ids: Vec<String> = p.seats.iter().map(|s| s.seat_id.clone()).collect();
-    infra
-        .bus
-        .publish(PerformancePublished::TOPIC, &Envelope::new(&p)?)
-        .await?;
+    // As the catalog publishes it: seat chunks, then the header.
+    for envelope in p.envelopes()? {
+        infra.bus.publish(topics::CATALOG, &envelope).await?;
+    }
     let url = server.url(&format!("/api/v1/performances/{perf}/seats"));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(readers + 16)

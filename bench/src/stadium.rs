@@ -1,7 +1,7 @@
 //! The benchmarks' performance: one stadium of 25,000 seats (20 sections × 25 rows × 50), and
 //! what a buyer asks for in it.
 
-use contracts::events::{PerformancePublished, PriceSpec, SeatSpec};
+use contracts::events::{PerformanceSpec, PriceSpec, SeatSpec};
 use rand::Rng;
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ pub fn seat_id(section: usize, row: usize, n: usize) -> String {
 }
 
 /// 25,000 seats under a fresh performance id, on sale now, no ticket limit, no waiting room.
-pub fn stadium() -> PerformancePublished {
+pub fn stadium() -> PerformanceSpec {
     let mut seats = Vec::with_capacity(SECTIONS * ROWS * PER_ROW);
     for s in 1..=SECTIONS {
         for r in 1..=ROWS {
@@ -36,7 +36,7 @@ pub fn stadium() -> PerformancePublished {
         }
     }
     let now = chrono::Utc::now();
-    PerformancePublished {
+    PerformanceSpec {
         performance_id: Uuid::now_v7(),
         event_id: Uuid::now_v7(),
         venue_id: Uuid::now_v7(),

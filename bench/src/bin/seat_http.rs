@@ -35,7 +35,7 @@ use bench::{
     stadium::{stadium, wish},
 };
 use clap::Parser;
-use contracts::{Envelope, Event, admission::AdmissionClaims, events::PerformancePublished};
+use contracts::{admission::AdmissionClaims, events::PerformanceSpec, topics};
 use platform::{
     auth::{Role, SigningKey},
     service::{Directory, Infra},
@@ -193,15 +193,15 @@ impl Platform {
     }
 
     /// Publishes a fresh stadium and waits until the seat service serves it.
-    async fn publish(&mut self, waiting_room: bool) -> anyhow::Result<PerformancePublished> {
+    async fn publish(&mut self, waiting_room: bool) -> anyhow::Result<PerformanceSpec> {
         let mut p = stadium();
         p.waiting_room = waiting_room;
         let perf = p.performance_id;
         self.perfs.push(perf);
-        self.infra
-            .bus
-            .publish(PerformancePublished::TOPIC, &Envelope::new(&p)?)
-            .await?;
+        // As the catalog publishes it: seat chunks, then the header.
+        for envelope in p.envelopes()? {
+            self.infra.bus.publish(topics::CATALOG, &envelope).await?;
+        }
         let url = format!("{}/api/v1/performances/{perf}/seats", self.seat_url);
         let pass = self.pass(Uuid::nil(), perf)?;
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Event, topics};
+use sha2::{Digest, Sha256};
+
+use crate::{Envelope, Event, topics};
 
 macro_rules! event {
     ($ty:ty, $name:literal, $version:literal, $topic:expr, |$s:ident| $key:expr) => {
@@ -81,9 +83,15 @@ pub struct PriceSpec {
     pub price_krw: i64,
 }
 
-/// A performance went on the market: everything the seat service needs to build its inventory.
+/// A performance's whole inventory as the catalog publishes it: metadata, every reserved seat,
+/// every general-admission area, every price. Not an event: a stadium's is 2.5–2.8 MB of JSON,
+/// over a Kafka broker's 1 MB message limit, so it travels as [`PerformanceSeats`] chunks of at
+/// most [`PerformanceSeats::MAX_SEAT_BYTES`] of seats followed by a [`PerformancePublished`]
+/// header ([`PerformanceSpec::split`]), all keyed by the performance id, and the seat service
+/// puts it back together ([`PerformanceSpec::assemble`]). Its JSON is the payload of
+/// `performance.published` version 1, which carried it whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PerformancePublished {
+pub struct PerformanceSpec {
     /// Performance id.
     pub performance_id: Uuid,
     /// Event the performance belongs to.
@@ -109,13 +117,283 @@ pub struct PerformancePublished {
     /// Increases on every re-publication; consumers ignore older revisions.
     pub revision: i64,
 }
+
+/// One chunk of a publication's seats. A revision's chunks go out, in order, before its
+/// [`PerformancePublished`] header, on the same key (so on one partition, in order); a consumer
+/// keeps them until the header and every chunk of the revision are there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerformanceSeats {
+    /// Performance id.
+    pub performance_id: Uuid,
+    /// The publication's revision (that of its header).
+    pub revision: i64,
+    /// This chunk's place among the revision's chunks, from 0.
+    pub chunk: u32,
+    /// How many chunks the revision has.
+    pub chunks: u32,
+    /// The seats of this chunk, in publication order.
+    pub seats: Vec<SeatSpec>,
+}
 event!(
-    PerformancePublished,
-    "performance.published",
+    PerformanceSeats,
+    "performance.seats",
     1,
     topics::CATALOG,
     |e| e.performance_id
 );
+
+impl PerformanceSeats {
+    /// Most bytes of seat JSON in one chunk: with the envelope around it a chunk stays under
+    /// 256 KiB, a quarter of a broker's default message limit.
+    pub const MAX_SEAT_BYTES: usize = 192 * 1024;
+}
+
+/// A performance went on the market: everything the seat service needs to build its inventory,
+/// but the seats, which its [`PerformanceSeats`] chunks carry (see [`PerformanceSpec`]).
+/// Version 2; version 1 carried the seats itself (a [`PerformanceSpec`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerformancePublished {
+    /// Performance id.
+    pub performance_id: Uuid,
+    /// Event the performance belongs to.
+    pub event_id: Uuid,
+    /// Venue id.
+    pub venue_id: Uuid,
+    /// When the performance starts (UTC).
+    pub starts_at: DateTime<Utc>,
+    /// Most tickets one buyer may hold and buy for this performance.
+    pub ticket_limit: i32,
+    /// Whether a waiting room guards the opening.
+    pub waiting_room: bool,
+    /// When general sale opens (UTC).
+    pub sale_opens_at: DateTime<Utc>,
+    /// When sale closes (UTC).
+    pub sale_closes_at: DateTime<Utc>,
+    /// General-admission areas.
+    pub areas: Vec<AreaSpec>,
+    /// Prices by grade.
+    pub prices: Vec<PriceSpec>,
+    /// Increases on every re-publication; consumers ignore older revisions.
+    pub revision: i64,
+    /// How many `performance.seats` chunks of this revision carry its seats (0: none).
+    pub seat_chunks: u32,
+    /// How many seats they carry in all.
+    pub seat_count: u32,
+    /// [`seat_digest`] of the seats, in chunk order.
+    pub seat_digest: String,
+}
+event!(
+    PerformancePublished,
+    "performance.published",
+    2,
+    topics::CATALOG,
+    |e| e.performance_id
+);
+
+/// SHA-256 (lower-case hex) over the seats in order, one JSON array line per seat of the fields
+/// `[seat_id, section, row, number, grade, rank, wheelchair]`. Fields added to [`SeatSpec`]
+/// later stay out of it, so a consumer that does not know them computes the same digest.
+pub fn seat_digest(seats: &[SeatSpec]) -> String {
+    let mut hasher = Sha256::new();
+    for seat in seats {
+        hasher.update(digest_line(seat).as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One seat's line of [`seat_digest`].
+fn digest_line(s: &SeatSpec) -> String {
+    let fields = serde_json::json!([
+        s.seat_id,
+        s.section,
+        s.row,
+        s.number,
+        s.grade,
+        s.rank,
+        s.wheelchair
+    ]);
+    format!("{fields}\n")
+}
+
+/// Why chunks and a header do not make a publication.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssemblyError {
+    /// Some chunks of the revision have not arrived (yet).
+    #[error("{have} of {want} seat chunks")]
+    Incomplete {
+        /// Distinct chunks at hand.
+        have: u32,
+        /// Chunks the header announces.
+        want: u32,
+    },
+    /// A chunk belongs to another performance or revision, or disagrees with the header or with
+    /// another copy of itself.
+    #[error("chunk {chunk} does not belong: {why}")]
+    Foreign {
+        /// The chunk's index.
+        chunk: u32,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The seats put together are not those the header describes.
+    #[error("seats do not match the header: {why}")]
+    Mismatch {
+        /// Count or digest, expected and found.
+        why: String,
+    },
+}
+
+impl PerformanceSpec {
+    /// The events that publish it, in the order they must go out: its seats in chunks of at most
+    /// [`PerformanceSeats::MAX_SEAT_BYTES`] of JSON (a seat larger than that alone in its
+    /// chunk), then the header that names them.
+    pub fn split(
+        &self,
+    ) -> Result<(Vec<PerformanceSeats>, PerformancePublished), serde_json::Error> {
+        let mut groups: Vec<Vec<SeatSpec>> = Vec::new();
+        let mut current: Vec<SeatSpec> = Vec::new();
+        let mut bytes = 0;
+        for seat in &self.seats {
+            // Its JSON and the comma after it.
+            let size = serde_json::to_vec(seat)?.len() + 1;
+            if !current.is_empty() && bytes + size > PerformanceSeats::MAX_SEAT_BYTES {
+                groups.push(std::mem::take(&mut current));
+                bytes = 0;
+            }
+            bytes += size;
+            current.push(seat.clone());
+        }
+        if !current.is_empty() {
+            groups.push(current);
+        }
+        let chunks = u32::try_from(groups.len()).unwrap_or(u32::MAX);
+        let chunks: Vec<PerformanceSeats> = groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, seats)| PerformanceSeats {
+                performance_id: self.performance_id,
+                revision: self.revision,
+                chunk: u32::try_from(i).unwrap_or(u32::MAX),
+                chunks,
+                seats,
+            })
+            .collect();
+        let header = PerformancePublished {
+            performance_id: self.performance_id,
+            event_id: self.event_id,
+            venue_id: self.venue_id,
+            starts_at: self.starts_at,
+            ticket_limit: self.ticket_limit,
+            waiting_room: self.waiting_room,
+            sale_opens_at: self.sale_opens_at,
+            sale_closes_at: self.sale_closes_at,
+            areas: self.areas.clone(),
+            prices: self.prices.clone(),
+            revision: self.revision,
+            seat_chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
+            seat_count: u32::try_from(self.seats.len()).unwrap_or(u32::MAX),
+            seat_digest: seat_digest(&self.seats),
+        };
+        Ok((chunks, header))
+    }
+
+    /// The envelopes of [`PerformanceSpec::split`], in order (all on [`topics::CATALOG`]).
+    pub fn envelopes(&self) -> Result<Vec<Envelope>, serde_json::Error> {
+        let (chunks, header) = self.split()?;
+        let mut out = Vec::with_capacity(chunks.len() + 1);
+        for chunk in &chunks {
+            out.push(Envelope::new(chunk)?);
+        }
+        out.push(Envelope::new(&header)?);
+        Ok(out)
+    }
+
+    /// The publication `header` announces, from its chunks (in any order; a chunk given twice
+    /// counts once when both copies agree). Every chunk must be of the header's performance and
+    /// revision, agree on the chunk count, and the seats put together must match the header's
+    /// count and digest.
+    pub fn assemble(
+        header: &PerformancePublished,
+        chunks: &[PerformanceSeats],
+    ) -> Result<Self, AssemblyError> {
+        let want = header.seat_chunks;
+        let mut slots: Vec<Option<&PerformanceSeats>> =
+            vec![None; usize::try_from(want).unwrap_or(0)];
+        for c in chunks {
+            let foreign = |why: String| AssemblyError::Foreign {
+                chunk: c.chunk,
+                why,
+            };
+            if c.performance_id != header.performance_id || c.revision != header.revision {
+                return Err(foreign(format!(
+                    "of performance {} revision {}, not {} revision {}",
+                    c.performance_id, c.revision, header.performance_id, header.revision
+                )));
+            }
+            if c.chunks != want {
+                return Err(foreign(format!(
+                    "one of {} chunks, the header says {want}",
+                    c.chunks
+                )));
+            }
+            let slot = usize::try_from(c.chunk)
+                .ok()
+                .and_then(|i| slots.get_mut(i))
+                .ok_or_else(|| foreign(format!("index past the {want} chunks")))?;
+            match slot {
+                Some(seen) if *seen != c => {
+                    return Err(foreign("two different copies".to_owned()));
+                }
+                _ => *slot = Some(c),
+            }
+        }
+        let have = slots.iter().filter(|s| s.is_some()).count();
+        if have < slots.len() {
+            return Err(AssemblyError::Incomplete {
+                have: u32::try_from(have).unwrap_or(u32::MAX),
+                want,
+            });
+        }
+        let seats: Vec<SeatSpec> = slots
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c.seats.iter().cloned())
+            .collect();
+        if u32::try_from(seats.len()).ok() != Some(header.seat_count) {
+            return Err(AssemblyError::Mismatch {
+                why: format!(
+                    "{} seats, the header says {}",
+                    seats.len(),
+                    header.seat_count
+                ),
+            });
+        }
+        let digest = seat_digest(&seats);
+        if digest != header.seat_digest {
+            return Err(AssemblyError::Mismatch {
+                why: format!("digest {digest}, the header says {}", header.seat_digest),
+            });
+        }
+        Ok(Self {
+            performance_id: header.performance_id,
+            event_id: header.event_id,
+            venue_id: header.venue_id,
+            starts_at: header.starts_at,
+            ticket_limit: header.ticket_limit,
+            waiting_room: header.waiting_room,
+            sale_opens_at: header.sale_opens_at,
+            sale_closes_at: header.sale_closes_at,
+            seats,
+            areas: header.areas.clone(),
+            prices: header.prices.clone(),
+            revision: header.revision,
+        })
+    }
+}
 
 /// A published performance was cancelled (e.g. a rain-out): its orders are refunded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -400,6 +678,202 @@ mod tests {
         env.version = 2;
         assert!(matches!(
             env.decode::<PerformanceCancelled>(),
+            Err(crate::DecodeError::UnsupportedVersion { .. })
+        ));
+    }
+
+    fn seat(i: usize) -> SeatSpec {
+        SeatSpec {
+            seat_id: format!("{}-{}-{}", 100 + i / 1000, i / 20 % 50, i % 20),
+            section: format!("{}", 100 + i / 1000),
+            row: format!("{}", i / 20 % 50),
+            number: i32::try_from(i % 20).unwrap(),
+            grade: ["blue", "orange", "red", "navy", "green"][i % 5].into(),
+            rank: i32::try_from(i / 1000).unwrap(),
+            wheelchair: i.is_multiple_of(97),
+        }
+    }
+
+    /// A stadium-sized publication: `seats` seats, two standing areas, five prices.
+    fn spec(seats: usize) -> PerformanceSpec {
+        let now = Utc::now();
+        PerformanceSpec {
+            performance_id: Uuid::now_v7(),
+            event_id: Uuid::now_v7(),
+            venue_id: Uuid::now_v7(),
+            starts_at: now,
+            ticket_limit: 4,
+            waiting_room: true,
+            sale_opens_at: now,
+            sale_closes_at: now,
+            seats: (0..seats).map(seat).collect(),
+            areas: vec![AreaSpec {
+                area_id: "lawn".into(),
+                grade: "green".into(),
+                capacity: 3_000,
+            }],
+            prices: ["blue", "orange", "red", "navy", "green"]
+                .iter()
+                .map(|g| PriceSpec {
+                    grade: (*g).into(),
+                    name: g.to_uppercase(),
+                    price_krw: 20_000,
+                })
+                .collect(),
+            revision: 3,
+        }
+    }
+
+    #[test]
+    fn a_stadium_splits_into_events_under_256_kib_that_assemble_back() {
+        let spec = spec(25_000);
+        let whole = serde_json::to_vec(&spec).unwrap().len();
+        assert!(whole > 2_000_000, "a stadium is {whole} bytes whole");
+        let envelopes = spec.envelopes().unwrap();
+        for e in &envelopes {
+            let bytes = serde_json::to_vec(e).unwrap().len();
+            assert!(bytes <= 256 * 1024, "{} of {bytes} bytes", e.event_type);
+            assert_eq!(e.key, spec.performance_id.to_string());
+        }
+        let (chunks, header) = spec.split().unwrap();
+        assert!(chunks.len() > 8, "{} chunks", chunks.len());
+        assert_eq!(envelopes.len(), chunks.len() + 1);
+        assert_eq!(
+            envelopes.last().unwrap().event_type,
+            "performance.published"
+        );
+        assert!(
+            envelopes[..chunks.len()]
+                .iter()
+                .all(|e| e.is::<PerformanceSeats>())
+        );
+        assert_eq!(header.seat_chunks as usize, chunks.len());
+        assert_eq!(header.seat_count, 25_000);
+        assert!(chunks.iter().enumerate().all(|(i, c)| c.chunk as usize == i
+            && c.chunks as usize == chunks.len()
+            && c.revision == 3));
+        assert_eq!(PerformanceSpec::assemble(&header, &chunks).unwrap(), spec);
+
+        // Reordered, and with a chunk delivered twice.
+        let mut shuffled = chunks.clone();
+        shuffled.reverse();
+        shuffled.push(chunks[1].clone());
+        assert_eq!(PerformanceSpec::assemble(&header, &shuffled).unwrap(), spec);
+    }
+
+    #[test]
+    fn assembly_refuses_what_is_missing_foreign_or_altered() {
+        let spec = spec(5_000);
+        let (chunks, header) = spec.split().unwrap();
+        assert!(chunks.len() >= 2);
+        let missing = &chunks[1..];
+        assert_eq!(
+            PerformanceSpec::assemble(&header, missing),
+            Err(AssemblyError::Incomplete {
+                have: header.seat_chunks - 1,
+                want: header.seat_chunks
+            })
+        );
+        // A chunk of an older revision in the set.
+        let mut old = chunks.clone();
+        old[0].revision = 2;
+        assert!(matches!(
+            PerformanceSpec::assemble(&header, &old),
+            Err(AssemblyError::Foreign { chunk: 0, .. })
+        ));
+        // A chunk of a publication with another number of chunks (fewer seats).
+        let mut other = chunks.clone();
+        other[0].chunks += 1;
+        assert!(matches!(
+            PerformanceSpec::assemble(&header, &other),
+            Err(AssemblyError::Foreign { .. })
+        ));
+        // Two copies of one chunk that differ.
+        let mut twice = chunks.clone();
+        let mut changed = chunks[0].clone();
+        changed.seats[0].grade = "gold".into();
+        twice.push(changed.clone());
+        assert!(matches!(
+            PerformanceSpec::assemble(&header, &twice),
+            Err(AssemblyError::Foreign { chunk: 0, .. })
+        ));
+        // A seat altered: the digest says so.
+        let mut altered = chunks.clone();
+        altered[0] = changed;
+        assert!(matches!(
+            PerformanceSpec::assemble(&header, &altered),
+            Err(AssemblyError::Mismatch { .. })
+        ));
+        // A seat lost from a chunk: the count says so.
+        let mut short = chunks.clone();
+        short[1].seats.pop();
+        assert!(matches!(
+            PerformanceSpec::assemble(&header, &short),
+            Err(AssemblyError::Mismatch { .. })
+        ));
+        // An index past the count.
+        let mut past = chunks;
+        past[0].chunk = header.seat_chunks;
+        assert!(matches!(
+            PerformanceSpec::assemble(&header, &past),
+            Err(AssemblyError::Foreign { .. })
+        ));
+    }
+
+    #[test]
+    fn general_admission_only_needs_no_chunk_and_a_huge_seat_goes_alone() {
+        let mut ga = spec(0);
+        let (chunks, header) = ga.split().unwrap();
+        assert!(chunks.is_empty());
+        assert_eq!((header.seat_chunks, header.seat_count), (0, 0));
+        assert_eq!(PerformanceSpec::assemble(&header, &[]).unwrap(), ga);
+
+        ga.seats = vec![seat(1), seat(2), seat(3)];
+        ga.seats[1].seat_id = "x".repeat(PerformanceSeats::MAX_SEAT_BYTES);
+        let (chunks, header) = ga.split().unwrap();
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.seats.len()).collect();
+        assert_eq!(sizes, vec![1, 1, 1]);
+        assert_eq!(PerformanceSpec::assemble(&header, &chunks).unwrap(), ga);
+    }
+
+    #[test]
+    fn the_seat_digest_is_pinned() {
+        // Producer and consumer may be built from different commits: the digest's definition
+        // must not drift. This is `sha256sum` of the two lines
+        // `["100-0-0","100","0",0,"blue",0,true]` and `["101-11-14","101","11",14,"green",1,false]`.
+        let seats = vec![seat(0), seat(1_234)];
+        assert_eq!(
+            seat_digest(&seats),
+            "550074511112b6044ac50471963c70ab81e6b50d5ebfc55475fc0d21e4f31967"
+        );
+        assert_ne!(seat_digest(&seats[..1]), seat_digest(&seats));
+        let mut swapped = seats.clone();
+        swapped.reverse();
+        assert_ne!(seat_digest(&swapped), seat_digest(&seats), "order counts");
+    }
+
+    #[test]
+    fn version_1_payloads_are_whole_specs_and_version_2_headers_are_not() {
+        let spec = spec(3);
+        let v1 = Envelope {
+            version: 1,
+            ..Envelope::new(&spec.split().unwrap().1).unwrap()
+        };
+        let v1 = Envelope {
+            payload: serde_json::to_value(&spec).unwrap(),
+            ..v1
+        };
+        // A v1 payload is not a v2 header (the seat service reads it as a spec instead)...
+        assert!(matches!(
+            v1.decode::<PerformancePublished>(),
+            Err(crate::DecodeError::Payload { .. })
+        ));
+        let back: PerformanceSpec = serde_json::from_value(v1.payload.clone()).unwrap();
+        assert_eq!(back, spec);
+        // ...and a later version is refused.
+        let v3 = Envelope { version: 3, ..v1 };
+        assert!(matches!(
+            v3.decode::<PerformancePublished>(),
             Err(crate::DecodeError::UnsupportedVersion { .. })
         ));
     }

@@ -1,12 +1,16 @@
 //! Publishing a performance: the catalog tells the seat service what to sell (every seat, every
 //! general-admission area, every price) through the outbox, in the transaction that marks the
-//! performance published. Re-publishing after a change sends the same event with a higher
-//! `revision`; cancelling sends `performance.cancelled`.
+//! performance published. A stadium's seats would make one event of 2.5–2.8 MB, over a broker's
+//! 1 MB limit, so the publication goes out as `performance.seats` chunks (each well under the
+//! bus's 256 KiB) followed by the `performance.published` header that counts them and carries
+//! their digest, all on the performance's key, in that order ([`PerformanceSpec::split`]).
+//! Re-publishing after a change sends all of it again with a higher `revision`; cancelling sends
+//! `performance.cancelled`.
 
 use std::collections::BTreeSet;
 
 use contracts::events::{
-    AreaSpec, PerformanceCancelled, PerformancePublished, PriceSpec, SeatSpec,
+    AreaSpec, PerformanceCancelled, PerformancePublished, PerformanceSpec, PriceSpec, SeatSpec,
 };
 use platform::bus::{BusError, outbox};
 use sqlx::PgConnection;
@@ -25,7 +29,7 @@ pub enum PublishError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
-    /// The outbox failed.
+    /// The outbox failed, or refused an event (one too large for the bus).
     #[error(transparent)]
     Bus(#[from] BusError),
 }
@@ -47,8 +51,9 @@ pub fn missing_prices(inventory: &Inventory, prices: &[PriceSpec]) -> Vec<String
         .collect()
 }
 
-/// Marks `perf` published (revision + 1) and enqueues `performance.published` on `conn`, which
-/// must be the transaction of the change. A sold-out performance stays sold out.
+/// Marks `perf` published (revision + 1) and enqueues its `performance.seats` chunks and then
+/// its `performance.published` header on `conn`, which must be the transaction of the change.
+/// A sold-out performance stays sold out. Returns the header.
 pub async fn publish(
     conn: &mut PgConnection,
     event: &EventRow,
@@ -74,7 +79,7 @@ pub async fn publish(
         _ => PerformanceState::Published,
     };
     events::set_state(conn, perf.id, state, revision, None).await?;
-    let published = PerformancePublished {
+    let spec = PerformanceSpec {
         performance_id: perf.id,
         event_id: event.id,
         venue_id: event.venue_id,
@@ -88,8 +93,13 @@ pub async fn publish(
         prices,
         revision,
     };
-    outbox::enqueue(conn, &published).await?;
-    Ok(published)
+    let (chunks, header) = spec.split().map_err(BusError::from)?;
+    // One key, in this order: the relay and the broker keep it, so the header comes last.
+    for chunk in &chunks {
+        outbox::enqueue(conn, chunk).await?;
+    }
+    outbox::enqueue(conn, &header).await?;
+    Ok(header)
 }
 
 /// Marks `perf` cancelled and enqueues `performance.cancelled` on `conn`.

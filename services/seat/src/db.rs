@@ -2,19 +2,157 @@
 //! whatever the hold store did: the unique constraint on (performance, seat) for seats, a row per
 //! general-admission area with `CHECK (sold <= capacity)`, and a row per buyer and performance
 //! whose lock serializes the buyer's sales while the limit is checked against it.
+//!
+//! Publications arrive in pieces (`performance.seats` chunks, then the `performance.published`
+//! header): `publication_chunks` and `publication_headers` keep what has come of revisions newer
+//! than the installed one until the whole is there (see [`crate::events`]).
 
 use std::collections::BTreeMap;
 
-use contracts::events::PerformancePublished;
+use contracts::events::{PerformancePublished, PerformanceSeats, PerformanceSpec};
 use sqlx::{PgConnection, PgPool, Row, types::Json};
 use uuid::Uuid;
 
 use crate::map::Layout;
 
-/// Stores a publication; false when SeatDB already has this revision or a newer one.
+/// The advisory-lock space of publication work on one performance (two-key form).
+const PUBLICATION_LOCK_SPACE: i32 = 0x5EA8;
+
+/// Serializes the publication work on `perf` until the transaction ends: a chunk and its header
+/// handled at once (two replicas during a rebalance) must not each miss the other's row and
+/// leave a complete revision uninstalled.
+pub async fn lock_publication(conn: &mut PgConnection, perf: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+        .bind(PUBLICATION_LOCK_SPACE)
+        .bind(perf)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The revision SeatDB has installed for `perf`; `None` when never published.
+pub async fn installed_revision(
+    conn: &mut PgConnection,
+    perf: Uuid,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT revision FROM performances WHERE performance_id = $1")
+        .bind(perf)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Keeps `chunk` until its revision is complete; a copy already kept is replaced (a redelivery
+/// carries the same seats).
+pub async fn stage_chunk(
+    conn: &mut PgConnection,
+    chunk: &PerformanceSeats,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO publication_chunks (performance_id, revision, chunk, chunks, body) \
+         VALUES ($1, $2, $3::int4, $4::int4, $5) \
+         ON CONFLICT (performance_id, revision, chunk) DO UPDATE \
+         SET chunks = EXCLUDED.chunks, body = EXCLUDED.body, received_at = now()",
+    )
+    .bind(chunk.performance_id)
+    .bind(chunk.revision)
+    .bind(i64::from(chunk.chunk))
+    .bind(i64::from(chunk.chunks))
+    .bind(Json(chunk))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Keeps `header` until its revision's chunks are all there.
+pub async fn stage_header(
+    conn: &mut PgConnection,
+    header: &PerformancePublished,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO publication_headers (performance_id, revision, body) VALUES ($1, $2, $3) \
+         ON CONFLICT (performance_id, revision) DO UPDATE \
+         SET body = EXCLUDED.body, received_at = now()",
+    )
+    .bind(header.performance_id)
+    .bind(header.revision)
+    .bind(Json(header))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The kept header of `perf`'s `revision`, if it came.
+pub async fn staged_header(
+    conn: &mut PgConnection,
+    perf: Uuid,
+    revision: i64,
+) -> Result<Option<PerformancePublished>, sqlx::Error> {
+    let row: Option<Json<PerformancePublished>> = sqlx::query_scalar(
+        "SELECT body FROM publication_headers WHERE performance_id = $1 AND revision = $2",
+    )
+    .bind(perf)
+    .bind(revision)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|Json(h)| h))
+}
+
+/// How many chunks of `perf`'s `revision` are kept.
+pub async fn staged_chunk_count(
+    conn: &mut PgConnection,
+    perf: Uuid,
+    revision: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM publication_chunks WHERE performance_id = $1 AND revision = $2",
+    )
+    .bind(perf)
+    .bind(revision)
+    .fetch_one(conn)
+    .await
+}
+
+/// The kept chunks of `perf`'s `revision`, in chunk order.
+pub async fn staged_chunks(
+    conn: &mut PgConnection,
+    perf: Uuid,
+    revision: i64,
+) -> Result<Vec<PerformanceSeats>, sqlx::Error> {
+    let rows: Vec<Json<PerformanceSeats>> = sqlx::query_scalar(
+        "SELECT body FROM publication_chunks WHERE performance_id = $1 AND revision = $2 \
+         ORDER BY chunk",
+    )
+    .bind(perf)
+    .bind(revision)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|Json(c)| c).collect())
+}
+
+/// Forgets what is kept of `perf`'s revisions up to `revision` (installed, or overtaken by it).
+pub async fn drop_staged(
+    conn: &mut PgConnection,
+    perf: Uuid,
+    revision: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM publication_chunks WHERE performance_id = $1 AND revision <= $2")
+        .bind(perf)
+        .bind(revision)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM publication_headers WHERE performance_id = $1 AND revision <= $2")
+        .bind(perf)
+        .bind(revision)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores a whole publication (the spec assembled from its chunks and header); false when
+/// SeatDB already has this revision or a newer one.
 pub async fn save_published(
     conn: &mut PgConnection,
-    p: &PerformancePublished,
+    p: &PerformanceSpec,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO performances (performance_id, revision, spec) VALUES ($1, $2, $3) \
@@ -74,7 +212,7 @@ pub async fn ticket_limit(conn: &mut PgConnection, perf: Uuid) -> Result<Option<
 
 /// The layout of a performance, if published.
 pub async fn load_layout(pool: &PgPool, perf: Uuid) -> Result<Option<Layout>, sqlx::Error> {
-    let row: Option<Json<PerformancePublished>> =
+    let row: Option<Json<PerformanceSpec>> =
         sqlx::query_scalar("SELECT spec FROM performances WHERE performance_id = $1")
             .bind(perf)
             .fetch_optional(pool)

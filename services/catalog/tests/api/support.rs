@@ -4,7 +4,11 @@ use std::time::Duration;
 
 use catalog::Clock;
 use chrono::{DateTime, NaiveDate, Utc};
-use contracts::{Envelope, topics};
+use contracts::{
+    Envelope,
+    events::{PerformancePublished, PerformanceSeats, PerformanceSpec},
+    topics,
+};
 use platform::{
     auth::Role,
     bus::Subscription,
@@ -196,6 +200,48 @@ pub async fn next_event(sub: &mut Box<dyn Subscription>, event_type: &str, key: 
     tokio::time::timeout(Duration::from_secs(30), wait)
         .await
         .expect("event within 30 s")
+}
+
+/// The next publication of `key` on `sub`, within 30 s each: its `performance.seats` chunks and
+/// the `performance.published` header after them, put back together; with the envelopes as they
+/// came. Checks that each envelope is within the bus's limit and that the chunks came in order,
+/// before their header.
+pub async fn next_publication(
+    sub: &mut Box<dyn Subscription>,
+    key: Uuid,
+) -> (PerformanceSpec, Vec<Envelope>) {
+    let mut chunks: Vec<PerformanceSeats> = Vec::new();
+    let mut envelopes = Vec::new();
+    let wait = async {
+        loop {
+            let d = sub.next().await.expect("delivery");
+            let env = d.envelope;
+            if env.key != key.to_string() {
+                continue;
+            }
+            let bytes = serde_json::to_vec(&env).expect("json").len();
+            assert!(
+                bytes <= platform::bus::outbox::MAX_ENVELOPE_BYTES,
+                "{} of {bytes} bytes",
+                env.event_type
+            );
+            if env.is::<PerformanceSeats>() {
+                let chunk: PerformanceSeats = env.decode().expect("chunk");
+                assert_eq!(chunk.chunk as usize, chunks.len(), "chunks out of order");
+                chunks.push(chunk);
+                envelopes.push(env);
+            } else if env.is::<PerformancePublished>() {
+                let header: PerformancePublished = env.decode().expect("header");
+                envelopes.push(env);
+                return header;
+            }
+        }
+    };
+    let header = tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("a publication within 30 s");
+    let spec = PerformanceSpec::assemble(&header, &chunks).expect("chunks and header agree");
+    (spec, envelopes)
 }
 
 /// The `field` names listed in a problem's `errors`.

@@ -1,9 +1,10 @@
 //! A performance's static inventory as the seat map shows it: seats in a fixed order (by id),
-//! areas and prices — built from `performance.published` and kept in SeatDB.
+//! areas and prices — built from a performance's publication (its `performance.seats` chunks
+//! and `performance.published` header put together) and kept in SeatDB.
 
 use std::collections::HashMap;
 
-use contracts::events::{AreaSpec, PerformancePublished, SeatSpec};
+use contracts::events::{AreaSpec, PerformanceSpec, SeatSpec};
 use uuid::Uuid;
 
 use crate::store::StoreInventory;
@@ -34,8 +35,8 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout of a published performance.
-    pub fn from_published(p: &PerformancePublished) -> Self {
+    /// The layout of a published performance, from its assembled publication.
+    pub fn from_published(p: &PerformanceSpec) -> Self {
         let mut seats = p.seats.clone();
         seats.sort_by(|a, b| a.seat_id.cmp(&b.seat_id));
         seats.dedup_by(|a, b| a.seat_id == b.seat_id);

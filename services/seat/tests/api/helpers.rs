@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use contracts::{
     Envelope, Event,
     admission::AdmissionClaims,
-    events::{AreaSpec, PerformancePublished, PriceSpec, SeatSpec},
+    events::{AreaSpec, PerformanceSpec, PriceSpec, SeatSpec},
 };
 use platform::{
     auth::{Role, SigningKey},
@@ -99,9 +99,19 @@ impl App {
         self.infra.bus.publish(topic, envelope).await.unwrap();
     }
 
-    /// Publishes `p` and waits until the seat map serves its revision.
-    pub async fn publish_performance(&self, p: &PerformancePublished) {
-        self.publish(p).await;
+    /// Publishes `p` as the catalog does: its `performance.seats` chunks, then its
+    /// `performance.published` header; returns the header's envelope.
+    pub async fn publish_spec(&self, p: &PerformanceSpec) -> Envelope {
+        let envelopes = p.envelopes().unwrap();
+        for e in &envelopes {
+            self.publish_envelope(contracts::topics::CATALOG, e).await;
+        }
+        envelopes.last().unwrap().clone()
+    }
+
+    /// Publishes `p` ([`App::publish_spec`]) and waits until the seat map serves its revision.
+    pub async fn publish_performance(&self, p: &PerformanceSpec) {
+        self.publish_spec(p).await;
         let url = self
             .server
             .url(&format!("/api/v1/performances/{}/seats", p.performance_id));
@@ -170,7 +180,7 @@ impl App {
 
 /// A performance with `rows` × `per_row` seats in section `A` (rows 1–2 grade `vip`, the rest
 /// `r`; rank = row), and a general-admission area `GA` of 50.
-pub fn performance(rows: i32, per_row: i32, ticket_limit: i32) -> PerformancePublished {
+pub fn performance(rows: i32, per_row: i32, ticket_limit: i32) -> PerformanceSpec {
     let mut seats = Vec::new();
     for row in 1..=rows {
         for n in 1..=per_row {
@@ -186,7 +196,7 @@ pub fn performance(rows: i32, per_row: i32, ticket_limit: i32) -> PerformancePub
         }
     }
     let now = chrono::Utc::now();
-    PerformancePublished {
+    PerformanceSpec {
         performance_id: Uuid::now_v7(),
         event_id: Uuid::now_v7(),
         venue_id: Uuid::now_v7(),

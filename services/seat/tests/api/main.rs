@@ -10,6 +10,7 @@ mod helpers;
 mod holds;
 mod orders;
 mod property;
+mod publication;
 mod race;
 mod sales;
 mod seat_map;

@@ -149,7 +149,7 @@ async fn a_republished_performance_updates_the_inventory() {
     // The same revision again changes nothing; a newer one adds a row and keeps the hold.
     let before = app.seats(perf).await;
     let pool = seat_pool(&app).await;
-    let repeat = app.publish(&p).await;
+    let repeat = app.publish_spec(&p).await;
     assert_eq!(wait_handled(&pool, repeat.id).await, Handled::Applied);
     let after = app.seats(perf).await;
     assert_eq!(after["version"], before["version"]);

@@ -5,8 +5,8 @@
 //! consumer; SeatDB's own guards directly.
 
 use contracts::events::{
-    HoldEndReason, HoldEnded, OrderCancelled, OrderConfirmed, PerformancePublished,
-    SaleRejectReason, SaleRejected,
+    HoldEndReason, HoldEnded, OrderCancelled, OrderConfirmed, PerformanceSpec, SaleRejectReason,
+    SaleRejected,
 };
 use seat::{
     Config,
@@ -513,7 +513,7 @@ async fn holds_outside_the_sale_window_are_refused() {
 }
 
 /// A performance published straight into SeatDB (as the consumer would), for its guards.
-async fn seatdb_with(pool: &sqlx::PgPool, p: &PerformancePublished) {
+async fn seatdb_with(pool: &sqlx::PgPool, p: &PerformanceSpec) {
     let mut conn = pool.acquire().await.unwrap();
     assert!(db::save_published(&mut conn, p).await.unwrap());
 }
