@@ -1,5 +1,10 @@
-//! The order service. Its routes and rules arrive with its issue; today it starts, opens its own
-//! database (created when missing, migrations applied) and answers the operational endpoints.
+//! The order service: turns a hold into a paid order with tickets (OrderDB), and keeps the
+//! promise that no money is taken without a ticket and no seat is sold twice.
+//!
+//! - [`domain`]: the order state machine, pricing, the cancellation schedule, ticket codes (no
+//!   I/O).
+
+pub mod domain;
 
 use axum::Router;
 use platform::{
@@ -11,7 +16,8 @@ use serde::Deserialize;
 /// The service's name: its database is `<prefix>order`, its config section `order`.
 pub const NAME: &str = "order";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// OrderDB's migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Settings (`order.*`).
 #[derive(Debug, Clone, Default, Deserialize)]
