@@ -1,23 +1,21 @@
 //! What the seat service consumes — `performance.seats` and `performance.published` (inventory,
 //! see [`SeatHandler::published`]), `order.confirmed`
 //! (seats become sold, or `sale.rejected` when that can no longer be honoured) and
-//! `order.cancelled` (seats go back on sale), each idempotent — and the batching writer that
-//! puts `hold.placed` and `hold.ended` in the outbox off the request path (`sale.rejected` goes
-//! in the consumer's own transaction, see [`crate::holds`]).
+//! `order.cancelled` (seats go back on sale), each idempotent. What the service emits goes to the
+//! outbox elsewhere: `sale.rejected` in the consumer's own transaction (see [`crate::holds`]),
+//! `hold.placed` and `hold.ended` from the hold store's own log (see [`crate::store_relay`]).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use contracts::{
-    Envelope, Event,
+    Envelope,
     events::{
         OrderCancelled, OrderConfirmed, PerformancePublished, PerformanceSeats, PerformanceSpec,
     },
 };
 use platform::bus::consumer::{HandleError, Handler};
-use sqlx::{PgConnection, PgPool};
-use tokio::{sync::mpsc, task::JoinHandle};
-use tokio_util::sync::CancellationToken;
+use sqlx::PgConnection;
 
 use crate::{
     db,
@@ -186,70 +184,4 @@ impl SeatHandler {
 
 fn empty_inventory() -> HandleError {
     HandleError::domain("empty_inventory", "a performance without seats or areas")
-}
-
-/// Writes the service's events to the outbox in batches, off the request path.
-#[derive(Clone)]
-pub struct Outbox {
-    tx: mpsc::Sender<(&'static str, Envelope)>,
-}
-
-impl Outbox {
-    /// Starts the writer on `pool`; it drains what is queued before it stops at shutdown.
-    pub fn spawn(pool: PgPool, shutdown: CancellationToken) -> (Self, JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(10_000);
-        (Self { tx }, tokio::spawn(write_batches(pool, rx, shutdown)))
-    }
-
-    /// Queues `event` for the outbox.
-    pub async fn emit<E: Event>(&self, event: &E) {
-        match Envelope::new(event) {
-            Ok(env) => {
-                if self.tx.send((E::TOPIC, env)).await.is_err() {
-                    tracing::error!(event = E::TYPE, "outbox writer stopped; event dropped");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "event not encodable"),
-        }
-    }
-}
-
-async fn write_batches(
-    pool: PgPool,
-    mut rx: mpsc::Receiver<(&'static str, Envelope)>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let first = tokio::select! {
-            () = shutdown.cancelled() => { rx.close(); rx.recv().await }
-            m = rx.recv() => m,
-        };
-        let Some(first) = first else { return };
-        let mut batch = vec![first];
-        while batch.len() < 500 {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
-            }
-        }
-        for attempt in 1..=5 {
-            match write(&pool, &batch).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, attempt, "outbox batch not written; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
-                }
-            }
-        }
-    }
-}
-
-async fn write(pool: &PgPool, batch: &[(&'static str, Envelope)]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    for (topic, env) in batch {
-        platform::bus::outbox::enqueue_envelope(&mut tx, topic, env)
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-    }
-    tx.commit().await
 }

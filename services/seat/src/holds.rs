@@ -1,16 +1,16 @@
 //! [`HoldService`]: the one owner of every write that touches the hold store. A store change, this
-//! replica's seat map, the event it emits and its metrics go together here, so the API, the
-//! sweeper and the consumer cannot update one and forget another. Sales also own their SeatDB
+//! replica's seat map and its metrics go together here, so the API, the sweeper and the consumer
+//! cannot update one and forget another. The event of a hold placed or ended is the store's own:
+//! it records it in the same atomic step as the change (see [`crate::store::outbox`]); this only
+//! nudges the [`crate::store_relay`] to move it to the outbox at once. Sales also own their SeatDB
 //! rows: a sale is recorded against SeatDB's guards (in a savepoint of the consumer's
 //! transaction), then in the store; a sale either guard refuses emits `sale.rejected` in the same
 //! transaction as the consumer's inbox row.
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use contracts::events::{
-    HoldEndReason, HoldEnded, HoldPlaced, OrderCancelled, OrderConfirmed, SaleRejectReason,
-    SaleRejected,
+    HoldEndReason, OrderCancelled, OrderConfirmed, SaleRejectReason, SaleRejected,
 };
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -18,9 +18,9 @@ use uuid::Uuid;
 use crate::{
     db::{self, Recorded, Refusal},
     domain::Change,
-    events::Outbox,
     map::registry::SeatMaps,
     store::{Confirmed, Hold, HoldStatus, HoldStore, StoreError},
+    store_relay::Nudges,
 };
 
 /// What became of an `order.confirmed`.
@@ -55,7 +55,7 @@ pub enum SaleError {
 pub struct HoldService {
     store: Arc<dyn HoldStore>,
     maps: SeatMaps,
-    outbox: Outbox,
+    relay: Nudges,
     checkout_ttl_ms: i64,
 }
 
@@ -64,18 +64,18 @@ fn count(name: &'static str, label: &'static str, value: &'static str) {
 }
 
 impl HoldService {
-    /// One service over `store`, this replica's `maps` and its `outbox`; holds in checkout
-    /// last `checkout_ttl_ms`.
+    /// One service over `store`, this replica's `maps` and its store relay's nudges; holds in
+    /// checkout last `checkout_ttl_ms`.
     pub fn new(
         store: Arc<dyn HoldStore>,
         maps: SeatMaps,
-        outbox: Outbox,
+        relay: Nudges,
         checkout_ttl_ms: u64,
     ) -> Self {
         Self {
             store,
             maps,
-            outbox,
+            relay,
             checkout_ttl_ms: i64::try_from(checkout_ttl_ms).unwrap_or(i64::MAX),
         }
     }
@@ -90,7 +90,7 @@ impl HoldService {
         self.store.find_hold(hold_id).await
     }
 
-    /// Places `hold` (all or nothing) and emits `hold.placed`.
+    /// Places `hold` (all or nothing); the store records its `hold.placed`.
     pub async fn place(&self, hold: &Hold) -> Result<Change, StoreError> {
         let result = self.store.hold(hold).await;
         let outcome = match &result {
@@ -104,27 +104,13 @@ impl HoldService {
         let change = result?;
         self.maps.apply(hold.performance_id, &change);
         if change.version > 0 {
-            self.outbox
-                .emit(&HoldPlaced {
-                    hold_id: hold.hold_id,
-                    performance_id: hold.performance_id,
-                    buyer_id: hold.buyer_id,
-                    seat_ids: hold.seat_ids.clone(),
-                    areas: hold
-                        .areas
-                        .iter()
-                        .map(|(a, q)| (a.clone(), i32::try_from(*q).unwrap_or(i32::MAX)))
-                        .collect(),
-                    amount_krw: hold.amount_krw,
-                    expires_at: DateTime::from_timestamp_millis(hold.expires_at_ms)
-                        .unwrap_or_default(),
-                })
-                .await;
+            self.relay.nudge(hold.performance_id);
         }
         Ok(change)
     }
 
-    /// Releases an active hold for its buyer and emits `hold.ended`; `None` when it was over
+    /// Releases an active hold for its buyer (the store records its `hold.ended`); `None` when
+    /// it was over
     /// already; [`StoreError::InCheckout`] for a hold an order is paying for.
     pub async fn release(&self, perf: Uuid, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
         let ended = self
@@ -133,8 +119,7 @@ impl HoldService {
             .await?;
         Ok(match ended {
             Some((hold, change)) => {
-                self.ended(perf, &hold, &change, HoldEndReason::Released)
-                    .await;
+                self.ended(perf, &change, HoldEndReason::Released);
                 Some(hold)
             }
             None => None,
@@ -156,21 +141,14 @@ impl HoldService {
         result
     }
 
-    async fn ended(&self, perf: Uuid, hold: &Hold, change: &Change, reason: HoldEndReason) {
+    fn ended(&self, perf: Uuid, change: &Change, reason: HoldEndReason) {
         self.maps.apply(perf, change);
         let label = match reason {
             HoldEndReason::Released => "released",
             HoldEndReason::Expired => "expired",
         };
         count("boxoffice_holds_ended_total", "reason", label);
-        self.outbox
-            .emit(&HoldEnded {
-                hold_id: hold.hold_id,
-                performance_id: perf,
-                seat_ids: hold.seat_ids.clone(),
-                reason,
-            })
-            .await;
+        self.relay.nudge(perf);
     }
 
     /// One sweep of every performance this replica follows (see [`HoldService::sweep`]).
@@ -180,15 +158,13 @@ impl HoldService {
         }
     }
 
-    /// Expires the lapsed holds of one performance, one per store call, each with its
-    /// `hold.ended`.
+    /// Expires the holds of one performance that lapsed by the store's clock, one per store
+    /// call, each with its `hold.ended` (recorded by the store).
     pub async fn sweep(&self, perf: Uuid) {
         loop {
-            let now = Utc::now().timestamp_millis();
-            match self.store.expire_next(perf, now).await {
-                Ok(Some((hold, change))) => {
-                    self.ended(perf, &hold, &change, HoldEndReason::Expired)
-                        .await;
+            match self.store.expire_next(perf).await {
+                Ok(Some((_, change))) => {
+                    self.ended(perf, &change, HoldEndReason::Expired);
                 }
                 Ok(None) => return,
                 Err(e) => {

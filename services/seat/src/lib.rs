@@ -7,7 +7,9 @@
 //! - [`domain`]: seat states, changes and best-available selection (no I/O).
 //! - [`holds`]: [`holds::HoldService`], the one owner of every hold-store write (store, map,
 //!   events, metrics; sales with their SeatDB guards).
-//! - [`events`]: consumed catalog and order events; the outbox writer.
+//! - [`events`]: consumed catalog and order events.
+//! - [`store_relay`]: moves the events the hold store records with its changes (`hold.placed`,
+//!   `hold.ended`) to the PostgreSQL outbox.
 //! - [`expiry`]: the sweeper that releases lapsed holds one at a time.
 //! - [`api`]: the HTTP routes; [`admission_pass`]: waiting-room passes.
 
@@ -30,6 +32,7 @@ pub mod expiry;
 pub mod holds;
 pub mod map;
 pub mod store;
+pub mod store_relay;
 
 use admission_pass::PassVerifier;
 use holds::HoldService;
@@ -62,6 +65,14 @@ pub struct Config {
     /// How old a rendered seat map may be when the map changes faster than it is read, in ms
     /// (env `BOXOFFICE_SEAT__SEAT_MAP_MAX_STALE_MS`; 0 = always the latest version).
     pub seat_map_max_stale_ms: u64,
+    /// How often the store relay looks at every performance's event log, in ms (env
+    /// `BOXOFFICE_SEAT__EVENT_RELAY_INTERVAL_MS`; default 1 s). This replica's own changes are
+    /// relayed at once; the pass picks up what other replicas left (they died, or lost a lease).
+    pub event_relay_interval_ms: u64,
+    /// How long a replica's store relay keeps a performance's event log to itself while it
+    /// relays, in ms (env `BOXOFFICE_SEAT__EVENT_RELAY_LEASE_MS`; default 10 s): the longest a
+    /// dead replica's unrelayed events wait before another replica takes them over.
+    pub event_relay_lease_ms: u64,
 }
 
 impl Default for Config {
@@ -73,6 +84,8 @@ impl Default for Config {
             max_per_hold: 10,
             stream_flush_ms: 250,
             seat_map_max_stale_ms: 100,
+            event_relay_interval_ms: 1_000,
+            event_relay_lease_ms: 10_000,
         }
     }
 }
@@ -140,8 +153,26 @@ pub async fn start_with(
             tracing::warn!(performance_id = %perf, error = %e, "seat map not loaded at start");
         }
     }
-    let (outbox, writer) = events::Outbox::spawn(pool.clone(), shutdown.clone());
-    let holds = HoldService::new(store, maps.clone(), outbox, config.checkout_ttl_ms);
+    // The store's events reach the outbox through the store relay, whatever crashes: the store
+    // records them with its changes; this replica's holds nudge the relay to move them at once.
+    let nudges = store_relay::Nudges::default();
+    let store_relay = Arc::new(store_relay::StoreRelay::new(
+        store.clone(),
+        pool.clone(),
+        store::EventReader {
+            name: relay_reader_name(),
+            lease_ms: config.event_relay_lease_ms,
+        },
+        std::time::Duration::from_millis(config.event_relay_interval_ms),
+        nudges.clone(),
+    ));
+    let store_relay = {
+        let token = shutdown.clone();
+        platform::service::supervise("store-relay", shutdown.clone(), move || {
+            store_relay.clone().spawn(token.clone())
+        })
+    };
+    let holds = HoldService::new(store, maps.clone(), nudges, config.checkout_ttl_ms);
     let relay = infra.spawn_relay(NAME, pool.clone());
     let consumer = Consumer::new(
         NAME,
@@ -168,6 +199,14 @@ pub async fn start_with(
         name: NAME,
         router: api::router(state),
         readiness: Readiness::default().postgres(pool),
-        tasks: vec![relay, consumer, sweeper, writer],
+        tasks: vec![relay, consumer, sweeper, store_relay],
     })
+}
+
+/// This process's name among the store relays reading the event logs (see
+/// [`store::EventReader`]): the host (the pod, in Kubernetes) and a fresh id, kept across
+/// restarts of the relay task, so a restarted relay carries on with its own lease.
+fn relay_reader_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| NAME.to_owned());
+    format!("{host}-{}", uuid::Uuid::now_v7().simple())
 }

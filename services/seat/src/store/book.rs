@@ -1,11 +1,16 @@
 //! One performance's hold-store state as plain data with the store's rules: the in-memory store
 //! keeps one [`Book`] per performance behind a lock; the Redis scripts implement the same rules.
+//! A book is its performance's outbox too: placing a hold and ending one record their
+//! [`StoreEvent`] in the book's event log in the same step, kept until a relay acknowledges it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use uuid::Uuid;
 
-use super::{Changes, Confirmed, Hold, HoldStatus, Snapshot, StoreError, StoreInventory};
+use super::{
+    Changes, Confirmed, Hold, HoldStatus, Snapshot, StoreError, StoreInventory,
+    outbox::{EventKind, LoggedEvent, StoreEvent},
+};
 use crate::domain::{AreaCount, Change, SeatStatus};
 
 /// How many changes a book keeps for readers that fall behind.
@@ -33,6 +38,10 @@ pub struct Book {
     holds: HashMap<Uuid, Hold>,
     expiries: BTreeSet<(i64, Uuid)>,
     log: VecDeque<Change>,
+    /// Events not yet acknowledged, by sequence number (never trimmed).
+    events: VecDeque<(u64, StoreEvent)>,
+    /// The last event's sequence number.
+    event_seq: u64,
 }
 
 impl Book {
@@ -150,6 +159,7 @@ impl Book {
         record.status = HoldStatus::Active;
         self.holds.insert(hold.hold_id, record);
         self.expiries.insert((hold.expires_at_ms, hold.hold_id));
+        self.emit(StoreEvent::new(EventKind::Placed, hold, now_ms));
         let seats = hold
             .seat_ids
             .iter()
@@ -174,24 +184,32 @@ impl Book {
         Ok(())
     }
 
-    /// See [`super::HoldStore::release`].
+    /// See [`super::HoldStore::release`]; `now_ms` is the store's clock.
     pub fn release(
         &mut self,
         hold_id: Uuid,
         reason: HoldStatus,
+        now_ms: i64,
     ) -> Result<Option<(Hold, Change)>, StoreError> {
         match self.holds.get(&hold_id).map(|h| h.status) {
             Some(HoldStatus::Checkout) => Err(StoreError::InCheckout),
-            _ => Ok(self.end(hold_id, reason)),
+            _ => Ok(self.end(hold_id, reason, now_ms)),
         }
     }
 
-    /// The one way a live hold ends without a sale: release and expiry both come here.
-    fn end(&mut self, hold_id: Uuid, reason: HoldStatus) -> Option<(Hold, Change)> {
+    /// The one way a live hold ends without a sale: release and expiry both come here, each
+    /// with its `hold.ended`.
+    fn end(&mut self, hold_id: Uuid, reason: HoldStatus, now_ms: i64) -> Option<(Hold, Change)> {
         let hold = self.holds.get(&hold_id)?.clone();
         if !hold.status.is_live() {
             return None;
         }
+        let kind = if reason == HoldStatus::Expired {
+            EventKind::Expired
+        } else {
+            EventKind::Released
+        };
+        self.emit(StoreEvent::new(kind, &hold, now_ms));
         self.expiries.remove(&(hold.expires_at_ms, hold_id));
         let mut freed = Vec::new();
         for s in &hold.seat_ids {
@@ -248,13 +266,36 @@ impl Book {
         Ok(hold.clone())
     }
 
-    /// See [`super::HoldStore::expire_next`].
+    /// See [`super::HoldStore::expire_next`]; `now_ms` is the store's clock.
     pub fn expire_next(&mut self, now_ms: i64) -> Option<(Hold, Change)> {
         let &(at, hold_id) = self.expiries.first()?;
         if at > now_ms {
             return None;
         }
-        self.end(hold_id, HoldStatus::Expired)
+        self.end(hold_id, HoldStatus::Expired, now_ms)
+    }
+
+    fn emit(&mut self, event: StoreEvent) {
+        self.event_seq += 1;
+        self.events.push_back((self.event_seq, event));
+    }
+
+    /// The oldest `max` events not acknowledged (see [`super::HoldStore::read_events`]).
+    pub fn events(&self, max: usize) -> Vec<LoggedEvent> {
+        self.events
+            .iter()
+            .take(max)
+            .map(|(seq, event)| LoggedEvent {
+                id: seq.to_string(),
+                event: Ok(event.clone()),
+            })
+            .collect()
+    }
+
+    /// Drops the events `ids` names (see [`super::HoldStore::ack_events`]).
+    pub fn ack_events(&mut self, ids: &[String]) {
+        let acked: HashSet<u64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+        self.events.retain(|(seq, _)| !acked.contains(seq));
     }
 
     /// Seats of `sale` held or sold by another hold, or not in the inventory.

@@ -1,6 +1,7 @@
 //! The in-memory hold store (standalone mode): one [`Book`] per performance behind a mutex, and
 //! a watch channel per performance that wakes readers waiting for changes. Its clock (sale
-//! windows, checkout deadlines) is the process clock.
+//! windows, checkout deadlines, expiry) is the process clock. Each book keeps its events until
+//! the relay acknowledges them; a read always starts at the oldest one left.
 
 use std::{
     collections::HashMap,
@@ -13,8 +14,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
-    Changes, Confirmed, Hold, HoldStatus, HoldStore, Snapshot, StoreError, StoreInventory,
-    book::Book,
+    Changes, Confirmed, EventReader, Hold, HoldStatus, HoldStore, LoggedEvent, Snapshot,
+    StoreError, StoreInventory, book::Book,
 };
 use crate::domain::Change;
 
@@ -92,9 +93,10 @@ impl HoldStore for MemoryStore {
         hold_id: Uuid,
         reason: HoldStatus,
     ) -> Result<Option<(Hold, Change)>, StoreError> {
+        let now = now_ms();
         Ok(self
             .lock()
-            .with_book(performance_id, |b| b.release(hold_id, reason))
+            .with_book(performance_id, |b| b.release(hold_id, reason, now))
             .transpose()?
             .flatten())
     }
@@ -114,11 +116,11 @@ impl HoldStore for MemoryStore {
     async fn expire_next(
         &self,
         performance_id: Uuid,
-        now_ms: i64,
     ) -> Result<Option<(Hold, Change)>, StoreError> {
+        let now = now_ms();
         Ok(self
             .lock()
-            .with_book(performance_id, |b| b.expire_next(now_ms))
+            .with_book(performance_id, |b| b.expire_next(now))
             .flatten())
     }
 
@@ -184,5 +186,26 @@ impl HoldStore for MemoryStore {
             .books
             .get(&performance_id)
             .map_or(Changes::Next(Vec::new()), |b| b.changes_after(after)))
+    }
+
+    async fn read_events(
+        &self,
+        performance_id: Uuid,
+        _reader: &EventReader,
+        max: usize,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        // One process, one relay: every read starts at the oldest event not acknowledged.
+        Ok(self
+            .lock()
+            .books
+            .get(&performance_id)
+            .map_or_else(Vec::new, |b| b.events(max)))
+    }
+
+    async fn ack_events(&self, performance_id: Uuid, ids: &[String]) -> Result<(), StoreError> {
+        if let Some(book) = self.lock().books.get_mut(&performance_id) {
+            book.ack_events(ids);
+        }
+        Ok(())
     }
 }

@@ -8,7 +8,12 @@
 //! (moving a hold into checkout changes no seat, so it records none). Expiry goes through the
 //! same release path as a manual release, one hold at a time. Every path that sells (a hold, a
 //! confirm of a lapsed hold) checks seats, area capacity and the buyer's limit; holds are
-//! refused outside the sale window by the store's own clock.
+//! refused outside the sale window by the store's own clock, and expire by it too.
+//!
+//! The store is also the seat service's outbox ([`outbox`]): placing a hold and ending one
+//! without a sale (release, expiry) record their domain event (`hold.placed`, `hold.ended`) in
+//! the same atomic step, in a per-performance event log that is never trimmed, only emptied of
+//! what a relay acknowledged ([`HoldStore::read_events`], [`HoldStore::ack_events`]).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -23,7 +28,10 @@ use crate::domain::{AreaCount, Change, SeatStatus, seq_or_empty};
 
 pub mod book;
 pub mod memory;
+pub mod outbox;
 pub mod redis;
+
+pub use outbox::{EventReader, LoggedEvent, StoreEvent};
 
 /// Inventory a performance is (re)installed with.
 #[derive(Debug, Clone)]
@@ -286,13 +294,10 @@ pub trait HoldStore: Send + Sync + 'static {
         ttl_ms: i64,
     ) -> Result<Hold, StoreError>;
     /// Expires the one hold of the performance that lapsed first (active holds by their
-    /// expiry, holds in checkout by their checkout deadline), if any lapsed by `now_ms`,
-    /// through the same path as [`HoldStore::release`].
-    async fn expire_next(
-        &self,
-        performance_id: Uuid,
-        now_ms: i64,
-    ) -> Result<Option<(Hold, Change)>, StoreError>;
+    /// expiry, holds in checkout by their checkout deadline), if any lapsed by the store's
+    /// clock, through the same path as [`HoldStore::release`].
+    async fn expire_next(&self, performance_id: Uuid)
+    -> Result<Option<(Hold, Change)>, StoreError>;
     /// Sells exactly the seats and places of the hold `sale` names (its buyer, seats and places
     /// must be the hold's, else [`StoreError::NotTheHold`]). A live hold sells what it holds; a
     /// lapsed one only while its seats are free, its areas have room and its buyer stays within
@@ -314,4 +319,17 @@ pub trait HoldStore: Send + Sync + 'static {
         after: u64,
         wait: Duration,
     ) -> Result<Changes, StoreError>;
+    /// The oldest events of the performance's event log that no one acknowledged, in log
+    /// order, at most `max`, for `reader`: nothing while another reader's lease on the log runs
+    /// (so one reader at a time relays a performance, in order); with it, first what earlier
+    /// readers read and did not acknowledge (a relay that died), then what is new.
+    async fn read_events(
+        &self,
+        performance_id: Uuid,
+        reader: &EventReader,
+        max: usize,
+    ) -> Result<Vec<LoggedEvent>, StoreError>;
+    /// Acknowledges events `ids` of the performance's log (they are in the PostgreSQL outbox):
+    /// they are dropped from the log, never read again. Unknown ids are ignored.
+    async fn ack_events(&self, performance_id: Uuid, ids: &[String]) -> Result<(), StoreError>;
 }

@@ -1,7 +1,9 @@
 //! The Redis hold store (distributed mode). Each operation is one Lua script over the keys of one
 //! performance, all under the hash tag `{perf_id}` (see `lua/common.lua` for the key layout), so
 //! it is atomic and lives on one Redis Cluster slot. Changes go to a per-performance stream whose
-//! entry ids are the versions, so every replica can tail it and resume after any version.
+//! entry ids are the versions, so every replica can tail it and resume after any version; the
+//! domain events of those changes go to another, `events`, the outbox the relays read through a
+//! consumer group (`lua/relay_read.lua`) and empty as they acknowledge (`lua/relay_ack.lua`).
 
 use std::{
     sync::atomic::{AtomicUsize, Ordering},
@@ -18,7 +20,8 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::{
-    Changes, Confirmed, Hold, HoldStatus, HoldStore, Snapshot, StoreError, StoreInventory,
+    Changes, Confirmed, EventReader, Hold, HoldStatus, HoldStore, LoggedEvent, Snapshot,
+    StoreError, StoreInventory, outbox,
 };
 use crate::domain::{Change, seq_or_empty};
 
@@ -49,6 +52,8 @@ pub struct RedisStore {
     unsell: Script,
     install: Script,
     snapshot: Script,
+    relay_read: Script,
+    relay_ack: Script,
 }
 
 /// The key prefix of one performance: its hash tag keeps all its keys on one slot.
@@ -159,6 +164,8 @@ impl RedisStore {
             unsell: script!("lua/unsell.lua"),
             install: script!("lua/install.lua"),
             snapshot: script!("lua/snapshot.lua"),
+            relay_read: script!("lua/relay_read.lua"),
+            relay_ack: script!("lua/relay_ack.lua"),
         })
     }
 
@@ -273,8 +280,8 @@ impl HoldStore for RedisStore {
     async fn hold(&self, hold: &Hold) -> Result<Change, StoreError> {
         let json = serde_json::to_string(hold).map_err(StoreError::from)?;
         let key = prefix(hold.performance_id);
-        // One round trip: the index (written first: a refused hold leaves an index entry that
-        // finds nothing) and the script, pipelined.
+        // One round trip: the index (written first, so a granted hold is always findable; it
+        // lives outside the hash tag, the script cannot write it) and the script, pipelined.
         let mut attempt = 0u64;
         let text: String = loop {
             let mut pipe = redis::pipe();
@@ -316,7 +323,20 @@ impl HoldStore for RedisStore {
         }
         match reply.ok.take() {
             Some(change) => Ok(change),
-            None => Err(reply.refusal(&text)),
+            None => {
+                // Refused: no hold has this id (a repeat would have answered `dup`), so the
+                // index entry goes too. A hold id is placed by one caller, attempt after
+                // attempt, never concurrently, so no other attempt can have been granted since.
+                let dropped: Result<(), _> = redis::cmd("DEL")
+                    .arg(index_key(hold.hold_id))
+                    .query_async(&mut self.conn())
+                    .await;
+                if let Err(e) = dropped {
+                    tracing::warn!(error = %e, hold_id = %hold.hold_id,
+                        "a refused hold's index entry stays until it expires");
+                }
+                Err(reply.refusal(&text))
+            }
         }
     }
 
@@ -338,10 +358,8 @@ impl HoldStore for RedisStore {
     async fn expire_next(
         &self,
         performance_id: Uuid,
-        now_ms: i64,
     ) -> Result<Option<(Hold, Change)>, StoreError> {
-        let args = [now_ms.to_string()];
-        let reply: Option<String> = self.eval(&self.expire, performance_id, &args).await?;
+        let reply: Option<String> = self.eval(&self.expire, performance_id, &[]).await?;
         Self::ended(reply).await
     }
 
@@ -482,6 +500,37 @@ impl HoldStore for RedisStore {
             .flat_map(|(_, entries)| entries)
             .collect();
         Ok(Self::in_order(after, Self::parse_entries(entries)?, None))
+    }
+
+    async fn read_events(
+        &self,
+        performance_id: Uuid,
+        reader: &EventReader,
+        max: usize,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        let args = [
+            reader.name.clone(),
+            reader.lease_ms.max(1).to_string(),
+            max.max(1).to_string(),
+        ];
+        let flat: Vec<String> = self.eval(&self.relay_read, performance_id, &args).await?;
+        let mut events = Vec::with_capacity(flat.len() / 2);
+        let mut entries = flat.into_iter();
+        while let (Some(id), Some(raw)) = (entries.next(), entries.next()) {
+            events.push(LoggedEvent {
+                id,
+                event: outbox::decode(&raw),
+            });
+        }
+        Ok(events)
+    }
+
+    async fn ack_events(&self, performance_id: Uuid, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _: i64 = self.eval(&self.relay_ack, performance_id, ids).await?;
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use platform::testing;
 use seat::{
     domain::SeatStatus,
     store::{Changes, Confirmed, Hold, HoldStatus, HoldStore, StoreError, StoreInventory},
@@ -48,6 +49,21 @@ pub const FAR: i64 = i64::MAX / 4;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// The next hold to expire by the store's clock, as soon as one lapses (within 10 s).
+async fn expire_when_due(store: &dyn HoldStore, perf: Uuid) -> (Hold, seat::domain::Change) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(ended) = store.expire_next(perf).await.unwrap() {
+            return ended;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no hold lapsed within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn install_is_idempotent_by_revision(store: Arc<dyn HoldStore>) {
@@ -145,7 +161,7 @@ async fn release_frees_once(store: Arc<dyn HoldStore>) {
             .unwrap()
             .is_none()
     );
-    assert!(store.expire_next(perf, FAR * 2).await.unwrap().is_none());
+    assert!(store.expire_next(perf).await.unwrap().is_none());
     assert_eq!(status_of(&*store, perf, "S1").await, SeatStatus::Available);
     assert_eq!(
         store.find_hold(a.hold_id).await.unwrap().unwrap().status,
@@ -156,22 +172,25 @@ async fn release_frees_once(store: Arc<dyn HoldStore>) {
 async fn expiry_releases_one_hold_at_a_time(store: Arc<dyn HoldStore>) {
     let perf = Uuid::now_v7();
     store.install(&inventory(perf, 1, 6, 0)).await.unwrap();
-    let h1 = hold(perf, Uuid::now_v7(), &["S1"], 100);
-    let h2 = hold(perf, Uuid::now_v7(), &["S2", "S3"], 200);
-    let h3 = hold(perf, Uuid::now_v7(), &["S4"], 300);
-    for h in [&h2, &h1, &h3] {
+    // Expiry goes by the store's clock: h1 and h2 lapsed before they were placed, h3 never does.
+    let now = now_ms();
+    let h1 = hold(perf, Uuid::now_v7(), &["S1"], now - 20_000);
+    let h2 = hold(perf, Uuid::now_v7(), &["S2", "S3"], now - 10_000);
+    let h3 = hold(perf, Uuid::now_v7(), &["S4"], FAR);
+    store.hold(&h3).await.unwrap();
+    assert!(store.expire_next(perf).await.unwrap().is_none());
+    for h in [&h2, &h1] {
         store.hold(h).await.unwrap();
     }
-    assert!(store.expire_next(perf, 99).await.unwrap().is_none());
-    let (first, _) = store.expire_next(perf, 250).await.unwrap().unwrap();
+    let (first, _) = store.expire_next(perf).await.unwrap().unwrap();
     assert_eq!(
         (first.hold_id, first.status),
         (h1.hold_id, HoldStatus::Expired)
     );
-    let (second, change) = store.expire_next(perf, 250).await.unwrap().unwrap();
+    let (second, change) = store.expire_next(perf).await.unwrap().unwrap();
     assert_eq!(second.hold_id, h2.hold_id);
     assert_eq!(change.seats.len(), 2);
-    assert!(store.expire_next(perf, 250).await.unwrap().is_none());
+    assert!(store.expire_next(perf).await.unwrap().is_none());
     // Expired holds cannot be released again; the seats are back on sale.
     assert!(
         store
@@ -253,7 +272,7 @@ async fn confirm_and_unsell_are_idempotent(store: Arc<dyn HoldStore>) {
     // A hold that lapsed can still be sold while its seats are free ...
     let c = hold(perf, Uuid::now_v7(), &["S4"], 10);
     store.hold(&c).await.unwrap();
-    store.expire_next(perf, 20).await.unwrap().unwrap();
+    store.expire_next(perf).await.unwrap().unwrap();
     assert!(matches!(
         store.confirm(&c).await.unwrap(),
         Confirmed::Sold(_)
@@ -261,7 +280,7 @@ async fn confirm_and_unsell_are_idempotent(store: Arc<dyn HoldStore>) {
     // ... but not once someone else holds them.
     let d = hold(perf, Uuid::now_v7(), &["S5"], 10);
     store.hold(&d).await.unwrap();
-    store.expire_next(perf, 20).await.unwrap().unwrap();
+    store.expire_next(perf).await.unwrap().unwrap();
     store
         .hold(&hold(perf, Uuid::now_v7(), &["S5"], FAR))
         .await
@@ -341,7 +360,7 @@ async fn ga_confirm_of_a_lapsed_hold_checks_capacity(store: Arc<dyn HoldStore>) 
     let mut late = hold(perf, Uuid::now_v7(), &[], 10);
     late.areas = vec![("GA".into(), 3)];
     store.hold(&late).await.unwrap();
-    store.expire_next(perf, 20).await.unwrap().unwrap();
+    store.expire_next(perf).await.unwrap().unwrap();
     let mut full = hold(perf, Uuid::now_v7(), &[], FAR);
     full.areas = vec![("GA".into(), 5)];
     store.hold(&full).await.unwrap();
@@ -366,7 +385,7 @@ async fn ga_confirm_of_a_lapsed_hold_checks_capacity(store: Arc<dyn HoldStore>) 
     let mut late = hold(perf, Uuid::now_v7(), &[], 10);
     late.areas = vec![("GA".into(), 2)];
     store.hold(&late).await.unwrap();
-    store.expire_next(perf, 20).await.unwrap().unwrap();
+    store.expire_next(perf).await.unwrap().unwrap();
     let mut other = hold(perf, Uuid::now_v7(), &[], FAR);
     other.areas = vec![("GA".into(), 4)];
     store.hold(&other).await.unwrap();
@@ -418,7 +437,7 @@ async fn confirm_counts_the_limit_for_a_lapsed_hold(store: Arc<dyn HoldStore>) {
     store.install(&inventory(perf, 1, 10, 4)).await.unwrap();
     let lapsed = hold(perf, buyer, &["S1", "S2"], 10);
     store.hold(&lapsed).await.unwrap();
-    store.expire_next(perf, 20).await.unwrap().unwrap();
+    store.expire_next(perf).await.unwrap().unwrap();
     store
         .hold(&hold(perf, buyer, &["S3", "S4"], FAR))
         .await
@@ -482,10 +501,12 @@ async fn a_sale_sells_exactly_its_hold(store: Arc<dyn HoldStore>) {
 async fn checkout_protects_a_hold(store: Arc<dyn HoldStore>) {
     let perf = Uuid::now_v7();
     store.install(&inventory(perf, 1, 6, 0)).await.unwrap();
+    // Expiry goes by the store's clock: `a` lapses in 1.5 s, in checkout 3 s from now; `b`
+    // lapses in 0.5 s.
     let now = now_ms();
-    let ttl = 60_000;
-    let a = hold(perf, Uuid::now_v7(), &["S1"], now + 5_000);
-    let b = hold(perf, Uuid::now_v7(), &["S2"], now + 10_000);
+    let ttl = 3_000;
+    let a = hold(perf, Uuid::now_v7(), &["S1"], now + 1_500);
+    let b = hold(perf, Uuid::now_v7(), &["S2"], now + 500);
     store.hold(&a).await.unwrap();
     store.hold(&b).await.unwrap();
     let version = store.snapshot(perf).await.unwrap().unwrap().version;
@@ -511,26 +532,17 @@ async fn checkout_protects_a_hold(store: Arc<dyn HoldStore>) {
         Err(StoreError::InCheckout)
     ));
     // Past its normal expiry, the sweeper takes the other hold, not this one ...
-    let (expired, _) = store
-        .expire_next(perf, now + 20_000)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(expired.hold_id, b.hold_id);
-    assert!(
-        store
-            .expire_next(perf, now + 20_000)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let expired = expire_when_due(&*store, perf).await;
+    assert_eq!(expired.0.hold_id, b.hold_id);
+    testing::eventually("a's own expiry to pass", Duration::from_secs(5), || async {
+        now_ms() > a.expires_at_ms + 100
+    })
+    .await;
+    assert!(store.expire_next(perf).await.unwrap().is_none());
     assert_eq!(status_of(&*store, perf, "S1").await, SeatStatus::Held);
     // ... until its checkout deadline.
-    let (ended, change) = store
-        .expire_next(perf, checked.expires_at_ms)
-        .await
-        .unwrap()
-        .unwrap();
+    let (ended, change) = expire_when_due(&*store, perf).await;
+    assert!(now_ms() >= checked.expires_at_ms);
     assert_eq!(
         (ended.hold_id, ended.status),
         (a.hold_id, HoldStatus::Expired)
@@ -565,9 +577,9 @@ async fn checkout_protects_a_hold(store: Arc<dyn HoldStore>) {
         Err(StoreError::HoldEnded(HoldStatus::Sold))
     ));
     // Only the lapsed active hold is left to expire; the sold one never does.
-    let (last, _) = store.expire_next(perf, FAR * 2).await.unwrap().unwrap();
+    let (last, _) = store.expire_next(perf).await.unwrap().unwrap();
     assert_eq!(last.hold_id, lapsed.hold_id);
-    assert!(store.expire_next(perf, FAR * 2).await.unwrap().is_none());
+    assert!(store.expire_next(perf).await.unwrap().is_none());
     assert_eq!(status_of(&*store, perf, "S4").await, SeatStatus::Sold);
 }
 

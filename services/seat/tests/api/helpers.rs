@@ -17,8 +17,8 @@ use seat::{
     admission_pass::{self, PassVerifier},
     domain::Change,
     store::{
-        Changes, Confirmed, Hold, HoldStatus, HoldStore, Snapshot, StoreError, StoreInventory,
-        memory::MemoryStore, redis::RedisStore,
+        Changes, Confirmed, EventReader, Hold, HoldStatus, HoldStore, LoggedEvent, Snapshot,
+        StoreError, StoreInventory, memory::MemoryStore, redis::RedisStore,
     },
 };
 use uuid::Uuid;
@@ -447,9 +447,19 @@ impl HoldStore for Gated {
     async fn expire_next(
         &self,
         performance_id: Uuid,
-        now_ms: i64,
     ) -> Result<Option<(Hold, Change)>, StoreError> {
-        self.inner.expire_next(performance_id, now_ms).await
+        self.inner.expire_next(performance_id).await
+    }
+    async fn read_events(
+        &self,
+        performance_id: Uuid,
+        reader: &EventReader,
+        max: usize,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        self.inner.read_events(performance_id, reader, max).await
+    }
+    async fn ack_events(&self, performance_id: Uuid, ids: &[String]) -> Result<(), StoreError> {
+        self.inner.ack_events(performance_id, ids).await
     }
     async fn checkout(
         &self,

@@ -9,6 +9,7 @@ mod contract;
 mod helpers;
 mod holds;
 mod orders;
+mod outbox;
 mod property;
 mod publication;
 mod race;

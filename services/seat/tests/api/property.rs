@@ -19,7 +19,7 @@ use crate::helpers::{Backend, store};
 const SEATS: usize = 8;
 const BUYERS: usize = 3;
 const LIMIT: i64 = 4;
-/// Checkout deadlines lie past every model time, so a hold in checkout never lapses here.
+/// Checkout deadlines lie a month ahead, so a hold in checkout never lapses here.
 const CHECKOUT_TTL_MS: i64 = 30 * 86_400_000;
 
 #[derive(Debug, Clone)]
@@ -27,22 +27,23 @@ enum Op {
     Hold {
         buyer: usize,
         seats: BTreeSet<usize>,
-        ttl: i64,
+        /// Placed already lapsed (by the store's clock), or lapsing a day from now.
+        lapsed: bool,
     },
     Release(usize),
     Checkout(usize),
-    Expire(i64),
+    Expire,
     Confirm(usize),
     Cancel(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..BUYERS, prop::collection::btree_set(0..SEATS, 1..=3), 1..20i64)
-            .prop_map(|(buyer, seats, ttl)| Op::Hold { buyer, seats, ttl }),
+        4 => (0..BUYERS, prop::collection::btree_set(0..SEATS, 1..=3), any::<bool>())
+            .prop_map(|(buyer, seats, lapsed)| Op::Hold { buyer, seats, lapsed }),
         2 => (0..16usize).prop_map(Op::Release),
         1 => (0..16usize).prop_map(Op::Checkout),
-        2 => (0..10i64).prop_map(Op::Expire),
+        2 => Just(Op::Expire),
         2 => (0..16usize).prop_map(Op::Confirm),
         1 => (0..16usize).prop_map(Op::Cancel),
     ]
@@ -53,7 +54,6 @@ fn op() -> impl Strategy<Value = Op> {
 struct Model {
     owner: BTreeMap<usize, (usize, SeatStatus)>,
     holds: Vec<(Hold, BTreeSet<usize>)>,
-    now: i64,
 }
 
 impl Model {
@@ -88,9 +88,11 @@ fn seat(i: usize) -> String {
 
 async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let perf = Uuid::now_v7();
-    // Model time 0 is a day from now by the store's clock: no hold has lapsed by it when it
-    // goes into checkout, and the sale window (open until far ahead) is open.
-    let base = chrono::Utc::now().timestamp_millis() + 86_400_000;
+    // Expiry goes by the store's clock: a hold placed lapsed expires before `now`, in placing
+    // order; any other a day from now, never within a run.
+    let now = chrono::Utc::now().timestamp_millis();
+    let base = now + 86_400_000;
+    let lapsed_at = |idx: usize| now - 3_600_000 + idx as i64;
     let buyers: Vec<Uuid> = (0..BUYERS).map(|_| Uuid::now_v7()).collect();
     store
         .install(&StoreInventory {
@@ -107,7 +109,11 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
     let mut m = Model::default();
     for op in ops {
         match op {
-            Op::Hold { buyer, seats, ttl } => {
+            Op::Hold {
+                buyer,
+                seats,
+                lapsed,
+            } => {
                 let idx = m.holds.len();
                 let hold = Hold {
                     hold_id: Uuid::now_v7(),
@@ -116,7 +122,11 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
                     seat_ids: seats.iter().copied().map(seat).collect(),
                     areas: Vec::new(),
                     amount_krw: 0,
-                    expires_at_ms: base + (m.now + ttl) * 1000 + idx as i64,
+                    expires_at_ms: if lapsed {
+                        lapsed_at(idx)
+                    } else {
+                        base + idx as i64
+                    },
                     status: HoldStatus::Active,
                 };
                 let taken: BTreeSet<String> = seats
@@ -168,7 +178,17 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
                 let got = store
                     .checkout(perf, m.holds[i].0.hold_id, CHECKOUT_TTL_MS)
                     .await;
-                match m.holds[i].0.status {
+                let hold = &m.holds[i].0;
+                match hold.status {
+                    // An active hold past its expiry no longer goes into checkout (it stays
+                    // active until the sweeper ends it).
+                    HoldStatus::Active if hold.expires_at_ms < now => {
+                        prop_assert!(
+                            matches!(got, Err(StoreError::HoldEnded(HoldStatus::Expired))),
+                            "{:?}",
+                            got
+                        );
+                    }
                     HoldStatus::Active | HoldStatus::Checkout => {
                         let Ok(hold) = got else {
                             return Err(TestCaseError::fail(format!("no checkout: {got:?}")));
@@ -187,20 +207,16 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
                     }
                 }
             }
-            Op::Expire(advance) => {
-                m.now += advance;
+            Op::Expire => {
                 let due = m
                     .holds
                     .iter()
                     .enumerate()
-                    .filter(|(_, (h, _))| {
-                        h.status == HoldStatus::Active
-                            && h.expires_at_ms <= base + m.now * 1000 + 999
-                    })
+                    .filter(|(_, (h, _))| h.status == HoldStatus::Active && h.expires_at_ms < now)
                     .min_by_key(|(_, (h, _))| h.expires_at_ms)
                     .map(|(i, _)| i);
                 let got = store
-                    .expire_next(perf, base + m.now * 1000 + 999)
+                    .expire_next(perf)
                     .await
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(

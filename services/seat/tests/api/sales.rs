@@ -85,13 +85,13 @@ async fn a_lapsed_hold_cannot_oversell_general_admission() {
         let p = performance(1, 2, 0); // GA: 50 places
         let perf = p.performance_id;
         app.publish_performance(&p).await;
-        // A buyer holds 10 places; the hold lapses while it pays (one sweep, driven here).
+        // A buyer holds 10 places; the hold lapses while it pays (its expiry, driven here).
         let late_buyer = Uuid::now_v7();
         let ga = |q: i32| json!({"performance_id": perf, "area_id": "GA", "quantity": q});
         let late = hold(&app, late_buyer, ga(10)).await;
         let (expired, _) = app
             .store
-            .expire_next(perf, i64::MAX / 4)
+            .release(perf, late, HoldStatus::Expired)
             .await
             .unwrap()
             .unwrap();

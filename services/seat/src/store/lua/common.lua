@@ -3,6 +3,11 @@
 -- Seats: `seats` hash seat -> "h:<hold_id>" (held) or "s:<hold_id>" (sold); absent = available.
 -- A hold: `hold:<id>` hash with `j` (the record as placed), `st` (status) and, in checkout, `x`
 -- (its checkout deadline, ms).
+-- `changes`: the seat-map change log (stream id = version), trimmed to LOG entries.
+-- `events`: the outbox, the domain events of the changes (`e`: {"t": placed|released|expired,
+-- "at": store ms, "h": the hold record}), read by the relays' consumer group; never trimmed, an
+-- entry is deleted once a relay acknowledged it (relay_ack.lua). `relay`: the name of the relay
+-- that has the events for now (its lease; see relay_read.lua).
 local p = KEYS[1]
 local LOG = 10000
 local ENDED_TTL = 86400
@@ -46,12 +51,20 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The outbox: the domain event `kind` of hold record `j` (JSON), appended in the same atomic step
+-- as the change it describes, at `at` ms by the store's clock.
+local function emit(kind, j, at)
+  redis.call('XADD', p .. 'events', '*', 'e',
+    '{"t":"' .. kind .. '","at":' .. string.format('%.0f', at) .. ',"h":' .. j .. '}')
+end
+
 -- A live hold still has its seats: active, or in checkout (its order is paying).
 local function live(st)
   return st == 'active' or st == 'checkout'
 end
 
--- The one way a hold ends without a sale: manual release and expiry both come here.
+-- The one way a hold ends without a sale: manual release and expiry both come here, each with
+-- its `hold.ended` in the outbox.
 local function release(id, reason)
   local hk = p .. 'hold:' .. id
   local r = redis.call('HMGET', hk, 'j', 'st', 'x')
@@ -73,6 +86,7 @@ local function release(id, reason)
   debit(h.buyer_id, tickets(h))
   redis.call('HSET', hk, 'st', reason)
   redis.call('EXPIRE', hk, ENDED_TTL)
+  emit(reason, r[1], now_ms())
   local change = record(freed, area_names(h), false)
   local x = ''
   if r[3] then x = ',"x":' .. r[3] end

@@ -1,5 +1,6 @@
--- ARGV[1]: now (ms). Expires the hold that lapsed first, one per call, via `release`.
-local due = redis.call('ZRANGEBYSCORE', p .. 'expiries', '-inf', ARGV[1], 'LIMIT', 0, 1)
+-- Expires the hold that lapsed first by the store's clock, one per call, via `release`.
+local now = string.format('%.0f', now_ms())
+local due = redis.call('ZRANGEBYSCORE', p .. 'expiries', '-inf', now, 'LIMIT', 0, 1)
 if #due == 0 then return false end
 local out = release(due[1], 'expired')
 if not out then

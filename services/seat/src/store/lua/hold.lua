@@ -41,4 +41,5 @@ for _, aq in ipairs(h.areas) do redis.call('HINCRBY', p .. 'areas', aq[1] .. '|h
 redis.call('HINCRBY', p .. 'buyers', h.buyer_id, n)
 redis.call('HSET', p .. 'hold:' .. h.hold_id, 'j', ARGV[1], 'st', 'active')
 redis.call('ZADD', p .. 'expiries', h.expires_at_ms, h.hold_id)
+emit('placed', ARGV[1], now)
 return '{"ok":' .. record(held, area_names(h), false) .. '}'
