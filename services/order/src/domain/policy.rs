@@ -71,11 +71,9 @@ impl Default for CancellationPolicy {
 }
 
 /// What cancelling an order now would do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(tag = "allowed")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Quote {
     /// Cancelling is possible.
-    #[serde(rename = "true")]
     Allowed {
         /// The fee kept, KRW.
         fee_krw: i64,
@@ -87,7 +85,6 @@ pub enum Quote {
         rule: String,
     },
     /// Past the cut-off.
-    #[serde(rename = "false")]
     Closed {
         /// When cancelling closed.
         closed_at: DateTime<Utc>,

@@ -1,0 +1,97 @@
+//! What the order service consumes — the saga by choreography, each event idempotent (the
+//! consumer's inbox drops redeliveries; [`Orders`] acts on the status it finds, so a
+//! republication changes nothing):
+//!
+//! - `payment.approved` → the order is paid, ticketed and confirmed (`order.confirmed`), or, when
+//!   it expired or was cancelled first, refunded (`refund.requested`, `paid_after_expiry`);
+//! - `payment.failed` → noted; the order stays payable until its window ends;
+//! - `payment.refunded` → a refunding order is refunded (final);
+//! - `sale.rejected` → the confirmed order is refunded in full (`sale_rejected`);
+//! - `performance.published` → the start its cancellation schedule counts from;
+//! - `performance.cancelled` → every order of it ends, paid ones refunded in full.
+
+use async_trait::async_trait;
+use contracts::{
+    Envelope,
+    events::{
+        PaymentApproved, PaymentFailed, PaymentRefunded, PerformanceCancelled,
+        PerformancePublished, SaleRejected,
+    },
+};
+use platform::bus::consumer::{HandleError, Handler};
+use sqlx::PgConnection;
+
+use crate::{
+    orders::{Orders, SagaError},
+    store,
+};
+
+impl From<SagaError> for HandleError {
+    fn from(e: SagaError) -> Self {
+        match e {
+            SagaError::Db(e) => e.into(),
+            SagaError::Unknown => HandleError::domain("unknown_order", "no such order"),
+            e @ (SagaError::Outbox(_) | SagaError::Moved) => HandleError::transient(e),
+        }
+    }
+}
+
+/// Applies payment, seat and catalog events to OrderDB.
+pub struct OrderHandler {
+    /// Every order write.
+    pub orders: Orders,
+}
+
+#[async_trait]
+impl Handler for OrderHandler {
+    async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandleError> {
+        if env.is::<PaymentApproved>() {
+            let e: PaymentApproved = env.decode()?;
+            let done = self
+                .orders
+                .paid(tx, e.order_id, &e.payment_key, e.amount_krw, e.approved_at)
+                .await?;
+            tracing::info!(order_id = %e.order_id, outcome = ?done, "payment approved");
+        } else if env.is::<PaymentFailed>() {
+            let e: PaymentFailed = env.decode()?;
+            self.orders.payment_failed(tx, e.order_id, &e.code).await?;
+        } else if env.is::<PaymentRefunded>() {
+            let e: PaymentRefunded = env.decode()?;
+            match self.orders.refunded(tx, e.order_id, e.amount_krw).await {
+                Err(SagaError::Unknown) => {
+                    tracing::warn!(order_id = %e.order_id, "refund of an order never seen; ignored");
+                }
+                other => other?,
+            }
+        } else if env.is::<SaleRejected>() {
+            let e: SaleRejected = env.decode()?;
+            tracing::warn!(order_id = %e.order_id, reason = ?e.reason, detail = %e.detail, "sale rejected; refunding");
+            self.orders.sale_rejected(tx, e.order_id).await?;
+        } else if env.is::<PerformancePublished>() {
+            // Version 1 carried the whole publication; its header fields are the same.
+            let v: serde_json::Value = env.payload.clone();
+            let perf = v["performance_id"]
+                .as_str()
+                .and_then(|s| uuid::Uuid::parse_str(s).ok());
+            let starts = v["starts_at"]
+                .as_str()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+            let (Some(perf), Some(starts)) = (perf, starts) else {
+                return Err(HandleError::domain(
+                    "bad_publication",
+                    "no performance id or start",
+                ));
+            };
+            let revision = v["revision"].as_i64().unwrap_or(0);
+            store::save_performance(tx, perf, starts.with_timezone(&chrono::Utc), revision).await?;
+        } else if env.is::<PerformanceCancelled>() {
+            let e: PerformanceCancelled = env.decode()?;
+            let n = self
+                .orders
+                .performance_cancelled(tx, e.performance_id, &e.reason)
+                .await?;
+            tracing::info!(performance_id = %e.performance_id, orders = n, "performance cancelled");
+        }
+        Ok(())
+    }
+}

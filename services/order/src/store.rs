@@ -1,0 +1,662 @@
+//! OrderDB's queries. Only [`crate::orders::Orders`] changes an order's status, through
+//! [`record`], which takes a [`Transition`] (only the state machine makes one) and moves the
+//! row and the append-only record together, compare-and-set on the status it leaves.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row, postgres::PgRow, types::Json};
+use uuid::Uuid;
+
+use crate::domain::{
+    policy::{Booking, CancellationPolicy},
+    status::{OrderStatus, Transition},
+};
+
+/// An order as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// Its id.
+    pub order_id: Uuid,
+    /// Its buyer.
+    pub buyer_id: Uuid,
+    /// The hold it was made from.
+    pub hold_id: Uuid,
+    /// The performance.
+    pub performance_id: Uuid,
+    /// The hold's seats.
+    pub seat_ids: Vec<String>,
+    /// The hold's general-admission places, by area.
+    pub areas: Vec<(String, i32)>,
+    /// Seats and places together.
+    pub ticket_count: i32,
+    /// Ticket prices, KRW.
+    pub tickets_krw: i64,
+    /// Booking fee, KRW.
+    pub booking_fee_krw: i64,
+    /// What the buyer pays, KRW.
+    pub amount_krw: i64,
+    /// Its status.
+    pub status: OrderStatus,
+    /// The cancellation policy frozen onto it.
+    pub policy: CancellationPolicy,
+    /// When the performance starts.
+    pub starts_at: DateTime<Utc>,
+    /// When the payment window ends.
+    pub expires_at: DateTime<Utc>,
+    /// The seat service's checkout deadline.
+    pub hold_expires_at: DateTime<Utc>,
+    /// The PG's payment key, once paid.
+    pub payment_key: Option<String>,
+    /// What the PG took.
+    pub paid_krw: Option<i64>,
+    /// When.
+    pub paid_at: Option<DateTime<Utc>>,
+    /// The last declined attempt's code.
+    pub last_payment_error: Option<String>,
+    /// The refund's id, once asked for.
+    pub refund_id: Option<Uuid>,
+    /// The refund's amount (`None`: everything).
+    pub refund_krw: Option<i64>,
+    /// Why.
+    pub refund_reason: Option<String>,
+    /// What came back so far.
+    pub refunded_krw: i64,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Order {
+    /// What its cancellation schedule counts from.
+    pub fn booking(&self) -> Booking {
+        Booking {
+            booked_at: self.created_at,
+            starts_at: self.starts_at,
+            tickets_krw: self.tickets_krw,
+            booking_fee_krw: self.booking_fee_krw,
+            tickets: i64::from(self.ticket_count),
+        }
+    }
+}
+
+const COLUMNS: &str = "order_id, buyer_id, hold_id, performance_id, seat_ids, areas, ticket_count, \
+    tickets_krw, booking_fee_krw, amount_krw, status, policy, starts_at, expires_at, \
+    hold_expires_at, payment_key, paid_krw, paid_at, last_payment_error, refund_id, refund_krw, \
+    refund_reason, refunded_krw, created_at, updated_at";
+
+fn order_of(r: &PgRow) -> Result<Order, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    let Json(seat_ids): Json<Vec<String>> = r.try_get("seat_ids")?;
+    let Json(areas): Json<Vec<(String, i32)>> = r.try_get("areas")?;
+    let Json(policy): Json<CancellationPolicy> = r.try_get("policy")?;
+    Ok(Order {
+        order_id: r.try_get("order_id")?,
+        buyer_id: r.try_get("buyer_id")?,
+        hold_id: r.try_get("hold_id")?,
+        performance_id: r.try_get("performance_id")?,
+        seat_ids,
+        areas,
+        ticket_count: r.try_get("ticket_count")?,
+        tickets_krw: r.try_get("tickets_krw")?,
+        booking_fee_krw: r.try_get("booking_fee_krw")?,
+        amount_krw: r.try_get("amount_krw")?,
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("order status `{status}`").into()))?,
+        policy,
+        starts_at: r.try_get("starts_at")?,
+        expires_at: r.try_get("expires_at")?,
+        hold_expires_at: r.try_get("hold_expires_at")?,
+        payment_key: r.try_get("payment_key")?,
+        paid_krw: r.try_get("paid_krw")?,
+        paid_at: r.try_get("paid_at")?,
+        last_payment_error: r.try_get("last_payment_error")?,
+        refund_id: r.try_get("refund_id")?,
+        refund_krw: r.try_get("refund_krw")?,
+        refund_reason: r.try_get("refund_reason")?,
+        refunded_krw: r.try_get("refunded_krw")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// Stores a new order (`pending_payment`) with its creation in the record.
+pub async fn insert(conn: &mut PgConnection, o: &Order) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO orders (order_id, buyer_id, hold_id, performance_id, seat_ids, areas, \
+         ticket_count, tickets_krw, booking_fee_krw, amount_krw, status, policy, starts_at, \
+         expires_at, hold_expires_at, created_at, updated_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16)",
+    )
+    .bind(o.order_id)
+    .bind(o.buyer_id)
+    .bind(o.hold_id)
+    .bind(o.performance_id)
+    .bind(Json(&o.seat_ids))
+    .bind(Json(&o.areas))
+    .bind(o.ticket_count)
+    .bind(o.tickets_krw)
+    .bind(o.booking_fee_krw)
+    .bind(o.amount_krw)
+    .bind(OrderStatus::PendingPayment.as_str())
+    .bind(Json(&o.policy))
+    .bind(o.starts_at)
+    .bind(o.expires_at)
+    .bind(o.hold_expires_at)
+    .bind(o.created_at)
+    .execute(&mut *conn)
+    .await?;
+    append(conn, o.order_id, &Transition::created()).await
+}
+
+async fn append(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    t: &Transition,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO order_transitions (order_id, from_status, to_status, reason) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(order_id)
+    .bind(t.from().map(OrderStatus::as_str))
+    .bind(t.to().as_str())
+    .bind(t.reason().as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Why a status change was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The order is no longer in the status the change leaves (someone else moved it).
+    #[error("the order moved on")]
+    Moved,
+    /// OrderDB failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Moves `order_id` along `t` (compare-and-set on `t.from()`) and records it.
+pub async fn record(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    t: &Transition,
+) -> Result<(), RecordError> {
+    let Some(from) = t.from() else {
+        return Err(RecordError::Moved);
+    };
+    let done = sqlx::query(
+        "UPDATE orders SET status = $3, updated_at = now() WHERE order_id = $1 AND status = $2",
+    )
+    .bind(order_id)
+    .bind(from.as_str())
+    .bind(t.to().as_str())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(RecordError::Moved);
+    }
+    append(conn, order_id, t).await?;
+    Ok(())
+}
+
+/// The order, locked for this transaction.
+pub async fn lock(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Order>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE order_id = $1 FOR UPDATE"
+    )))
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(order_of).transpose()
+}
+
+/// The order.
+pub async fn find(pool: &PgPool, order_id: Uuid) -> Result<Option<Order>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE order_id = $1"
+    )))
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(order_of).transpose()
+}
+
+/// The order made from `hold_id`.
+pub async fn by_hold(conn: &mut PgConnection, hold_id: Uuid) -> Result<Option<Order>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE hold_id = $1"
+    )))
+    .bind(hold_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(order_of).transpose()
+}
+
+/// A buyer's orders, newest first, before `before` (cursor), at most `limit`.
+pub async fn of_buyer(
+    pool: &PgPool,
+    buyer: Uuid,
+    before: Option<DateTime<Utc>>,
+    limit: i64,
+) -> Result<Vec<Order>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE buyer_id = $1 AND ($2::timestamptz IS NULL OR created_at < $2) \
+         ORDER BY created_at DESC, order_id DESC LIMIT $3"
+    )))
+    .bind(buyer)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(order_of).collect()
+}
+
+/// Ids of pending orders whose window ended, at most `limit`, skipping locked ones.
+pub async fn lapsed(conn: &mut PgConnection, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT order_id FROM orders WHERE status = 'pending_payment' AND expires_at < now() \
+         ORDER BY expires_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Ids of orders `paid` or `refunding` untouched for `stuck_ms`, at most `limit`.
+pub async fn stuck(
+    conn: &mut PgConnection,
+    stuck_ms: i64,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT order_id FROM orders WHERE status IN ('paid', 'refunding') \
+         AND updated_at < now() - make_interval(secs => $1::double precision / 1000) \
+         ORDER BY updated_at LIMIT $2",
+    )
+    .bind(stuck_ms)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Ids of a performance's orders that may hold money or seats.
+pub async fn of_performance(conn: &mut PgConnection, perf: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT order_id FROM orders WHERE performance_id = $1 \
+         AND status IN ('pending_payment', 'paid', 'confirmed') ORDER BY created_at",
+    )
+    .bind(perf)
+    .fetch_all(conn)
+    .await
+}
+
+/// Records the payment on the order.
+pub async fn set_payment(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    payment_key: &str,
+    amount: i64,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orders SET payment_key = $2, paid_krw = $3, paid_at = $4, updated_at = now() \
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(payment_key)
+    .bind(amount)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a declined attempt.
+pub async fn set_payment_error(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    code: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE orders SET last_payment_error = $2 WHERE order_id = $1")
+        .bind(order_id)
+        .bind(code)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records the refund asked for (once: an order has one refund).
+pub async fn set_refund(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    refund_id: Uuid,
+    amount: Option<i64>,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orders SET refund_id = COALESCE(refund_id, $2), refund_krw = $3, \
+         refund_reason = $4, updated_at = now() WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(refund_id)
+    .bind(amount)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds money that came back.
+pub async fn add_refunded(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    amount: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET refunded_krw = refunded_krw + $2, updated_at = now() WHERE order_id = $1")
+        .bind(order_id)
+        .bind(amount)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Touches the order so the stuck sweeper waits again before the next nudge.
+pub async fn touch(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET updated_at = now() WHERE order_id = $1")
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The record of an order's changes: `(from, to, reason)` in order.
+pub async fn history(
+    pool: &PgPool,
+    order_id: Uuid,
+) -> Result<Vec<(Option<String>, String, String, DateTime<Utc>)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT from_status, to_status, reason, recorded_at FROM order_transitions \
+         WHERE order_id = $1 ORDER BY seq",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .collect()
+}
+
+// ---------------------------------------------------------------- tickets
+
+/// A ticket as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// Its id.
+    pub ticket_id: Uuid,
+    /// Its order.
+    pub order_id: Uuid,
+    /// Its owner.
+    pub buyer_id: Uuid,
+    /// The performance.
+    pub performance_id: Uuid,
+    /// The seat, for a reserved seat.
+    pub seat_id: Option<String>,
+    /// The area, for a general-admission place.
+    pub area_id: Option<String>,
+    /// Its secret's version.
+    pub secret_version: i32,
+    /// `valid` or `void`.
+    pub status: String,
+    /// When it was let in, if it was.
+    pub checked_in_at: Option<DateTime<Utc>>,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+}
+
+const TICKET_COLUMNS: &str = "ticket_id, order_id, buyer_id, performance_id, seat_id, area_id, \
+    secret_version, status, checked_in_at, issued_at";
+
+fn ticket_of(r: &PgRow) -> Result<Ticket, sqlx::Error> {
+    Ok(Ticket {
+        ticket_id: r.try_get("ticket_id")?,
+        order_id: r.try_get("order_id")?,
+        buyer_id: r.try_get("buyer_id")?,
+        performance_id: r.try_get("performance_id")?,
+        seat_id: r.try_get("seat_id")?,
+        area_id: r.try_get("area_id")?,
+        secret_version: r.try_get("secret_version")?,
+        status: r.try_get("status")?,
+        checked_in_at: r.try_get("checked_in_at")?,
+        issued_at: r.try_get("issued_at")?,
+    })
+}
+
+/// Issues one ticket per seat and place of `o` (none twice); returns every ticket of the order.
+pub async fn issue_tickets(conn: &mut PgConnection, o: &Order) -> Result<Vec<Ticket>, sqlx::Error> {
+    let mut items: Vec<(String, Option<&str>, Option<&str>)> = o
+        .seat_ids
+        .iter()
+        .map(|s| (s.clone(), Some(s.as_str()), None))
+        .collect();
+    for (area, quantity) in &o.areas {
+        for n in 1..=*quantity {
+            items.push((format!("{area}#{n}"), None, Some(area.as_str())));
+        }
+    }
+    for (item, seat, area) in items {
+        sqlx::query(
+            "INSERT INTO tickets (ticket_id, order_id, buyer_id, performance_id, item, seat_id, area_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, item) DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(o.order_id)
+        .bind(o.buyer_id)
+        .bind(o.performance_id)
+        .bind(item)
+        .bind(seat)
+        .bind(area)
+        .execute(&mut *conn)
+        .await?;
+    }
+    tickets_of_order(conn, o.order_id).await
+}
+
+/// Every ticket of an order, in issue order.
+pub async fn tickets_of_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Vec<Ticket>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets WHERE order_id = $1 ORDER BY item"
+    )))
+    .bind(order_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(ticket_of).collect()
+}
+
+/// Voids every ticket of an order.
+pub async fn void_tickets(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tickets SET status = 'void' WHERE order_id = $1")
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A ticket.
+pub async fn ticket(pool: &PgPool, ticket_id: Uuid) -> Result<Option<Ticket>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets WHERE ticket_id = $1"
+    )))
+    .bind(ticket_id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(ticket_of).transpose()
+}
+
+/// Lets a valid ticket in once: its first check-in time, or `None` when it was let in before.
+pub async fn check_in(
+    pool: &PgPool,
+    ticket_id: Uuid,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE tickets SET checked_in_at = now() WHERE ticket_id = $1 AND status = 'valid' \
+         AND checked_in_at IS NULL RETURNING checked_in_at",
+    )
+    .bind(ticket_id)
+    .fetch_optional(pool)
+    .await
+}
+
+// ---------------------------------------------------------------- performances
+
+/// Records a performance's start from its publication (newer revisions only).
+pub async fn save_performance(
+    conn: &mut PgConnection,
+    perf: Uuid,
+    starts_at: DateTime<Utc>,
+    revision: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO performances (performance_id, starts_at, revision) VALUES ($1, $2, $3) \
+         ON CONFLICT (performance_id) DO UPDATE SET starts_at = EXCLUDED.starts_at, \
+         revision = EXCLUDED.revision WHERE performances.revision < EXCLUDED.revision",
+    )
+    .bind(perf)
+    .bind(starts_at)
+    .bind(revision)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a performance cancelled (once); it may be unknown so far.
+pub async fn cancel_performance(
+    conn: &mut PgConnection,
+    perf: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO performances (performance_id, starts_at, cancelled_at, cancel_reason) \
+         VALUES ($1, now(), now(), $2) ON CONFLICT (performance_id) DO UPDATE SET \
+         cancelled_at = COALESCE(performances.cancelled_at, now()), \
+         cancel_reason = COALESCE(performances.cancel_reason, EXCLUDED.cancel_reason)",
+    )
+    .bind(perf)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A performance's start and whether it was cancelled.
+pub async fn performance(
+    pool: &PgPool,
+    perf: Uuid,
+) -> Result<Option<(DateTime<Utc>, bool)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT starts_at, cancelled_at IS NOT NULL FROM performances WHERE performance_id = $1",
+    )
+    .bind(perf)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+}
+
+// ---------------------------------------------------------------- idempotency keys
+
+/// What an `Idempotency-Key` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// New: this request runs.
+    Claimed,
+    /// The same body ran to its end: its stored answer.
+    Done(u16, serde_json::Value),
+    /// The same body is running now.
+    InFlight,
+    /// Another body used the key.
+    OtherBody,
+}
+
+/// Claims `(buyer, key)` for a body of `fingerprint`.
+pub async fn claim(
+    pool: &PgPool,
+    buyer: Uuid,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Claim, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO order_requests (buyer_id, idempotency_key, fingerprint) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(buyer)
+    .bind(key)
+    .bind(fingerprint)
+    .execute(pool)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(Claim::Claimed);
+    }
+    let row = sqlx::query(
+        "SELECT fingerprint, done, status_code, response FROM order_requests \
+         WHERE buyer_id = $1 AND idempotency_key = $2",
+    )
+    .bind(buyer)
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        // Released between the insert and the read: the caller may simply retry.
+        return Ok(Claim::InFlight);
+    };
+    let stored: String = row.try_get(0)?;
+    if stored != fingerprint {
+        return Ok(Claim::OtherBody);
+    }
+    let done: bool = row.try_get(1)?;
+    if !done {
+        return Ok(Claim::InFlight);
+    }
+    let status: Option<i32> = row.try_get(2)?;
+    let body: Option<serde_json::Value> = row.try_get(3)?;
+    Ok(Claim::Done(
+        status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
+        body.unwrap_or_default(),
+    ))
+}
+
+/// Stores the answer of a claimed key.
+pub async fn finish(
+    conn: &mut PgConnection,
+    buyer: Uuid,
+    key: &str,
+    status: u16,
+    body: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE order_requests SET done = true, status_code = $3, response = $4 \
+         WHERE buyer_id = $1 AND idempotency_key = $2",
+    )
+    .bind(buyer)
+    .bind(key)
+    .bind(i32::from(status))
+    .bind(body)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Lets a claimed key go (the request failed in a way a retry may fix).
+pub async fn release(pool: &PgPool, buyer: Uuid, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM order_requests WHERE buyer_id = $1 AND idempotency_key = $2 AND NOT done",
+    )
+    .bind(buyer)
+    .bind(key)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
