@@ -6,6 +6,7 @@
 //! (none) --ConfirmStarted--> confirming --OutcomeUnknown--> unknown
 //! confirming | unknown --Approved--> approved --Refunded--> partially_refunded | refunded
 //! confirming | unknown --Failed--> failed --LateApproval--> approved (late: refunded at once)
+//! failed (a definite refusal) --ConfirmStarted (another payment key)--> confirming (next attempt)
 //! ```
 
 use std::collections::BTreeMap;
@@ -13,6 +14,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// The failure code of a payment given up on while the PG had not decided: money may still
+/// move for it (then it is refunded), so it is never attempted again.
+pub const UNDECIDED: &str = "PG_UNDECIDED";
 
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -147,6 +152,8 @@ pub struct Payment {
     pub late: bool,
     /// Why it failed: the PG's code and message.
     pub failure: Option<(String, String)>,
+    /// Which attempt this is (from 1): a definite failure may be followed by another.
+    pub attempt: i32,
 }
 
 /// A change the state machine refuses.
@@ -170,6 +177,17 @@ impl Payment {
         }
     }
 
+    /// Whether another attempt may follow: it failed for sure (the PG refused, or said the
+    /// payment ended without money), not given up on undecided, and never charged late.
+    pub fn can_retry(&self) -> bool {
+        self.status == PaymentStatus::Failed
+            && !self.late
+            && self
+                .failure
+                .as_ref()
+                .is_some_and(|(code, _)| code != UNDECIDED)
+    }
+
     /// The payment `entry` starts, when it is a [`Entry::ConfirmStarted`].
     pub fn start(order_id: Uuid, entry: &Entry) -> Result<Self, Refused> {
         match entry {
@@ -187,6 +205,7 @@ impl Payment {
                 approved_at: None,
                 late: false,
                 failure: None,
+                attempt: 1,
             }),
             e => Err(Refused {
                 entry: e.kind(),
@@ -212,6 +231,23 @@ impl Payment {
             (S::Confirming | S::Unknown, Entry::Failed { code, message }) => {
                 next.status = S::Failed;
                 next.failure = Some((code.clone(), message.clone()));
+            }
+            (
+                S::Failed,
+                Entry::ConfirmStarted {
+                    buyer_id,
+                    payment_key,
+                    amount_krw,
+                },
+            ) if self.can_retry()
+                && *payment_key != self.payment_key
+                && *buyer_id == self.buyer_id
+                && *amount_krw == self.amount_krw =>
+            {
+                next.status = S::Confirming;
+                next.payment_key = payment_key.clone();
+                next.failure = None;
+                next.attempt += 1;
             }
             (S::Failed, Entry::LateApproval { approved_at }) => {
                 next.status = S::Approved;
@@ -359,6 +395,53 @@ mod tests {
     }
 
     #[test]
+    fn a_declined_payment_may_be_attempted_again_with_another_key_only() {
+        let (p, start) = started(5_000);
+        let declined = p
+            .apply(&Entry::Failed {
+                code: "REJECT_CARD_COMPANY".into(),
+                message: "no".into(),
+            })
+            .unwrap();
+        assert!(
+            declined.apply(&start).is_err(),
+            "the same payment key again"
+        );
+        let again = Entry::ConfirmStarted {
+            buyer_id: Uuid::nil(),
+            payment_key: "pk2".into(),
+            amount_krw: 5_000,
+        };
+        let second = declined.apply(&again).unwrap();
+        assert_eq!(
+            (second.status, second.attempt, second.failure.as_ref()),
+            (PaymentStatus::Confirming, 2, None)
+        );
+        let other_amount = Entry::ConfirmStarted {
+            buyer_id: Uuid::nil(),
+            payment_key: "pk3".into(),
+            amount_krw: 1,
+        };
+        assert!(declined.apply(&other_amount).is_err());
+        // Given up on undecided, or charged late: never again.
+        let undecided = p
+            .apply(&Entry::Failed {
+                code: UNDECIDED.into(),
+                message: "?".into(),
+            })
+            .unwrap();
+        assert!(undecided.apply(&again).is_err());
+        let late = declined
+            .apply(&Entry::LateApproval {
+                approved_at: Utc::now(),
+            })
+            .unwrap();
+        assert!(late.apply(&again).is_err());
+        // An open or approved payment is not restarted either.
+        assert!(p.apply(&again).is_err());
+    }
+
+    #[test]
     fn entries_round_trip_through_json() {
         let e = Entry::Refunded {
             refund_key: "k".into(),
@@ -384,6 +467,11 @@ mod tests {
                 approved_at: DateTime::<Utc>::UNIX_EPOCH
             }),
             (1i64..6_000).prop_map(refund),
+            (0u8..3).prop_map(|k| Entry::ConfirmStarted {
+                buyer_id: Uuid::nil(),
+                payment_key: format!("pk{k}"),
+                amount_krw: 10_000,
+            }),
         ]
     }
 

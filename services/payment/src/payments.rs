@@ -227,7 +227,13 @@ impl Payments {
         let check_at = after(self.pg_timeout + self.backoff(1));
         let mut tx = self.pool.begin().await?;
         let started = match store::start(&mut tx, req.order_id, &start, check_at).await {
-            Ok(p) => p,
+            Ok(Some(p)) => Some(p),
+            // The order has a payment: a new attempt after a definite failure, if it still is one.
+            Ok(None) => match transition(&mut tx, req.order_id, &start, Some(check_at)).await {
+                Ok(p) => Some(p),
+                Err(StoreError::Db(e)) => return Err(e.into()),
+                Err(StoreError::Refused(_) | StoreError::Missing) => None,
+            },
             Err(StoreError::Db(e)) => return Err(e.into()),
             Err(e) => return Err(ConfirmError::Db(sqlx::Error::Protocol(e.to_string()))),
         };
@@ -256,7 +262,9 @@ impl Payments {
             amount_krw: payment.amount_krw,
         };
         let started_at = std::time::Instant::now();
-        let outcome = pg.confirm(&call, &gateway::confirm_key(order_id)).await;
+        let outcome = pg
+            .confirm(&call, &gateway::confirm_key(order_id, payment.attempt))
+            .await;
         permit.record(&outcome);
         metrics::histogram!("boxoffice_payment_pg_seconds", "call" => "confirm")
             .record(started_at.elapsed().as_secs_f64());
@@ -315,7 +323,12 @@ impl Payments {
         };
         drop(conn);
         if p.payment_key != req.payment_key {
-            return Err(ConfirmError::OtherPayment);
+            // A declined attempt may be followed by another, with the new checkout's key.
+            return if p.can_retry() {
+                Ok(None)
+            } else {
+                Err(ConfirmError::OtherPayment)
+            };
         }
         match p.status {
             PaymentStatus::Confirming => Err(ConfirmError::InProgress),
@@ -476,7 +489,7 @@ impl Payments {
     /// (a charge that shows up later is refunded, see [`Entry::LateApproval`]).
     pub async fn give_up(&self, order_id: Uuid, why: &str) -> Result<Payment, sqlx::Error> {
         let entry = Entry::Failed {
-            code: "PG_UNDECIDED".to_owned(),
+            code: crate::domain::UNDECIDED.to_owned(),
             message: format!("the PG did not settle the payment in time: {why}"),
         };
         self.record(order_id, &entry, None).await

@@ -119,7 +119,7 @@ pub async fn use_key(
 }
 
 const PAYMENT_COLUMNS: &str = "order_id, buyer_id, payment_key, amount_krw, status, \
-     refunded_krw, approved_at, late, failure_code, failure_message";
+     refunded_krw, approved_at, late, failure_code, failure_message, attempt";
 
 fn payment_row(r: &PgRow) -> Result<Payment, sqlx::Error> {
     let status: String = r.try_get("status")?;
@@ -139,6 +139,7 @@ fn payment_row(r: &PgRow) -> Result<Payment, sqlx::Error> {
         approved_at: r.try_get("approved_at")?,
         late: r.try_get("late")?,
         failure: code.map(|c| (c, message.unwrap_or_default())),
+        attempt: r.try_get("attempt")?,
     })
 }
 
@@ -270,6 +271,7 @@ pub async fn transition(
     sqlx::query(
         "UPDATE payments SET status = $2, refunded_krw = $3, approved_at = $4, late = $5, \
          failure_code = $6, failure_message = $7, ledger_seq = $8, next_check_at = $9, \
+         payment_key = $10, attempt = $11, checks = CASE WHEN attempt = $11 THEN checks ELSE 0 END, \
          updated_at = now() WHERE order_id = $1",
     )
     .bind(order_id)
@@ -281,6 +283,8 @@ pub async fn transition(
     .bind(message)
     .bind(seq)
     .bind(check_at.filter(|_| after.status.is_open()))
+    .bind(&after.payment_key)
+    .bind(after.attempt)
     .execute(&mut *conn)
     .await?;
     Ok((before, after))

@@ -158,10 +158,14 @@ pub trait PaymentGateway: Send + Sync + 'static {
     ) -> Result<PgPayment, PgError>;
 }
 
-/// The PG's idempotency key for an order's confirm: one per order, so two confirms of one order
-/// (whatever the buyer's own keys) are one confirm at the PG.
-pub fn confirm_key(order_id: Uuid) -> String {
-    format!("boxoffice-confirm-{order_id}")
+/// The PG's idempotency key for an order's confirm: one per order and attempt, so two confirms
+/// of one attempt (whatever the buyer's own keys) are one confirm at the PG. A new attempt
+/// follows only a definite failure of the one before (no money moved).
+pub fn confirm_key(order_id: Uuid, attempt: i32) -> String {
+    match attempt {
+        ..=1 => format!("boxoffice-confirm-{order_id}"),
+        n => format!("boxoffice-confirm-{order_id}-{n}"),
+    }
 }
 
 /// The PG's idempotency key for a refund.

@@ -378,3 +378,48 @@ async fn the_openapi_document_describes_every_route_and_its_problems() {
         "bearer"
     );
 }
+
+#[tokio::test]
+async fn after_a_decline_the_buyer_may_pay_the_order_again_and_is_charged_once() {
+    let app = spawn().await;
+    let buyer = Uuid::now_v7();
+    let order = app.order(buyer, 21_000).await;
+    let first = app.checkout(order, 21_000).await;
+    app.fault(Fault::Decline, Operation::Confirm, order);
+    assert_eq!(
+        app.confirm(buyer, "k1", &first, order, 21_000).await.status,
+        402
+    );
+    // Another card: a new checkout, a new confirm (a new key: the old one named the old body).
+    let second = app.checkout(order, 21_000).await;
+    let reused = app.confirm(buyer, "k1", &second, order, 21_000).await;
+    assert_eq!(reused.body["code"], "idempotency_key_reused");
+    let a = app.confirm(buyer, "k2", &second, order, 21_000).await;
+    assert_eq!(
+        (a.status, a.body["status"].as_str()),
+        (200, Some("approved")),
+        "{a:?}"
+    );
+    assert_eq!(a.body["payment_key"], second.as_str());
+    assert_eq!(app.pg_payment(&second)["status"], "DONE");
+    assert_eq!(app.pg_payment(&first)["status"], "ABORTED");
+    // Paid now: no third attempt, whatever the key.
+    let third = app.confirm(buyer, "k3", "pk_third", order, 21_000).await;
+    assert_eq!(
+        (third.status, third.body["code"].as_str()),
+        (409, Some("payment_exists"))
+    );
+    assert_eq!(app.events(order, "payment.failed").await.len(), 1);
+    assert_eq!(app.events(order, "payment.approved").await.len(), 1);
+    assert_eq!(app.confirms(), 2);
+    let entries = payment::store::ledger(&app.pool).await.unwrap();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .filter(|(_, o, _)| *o == order)
+        .map(|(_, _, e)| e.kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["confirm_started", "failed", "confirm_started", "approved"]
+    );
+}
