@@ -27,6 +27,7 @@ pub struct App {
     pub pg: fakes::pg::Running,
     pub issuer: TestIssuer,
     pub bus: Arc<dyn Transport>,
+    pub order_infra: Infra,
     pub orderdb: PgPool,
     pub seatdb: PgPool,
     pub paydb: PgPool,
@@ -127,6 +128,7 @@ pub async fn spawn_with(config: order::Config) -> App {
         pg,
         issuer,
         bus,
+        order_infra,
     }
 }
 
@@ -207,6 +209,25 @@ async fn answer(r: reqwest::Response) -> Answer {
 }
 
 impl App {
+    /// Stops the order service (its consumer, sweeper and relay with it) and starts it again on
+    /// the same OrderDB and bus, as after a crash.
+    pub async fn restart_order(&mut self, config: &order::Config) {
+        self.order.shutdown.cancel();
+        let mut infra = self.order_infra.clone();
+        infra.shutdown = tokio_util::sync::CancellationToken::new();
+        let service = order::start_with(
+            config,
+            &infra,
+            order::Overrides {
+                verifier: Some(self.issuer.verifier()),
+            },
+        )
+        .await
+        .unwrap();
+        self.order = testing::serve(service, infra.shutdown.clone()).await;
+        self.order_infra = infra;
+    }
+
     pub fn token(&self, user: Uuid) -> String {
         self.issuer.token(user, &[Role::Buyer])
     }

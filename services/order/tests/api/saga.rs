@@ -283,3 +283,93 @@ async fn a_cancelled_performance_refunds_every_paid_order_in_full() {
         .unwrap();
     assert_eq!(refunded, amount);
 }
+
+#[tokio::test]
+async fn a_refused_sale_is_refunded_in_full() {
+    let app = spawn().await;
+    let p = performance(30);
+    app.publish_performance(&p).await;
+    let buyer = Uuid::now_v7();
+    let (order, amount) = app.order_of(buyer, p.performance_id, &["A-01-03"]).await;
+    assert_eq!(app.pay(buyer, order, amount).await.status, 200);
+    app.wait_status(order, "confirmed").await;
+    let hold: Uuid = sqlx::query_scalar("SELECT hold_id FROM orders WHERE order_id = $1")
+        .bind(order)
+        .fetch_one(&app.orderdb)
+        .await
+        .unwrap();
+    let rejected = contracts::events::SaleRejected {
+        order_id: order,
+        hold_id: hold,
+        performance_id: p.performance_id,
+        buyer_id: buyer,
+        reason: contracts::events::SaleRejectReason::SeatsTaken,
+        detail: "test".into(),
+    };
+    app.publish(&rejected).await;
+    app.publish(&rejected).await; // republished under a new id
+    app.wait_status(order, "refunded").await;
+    let refunds = app.events(order, "refund.requested").await;
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0]["payload"]["reason"], "sale_rejected");
+    let view = app.order(buyer, order).await;
+    assert!(
+        view.body["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "void")
+    );
+}
+
+#[tokio::test]
+async fn an_order_service_restarted_mid_saga_ends_the_order_right_once() {
+    let mut app = spawn().await;
+    let p = performance(30);
+    app.publish_performance(&p).await;
+    let buyer = Uuid::now_v7();
+    let (order, amount) = app.order_of(buyer, p.performance_id, &["A-01-04"]).await;
+    app.wait_payable(order).await;
+    // The order service goes down; the payment is approved while it is away.
+    app.order.shutdown.cancel();
+    let r = app
+        .payment
+        .client
+        .post(app.pg.url("/v1/sandbox/checkouts"))
+        .json(&json!({"orderId": order.to_string(), "amount": amount, "outcome": "approved"}))
+        .send()
+        .await
+        .unwrap();
+    let key = r.json::<serde_json::Value>().await.unwrap()["paymentKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.confirm(buyer, order, &key, amount).await.status, 200);
+    assert_eq!(app.status(order).await, "pending_payment");
+    app.restart_order(&config()).await;
+    app.wait_status(order, "confirmed").await;
+    until("the seat to be sold", || async {
+        app.sold(order).await.len() == 1
+    })
+    .await;
+    // Restarted again: nothing is applied twice.
+    app.restart_order(&config()).await;
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM bus_inbox")
+        .fetch_one(&app.orderdb)
+        .await
+        .unwrap();
+    assert!(inbox > 0);
+    assert_eq!(app.events(order, "order.confirmed").await.len(), 1);
+    assert_eq!(
+        app.history(order).await,
+        ["pending_payment", "paid", "confirmed"]
+    );
+    let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets WHERE order_id = $1")
+        .bind(order)
+        .fetch_one(&app.orderdb)
+        .await
+        .unwrap();
+    assert_eq!(tickets, 1);
+    let report = app.invariants().await;
+    assert!(report.ok(), "{report:?}");
+}
