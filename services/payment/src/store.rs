@@ -94,21 +94,16 @@ pub async fn use_key(
     order_id: Uuid,
     fingerprint: &str,
 ) -> Result<KeyUse, sqlx::Error> {
-    sqlx::query(
+    // One round trip: the row inserted, or the one already there (the no-op update returns it).
+    let stored: String = sqlx::query_scalar(
         "INSERT INTO confirm_requests (buyer_id, idempotency_key, order_id, fingerprint) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4) ON CONFLICT (buyer_id, idempotency_key) \
+         DO UPDATE SET fingerprint = confirm_requests.fingerprint RETURNING fingerprint",
     )
     .bind(buyer_id)
     .bind(key)
     .bind(order_id)
     .bind(fingerprint)
-    .execute(pool)
-    .await?;
-    let stored: String = sqlx::query_scalar(
-        "SELECT fingerprint FROM confirm_requests WHERE buyer_id = $1 AND idempotency_key = $2",
-    )
-    .bind(buyer_id)
-    .bind(key)
     .fetch_one(pool)
     .await?;
     Ok(if stored == fingerprint {
@@ -182,22 +177,6 @@ pub async fn ledger(pool: &PgPool) -> Result<Vec<(i64, Uuid, Entry)>, sqlx::Erro
         .collect()
 }
 
-async fn append(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-    entry: &Entry,
-    status: PaymentStatus,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO payment_ledger (order_id, entry, status) VALUES ($1, $2, $3) RETURNING seq",
-    )
-    .bind(order_id)
-    .bind(Json(entry))
-    .bind(status.as_str())
-    .fetch_one(conn)
-    .await
-}
-
 /// Starts the payment of `order_id` with `entry` (a [`Entry::ConfirmStarted`]) unless the order
 /// has one already; the reconciler looks at it from `check_at` on, should its confirm never
 /// record an outcome. `None`: the order has a payment.
@@ -208,9 +187,15 @@ pub async fn start(
     check_at: DateTime<Utc>,
 ) -> Result<Option<Payment>, StoreError> {
     let payment = Payment::start(order_id, entry)?;
+    // The row and its first ledger entry in one statement: the entry's number is drawn first so
+    // the row can name it.
     let inserted = sqlx::query(
-        "INSERT INTO payments (order_id, buyer_id, payment_key, amount_krw, status, ledger_seq, \
-         next_check_at) VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (order_id) DO NOTHING",
+        "WITH s AS (SELECT nextval(pg_get_serial_sequence('payment_ledger', 'seq')) AS seq), \
+         p AS (INSERT INTO payments (order_id, buyer_id, payment_key, amount_krw, status, \
+               ledger_seq, next_check_at) SELECT $1, $2, $3, $4, $5, s.seq, $6 FROM s \
+               ON CONFLICT (order_id) DO NOTHING RETURNING order_id, ledger_seq) \
+         INSERT INTO payment_ledger (seq, order_id, entry, status) \
+         SELECT ledger_seq, order_id, $7, $5 FROM p",
     )
     .bind(order_id)
     .bind(payment.buyer_id)
@@ -218,19 +203,11 @@ pub async fn start(
     .bind(payment.amount_krw)
     .bind(payment.status.as_str())
     .bind(check_at)
+    .bind(Json(entry))
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    if inserted == 0 {
-        return Ok(None);
-    }
-    let seq = append(conn, order_id, entry, payment.status).await?;
-    sqlx::query("UPDATE payments SET ledger_seq = $2 WHERE order_id = $1")
-        .bind(order_id)
-        .bind(seq)
-        .execute(&mut *conn)
-        .await?;
-    Ok(Some(payment))
+    Ok((inserted == 1).then_some(payment))
 }
 
 /// Why a transition was not recorded.
@@ -266,13 +243,15 @@ pub async fn transition(
         .transpose()?
         .ok_or(StoreError::Missing)?;
     let after = before.apply(entry)?;
-    let seq = append(conn, order_id, entry, after.status).await?;
     let (code, message) = after.failure.clone().unzip();
     sqlx::query(
-        "UPDATE payments SET status = $2, refunded_krw = $3, approved_at = $4, late = $5, \
-         failure_code = $6, failure_message = $7, ledger_seq = $8, next_check_at = $9, \
-         payment_key = $10, attempt = $11, checks = CASE WHEN attempt = $11 THEN checks ELSE 0 END, \
-         updated_at = now() WHERE order_id = $1",
+        "WITH l AS (INSERT INTO payment_ledger (order_id, entry, status) VALUES ($1, $11, $2) \
+                    RETURNING seq) \
+         UPDATE payments SET status = $2, refunded_krw = $3, approved_at = $4, late = $5, \
+         failure_code = $6, failure_message = $7, ledger_seq = (SELECT seq FROM l), \
+         next_check_at = $8, payment_key = $9, attempt = $10, \
+         checks = CASE WHEN attempt = $10 THEN checks ELSE 0 END, updated_at = now() \
+         WHERE order_id = $1",
     )
     .bind(order_id)
     .bind(after.status.as_str())
@@ -281,10 +260,10 @@ pub async fn transition(
     .bind(after.late)
     .bind(code)
     .bind(message)
-    .bind(seq)
     .bind(check_at.filter(|_| after.status.is_open()))
     .bind(&after.payment_key)
     .bind(after.attempt)
+    .bind(Json(entry))
     .execute(&mut *conn)
     .await?;
     Ok((before, after))
