@@ -90,9 +90,33 @@ impl HoldService {
         self.store.find_hold(hold_id).await
     }
 
+    /// Runs `op` against the store; when the store lost the performance (flushed, restarted
+    /// empty), recovers it from SeatDB first (see [`SeatMaps::recover`]) and runs `op` again.
+    async fn recovering<T, F, Fut>(&self, perf: Uuid, op: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        match op().await {
+            Err(StoreError::UnknownPerformance) => {
+                if let Err(e) = self.maps.recover(perf).await {
+                    tracing::warn!(performance_id = %perf, error = %e,
+                        "the hold store lost the performance and it could not be recovered yet");
+                    return Err(StoreError::Transient(format!(
+                        "recovering the performance: {e}"
+                    )));
+                }
+                op().await
+            }
+            other => other,
+        }
+    }
+
     /// Places `hold` (all or nothing); the store records its `hold.placed`.
     pub async fn place(&self, hold: &Hold) -> Result<Change, StoreError> {
-        let result = self.store.hold(hold).await;
+        let result = self
+            .recovering(hold.performance_id, || self.store.hold(hold))
+            .await;
         let outcome = match &result {
             Ok(_) => "held",
             Err(StoreError::Unavailable { .. }) => "unavailable",
@@ -114,8 +138,9 @@ impl HoldService {
     /// already; [`StoreError::InCheckout`] for a hold an order is paying for.
     pub async fn release(&self, perf: Uuid, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
         let ended = self
-            .store
-            .release(perf, hold_id, HoldStatus::Released)
+            .recovering(perf, || {
+                self.store.release(perf, hold_id, HoldStatus::Released)
+            })
             .await?;
         Ok(match ended {
             Some((hold, change)) => {
@@ -129,8 +154,9 @@ impl HoldService {
     /// Moves an active hold into checkout for `checkout_ttl_ms` (see [`HoldStore::checkout`]).
     pub async fn checkout(&self, perf: Uuid, hold_id: Uuid) -> Result<Hold, StoreError> {
         let result = self
-            .store
-            .checkout(perf, hold_id, self.checkout_ttl_ms)
+            .recovering(perf, || {
+                self.store.checkout(perf, hold_id, self.checkout_ttl_ms)
+            })
             .await;
         let outcome = if result.is_ok() {
             "checkout"
@@ -233,7 +259,10 @@ impl HoldService {
             };
             return self.reject(tx, e, reason, detail).await;
         }
-        match self.store.confirm(&sale).await {
+        match self
+            .recovering(e.performance_id, || self.store.confirm(&sale))
+            .await
+        {
             Ok(Confirmed::Sold(change)) => {
                 savepoint.commit().await?;
                 self.maps.apply(e.performance_id, &change);

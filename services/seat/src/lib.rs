@@ -73,6 +73,12 @@ pub struct Config {
     /// relays, in ms (env `BOXOFFICE_SEAT__EVENT_RELAY_LEASE_MS`; default 10 s): the longest a
     /// dead replica's unrelayed events wait before another replica takes them over.
     pub event_relay_lease_ms: u64,
+    /// How often the maps are compared with SeatDB and idle ones dropped, in ms (env
+    /// `BOXOFFICE_SEAT__MAINTAIN_INTERVAL_MS`; default 30 s).
+    pub maintain_interval_ms: u64,
+    /// How long a map nobody reads (no stream open, no live hold) is kept, in ms (env
+    /// `BOXOFFICE_SEAT__MAP_IDLE_MS`; default 15 minutes).
+    pub map_idle_ms: u64,
 }
 
 impl Default for Config {
@@ -86,6 +92,8 @@ impl Default for Config {
             seat_map_max_stale_ms: 100,
             event_relay_interval_ms: 1_000,
             event_relay_lease_ms: 10_000,
+            maintain_interval_ms: 30_000,
+            map_idle_ms: 900_000,
         }
     }
 }
@@ -144,15 +152,12 @@ pub async fn start_with(
         shutdown.clone(),
         std::time::Duration::from_millis(config.stream_flush_ms),
     );
-    // Catch up on start: every published performance, from SeatDB and the store.
-    for perf in db::performance_ids(&pool)
-        .await
-        .map_err(|e| StartError::Other(e.to_string()))?
-    {
-        if let Err(e) = maps.load(perf).await {
-            tracing::warn!(performance_id = %perf, error = %e, "seat map not loaded at start");
-        }
-    }
+    // Maps load when first read; the first maintenance pass (at once) loads those with live
+    // holds, so their holds expire, and recovers any the store lost.
+    let maintenance = maps.spawn_maintenance(
+        std::time::Duration::from_millis(config.maintain_interval_ms),
+        std::time::Duration::from_millis(config.map_idle_ms),
+    );
     // The store's events reach the outbox through the store relay, whatever crashes: the store
     // records them with its changes; this replica's holds nudge the relay to move them at once.
     let nudges = store_relay::Nudges::default();
@@ -199,7 +204,7 @@ pub async fn start_with(
         name: NAME,
         router: api::router(state),
         readiness: Readiness::default().postgres(pool),
-        tasks: vec![relay, consumer, sweeper, store_relay],
+        tasks: vec![relay, consumer, sweeper, store_relay, maintenance],
     })
 }
 

@@ -1,5 +1,8 @@
 //! `GET .../seats` (plain or compact, with `ETag`) and `GET .../seats/stream` (server-sent
-//! events: a snapshot, then one `delta` per version; resumable with `Last-Event-ID`).
+//! events: a snapshot, then one `delta` per version; resumable with `Last-Event-ID`). Versions
+//! count within the store's epoch of the performance, so ETags and event ids (`<epoch>-<version>`)
+//! name both: a client that comes back after the store installed the performance afresh gets a
+//! full body or a snapshot, never a delta against a state that no longer exists.
 
 use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration};
 
@@ -27,9 +30,9 @@ pub struct MapQuery {
     format: Option<String>,
 }
 
-fn etag(revision: i64, version: u64, compact: bool) -> String {
+fn etag(epoch: &str, revision: i64, version: u64, compact: bool) -> String {
     format!(
-        "\"{revision}.{version}{}\"",
+        "\"{epoch}.{revision}.{version}{}\"",
         if compact { ".c" } else { "" }
     )
 }
@@ -58,21 +61,22 @@ pub async fn seat_map(
     };
     let revision = map.layout().revision;
     // Cheap 304 before rendering anything.
-    let current = etag(revision, map.version(), compact);
+    let (epoch, version) = map.position();
+    let current = etag(&epoch, revision, version, compact);
     if matches_etag(&headers, &current) {
         return Ok(not_modified(&current));
     }
     let max_stale = Duration::from_millis(state.config.seat_map_max_stale_ms);
-    let (version, body) = if compact {
+    let body = if compact {
         map.compact(max_stale).await
     } else {
         map.json(max_stale).await
     };
-    let tag = etag(revision, version, compact);
+    let tag = etag(&body.epoch, revision, body.version, compact);
     if matches_etag(&headers, &tag) {
         return Ok(not_modified(&tag));
     }
-    let mut response = (StatusCode::OK, body).into_response();
+    let mut response = (StatusCode::OK, body.bytes).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -115,13 +119,15 @@ pub async fn stream(
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let (rx, backlog, at) = map.subscribe(last);
+        .and_then(parse_event_id);
+    let (rx, backlog, at) = map.subscribe(last.as_ref().map(|(e, v)| (e.as_str(), *v)));
     let mut pending = VecDeque::new();
     let sent = match backlog {
         Backlog::None => at,
-        Backlog::Delta(Live::Delta { to, body, .. }) => {
-            pending.push_back(delta_event(to, &body));
+        Backlog::Delta(Live::Delta {
+            epoch, to, body, ..
+        }) => {
+            pending.push_back(delta_event(&epoch, to, &body));
             to
         }
         Backlog::Delta(Live::Reset(_)) | Backlog::Snapshot => {
@@ -143,22 +149,33 @@ pub async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-fn delta_event(version: u64, body: &str) -> Event {
+/// An event id: `<epoch>-<version>`.
+fn event_id(epoch: &str, version: u64) -> String {
+    format!("{epoch}-{version}")
+}
+
+/// A `Last-Event-ID` as the stream wrote it; anything else reads as no position (a snapshot).
+fn parse_event_id(raw: &str) -> Option<(String, u64)> {
+    let (epoch, version) = raw.trim().rsplit_once('-')?;
+    Some((epoch.to_owned(), version.parse().ok()?))
+}
+
+fn delta_event(epoch: &str, version: u64, body: &str) -> Event {
     Event::default()
         .event("delta")
-        .id(version.to_string())
+        .id(event_id(epoch, version))
         .data(body)
 }
 
 async fn snapshot_event(map: &PerfMap) -> (u64, Event) {
     // Exact: a stream's snapshot is the base its deltas apply to.
-    let (version, body) = map.compact(Duration::ZERO).await;
-    let data = String::from_utf8_lossy(&body).into_owned();
+    let body = map.compact(Duration::ZERO).await;
+    let data = String::from_utf8_lossy(&body.bytes).into_owned();
     let event = Event::default()
         .event("snapshot")
-        .id(version.to_string())
+        .id(event_id(&body.epoch, body.version))
         .data(data);
-    (version, event)
+    (body.version, event)
 }
 
 /// One subscriber's position in the stream.
@@ -178,9 +195,11 @@ impl Follow {
             match self.rx.recv().await {
                 // A batch may overlap what the subscriber got on subscribing: its seats carry
                 // their latest state, so resending them is harmless.
-                Ok(Live::Delta { to, body, .. }) if to > self.sent => {
+                Ok(Live::Delta {
+                    epoch, to, body, ..
+                }) if to > self.sent => {
                     self.sent = to;
-                    return Some(delta_event(to, &body));
+                    return Some(delta_event(&epoch, to, &body));
                 }
                 Ok(Live::Delta { .. }) => {}
                 Ok(Live::Reset(_)) | Err(RecvError::Lagged(_)) => {

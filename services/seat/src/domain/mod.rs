@@ -40,7 +40,9 @@ impl AreaCount {
 }
 
 /// One versioned change of a performance's inventory, as the hold store records it. Applying the
-/// changes of a performance in version order rebuilds its seat map exactly.
+/// changes of a performance in version order rebuilds its seat map exactly. Versions count within
+/// an epoch: a store that lost the performance (flushed, restarted empty) installs it again in a
+/// new epoch, from version 1, so a reader never applies a change to a state that no longer exists.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// The performance's version after this change (1, 2, 3, ... without gaps).
@@ -55,6 +57,9 @@ pub struct Change {
     /// The inventory itself changed (a re-publication): readers reload it.
     #[serde(rename = "r", default)]
     pub reload: bool,
+    /// The store's epoch of the performance this change belongs to (see [`Change`]).
+    #[serde(rename = "e", default)]
+    pub epoch: String,
 }
 
 /// Reads a JSON array, or `{}` as an empty one (Lua's cjson encodes an empty table as `{}`).

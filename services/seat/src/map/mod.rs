@@ -34,6 +34,8 @@ pub const RING_CAPACITY: usize = 4096;
 pub enum Live {
     /// The delta of versions `from..=to` (JSON body).
     Delta {
+        /// The epoch the versions count in.
+        epoch: Arc<str>,
         /// First version covered.
         from: u64,
         /// Last version covered (the event id).
@@ -73,6 +75,8 @@ pub enum Applied {
 pub struct MapState {
     /// Static inventory.
     pub layout: Arc<Layout>,
+    /// The store's epoch of the performance: versions count within it.
+    pub epoch: Arc<str>,
     /// Version of the last applied change.
     pub version: u64,
     /// Status per seat, in layout order.
@@ -85,8 +89,19 @@ pub struct MapState {
     compact: Option<Rendered>,
 }
 
-/// A rendered body: its version, when it was rendered, the bytes.
-type Rendered = (u64, std::time::Instant, Bytes);
+/// A rendered body: its epoch and version, when it was rendered, the bytes.
+type Rendered = (Arc<str>, u64, std::time::Instant, Bytes);
+
+/// A body served: the epoch and version it shows, and the bytes.
+#[derive(Debug, Clone)]
+pub struct Body {
+    /// The epoch the version counts in.
+    pub epoch: Arc<str>,
+    /// The version shown.
+    pub version: u64,
+    /// The rendered JSON.
+    pub bytes: Bytes,
+}
 
 /// One performance's live seat map.
 pub struct PerfMap {
@@ -120,14 +135,29 @@ impl PerfMap {
         self.read().version
     }
 
+    /// The current epoch and version.
+    pub fn position(&self) -> (Arc<str>, u64) {
+        let st = self.read();
+        (st.epoch.clone(), st.version)
+    }
+
+    /// Streams open on this map.
+    pub fn subscribers(&self) -> usize {
+        self.live.receiver_count()
+    }
+
     /// The layout.
     pub fn layout(&self) -> Arc<Layout> {
         self.read().layout.clone()
     }
 
-    /// Applies `change` if it is the next version.
+    /// Applies `change` if it is the next version of the map's epoch; a change of another
+    /// epoch (the store installed the performance afresh) asks for a reload.
     pub fn apply(&self, change: &Change) -> Applied {
         let mut st = self.write();
+        if *change.epoch != *st.epoch {
+            return Applied::Reload;
+        }
         if change.version <= st.version {
             return Applied::Stale;
         }
@@ -158,7 +188,10 @@ impl PerfMap {
     /// Replaces the whole state (a reload or a follower that fell behind the log).
     pub fn reset(&self, layout: Arc<Layout>, snapshot: &Snapshot) {
         let mut st = self.write();
-        if snapshot.version < st.version && layout.revision == st.layout.revision {
+        if snapshot.version < st.version
+            && layout.revision == st.layout.revision
+            && *snapshot.epoch == *st.epoch
+        {
             return;
         }
         *st = MapState::from_snapshot(layout, snapshot);
@@ -175,6 +208,7 @@ impl PerfMap {
         let changes = st.ring.iter().filter(|c| c.version > after);
         let body = render::delta(after + 1, st.version, changes);
         Some(Live::Delta {
+            epoch: st.epoch.clone(),
             from: after + 1,
             to: st.version,
             body: Arc::from(body.as_str()),
@@ -194,13 +228,18 @@ impl PerfMap {
     }
 
     /// Subscribes to live deltas, with what the subscriber missed after `last` (its
-    /// `Last-Event-ID`), and the version it will be at once that is sent.
-    pub fn subscribe(&self, last: Option<u64>) -> (broadcast::Receiver<Live>, Backlog, u64) {
+    /// `Last-Event-ID`: an epoch and a version), and the version it will be at once that is
+    /// sent. A position in another epoch gets a snapshot: its state no longer exists.
+    pub fn subscribe(
+        &self,
+        last: Option<(&str, u64)>,
+    ) -> (broadcast::Receiver<Live>, Backlog, u64) {
         let st = self.read();
         let rx = self.live.subscribe();
         let backlog = match last {
-            Some(last) if last == st.version => Backlog::None,
-            Some(last) if last < st.version => {
+            Some((epoch, _)) if epoch != &*st.epoch => Backlog::Snapshot,
+            Some((_, last)) if last == st.version => Backlog::None,
+            Some((_, last)) if last < st.version => {
                 Self::delta_since(&st, last).map_or(Backlog::Snapshot, Backlog::Delta)
             }
             _ => Backlog::Snapshot,
@@ -209,7 +248,7 @@ impl PerfMap {
     }
 
     /// The plain JSON body and its version. See [`PerfMap::compact`] for freshness.
-    pub async fn json(&self, max_stale: Duration) -> (u64, Bytes) {
+    pub async fn json(&self, max_stale: Duration) -> Body {
         self.cached(false, max_stale).await
     }
 
@@ -217,19 +256,25 @@ impl PerfMap {
     /// changes faster than that, a body rendered less than `max_stale` ago is served as is (with
     /// its own version), so the read path costs the same at any change rate. Live changes reach
     /// clients through the stream.
-    pub async fn compact(&self, max_stale: Duration) -> (u64, Bytes) {
+    pub async fn compact(&self, max_stale: Duration) -> Body {
         self.cached(true, max_stale).await
     }
 
-    fn hit(&self, compact: bool, max_stale: Duration) -> Option<(u64, Bytes)> {
+    fn hit(&self, compact: bool, max_stale: Duration) -> Option<Body> {
         let st = self.read();
         let slot = if compact { &st.compact } else { &st.json };
         slot.as_ref()
-            .filter(|(v, at, _)| *v == st.version || at.elapsed() < max_stale)
-            .map(|(v, _, body)| (*v, body.clone()))
+            .filter(|(e, v, at, _)| {
+                (*v == st.version && *e == st.epoch) || at.elapsed() < max_stale
+            })
+            .map(|(e, v, _, body)| Body {
+                epoch: e.clone(),
+                version: *v,
+                bytes: body.clone(),
+            })
     }
 
-    async fn cached(&self, compact: bool, max_stale: Duration) -> (u64, Bytes) {
+    async fn cached(&self, compact: bool, max_stale: Duration) -> Body {
         if let Some(hit) = self.hit(compact, max_stale) {
             return hit;
         }
@@ -243,6 +288,7 @@ impl PerfMap {
             let st = self.read();
             Frame {
                 layout: st.layout.clone(),
+                epoch: st.epoch.clone(),
                 version: st.version,
                 statuses: st.statuses.clone(),
                 areas: st.areas.clone(),
@@ -260,9 +306,18 @@ impl PerfMap {
             } else {
                 &mut st.json
             };
-            *slot = Some((frame.version, std::time::Instant::now(), body.clone()));
+            *slot = Some((
+                frame.epoch.clone(),
+                frame.version,
+                std::time::Instant::now(),
+                body.clone(),
+            ));
         }
-        (frame.version, body)
+        Body {
+            epoch: frame.epoch,
+            version: frame.version,
+            bytes: body,
+        }
     }
 }
 
@@ -270,6 +325,8 @@ impl PerfMap {
 pub struct Frame {
     /// Static inventory.
     pub layout: Arc<Layout>,
+    /// The epoch the version counts in.
+    pub epoch: Arc<str>,
     /// Version.
     pub version: u64,
     /// Status per seat, in layout order.
@@ -301,6 +358,7 @@ impl MapState {
         }
         Self {
             layout,
+            epoch: Arc::from(snapshot.epoch.as_str()),
             version: snapshot.version,
             statuses,
             areas,

@@ -57,6 +57,7 @@ fn summary(st: &Frame) -> Value {
     json!({
         "performance_id": st.layout.performance_id,
         "revision": st.layout.revision,
+        "epoch": &*st.epoch,
         "version": st.version,
         "remaining": remaining,
         "counts": total,

@@ -27,6 +27,8 @@ enum Owner {
 #[derive(Debug, Default)]
 pub struct Book {
     revision: i64,
+    /// The epoch versions count in (set when the book is first installed).
+    epoch: String,
     limit: i64,
     /// The sale window, ms since the epoch.
     window: (i64, i64),
@@ -66,6 +68,7 @@ impl Book {
             seats,
             areas,
             reload,
+            epoch: self.epoch.clone(),
         };
         if self.log.len() >= LOG_CAPACITY {
             self.log.pop_front();
@@ -82,8 +85,29 @@ impl Book {
 
     /// See [`super::HoldStore::install`].
     pub fn install(&mut self, inv: &StoreInventory) -> Option<Change> {
+        self.install_with_sales(inv, Some(&[]), "").ok().flatten()
+    }
+
+    /// See [`super::HoldStore::install_with_sales`]; `epoch` names the new epoch of a first
+    /// install. A sale that does not fit (a seat sold twice, or not in the inventory) is left
+    /// out: SeatDB's own guards make that impossible.
+    pub fn install_with_sales(
+        &mut self,
+        inv: &StoreInventory,
+        sold: Option<&[Hold]>,
+        epoch: &str,
+    ) -> Result<Option<Change>, StoreError> {
         if self.version > 0 && inv.revision <= self.revision {
-            return None;
+            return Ok(None);
+        }
+        let fresh = self.version == 0;
+        let sold = match sold {
+            Some(sold) => sold,
+            None if fresh => return Err(StoreError::UnknownPerformance),
+            None => &[],
+        };
+        if fresh {
+            epoch.clone_into(&mut self.epoch);
         }
         self.revision = inv.revision;
         self.limit = inv.ticket_limit;
@@ -92,8 +116,39 @@ impl Book {
         for (area, cap) in &inv.areas {
             self.areas.entry(area.clone()).or_insert((0, 0, 0)).0 = *cap;
         }
+        if fresh {
+            for sale in sold {
+                self.restore_quietly(sale);
+            }
+        }
         let areas = inv.areas.iter().map(|(a, _)| a.clone()).collect();
-        Some(self.record(Vec::new(), areas, true))
+        Ok(Some(self.record(Vec::new(), areas, true)))
+    }
+
+    /// Records a sale SeatDB made without a change of its own (the install's change, a reload,
+    /// covers it).
+    fn restore_quietly(&mut self, sale: &Hold) {
+        let id = sale.hold_id;
+        if !self.taken_by_others(sale).is_empty() || self.holds.contains_key(&id) {
+            return;
+        }
+        for s in &sale.seat_ids {
+            self.seats.insert(s.clone(), Owner::Sold(id));
+        }
+        for (a, q) in &sale.areas {
+            if let Some(c) = self.areas.get_mut(a) {
+                c.2 += q;
+            }
+        }
+        *self.buyers.entry(sale.buyer_id).or_default() += sale.tickets();
+        let mut record = sale.clone();
+        record.status = HoldStatus::Sold;
+        self.holds.insert(id, record);
+    }
+
+    /// Holds still live (active or in checkout).
+    pub fn live_holds(&self) -> u64 {
+        self.expiries.len() as u64
     }
 
     /// See [`super::HoldStore::hold`]; `now_ms` is the store's clock.
@@ -466,6 +521,7 @@ impl Book {
         Snapshot {
             version: self.version,
             revision: self.revision,
+            epoch: self.epoch.clone(),
             taken,
             areas: self
                 .areas
@@ -477,7 +533,10 @@ impl Book {
 
     /// See [`super::HoldStore::changes_after`] (without waiting).
     pub fn changes_after(&self, after: u64) -> Changes {
-        if after >= self.version {
+        if after > self.version {
+            return Changes::Truncated; // the reader is ahead of this book: another epoch
+        }
+        if after == self.version {
             return Changes::Next(Vec::new());
         }
         match self.log.front() {

@@ -70,11 +70,35 @@ impl Inner {
 
 #[async_trait]
 impl HoldStore for MemoryStore {
-    async fn install(&self, inventory: &StoreInventory) -> Result<Option<Change>, StoreError> {
+    async fn install_with_sales(
+        &self,
+        inventory: &StoreInventory,
+        sold: Option<&[Hold]>,
+    ) -> Result<Option<Change>, StoreError> {
         let mut inner = self.lock();
         let perf = inventory.performance_id;
+        if sold.is_none() && !inner.books.contains_key(&perf) {
+            return Err(StoreError::UnknownPerformance);
+        }
         inner.books.entry(perf).or_default();
-        Ok(inner.with_book(perf, |b| b.install(inventory)).flatten())
+        let epoch = chrono::Utc::now().timestamp_micros().to_string();
+        let change = inner
+            .with_book(perf, |b| b.install_with_sales(inventory, sold, &epoch))
+            .ok_or(StoreError::UnknownPerformance)??;
+        if change.is_some() {
+            for sale in sold.unwrap_or_default() {
+                inner.hold_index.insert(sale.hold_id, perf);
+            }
+        }
+        Ok(change)
+    }
+
+    async fn live_holds(&self, performance_id: Uuid) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()
+            .books
+            .get(&performance_id)
+            .map_or(0, Book::live_holds))
     }
 
     async fn hold(&self, hold: &Hold) -> Result<Change, StoreError> {
@@ -182,10 +206,11 @@ impl HoldStore for MemoryStore {
         // Either a change arrives or the wait ends; both answer with what is there now.
         let _ = tokio::time::timeout(wait, rx.wait_for(|v| *v > after)).await;
         let inner = self.lock();
-        Ok(inner
+        inner
             .books
             .get(&performance_id)
-            .map_or(Changes::Next(Vec::new()), |b| b.changes_after(after)))
+            .map(|b| b.changes_after(after))
+            .ok_or(StoreError::UnknownPerformance)
     }
 
     async fn read_events(

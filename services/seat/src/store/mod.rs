@@ -249,6 +249,10 @@ pub struct Snapshot {
     /// Catalog revision installed.
     #[serde(rename = "rev")]
     pub revision: i64,
+    /// The epoch the version counts in: new each time the store installs the performance
+    /// afresh (see [`crate::domain::Change`]).
+    #[serde(rename = "e", default)]
+    pub epoch: String,
     /// Seats not available, with their status.
     #[serde(rename = "s", default, deserialize_with = "seq_or_empty")]
     pub taken: Vec<(String, SeatStatus)>,
@@ -270,7 +274,22 @@ pub enum Changes {
 #[async_trait]
 pub trait HoldStore: Send + Sync + 'static {
     /// Installs or updates a performance's inventory; `None` when `revision` is not newer.
-    async fn install(&self, inventory: &StoreInventory) -> Result<Option<Change>, StoreError>;
+    async fn install(&self, inventory: &StoreInventory) -> Result<Option<Change>, StoreError> {
+        self.install_with_sales(inventory, Some(&[])).await
+    }
+    /// [`HoldStore::install`]; a store that does not have the performance yet (new, or lost:
+    /// flushed, restarted empty) installs it in a new epoch together with `sold`, the sales
+    /// SeatDB recorded, in one atomic step, so no hold is ever placed on a seat already sold.
+    /// `sold` is ignored when the store has the performance; `None` (the caller did not read
+    /// the sales) makes a store without it answer [`StoreError::UnknownPerformance`] and change
+    /// nothing, so the caller reads them and installs again.
+    async fn install_with_sales(
+        &self,
+        inventory: &StoreInventory,
+        sold: Option<&[Hold]>,
+    ) -> Result<Option<Change>, StoreError>;
+    /// How many holds of the performance are live (active or in checkout); 0 when unknown.
+    async fn live_holds(&self, performance_id: Uuid) -> Result<u64, StoreError>;
     /// Holds every seat and area place of `hold` for its buyer, or nothing: refused outside the
     /// sale window (by the store's clock), when a seat or place is taken, or past the buyer's
     /// limit. Repeating a call with the same hold id changes nothing and answers an empty
@@ -312,7 +331,10 @@ pub trait HoldStore: Send + Sync + 'static {
     async fn find_hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError>;
     /// The performance's current state; `None` when not installed.
     async fn snapshot(&self, performance_id: Uuid) -> Result<Option<Snapshot>, StoreError>;
-    /// Changes after version `after`, waiting up to `wait` when there are none yet.
+    /// Changes after version `after`, waiting up to `wait` when there are none yet;
+    /// [`Changes::Truncated`] when the log no longer reaches back to `after` or the store is
+    /// behind it (the performance was installed afresh: read a snapshot);
+    /// [`StoreError::UnknownPerformance`] when the store lost the performance.
     async fn changes_after(
         &self,
         performance_id: Uuid,

@@ -250,10 +250,13 @@ impl RedisStore {
             .collect()
     }
 
+    /// The changes read after `after`, or `Truncated` when they do not follow it or the store
+    /// is at another version than the reader with nothing to read (behind it: the performance
+    /// was installed afresh).
     fn in_order(after: u64, changes: Vec<Change>, current: Option<u64>) -> Changes {
         match changes.first() {
             Some(first) if first.version != after + 1 => Changes::Truncated,
-            None if current.is_some_and(|v| v > after) => Changes::Truncated,
+            None if current.is_some_and(|v| v != after) => Changes::Truncated,
             _ => Changes::Next(changes),
         }
     }
@@ -261,7 +264,11 @@ impl RedisStore {
 
 #[async_trait]
 impl HoldStore for RedisStore {
-    async fn install(&self, inv: &StoreInventory) -> Result<Option<Change>, StoreError> {
+    async fn install_with_sales(
+        &self,
+        inv: &StoreInventory,
+        sold: Option<&[Hold]>,
+    ) -> Result<Option<Change>, StoreError> {
         let areas: Vec<(&str, i64)> = inv.areas.iter().map(|(a, c)| (a.as_str(), *c)).collect();
         let args = [
             inv.revision.to_string(),
@@ -270,11 +277,35 @@ impl HoldStore for RedisStore {
             serde_json::to_string(&areas)?,
             inv.sale_opens_at_ms.to_string(),
             inv.sale_closes_at_ms.to_string(),
+            sold.map_or(Ok(String::new()), serde_json::to_string)?,
         ];
         let reply: Option<String> = self.eval(&self.install, inv.performance_id, &args).await?;
-        reply
+        if reply.as_deref() == Some(r#"{"err":"unknown_performance"}"#) {
+            return Err(StoreError::UnknownPerformance); // afresh, and no sales given
+        }
+        let change: Option<Change> = reply
             .map(|t| serde_json::from_str(&t).map_err(StoreError::from))
-            .transpose()
+            .transpose()?;
+        let sold = sold.unwrap_or_default();
+        if change.is_some() && !sold.is_empty() {
+            // The sales are findable by hold id again (the index lives outside the hash tag).
+            let mut pipe = redis::pipe();
+            for sale in sold {
+                pipe.cmd("SET")
+                    .arg(index_key(sale.hold_id))
+                    .arg(inv.performance_id.to_string())
+                    .ignore();
+            }
+            let _: () = pipe.query_async(&mut self.conn()).await?;
+        }
+        Ok(change)
+    }
+
+    async fn live_holds(&self, performance_id: Uuid) -> Result<u64, StoreError> {
+        Ok(redis::cmd("ZCARD")
+            .arg(format!("{}expiries", prefix(performance_id)))
+            .query_async(&mut self.conn())
+            .await?)
     }
 
     async fn hold(&self, hold: &Hold) -> Result<Change, StoreError> {
@@ -462,19 +493,17 @@ impl HoldStore for RedisStore {
             .query_async(&mut conn)
             .await?;
         let changes = Self::parse_entries(entries)?;
-        if !changes.is_empty() || wait.is_zero() {
-            let current = if changes.is_empty() {
-                self.current_version(performance_id).await?
-            } else {
-                None
-            };
-            return Ok(Self::in_order(after, changes, current));
+        if !changes.is_empty() {
+            return Ok(Self::in_order(after, changes, None));
         }
-        if self
+        let current = self
             .current_version(performance_id)
             .await?
-            .is_some_and(|v| v > after)
-        {
+            .ok_or(StoreError::UnknownPerformance)?;
+        if wait.is_zero() || current < after {
+            return Ok(Self::in_order(after, changes, Some(current)));
+        }
+        if current > after {
             // A change landed between the two reads: read the log again rather than give up.
             return self
                 .changes_after(performance_id, after, Duration::ZERO)

@@ -236,7 +236,10 @@ pub fn performance(rows: i32, per_row: i32, ticket_limit: i32) -> PerformanceSpe
 #[derive(Debug, Clone)]
 pub struct Sse {
     pub event: String,
+    /// The version part of the event id (`<epoch>-<version>`).
     pub id: u64,
+    /// The whole event id, as a client sends it back in `Last-Event-ID`.
+    pub raw_id: String,
     pub data: serde_json::Value,
 }
 
@@ -247,13 +250,26 @@ pub struct SseReader {
 }
 
 impl SseReader {
+    /// Opens the stream, resuming after `last_event_id` (a version of the current epoch).
     pub async fn open(app: &App, perf: Uuid, last_event_id: Option<u64>) -> Self {
+        let raw = match last_event_id {
+            Some(v) => {
+                let epoch = app.seats(perf).await["epoch"].as_str().unwrap().to_owned();
+                Some(format!("{epoch}-{v}"))
+            }
+            None => None,
+        };
+        Self::open_raw(app, perf, raw.as_deref()).await
+    }
+
+    /// Opens the stream with `Last-Event-ID: last_event_id` as given.
+    pub async fn open_raw(app: &App, perf: Uuid, last_event_id: Option<&str>) -> Self {
         let mut req = app.server.client.get(
             app.server
                 .url(&format!("/api/v1/performances/{perf}/seats/stream")),
         );
         if let Some(id) = last_event_id {
-            req = req.header("last-event-id", id.to_string());
+            req = req.header("last-event-id", id);
         }
         let response = req.send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -279,15 +295,17 @@ impl SseReader {
                     if let Some(v) = line.strip_prefix("event:") {
                         event = v.trim().to_owned();
                     } else if let Some(v) = line.strip_prefix("id:") {
-                        id = v.trim().parse().ok();
+                        id = Some(v.trim().to_owned());
                     } else if let Some(v) = line.strip_prefix("data:") {
                         data.push_str(v.trim_start());
                     }
                 }
-                if let Some(id) = id {
+                if let Some(raw_id) = id {
+                    let (_, version) = raw_id.rsplit_once('-').expect("id is <epoch>-<version>");
                     return Sse {
                         event,
-                        id,
+                        id: version.parse().unwrap(),
+                        raw_id,
                         data: serde_json::from_str(&data).unwrap(),
                     };
                 }
@@ -430,8 +448,15 @@ impl Drop for Parked<'_> {
 
 #[async_trait::async_trait]
 impl HoldStore for Gated {
-    async fn install(&self, inventory: &StoreInventory) -> Result<Option<Change>, StoreError> {
-        self.inner.install(inventory).await
+    async fn install_with_sales(
+        &self,
+        inventory: &StoreInventory,
+        sold: Option<&[Hold]>,
+    ) -> Result<Option<Change>, StoreError> {
+        self.inner.install_with_sales(inventory, sold).await
+    }
+    async fn live_holds(&self, performance_id: Uuid) -> Result<u64, StoreError> {
+        self.inner.live_holds(performance_id).await
     }
     async fn hold(&self, hold: &Hold) -> Result<Change, StoreError> {
         self.inner.hold(hold).await

@@ -13,6 +13,7 @@ mod outbox;
 mod property;
 mod publication;
 mod race;
+mod recovery;
 mod sales;
 mod seat_map;
 mod stream;

@@ -204,9 +204,10 @@ async fn read(app: &App, perf: Uuid, revision: i64) -> Read {
     let body: serde_json::Value = r.json().await.unwrap();
     let got = Instant::now();
     let version = body["version"].as_u64().unwrap();
+    let epoch = body["epoch"].as_str().unwrap();
     assert_eq!(
         etag,
-        format!("\"{revision}.{version}\""),
+        format!("\"{epoch}.{revision}.{version}\""),
         "the ETag names the body's version"
     );
     Read { version, sent, got }

@@ -1,6 +1,8 @@
 -- Shared by every seat script. KEYS[1] is the performance's key prefix `seat:{<perf_id>}:`; every
 -- key below shares its hash tag, so one performance lives on one Redis Cluster slot.
 -- Seats: `seats` hash seat -> "h:<hold_id>" (held) or "s:<hold_id>" (sold); absent = available.
+-- `meta`: `v` (version), `e` (epoch: set when the performance is installed afresh, versions
+-- count within it), `rev`, `limit`, `opens`, `closes`.
 -- A hold: `hold:<id>` hash with `j` (the record as placed), `st` (status) and, in checkout, `x`
 -- (its checkout deadline, ms).
 -- `changes`: the seat-map change log (stream id = version), trimmed to LOG entries.
@@ -22,7 +24,8 @@ local function record(seats, areas, reload)
   local v = redis.call('HINCRBY', p .. 'meta', 'v', 1)
   local counts = {}
   for _, a in ipairs(areas) do counts[#counts + 1] = area_count(a) end
-  local json = cjson.encode({ v = v, s = seats, a = counts, r = reload })
+  local json = cjson.encode({ v = v, s = seats, a = counts, r = reload,
+    e = redis.call('HGET', p .. 'meta', 'e') or '' })
   redis.call('XADD', p .. 'changes', 'MAXLEN', '~', LOG, v .. '-1', 'd', json)
   return json
 end

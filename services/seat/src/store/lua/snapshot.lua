@@ -1,5 +1,5 @@
 -- The performance's dynamic state at one version, read atomically.
-local m = redis.call('HMGET', p .. 'meta', 'v', 'rev')
+local m = redis.call('HMGET', p .. 'meta', 'v', 'rev', 'e')
 if not m[1] then return false end
 local taken = {}
 local all = redis.call('HGETALL', p .. 'seats')
@@ -10,4 +10,4 @@ for i = 1, #all, 2 do
 end
 local areas = {}
 for _, a in ipairs(redis.call('SMEMBERS', p .. 'arealist')) do areas[#areas + 1] = area_count(a) end
-return cjson.encode({ v = tonumber(m[1]), rev = tonumber(m[2]), s = taken, a = areas })
+return cjson.encode({ v = tonumber(m[1]), rev = tonumber(m[2]), e = m[3] or '', s = taken, a = areas })
