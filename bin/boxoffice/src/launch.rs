@@ -376,7 +376,7 @@ async fn run_standalone(
     bus_settings.transport = TransportKind::Memory;
     // The in-memory bus dies with the process: each relay publishes again at start every row a
     // consumer group had not committed. Sealed once every service (so every consumer) started.
-    let memory_bus = bus::connect_memory(&bus_settings).await?;
+    let memory_bus = bus::connect_memory(&bus_settings, contracts::topics::ALL).await?;
     let bus: Arc<dyn bus::Transport> = Arc::new(memory_bus.clone());
     let internal = HttpSettings {
         host: IpAddr::from([127, 0, 0, 1]),
@@ -600,7 +600,7 @@ pub async fn serve(mut cfg: AppConfig, args: ServeArgs) -> anyhow::Result<()> {
     if cfg.bus.transport == TransportKind::Memory && name != "gateway" {
         bail!(bus::memory_refusal(name));
     }
-    let bus = bus::connect(&cfg.bus).await?;
+    let bus = bus::connect(&cfg.bus, contracts::topics::ALL).await?;
     // Background tasks stop once the server has drained and finished its requests.
     let tasks_stop = CancellationToken::new();
     let infra = Infra {

@@ -143,7 +143,9 @@ async fn a_seeded_stadium_published_over_the_broker_reaches_the_seat_service() {
         relay_interval_ms: 50,
         ..BusSettings::default()
     };
-    let bus = platform::bus::connect(&settings).await.unwrap();
+    let bus = platform::bus::connect(&settings, contracts::topics::ALL)
+        .await
+        .unwrap();
     let mut infra = testing::infra_with_bus("stadium", bus.clone());
     infra.bus_settings = settings;
 

@@ -15,8 +15,9 @@
 //! ```
 
 pub mod admission;
-pub mod envelope;
 pub mod events;
 pub mod topics;
 
-pub use envelope::{DecodeError, Envelope, Event};
+/// The envelope and the [`Event`] trait belong to the bus (`platform::bus::envelope`); the
+/// contracts are what travels in it.
+pub use platform::bus::envelope::{self, DecodeError, Envelope, Event};

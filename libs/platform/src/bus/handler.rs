@@ -5,8 +5,8 @@
 
 use std::fmt;
 
+use super::envelope::{DecodeError, Envelope};
 use async_trait::async_trait;
-use contracts::Envelope;
 use sqlx::PgConnection;
 
 /// Applies events of the topics a [`super::consumer::Consumer`] reads.
@@ -135,9 +135,9 @@ impl From<sqlx::Error> for HandleError {
     }
 }
 
-impl From<contracts::DecodeError> for HandleError {
+impl From<DecodeError> for HandleError {
     /// An envelope that does not decode never will.
-    fn from(e: contracts::DecodeError) -> Self {
+    fn from(e: DecodeError) -> Self {
         Self::rejected(RejectCode::Decode, e)
     }
 }

@@ -29,8 +29,8 @@ use std::{
     time::Duration,
 };
 
+use super::envelope::Envelope;
 use async_trait::async_trait;
-use contracts::Envelope;
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},

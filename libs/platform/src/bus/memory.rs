@@ -29,8 +29,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::envelope::Envelope;
 use async_trait::async_trait;
-use contracts::Envelope;
 use tokio::sync::Notify;
 
 use super::{BusError, Delivery, Receipt, Subscription, Transport};
@@ -461,8 +461,8 @@ mod tests {
     use super::{MemoryTransport, partition_for};
     use crate::bus::Transport;
 
-    fn envelope(key: &str, n: i64) -> contracts::Envelope {
-        contracts::Envelope {
+    fn envelope(key: &str, n: i64) -> super::Envelope {
+        super::Envelope {
             id: uuid::Uuid::now_v7(),
             event_type: "test".into(),
             version: 1,

@@ -12,7 +12,9 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use contracts::Envelope;
+pub mod envelope;
+
+pub use envelope::{DecodeError, Envelope, Event};
 use serde::Deserialize;
 
 pub mod consumer;
@@ -180,21 +182,28 @@ impl Default for BusSettings {
     }
 }
 
-/// Builds the configured transport and makes sure the platform's topics exist.
-pub async fn connect(settings: &BusSettings) -> Result<Arc<dyn Transport>, BusError> {
+/// Builds the configured transport and makes sure `topics` exist (the caller's list: the bus
+/// knows no domain).
+pub async fn connect(
+    settings: &BusSettings,
+    topics: &[&str],
+) -> Result<Arc<dyn Transport>, BusError> {
     let transport: Arc<dyn Transport> = match settings.transport {
         TransportKind::Memory => Arc::new(memory::MemoryTransport::new(settings.partitions)),
         TransportKind::Kafka => Arc::new(kafka::KafkaTransport::from_settings(settings)?),
     };
-    transport.ensure_topics(contracts::topics::ALL).await?;
+    transport.ensure_topics(topics).await?;
     Ok(transport)
 }
 
-/// Standalone's bus: an in-memory transport with the platform's topics. The launcher keeps the
-/// concrete handle to [`memory::MemoryTransport::seal`] it once every service has started.
-pub async fn connect_memory(settings: &BusSettings) -> Result<memory::MemoryTransport, BusError> {
+/// Standalone's bus: an in-memory transport with `topics`. The launcher keeps the concrete
+/// handle to [`memory::MemoryTransport::seal`] it once every service has started.
+pub async fn connect_memory(
+    settings: &BusSettings,
+    topics: &[&str],
+) -> Result<memory::MemoryTransport, BusError> {
     let transport = memory::MemoryTransport::new(settings.partitions);
-    transport.ensure_topics(contracts::topics::ALL).await?;
+    transport.ensure_topics(topics).await?;
     Ok(transport)
 }
 

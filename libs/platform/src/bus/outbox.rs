@@ -13,9 +13,9 @@
 //! Size: an envelope larger than [`MAX_ENVELOPE_BYTES`] of JSON is refused here
 //! ([`BusError::Refused`], `too_large`), so its producer learns at once, in the transaction of
 //! its change, instead of the relay failing to publish it later: a broker takes 1 MB per message
-//! by default, and a large event is split by its producer (see `contracts::events::PerformanceSpec`).
+//! by default, and a large event is split by its producer (as the catalog splits a performance's seats).
 
-use contracts::{Envelope, Event};
+use super::envelope::{Envelope, Event};
 use sqlx::PgConnection;
 
 use super::BusError;

@@ -33,7 +33,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use contracts::Envelope;
+use super::envelope::Envelope;
 use futures::StreamExt;
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener, types::Json};
 use tokio::{sync::Mutex, task::JoinHandle};
