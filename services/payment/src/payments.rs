@@ -349,6 +349,19 @@ impl Payments {
         check_at: Option<DateTime<Utc>>,
     ) -> Result<Payment, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        // The outcome of an open payment is the PG's to tell again: should a crash lose this
+        // commit, the payment is open as before (durably, with its next check due) and the
+        // reconciler asks the PG and records it anew, event included. So it need not wait for its
+        // WAL flush — which matters because its outbox NOTIFY serializes every notifying commit,
+        // flush included, database-wide. A late charge (its refund) and refunds stay durable.
+        if matches!(
+            entry,
+            Entry::Approved { .. } | Entry::Failed { .. } | Entry::OutcomeUnknown { .. }
+        ) {
+            sqlx::query("SET LOCAL synchronous_commit TO OFF")
+                .execute(&mut *tx)
+                .await?;
+        }
         match transition(&mut tx, order_id, entry, check_at).await {
             Ok(after) => {
                 tx.commit().await?;
