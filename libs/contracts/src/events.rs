@@ -564,6 +564,10 @@ pub struct OrderCancelled {
     pub refund_krw: i64,
     /// Why: `buyer_cancelled`, `payment_failed`, `expired`, `performance_cancelled`, ...
     pub reason: String,
+    /// The hold the order was made from: an order that ends unpaid gives its hold (in
+    /// checkout) back at once. Absent in events from before the field existed.
+    #[serde(default)]
+    pub hold_id: Option<Uuid>,
 }
 event!(OrderCancelled, "order.cancelled", 1, topics::ORDERS, |e| e
     .order_id);

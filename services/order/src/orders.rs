@@ -85,6 +85,7 @@ fn cancelled_event(o: &Order, refund_krw: i64, reason: &str) -> OrderCancelled {
         areas: o.areas.clone(),
         refund_krw,
         reason: reason.to_owned(),
+        hold_id: Some(o.hold_id),
     }
 }
 

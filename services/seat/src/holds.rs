@@ -177,6 +177,21 @@ impl HoldService {
         self.relay.nudge(perf);
     }
 
+    /// Ends the live hold `hold_id` of `buyer` whatever its state (see [`HoldStore::abandon`]),
+    /// with its `hold.ended`; a hold of another buyer or performance is left alone.
+    async fn abandon(&self, perf: Uuid, hold_id: Uuid, buyer: Uuid) -> Result<(), StoreError> {
+        let Some(hold) = self.store.find_hold(hold_id).await? else {
+            return Ok(());
+        };
+        if hold.buyer_id != buyer || hold.performance_id != perf || !hold.status.is_live() {
+            return Ok(());
+        }
+        if let Some((_, change)) = self.store.abandon(perf, hold_id).await? {
+            self.ended(perf, &change, HoldEndReason::Released);
+        }
+        Ok(())
+    }
+
     /// One sweep of every performance this replica follows (see [`HoldService::sweep`]).
     pub async fn sweep_all(&self) {
         for perf in self.maps.ids() {
@@ -356,10 +371,21 @@ impl HoldService {
         let removed = db::remove_sale(tx, e.order_id).await?;
         // A cancelled order is never sold afterwards: a confirmation that arrives later (reordered
         // behind the cancel, or sent again) finds it refused, as a rejected sale is.
-        let hold = removed.as_ref().map_or(Uuid::nil(), |s| s.hold_id);
+        let hold = removed
+            .as_ref()
+            .map(|s| s.hold_id)
+            .or(e.hold_id)
+            .unwrap_or_default();
         db::record_rejection(tx, e.order_id, e.performance_id, hold, "cancelled").await?;
         let Some(sale) = removed else {
-            return Ok(false); // never confirmed, or already returned
+            // Never confirmed (expired or cancelled unpaid): its hold, in checkout, goes back on
+            // sale now rather than at its checkout deadline — only the order's own buyer's.
+            if let Some(hold_id) = e.hold_id {
+                self.abandon(e.performance_id, hold_id, e.buyer_id)
+                    .await
+                    .map_err(SaleError::Store)?;
+            }
+            return Ok(false);
         };
         if let Some(change) = self.store.unsell(&sale).await.map_err(SaleError::Store)? {
             self.maps.apply(sale.performance_id, &change);

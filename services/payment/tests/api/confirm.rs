@@ -242,6 +242,7 @@ async fn cancelled_and_expired_orders_are_not_charged() {
         areas: Vec::new(),
         refund_krw: 0,
         reason: "buyer_cancelled".into(),
+        hold_id: None,
     })
     .await;
     let pool = app.pool.clone();

@@ -252,6 +252,11 @@ impl Book {
         }
     }
 
+    /// See [`super::HoldStore::abandon`].
+    pub fn abandon(&mut self, hold_id: Uuid, now_ms: i64) -> Option<(Hold, Change)> {
+        self.end(hold_id, HoldStatus::Released, now_ms)
+    }
+
     /// The one way a live hold ends without a sale: release and expiry both come here, each
     /// with its `hold.ended`.
     fn end(&mut self, hold_id: Uuid, reason: HoldStatus, now_ms: i64) -> Option<(Hold, Change)> {

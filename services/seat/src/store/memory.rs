@@ -137,6 +137,18 @@ impl HoldStore for MemoryStore {
             .ok_or(StoreError::UnknownPerformance)?
     }
 
+    async fn abandon(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+    ) -> Result<Option<(Hold, Change)>, StoreError> {
+        let now = now_ms();
+        Ok(self
+            .lock()
+            .with_book(performance_id, |b| b.abandon(hold_id, now))
+            .flatten())
+    }
+
     async fn expire_next(
         &self,
         performance_id: Uuid,

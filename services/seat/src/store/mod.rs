@@ -303,6 +303,14 @@ pub trait HoldStore: Send + Sync + 'static {
         hold_id: Uuid,
         reason: HoldStatus,
     ) -> Result<Option<(Hold, Change)>, StoreError>;
+    /// Ends a live hold, in checkout or not, as released: the order paying for it gave up
+    /// (expired or cancelled unpaid), so its seats go back on sale at once rather than at the
+    /// checkout deadline; `None` when it is already over.
+    async fn abandon(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+    ) -> Result<Option<(Hold, Change)>, StoreError>;
     /// Moves an active hold into checkout: its deadline becomes at least `ttl_ms` from now (by
     /// the store's clock), the buyer can no longer release it. A hold already in checkout is
     /// answered as it is. A lapsed or ended hold: [`StoreError::HoldEnded`].

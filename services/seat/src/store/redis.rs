@@ -45,6 +45,7 @@ pub struct RedisStore {
     blocking: Mutex<Vec<MultiplexedConnection>>,
     hold: Script,
     release: Script,
+    abandon: Script,
     expire: Script,
     confirm: Script,
     restore: Script,
@@ -157,6 +158,7 @@ impl RedisStore {
             blocking: Mutex::new(Vec::new()),
             hold: script!("lua/hold.lua"),
             release: script!("lua/release.lua"),
+            abandon: script!("lua/abandon.lua"),
             expire: script!("lua/expire.lua"),
             confirm: script!("lua/confirm.lua"),
             restore: script!("lua/restore.lua"),
@@ -383,6 +385,16 @@ impl HoldStore for RedisStore {
         };
         let args = [hold_id.to_string(), reason.to_owned()];
         let reply: Option<String> = self.eval(&self.release, performance_id, &args).await?;
+        Self::ended(reply).await
+    }
+
+    async fn abandon(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+    ) -> Result<Option<(Hold, Change)>, StoreError> {
+        let args = [hold_id.to_string()];
+        let reply: Option<String> = self.eval(&self.abandon, performance_id, &args).await?;
         Self::ended(reply).await
     }
 

@@ -469,6 +469,13 @@ impl HoldStore for Gated {
     ) -> Result<Option<(Hold, Change)>, StoreError> {
         self.inner.release(performance_id, hold_id, reason).await
     }
+    async fn abandon(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+    ) -> Result<Option<(Hold, Change)>, StoreError> {
+        self.inner.abandon(performance_id, hold_id).await
+    }
     async fn expire_next(
         &self,
         performance_id: Uuid,

@@ -111,6 +111,7 @@ async fn orders_sell_and_return_seats_idempotently() {
             areas: Vec::new(),
             refund_krw: 300_000,
             reason: "buyer_cancelled".into(),
+            hold_id: Some(hold_id),
         };
         let first = app.publish(&cancelled).await;
         assert_eq!(wait_handled(&pool, first.id).await, Handled::Applied);

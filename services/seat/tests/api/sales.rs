@@ -322,6 +322,7 @@ async fn a_cancelled_order_is_never_sold_again() {
             areas: Vec::new(),
             refund_krw: 0,
             reason: "buyer_cancelled".into(),
+            hold_id: Some(e.hold_id),
         };
         let env = app.publish(&cancel(&order)).await;
         assert_eq!(wait_handled(&pool, env.id).await, Handled::Applied);
@@ -463,6 +464,80 @@ async fn a_hold_in_checkout_outlives_its_ttl_and_cannot_be_released() {
         )
         .await;
         assert_eq!(app.seats(perf).await["seats"][0]["status"], "sold");
+        pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn an_order_that_ends_unpaid_gives_its_checkout_hold_back_at_once() {
+    for backend in BACKENDS {
+        let config = Config {
+            checkout_ttl_ms: 600_000,
+            ..Config::default()
+        };
+        let app = spawn(backend, config).await;
+        let mut events = Observer::seats(&app).await;
+        let p = performance(1, 4, 0);
+        let perf = p.performance_id;
+        app.publish_performance(&p).await;
+        let pool = seat_pool(&app).await;
+        let (buyer, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let paying = hold(
+            &app,
+            buyer,
+            json!({"performance_id": perf, "seat_ids": ["A-01-01"]}),
+        )
+        .await;
+        let others = hold(
+            &app,
+            other,
+            json!({"performance_id": perf, "seat_ids": ["A-01-02"]}),
+        )
+        .await;
+        for (id, who) in [(paying, buyer), (others, other)] {
+            let r = app
+                .server
+                .client
+                .post(app.server.url(&format!("/api/v1/holds/{id}/checkout")))
+                .bearer_auth(app.token(who))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{backend:?}");
+        }
+        let ended = |order_id: Uuid, hold_id: Uuid| OrderCancelled {
+            order_id,
+            buyer_id: buyer,
+            performance_id: perf,
+            seat_ids: vec!["A-01-01".into()],
+            areas: Vec::new(),
+            refund_krw: 0,
+            reason: "expired".into(),
+            hold_id: Some(hold_id),
+        };
+        // An order of `buyer` naming someone else's hold changes nothing.
+        let env = app.publish(&ended(Uuid::now_v7(), others)).await;
+        assert_eq!(wait_handled(&pool, env.id).await, Handled::Applied);
+        // The buyer's own order lapsed unpaid: its hold ends now, not at the checkout deadline.
+        let order = Uuid::now_v7();
+        let env = app.publish(&ended(order, paying)).await;
+        assert_eq!(wait_handled(&pool, env.id).await, Handled::Applied);
+        let gone = events.next(|e: &HoldEnded| e.hold_id == paying).await;
+        assert_eq!(gone.reason, HoldEndReason::Released);
+        let map = app.seats(perf).await;
+        assert_eq!(map["seats"][0]["status"], "available", "{backend:?}");
+        assert_eq!(
+            map["seats"][1]["status"], "held",
+            "{backend:?}: not its hold"
+        );
+        // A confirmation arriving behind the cancel sells nothing.
+        let late = OrderConfirmed {
+            order_id: order,
+            ..confirmation(paying, buyer, perf, &["A-01-01"], 0)
+        };
+        let env = app.publish(&late).await;
+        assert_eq!(wait_handled(&pool, env.id).await, Handled::Applied);
+        assert_eq!(app.seats(perf).await["counts"]["sold"], 0, "{backend:?}");
         pool.close().await;
     }
 }
