@@ -581,7 +581,12 @@ pub enum Claim {
     OtherBody,
 }
 
-/// Claims `(buyer, key)` for a body of `fingerprint`.
+/// How long an unfinished `Idempotency-Key` claim holds off the same request (longer than a
+/// request may run: the HTTP layer's timeout plus the seat call's retries).
+pub const STALE_CLAIM_SECS: f64 = 120.0;
+
+/// Claims `(buyer, key)` for a body of `fingerprint`; a claim unfinished for
+/// [`STALE_CLAIM_SECS`] (its process died) is taken over by the same request.
 pub async fn claim(
     pool: &PgPool,
     buyer: Uuid,
@@ -598,6 +603,23 @@ pub async fn claim(
     .execute(pool)
     .await?;
     if inserted.rows_affected() == 1 {
+        return Ok(Claim::Claimed);
+    }
+    // A claim left unfinished for longer than any request runs belongs to a process that died
+    // in the middle: the same request takes it over (creating an order is idempotent per hold:
+    // the retry finds the order the dead one may have made).
+    let taken_over = sqlx::query(
+        "UPDATE order_requests SET created_at = now() \
+         WHERE buyer_id = $1 AND idempotency_key = $2 AND fingerprint = $3 AND NOT done \
+           AND created_at < now() - make_interval(secs => $4)",
+    )
+    .bind(buyer)
+    .bind(key)
+    .bind(fingerprint)
+    .bind(STALE_CLAIM_SECS)
+    .execute(pool)
+    .await?;
+    if taken_over.rows_affected() == 1 {
         return Ok(Claim::Claimed);
     }
     let row = sqlx::query(

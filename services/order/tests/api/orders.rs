@@ -89,6 +89,48 @@ async fn concurrent_submits_of_one_key_make_one_order() {
 }
 
 #[tokio::test]
+async fn a_key_left_claimed_by_a_dead_process_is_taken_over_by_the_same_request() {
+    let app = spawn().await;
+    let p = performance(30);
+    app.publish_performance(&p).await;
+    let buyer = Uuid::now_v7();
+    let hold = app.hold(buyer, p.performance_id, &["A-01-05"]).await;
+    let fingerprint = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(format!("hold_id={hold}")))
+    };
+    let claim = |key: &'static str, age_secs: f64| {
+        let (pool, fingerprint) = (app.orderdb.clone(), fingerprint.clone());
+        async move {
+            sqlx::query(
+                "INSERT INTO order_requests (buyer_id, idempotency_key, fingerprint, created_at) \
+                 VALUES ($1, $2, $3, now() - make_interval(secs => $4))",
+            )
+            .bind(buyer)
+            .bind(key)
+            .bind(fingerprint)
+            .bind(age_secs)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    // A request still running (claimed a moment ago): 409, try again shortly.
+    claim("running", 1.0).await;
+    let r = app.create(buyer, "running", hold).await;
+    assert_eq!(r.status, 409, "{r:?}");
+    assert_eq!(r.body["code"], "idempotency_in_flight");
+    // A claim its process never finished (it died): the same request takes it over.
+    claim("orphaned", order::store::STALE_CLAIM_SECS + 60.0).await;
+    let r = app.create(buyer, "orphaned", hold).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    // ... but never for another body.
+    claim("orphaned-other", order::store::STALE_CLAIM_SECS + 60.0).await;
+    let r = app.create(buyer, "orphaned-other", Uuid::now_v7()).await;
+    assert_eq!(r.status, 422, "{r:?}");
+}
+
+#[tokio::test]
 async fn someone_elses_hold_and_order_are_not_found_and_tokens_are_checked() {
     let app = spawn().await;
     let p = performance(30);
