@@ -25,6 +25,10 @@ pub fn upstream_for(path: &str) -> Option<&'static str> {
             ["events", ..] | ["venues", ..] => Some("catalog"),
             ["admin", "venues" | "events" | "performances", ..] => Some("catalog"),
             ["performances", _, "queue", ..] => Some("admission"),
+            // Only the order service takes a hold into checkout (it calls the seat service
+            // directly): from outside, a buyer could otherwise stretch a hold to the checkout
+            // TTL without ever ordering.
+            ["holds", _, "checkout", ..] => None,
             ["performances", _, "seats", ..] | ["holds", ..] => Some("seat"),
             ["admin", "rooms" | "waiting-rooms", ..] => Some("admission"),
             ["orders", ..] | ["me", "orders", ..] | ["tickets", ..] => Some("order"),
@@ -55,6 +59,8 @@ mod tests {
             ("/api/v1/performances/p1/seats", Some("seat")),
             ("/api/v1/performances/p1/seats/stream", Some("seat")),
             ("/api/v1/holds/h1", Some("seat")),
+            ("/api/v1/holds/h1/checkout", None),
+            ("/api/v1/holds/h1/checkout/", None),
             ("/api/v1/orders", Some("order")),
             ("/api/v1/me/orders", Some("order")),
             ("/api/v1/tickets/t1", Some("order")),
