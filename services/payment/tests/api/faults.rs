@@ -214,3 +214,59 @@ async fn a_slow_pg_holds_at_most_max_in_flight_calls() {
         2
     );
 }
+
+/// A crash between the two writes of a confirm: the payment was recorded `confirming`, then the
+/// process died — before calling the PG, or after the PG took the money but before the outcome
+/// was written. The reconciler finds both and settles them from the PG, one charge each.
+#[tokio::test]
+async fn a_confirm_cut_short_by_a_crash_is_settled_by_the_reconciler() {
+    let app = spawn().await;
+    let buyer = Uuid::now_v7();
+    let mut cases = Vec::new();
+    for charged in [false, true] {
+        let order = app.order(buyer, 16_000).await;
+        let key = app.checkout(order, 16_000).await;
+        if charged {
+            let r = app
+                .server
+                .client
+                .post(app.fake().url("/v1/payments/confirm"))
+                .header("Authorization", fakes::pg::basic_auth(crate::helpers::SECRET))
+                .header("Idempotency-Key", payment::gateway::confirm_key(order, 1))
+                .json(&serde_json::json!({"paymentKey": key, "orderId": order.to_string(), "amount": 16_000}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        // What the first write left: `confirming`, due for a look now.
+        let mut tx = app.pool.begin().await.unwrap();
+        let started = payment::store::start(
+            &mut tx,
+            order,
+            &payment::domain::Entry::ConfirmStarted {
+                buyer_id: buyer,
+                payment_key: key.clone(),
+                amount_krw: 16_000,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert!(started.is_some());
+        tx.commit().await.unwrap();
+        cases.push((order, key, charged));
+    }
+    for (order, key, charged) in cases {
+        app.wait_status(order, "approved").await;
+        let pg = app.pg_payment(&key);
+        assert_eq!(
+            (pg["status"].as_str(), pg["balanceAmount"].as_i64()),
+            (Some("DONE"), Some(16_000)),
+            "charged before: {charged}"
+        );
+        assert_eq!(app.events(order, "payment.approved").await.len(), 1);
+    }
+    // Only the one cut short before its call was confirmed by the service.
+    assert_eq!(app.confirms(), 1);
+}

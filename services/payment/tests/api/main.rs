@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod confirm;
+mod events;
 mod faults;
 mod helpers;
 mod ledger;
