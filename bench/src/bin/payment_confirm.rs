@@ -93,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
     let per_payer = if args.rate > 0.0 {
         (args.rate * args.seconds / args.payers as f64).ceil() as usize + 2
     } else {
-        (args.seconds * 1000.0 / args.latency_ms.max(1) as f64).ceil() as usize + 10
+        // A confirm takes at least the PG's latency (and a few ms of ours).
+        (args.seconds * 1000.0 / args.latency_ms.max(5) as f64).ceil() as usize + 10
     };
     let buyers: Vec<Uuid> = (0..args.payers).map(|_| Uuid::now_v7()).collect();
     let tokens: Arc<Vec<String>> = Arc::new(
