@@ -167,6 +167,13 @@ pub struct Refused {
 }
 
 impl Payment {
+    /// Failed only because the PG never decided in time ([`UNDECIDED`]): the PG may still
+    /// complete it, so it is looked at again on a sparse schedule (a late charge is refunded).
+    pub fn undecided_failure(&self) -> bool {
+        self.status == PaymentStatus::Failed
+            && self.failure.as_ref().is_some_and(|(code, _)| code == UNDECIDED)
+    }
+
     /// The balance left to refund.
     pub fn refundable_krw(&self) -> i64 {
         match self.status {

@@ -21,6 +21,9 @@ use crate::{
     store::{self, KeyUse, Refund, StoreError},
 };
 
+/// The longest wait between two looks at a payment failed as undecided.
+const RECHECK_MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
 /// A buyer's confirm.
 #[derive(Debug, Clone)]
 pub struct ConfirmRequest {
@@ -162,6 +165,17 @@ impl Payments {
                 .saturating_mul(1u64 << exp)
                 .min(self.settle.max_backoff_ms.max(first)),
         )
+    }
+
+    /// The wait before the `attempt`-th look at a payment failed as undecided: the first backoff
+    /// doubling, capped at [`RECHECK_MAX_BACKOFF`] (sparse: the PG rarely completes it late).
+    pub fn recheck_backoff(&self, attempt: i32) -> Duration {
+        let first = self.settle.first_backoff_ms.max(1);
+        let exp = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(0)
+            .min(20);
+        let cap = u64::try_from(RECHECK_MAX_BACKOFF.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(first.saturating_mul(1u64 << exp).min(cap.max(first)))
     }
 
     /// The payment of `order_id`, if it belongs to `buyer_id` (else `None`, as for no payment).
@@ -505,7 +519,10 @@ impl Payments {
             code: crate::domain::UNDECIDED.to_owned(),
             message: format!("the PG did not settle the payment in time: {why}"),
         };
-        self.record(order_id, &entry, None).await
+        // Looked at again on a sparse schedule: should the PG complete it after all (and no
+        // webhook come), the late charge is found and refunded.
+        let check_at = after(self.recheck_backoff(1));
+        self.record(order_id, &entry, Some(check_at)).await
     }
 
     /// Makes one refund at the PG. `Ok(false)`: it must be tried again later (already
@@ -577,6 +594,14 @@ impl Payments {
                     reason: refund.reason.clone(),
                 };
                 let mut tx = self.pool.begin().await?;
+                // A replica whose lease on this refund ran out while its PG call was running
+                // may have recorded it already (the PG replays the same idempotency key): the
+                // ledger entry and the event are written once.
+                if !store::lock_pending_refund(&mut tx, key).await? {
+                    tx.rollback().await?;
+                    tracing::info!(refund_key = key, "refund already recorded");
+                    return Ok(true);
+                }
                 let error = match transition(&mut tx, refund.order_id, &entry, None).await {
                     Ok(_) => None,
                     Err(StoreError::Db(e)) => return Err(e),

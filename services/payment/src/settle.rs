@@ -103,6 +103,15 @@ async fn reconcile(payments: &Payments, settings: &SettleSettings, order_id: Uui
         }
     };
     match payments.settle(order_id, Lookup::ByOrder).await {
+        // Given up as undecided and still not charged at the PG: looked at again, sparsely.
+        Ok(Settled::Payment(p)) if p.undecided_failure() => {
+            let at = Utc::now()
+                + chrono::Duration::from_std(payments.recheck_backoff(checks + 1))
+                    .unwrap_or_default();
+            if let Err(e) = store::recheck_at(payments.pool(), order_id, at).await {
+                tracing::warn!(%order_id, error = %e, "rescheduling a look at an undecided payment");
+            }
+        }
         Ok(Settled::Payment(p)) if !p.status.is_open() => {
             metrics::counter!("boxoffice_payment_reconciled_total", "result" => p.status.as_str())
                 .increment(1);

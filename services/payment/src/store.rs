@@ -113,6 +113,10 @@ pub async fn use_key(
     })
 }
 
+/// How long after its creation a payment failed as undecided is still looked at (the PG may
+/// complete a payment late; a charge found then is refunded).
+pub const UNDECIDED_RECHECK_DAYS: i32 = 15;
+
 const PAYMENT_COLUMNS: &str = "order_id, buyer_id, payment_key, amount_krw, status, \
      refunded_krw, approved_at, late, failure_code, failure_message, attempt";
 
@@ -249,7 +253,8 @@ pub async fn transition(
                     RETURNING seq) \
          UPDATE payments SET status = $2, refunded_krw = $3, approved_at = $4, late = $5, \
          failure_code = $6, failure_message = $7, ledger_seq = (SELECT seq FROM l), \
-         next_check_at = $8, payment_key = $9, attempt = $10, \
+         next_check_at = CASE WHEN $2 IN ('confirming', 'unknown') \
+           OR created_at > now() - make_interval(days => $12) THEN $8 END, payment_key = $9, attempt = $10, \
          checks = CASE WHEN attempt = $10 THEN checks ELSE 0 END, updated_at = now() \
          WHERE order_id = $1",
     )
@@ -260,10 +265,11 @@ pub async fn transition(
     .bind(after.late)
     .bind(code)
     .bind(message)
-    .bind(check_at.filter(|_| after.status.is_open()))
+    .bind(check_at.filter(|_| after.status.is_open() || after.undecided_failure()))
     .bind(&after.payment_key)
     .bind(after.attempt)
     .bind(Json(entry))
+    .bind(UNDECIDED_RECHECK_DAYS)
     .execute(&mut *conn)
     .await?;
     Ok((before, after))
@@ -291,18 +297,23 @@ pub async fn due_checks(
         .collect()
 }
 
-/// Looks at an open payment again at `at`.
+/// Looks at an open payment again at `at`; a payment failed as undecided too, until
+/// [`UNDECIDED_RECHECK_DAYS`] after it was created (then it is looked at no more).
 pub async fn recheck_at(
     pool: &PgPool,
     order_id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE payments SET next_check_at = $2 WHERE order_id = $1 \
-         AND status IN ('confirming', 'unknown')",
+        "UPDATE payments SET next_check_at = CASE WHEN status IN ('confirming', 'unknown') \
+           OR created_at > now() - make_interval(days => $3) THEN $2 END \
+         WHERE order_id = $1 AND (status IN ('confirming', 'unknown') \
+           OR (status = 'failed' AND failure_code = $4))",
     )
     .bind(order_id)
     .bind(at)
+    .bind(UNDECIDED_RECHECK_DAYS)
+    .bind(crate::domain::UNDECIDED)
     .execute(pool)
     .await?;
     Ok(())
@@ -389,6 +400,22 @@ pub async fn fix_refund_amount(
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Locks a pending refund for recording its end in `conn`'s transaction; `false` when it is
+/// no longer pending (another replica, whose lease on it ran out, recorded it first). A second
+/// recorder waits here for the first one's commit and then finds nothing.
+pub async fn lock_pending_refund(
+    conn: &mut PgConnection,
+    refund_key: &str,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT 1 FROM refunds WHERE refund_key = $1 AND status = 'pending' FOR UPDATE",
+    )
+    .bind(refund_key)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
 }
 
 /// Ends a refund as `status` (`done`, `rejected`, `nothing_to_refund`) with `error`.
