@@ -10,5 +10,6 @@ mod faults;
 mod helpers;
 mod ledger;
 mod refunds;
+mod review_fixes;
 mod sandbox;
 mod webhooks;
