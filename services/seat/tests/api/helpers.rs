@@ -353,29 +353,21 @@ pub enum Handled {
 /// Where the seat consumer stands with event `id`. A dead-lettered event has its inbox row too
 /// (written in the same transaction), so the dead letters are looked at first.
 pub async fn handled(pool: &sqlx::PgPool, id: Uuid) -> Handled {
-    let rejected: Option<String> = sqlx::query_scalar(
-        "SELECT error FROM bus_dead_letters WHERE consumer = $1 AND event_id = $2",
-    )
-    .bind(seat::NAME)
-    .bind(id)
-    .fetch_optional(pool)
-    .await
-    .unwrap();
-    if let Some(reason) = rejected {
-        return Handled::DeadLettered(reason);
-    }
-    let applied: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM bus_inbox WHERE consumer = $1 AND event_id = $2)",
+    // One statement, one snapshot: a dead letter and its inbox row commit together, so two
+    // separate reads could see the inbox row without the dead letter written with it.
+    let (rejected, applied): (Option<String>, bool) = sqlx::query_as(
+        "SELECT (SELECT error FROM bus_dead_letters WHERE consumer = $1 AND event_id = $2), \
+                EXISTS (SELECT 1 FROM bus_inbox WHERE consumer = $1 AND event_id = $2)",
     )
     .bind(seat::NAME)
     .bind(id)
     .fetch_one(pool)
     .await
     .unwrap();
-    if applied {
-        Handled::Applied
-    } else {
-        Handled::Pending
+    match (rejected, applied) {
+        (Some(reason), _) => Handled::DeadLettered(reason),
+        (None, true) => Handled::Applied,
+        (None, false) => Handled::Pending,
     }
 }
 
