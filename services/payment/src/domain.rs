@@ -171,7 +171,10 @@ impl Payment {
     /// complete it, so it is looked at again on a sparse schedule (a late charge is refunded).
     pub fn undecided_failure(&self) -> bool {
         self.status == PaymentStatus::Failed
-            && self.failure.as_ref().is_some_and(|(code, _)| code == UNDECIDED)
+            && self
+                .failure
+                .as_ref()
+                .is_some_and(|(code, _)| code == UNDECIDED)
     }
 
     /// The balance left to refund.

@@ -5,11 +5,7 @@
 use std::time::Duration;
 
 use fakes::pg::{Fault, Operation, Rule};
-use payment::{
-    gateway::guard::Guard,
-    payments::Payments,
-    store::Refund,
-};
+use payment::{gateway::guard::Guard, payments::Payments, store::Refund};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -143,14 +139,20 @@ async fn a_charge_the_pg_completes_after_we_gave_up_is_found_and_refunded_withou
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    assert!(next.is_some(), "a payment given up as undecided is looked at again");
+    assert!(
+        next.is_some(),
+        "a payment given up as undecided is looked at again"
+    );
     // The PG completes the payment late (a confirm it sat on), and tells no one.
     app.fake().control.clear_faults();
     let r = app
         .server
         .client
         .post(app.fake().url("/v1/payments/confirm"))
-        .header("Authorization", fakes::pg::basic_auth(crate::helpers::SECRET))
+        .header(
+            "Authorization",
+            fakes::pg::basic_auth(crate::helpers::SECRET),
+        )
         .header("Idempotency-Key", format!("late-{order}"))
         .json(&json!({"paymentKey": key, "orderId": order.to_string(), "amount": 15_000}))
         .send()
