@@ -255,36 +255,51 @@ impl SeatMaps {
         let mut done = Maintenance::default();
         let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
         for perf in db::performance_ids(&self.pool).await? {
-            let used = {
-                let maps = self.maps.read().unwrap_or_else(|p| p.into_inner());
-                maps.get(&perf)
-                    .map(|e| (e.map.clone(), e.used_ms.load(Ordering::Relaxed)))
-            };
-            let live = match self.store.live_holds(perf).await {
-                Ok(n) => n,
-                Err(e) if e.is_failure() => return Err(e.into()),
-                Err(_) => 0,
-            };
-            match used {
-                Some((map, used_ms)) => {
-                    if live == 0
-                        && map.subscribers() == 0
-                        && now_ms().saturating_sub(used_ms) >= idle_ms
-                    {
-                        self.evict(perf);
-                        done.evicted.push(perf);
-                        continue;
-                    }
-                    self.reconcile(perf, &map, &mut done).await?;
-                }
-                None if live > 0 => {
-                    self.load(perf).await?;
-                    done.adopted.push(perf);
-                }
-                None => {}
+            // One performance's trouble (its store call failing, a sale that does not fit)
+            // does not hold up the others' maintenance.
+            if let Err(e) = self.maintain_one(perf, idle_ms, &mut done).await {
+                tracing::warn!(performance_id = %perf, error = %e,
+                    "seat map maintenance of a performance failed; the next pass retries");
             }
         }
         Ok(done)
+    }
+
+    async fn maintain_one(
+        &self,
+        perf: Uuid,
+        idle_ms: i64,
+        done: &mut Maintenance,
+    ) -> Result<(), LoadError> {
+        let used = {
+            let maps = self.maps.read().unwrap_or_else(|p| p.into_inner());
+            maps.get(&perf)
+                .map(|e| (e.map.clone(), e.used_ms.load(Ordering::Relaxed)))
+        };
+        let live = match self.store.live_holds(perf).await {
+            Ok(n) => n,
+            Err(e) if e.is_failure() => return Err(e.into()),
+            Err(_) => 0,
+        };
+        match used {
+            Some((map, used_ms)) => {
+                if live == 0
+                    && map.subscribers() == 0
+                    && now_ms().saturating_sub(used_ms) >= idle_ms
+                {
+                    self.evict(perf);
+                    done.evicted.push(perf);
+                    return Ok(());
+                }
+                self.reconcile(perf, &map, done).await?;
+            }
+            None if live > 0 => {
+                self.load(perf).await?;
+                done.adopted.push(perf);
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     /// Compares the store's sold seats and places of `perf` with SeatDB's sales and restores
