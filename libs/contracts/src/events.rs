@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use sha2::{Digest, Sha256};
 
-use crate::{Envelope, Event, topics};
+use crate::{Envelope, Event, policy::CancellationPolicy, topics};
 
 macro_rules! event {
     ($ty:ty, $name:literal, $version:literal, $topic:expr, |$s:ident| $key:expr) => {
@@ -181,6 +181,11 @@ pub struct PerformancePublished {
     pub seat_count: u32,
     /// [`seat_digest`] of the seats, in chunk order.
     pub seat_digest: String,
+    /// The event's own cancellation schedule; absent (publications before it existed, or an
+    /// event without one): the order service's platform default. [`PerformanceSpec::split`]
+    /// leaves it out (the seat service does not use it); the catalog sets it on the header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_policy: Option<CancellationPolicy>,
 }
 event!(
     PerformancePublished,
@@ -297,6 +302,7 @@ impl PerformanceSpec {
             seat_chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
             seat_count: u32::try_from(self.seats.len()).unwrap_or(u32::MAX),
             seat_digest: seat_digest(&self.seats),
+            cancellation_policy: None,
         };
         Ok((chunks, header))
     }
@@ -651,6 +657,34 @@ event!(
     |e| e.order_id
 );
 
+/// A refund will not be made by itself: the PG refused it for good (e.g.
+/// `NOT_CANCELABLE_PAYMENT`), it was more than what is left, or it kept failing for
+/// `payment.settle.refund_max_attempts` attempts. The money question is an operator's; the order
+/// service marks the order `refund_failed`. A `payment.refunded` of the same order afterwards (an
+/// operator's retry went through) still wins. Keyed by the order id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRefundFailed {
+    /// Order id.
+    pub order_id: Uuid,
+    /// The refund: `refund.requested`'s `refund_id`, or `late-<order_id>` for a charge the
+    /// payment service refunds on its own (one the order service never heard of).
+    pub refund_key: String,
+    /// What was to go back, in KRW (`None`: everything left).
+    #[serde(default)]
+    pub amount_krw: Option<i64>,
+    /// The PG's code (`NOT_CANCELABLE_PAYMENT`, ...) or ours (`OVER_BALANCE`, `REFUND_GAVE_UP`).
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+event!(
+    PaymentRefundFailed,
+    "payment.refund_failed",
+    1,
+    topics::PAYMENTS,
+    |e| e.order_id
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -880,6 +914,32 @@ mod tests {
             v3.decode::<PerformancePublished>(),
             Err(crate::DecodeError::UnsupportedVersion { .. })
         ));
+    }
+
+    #[test]
+    fn a_header_without_a_cancellation_policy_still_parses_and_one_with_it_round_trips() {
+        let (_, mut header) = spec(3).split().unwrap();
+        assert_eq!(header.cancellation_policy, None);
+        // Without one, the wire is what it was before the field existed.
+        let old = serde_json::to_value(&header).unwrap();
+        assert!(old.get("cancellation_policy").is_none());
+        let back: PerformancePublished = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(back, header);
+        // A null one is none.
+        let mut null = old;
+        null["cancellation_policy"] = serde_json::Value::Null;
+        let back: PerformancePublished = serde_json::from_value(null).unwrap();
+        assert_eq!(back.cancellation_policy, None);
+
+        header.cancellation_policy = Some(CancellationPolicy::standard(2_000));
+        let env = Envelope::new(&header).unwrap();
+        assert_eq!(env.payload["cancellation_policy"]["flat_fee_krw"], 2_000);
+        let back: PerformancePublished = env.decode().unwrap();
+        assert_eq!(back, header);
+        // A policy with a field this build does not know is refused, not half-applied.
+        let mut alien = env.payload.clone();
+        alien["cancellation_policy"]["refund_everything"] = true.into();
+        assert!(serde_json::from_value::<PerformancePublished>(alien).is_err());
     }
 
     #[test]
