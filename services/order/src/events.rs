@@ -7,7 +7,8 @@
 //! - `payment.failed` → noted; the order stays payable until its window ends;
 //! - `payment.refunded` → a refunding order is refunded (final);
 //! - `sale.rejected` → the confirmed order is refunded in full (`sale_rejected`);
-//! - `performance.published` → the start its cancellation schedule counts from;
+//! - `performance.published` → the start its cancellation schedule counts from, and the event's
+//!   own schedule (if any) that orders made from then on freeze;
 //! - `performance.cancelled` → every order of it ends, paid ones refunded in full.
 
 use async_trait::async_trait;
@@ -83,7 +84,22 @@ impl Handler for OrderHandler {
                 ));
             };
             let revision = v["revision"].as_i64().unwrap_or(0);
-            store::save_performance(tx, perf, starts.with_timezone(&chrono::Utc), revision).await?;
+            // The event's own schedule (absent or null: the platform default). One this build
+            // cannot read is refused, never replaced by the default the organizer did not set.
+            let policy = match v.get("cancellation_policy") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(p) => Some(
+                    serde_json::from_value::<crate::domain::policy::CancellationPolicy>(p.clone())
+                        .map_err(|e| {
+                            HandleError::domain(
+                                "bad_publication",
+                                format!("cancellation policy: {e}"),
+                            )
+                        })?,
+                ),
+            };
+            let starts = starts.with_timezone(&chrono::Utc);
+            store::save_performance(tx, perf, starts, revision, policy.as_ref()).await?;
         } else if env.is::<PerformanceCancelled>() {
             let e: PerformanceCancelled = env.decode()?;
             let n = self

@@ -513,21 +513,27 @@ pub async fn check_in(
 
 // ---------------------------------------------------------------- performances
 
-/// Records a performance's start from its publication (newer revisions only).
+/// Records a performance's start and the event's cancellation policy (`None`: the platform
+/// default) from its publication; newer revisions only, so a late or replayed older one changes
+/// nothing.
 pub async fn save_performance(
     conn: &mut PgConnection,
     perf: Uuid,
     starts_at: DateTime<Utc>,
     revision: i64,
+    policy: Option<&CancellationPolicy>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO performances (performance_id, starts_at, revision) VALUES ($1, $2, $3) \
-         ON CONFLICT (performance_id) DO UPDATE SET starts_at = EXCLUDED.starts_at, \
-         revision = EXCLUDED.revision WHERE performances.revision < EXCLUDED.revision",
+        "INSERT INTO performances (performance_id, starts_at, revision, cancellation_policy) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (performance_id) DO UPDATE SET \
+         starts_at = EXCLUDED.starts_at, revision = EXCLUDED.revision, \
+         cancellation_policy = EXCLUDED.cancellation_policy \
+         WHERE performances.revision < EXCLUDED.revision",
     )
     .bind(perf)
     .bind(starts_at)
     .bind(revision)
+    .bind(policy.map(Json))
     .execute(conn)
     .await?;
     Ok(())
@@ -552,18 +558,35 @@ pub async fn cancel_performance(
     Ok(())
 }
 
-/// A performance's start and whether it was cancelled.
-pub async fn performance(
-    pool: &PgPool,
-    perf: Uuid,
-) -> Result<Option<(DateTime<Utc>, bool)>, sqlx::Error> {
+/// What an order of a performance is made against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Performance {
+    /// When it starts.
+    pub starts_at: DateTime<Utc>,
+    /// Whether the organizer cancelled it.
+    pub cancelled: bool,
+    /// The event's cancellation policy as last published (`None`: the platform default).
+    pub policy: Option<CancellationPolicy>,
+}
+
+/// A performance as last published.
+pub async fn performance(pool: &PgPool, perf: Uuid) -> Result<Option<Performance>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT starts_at, cancelled_at IS NOT NULL FROM performances WHERE performance_id = $1",
+        "SELECT starts_at, cancelled_at IS NOT NULL, cancellation_policy FROM performances \
+         WHERE performance_id = $1",
     )
     .bind(perf)
     .fetch_optional(pool)
     .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    row.map(|r| {
+        let policy: Option<Json<CancellationPolicy>> = r.try_get(2)?;
+        Ok(Performance {
+            starts_at: r.try_get(0)?,
+            cancelled: r.try_get(1)?,
+            policy: policy.map(|Json(p)| p),
+        })
+    })
+    .transpose()
 }
 
 // ---------------------------------------------------------------- idempotency keys

@@ -1,6 +1,7 @@
 //! `POST /api/v1/orders {hold_id}` with `Idempotency-Key`: the hold goes into checkout at the
 //! seat service, the order is priced from it and stored `pending_payment` with its frozen
-//! cancellation policy and `order.created`, in one transaction with the key's stored answer.
+//! cancellation policy (the event's, as last published with the performance, else
+//! `order.cancellation`) and `order.created`, in one transaction with the key's stored answer.
 
 use axum::{
     Json,
@@ -249,7 +250,7 @@ async fn make(
             format!("the hold is {}", hold.status),
         ));
     }
-    let (starts_at, cancelled) = store::performance(&state.pool, hold.performance_id)
+    let performance = store::performance(&state.pool, hold.performance_id)
         .await?
         .ok_or_else(|| {
             ApiError::new(
@@ -259,7 +260,7 @@ async fn make(
             )
             .with("retry_after_secs", 1)
         })?;
-    if cancelled {
+    if performance.cancelled {
         return Err(ApiError::conflict(
             "performance_cancelled",
             "the performance was cancelled",
@@ -293,8 +294,11 @@ async fn make(
         booking_fee_krw: price.booking_fee_krw,
         amount_krw: price.total_krw,
         status: OrderStatus::PendingPayment,
-        policy: state.config.cancellation.clone(),
-        starts_at,
+        // The event's own policy as last published, else the platform's: frozen from here on.
+        policy: performance
+            .policy
+            .unwrap_or_else(|| state.config.cancellation.clone()),
+        starts_at: performance.starts_at,
         expires_at,
         hold_expires_at: hold.expires_at,
         payment_key: None,

@@ -1,5 +1,6 @@
 //! The cancellation policy: by default the Korean standard schedule for performances
-//! (../shared/docs/domain.md). Dates count in Asia/Seoul.
+//! (../shared/docs/domain.md), or the event's own when the catalog publishes one with the
+//! performance. Dates count in Asia/Seoul.
 //!
 //! - free within `free_days_after_booking` days of the booking date (the booking day is day 0),
 //!   while the performance is at least `flat_fee_from_days` days away;
@@ -10,63 +11,36 @@
 //!   `saturday_cutoff_hour` (11:00) when that day is a Saturday;
 //! - the booking fee is refunded only on the booking day.
 //!
-//! A policy is frozen onto each order when it is made (OrderDB `orders.policy`), so a later
-//! change of configuration never changes what an existing order's buyer was promised.
+//! The data is `contracts::policy::CancellationPolicy` (it travels in `performance.published`);
+//! this module's [`CancellationPolicy`] wraps it with the schedule's meaning. A policy is frozen
+//! onto each order when it is made (OrderDB `orders.policy`), so a later change of
+//! configuration or of the event's policy never changes what an existing order's buyer was
+//! promised.
+
+use std::ops::Deref;
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
-/// One step of the schedule near the performance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Tier {
-    /// Applies when this many days or fewer are left (and more than the next tier's).
-    pub days_before: i64,
-    /// Percent of the ticket price kept.
-    pub percent: i64,
+pub use contracts::policy::Tier;
+
+/// A cancellation schedule (`order.cancellation.*`, or the event's own) with its meaning: the
+/// contracts' data, the same JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CancellationPolicy(pub contracts::policy::CancellationPolicy);
+
+impl Deref for CancellationPolicy {
+    type Target = contracts::policy::CancellationPolicy;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
-/// A cancellation schedule (`order.cancellation.*`; per event later).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct CancellationPolicy {
-    /// Days after the booking date during which cancelling is free (7).
-    pub free_days_after_booking: i64,
-    /// The fee per ticket past the free days (₩4,000 musical/concert, ₩2,000 theatre).
-    pub flat_fee_krw: i64,
-    /// The free days and the flat fee apply only while at least this many days are left (10).
-    pub flat_fee_from_days: i64,
-    /// Percentages closer to the performance, any order.
-    pub tiers: Vec<Tier>,
-    /// The cut-off hour of the day before the performance (17).
-    pub cutoff_hour: u32,
-    /// The cut-off hour when that day is a Saturday (11).
-    pub saturday_cutoff_hour: u32,
-}
-
-impl Default for CancellationPolicy {
-    fn default() -> Self {
-        Self {
-            free_days_after_booking: 7,
-            flat_fee_krw: 4_000,
-            flat_fee_from_days: 10,
-            tiers: vec![
-                Tier {
-                    days_before: 9,
-                    percent: 10,
-                },
-                Tier {
-                    days_before: 6,
-                    percent: 20,
-                },
-                Tier {
-                    days_before: 2,
-                    percent: 30,
-                },
-            ],
-            cutoff_hour: 17,
-            saturday_cutoff_hour: 11,
-        }
+impl From<contracts::policy::CancellationPolicy> for CancellationPolicy {
+    fn from(p: contracts::policy::CancellationPolicy) -> Self {
+        Self(p)
     }
 }
 
