@@ -48,7 +48,9 @@
 //! secret key) before acting; duplicates and out-of-order events happen.
 //!
 //! Faults ([`fault`]): `X-Sandbox-Fault: decline, timeout, error, provider_error, slow,
-//! timeout_after_apply, duplicate_webhook, reorder_webhook, latency=<ms>` on one call; queued for
+//! timeout_after_apply, duplicate_webhook, reorder_webhook, wrong_amount, wrong_order,
+//! latency=<ms>` on one call (`wrong_*`: the call is applied but its answer names another
+//! `totalAmount` or `orderId`, a PG a merchant must not trust blindly); queued for
 //! the next matching calls with `POST /v1/sandbox/faults {"fault", "orderId"?, "operation"?:
 //! "confirm"|"cancel"|"lookup", "count"?}` (authenticated; `DELETE` clears) or
 //! [`Control::inject`]; at random with [`Options::rates`]. Every merchant call waits

@@ -160,6 +160,22 @@ fn faults_of(pg: &Shared, header: &Faults, operation: Operation, order_id: Optio
     faults
 }
 
+/// The Payment object `payment` as the `wrong_amount` / `wrong_order` faults garble it (the
+/// PG's state is untouched: only this answer lies).
+fn garble(mut payment: Value, faults: &Faults) -> Value {
+    if faults.has(Fault::WrongAmount)
+        && let Some(total) = payment["totalAmount"].as_i64()
+    {
+        payment["totalAmount"] = json!(total + 1_000);
+    }
+    if faults.has(Fault::WrongOrder)
+        && let Some(order_id) = payment["orderId"].as_str()
+    {
+        payment["orderId"] = json!(format!("{order_id}-other"));
+    }
+    payment
+}
+
 /// Sends the webhooks of `changed` (Payment objects of one payment, in order).
 fn notify(pg: &Shared, payment_key: &str, changed: Vec<Value>, faults: &Faults) {
     for payment in changed {
@@ -354,7 +370,7 @@ async fn confirm_detached(pg: Shared, headers: HeaderMap, body: Bytes) -> Respon
         match result {
             Ok(payment) => Reply {
                 hang_after: faults.has(Fault::TimeoutAfterApply),
-                ..Reply::ok(payment)
+                ..Reply::ok(garble(payment, &faults))
             },
             Err(e) => Reply::error(&e),
         }
@@ -476,7 +492,7 @@ async fn lookup(pg: Shared, headers: HeaderMap, by: Lookup) -> Response {
             if expired {
                 notify(&pg, &key, vec![payment.clone()], &Faults::default());
             }
-            Reply::ok(payment).into_response()
+            Reply::ok(garble(payment, &faults)).into_response()
         }
     }
 }

@@ -30,6 +30,11 @@ pub enum Fault {
     /// The webhook of this call's status change is held back and delivered after the
     /// payment's next one (or after `reorder_flush`).
     ReorderWebhook,
+    /// The call is applied as usual but its Payment object says another `totalAmount` (1,000
+    /// more): a PG (or something between) answering wrong, which a merchant must not trust.
+    WrongAmount,
+    /// The call is applied as usual but its Payment object names another `orderId`.
+    WrongOrder,
 }
 
 impl Fault {
@@ -43,6 +48,8 @@ impl Fault {
             "timeout_after_apply" => Self::TimeoutAfterApply,
             "duplicate_webhook" => Self::DuplicateWebhook,
             "reorder_webhook" => Self::ReorderWebhook,
+            "wrong_amount" => Self::WrongAmount,
+            "wrong_order" => Self::WrongOrder,
             _ => return None,
         })
     }

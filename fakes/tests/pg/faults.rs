@@ -225,3 +225,32 @@ async fn latency_and_slow_delay_the_answer_not_the_outcome() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn wrong_answers_lie_about_the_amount_or_order_and_leave_the_payment_as_it_is() {
+    let pg = spawn().await;
+    let order = order_id();
+    let checkout = pg.checkout(&order, 4_000).await;
+    let key = checkout["paymentKey"].as_str().unwrap();
+    let (status, answer) = confirm_faulty(&pg, &checkout, "wrong_amount").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (answer["status"].as_str(), answer["totalAmount"].as_i64()),
+        (Some("DONE"), Some(5_000))
+    );
+    assert_eq!(answer["orderId"], order.as_str());
+    // Only the answer lied: the PG charged the checkout's amount.
+    let (_, payment) = pg.payment(key).await;
+    assert_eq!(
+        (payment["status"].as_str(), payment["totalAmount"].as_i64()),
+        (Some("DONE"), Some(4_000))
+    );
+    let (status, lookup) = Pg::send(
+        pg.merchant(Method::GET, &format!("/v1/payments/{key}"))
+            .header("X-Sandbox-Fault", "wrong_order"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lookup["orderId"], format!("{order}-other"));
+    assert_eq!(lookup["totalAmount"], 4_000);
+}
