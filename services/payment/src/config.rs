@@ -14,17 +14,37 @@ use crate::gateway::toss::TOSS_API;
 pub const SANDBOX_SECRET_KEY: &str = "test_sk_boxoffice_sandbox";
 
 /// Settings (`payment.*`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The PG (`payment.pg.*`).
     pub pg: PgSettings,
     /// Reconciliation of unknown outcomes and refunds (`payment.settle.*`).
     pub settle: SettleSettings,
+    /// At most one PG lookup per payment this often for the PG's (unsigned) webhooks, ms;
+    /// further notices of the payment meanwhile are answered 200 and dropped (env
+    /// `BOXOFFICE_PAYMENT__WEBHOOK_MIN_INTERVAL_MS`).
+    pub webhook_min_interval_ms: u64,
+    /// At most this many webhook lookups at the PG at once per replica; more are answered 503
+    /// `webhooks_busy` (the PG delivers again later) (env
+    /// `BOXOFFICE_PAYMENT__WEBHOOK_MAX_IN_FLIGHT`).
+    pub webhook_max_in_flight: usize,
     /// Sandbox mode: an unconfigured PG is the fake (not a `payment.*` setting: the launcher
     /// sets it from the top-level `sandbox`, on by default in standalone).
     #[serde(skip)]
     pub sandbox: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            pg: PgSettings::default(),
+            settle: SettleSettings::default(),
+            webhook_min_interval_ms: 5_000,
+            webhook_max_in_flight: 16,
+            sandbox: false,
+        }
+    }
 }
 
 /// The PG's address, key, timeouts and protection (`payment.pg.*`).
@@ -83,6 +103,11 @@ pub struct SettleSettings {
     /// expires unconfirmed payments; a charge found later is refunded), and before a refund is
     /// given up and left for an operator (env `BOXOFFICE_PAYMENT__SETTLE__MAX_ATTEMPTS`).
     pub max_attempts: i32,
+    /// Attempts of a refund the PG keeps failing (timeouts, 5xx, a refused key) before it is
+    /// given up: unless the PG's record shows the money back, it ends `failed` with
+    /// `payment.refund_failed` and an operator takes over (env
+    /// `BOXOFFICE_PAYMENT__SETTLE__REFUND_MAX_ATTEMPTS`).
+    pub refund_max_attempts: i32,
 }
 
 impl Default for SettleSettings {
@@ -92,6 +117,7 @@ impl Default for SettleSettings {
             first_backoff_ms: 1_000,
             max_backoff_ms: 60_000,
             max_attempts: 10,
+            refund_max_attempts: 50,
         }
     }
 }

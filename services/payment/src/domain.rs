@@ -7,6 +7,9 @@
 //! confirming | unknown --Approved--> approved --Refunded--> partially_refunded | refunded
 //! confirming | unknown --Failed--> failed --LateApproval--> approved (late: refunded at once)
 //! failed (a definite refusal) --ConfirmStarted (another payment key)--> confirming (next attempt)
+//! failed (PG_MISCONFIGURED: the PG refused our key) --ConfirmStarted (any key)--> confirming
+//! confirming | unknown | failed --Flagged--> flagged (the PG's answer cannot be ours: an operator
+//!                                                   decides; nothing automatic follows)
 //! ```
 
 use std::collections::BTreeMap;
@@ -18,6 +21,10 @@ use uuid::Uuid;
 /// The failure code of a payment given up on while the PG had not decided: money may still
 /// move for it (then it is refunded), so it is never attempted again.
 pub const UNDECIDED: &str = "PG_UNDECIDED";
+
+/// The failure code of a confirm the PG did not authenticate (our secret key is refused): the
+/// PG did nothing, so the same payment key may be confirmed again once the key is fixed.
+pub const MISCONFIGURED: &str = "PG_MISCONFIGURED";
 
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -36,6 +43,10 @@ pub enum PaymentStatus {
     PartiallyRefunded,
     /// All of it went back.
     Refunded,
+    /// The PG's answer cannot be about this payment (another order, payment or amount), or
+    /// shows it cancelled though we never approved it: never approved here, looked at no more;
+    /// an operator settles the money with the PG (see the runbook).
+    Flagged,
 }
 
 impl PaymentStatus {
@@ -48,6 +59,7 @@ impl PaymentStatus {
             Self::Failed => "failed",
             Self::PartiallyRefunded => "partially_refunded",
             Self::Refunded => "refunded",
+            Self::Flagged => "flagged",
         }
     }
 
@@ -60,6 +72,7 @@ impl PaymentStatus {
             "failed" => Self::Failed,
             "partially_refunded" => Self::PartiallyRefunded,
             "refunded" => Self::Refunded,
+            "flagged" => Self::Flagged,
             _ => return None,
         })
     }
@@ -105,6 +118,14 @@ pub enum Entry {
         /// When, by the PG.
         approved_at: DateTime<Utc>,
     },
+    /// The PG's answer was not applied: it names another order, payment or amount, or shows a
+    /// payment we never approved cancelled. For an operator.
+    Flagged {
+        /// `PG_ORDER_MISMATCH`, `PG_AMOUNT_MISMATCH`, `PG_CANCELED_UNAPPROVED`.
+        code: String,
+        /// What the PG said, for the operator.
+        reason: String,
+    },
     /// Money went back.
     Refunded {
         /// The refund it was.
@@ -126,6 +147,7 @@ impl Entry {
             Self::Approved { .. } => "approved",
             Self::Failed { .. } => "failed",
             Self::LateApproval { .. } => "late_approval",
+            Self::Flagged { .. } => "flagged",
             Self::Refunded { .. } => "refunded",
         }
     }
@@ -175,6 +197,16 @@ impl Payment {
                 .failure
                 .as_ref()
                 .is_some_and(|(code, _)| code == UNDECIDED)
+    }
+
+    /// Failed because the PG refused our secret key ([`MISCONFIGURED`]): nothing happened at
+    /// the PG, so the same payment key may be confirmed again.
+    pub fn misconfigured_failure(&self) -> bool {
+        self.status == PaymentStatus::Failed
+            && self
+                .failure
+                .as_ref()
+                .is_some_and(|(code, _)| code == MISCONFIGURED)
     }
 
     /// The balance left to refund.
@@ -250,7 +282,7 @@ impl Payment {
                     amount_krw,
                 },
             ) if self.can_retry()
-                && *payment_key != self.payment_key
+                && (*payment_key != self.payment_key || self.misconfigured_failure())
                 && *buyer_id == self.buyer_id
                 && *amount_krw == self.amount_krw =>
             {
@@ -258,6 +290,10 @@ impl Payment {
                 next.payment_key = payment_key.clone();
                 next.failure = None;
                 next.attempt += 1;
+            }
+            (S::Confirming | S::Unknown | S::Failed, Entry::Flagged { code, reason }) => {
+                next.status = S::Flagged;
+                next.failure = Some((code.clone(), reason.clone()));
             }
             (S::Failed, Entry::LateApproval { approved_at }) => {
                 next.status = S::Approved;
@@ -452,6 +488,51 @@ mod tests {
     }
 
     #[test]
+    fn a_flagged_payment_is_never_approved_refunded_or_attempted_again() {
+        let (p, start) = started(5_000);
+        let flag = Entry::Flagged {
+            code: "PG_AMOUNT_MISMATCH".into(),
+            reason: "the PG's totalAmount is 1 KRW".into(),
+        };
+        let flagged = p.apply(&flag).unwrap();
+        assert_eq!(flagged.status, PaymentStatus::Flagged);
+        assert_eq!(flagged.refundable_krw(), 0);
+        assert!(!flagged.can_retry());
+        let approved = Entry::Approved {
+            approved_at: Utc::now(),
+        };
+        assert!(flagged.apply(&approved).is_err());
+        assert!(flagged.apply(&refund(1)).is_err());
+        assert!(flagged.apply(&flag).is_err(), "flagged once");
+        let again = Entry::ConfirmStarted {
+            buyer_id: Uuid::nil(),
+            payment_key: "pk2".into(),
+            amount_krw: 5_000,
+        };
+        assert!(flagged.apply(&again).is_err());
+        assert!(flagged.apply(&start).is_err());
+        // An approved payment is not flagged afterwards (its money is accounted for).
+        assert!(p.apply(&approved).unwrap().apply(&flag).is_err());
+    }
+
+    #[test]
+    fn a_confirm_the_pg_did_not_authenticate_may_be_sent_again_with_the_same_key() {
+        let (p, start) = started(5_000);
+        let failed = p
+            .apply(&Entry::Failed {
+                code: MISCONFIGURED.into(),
+                message: "401".into(),
+            })
+            .unwrap();
+        assert!(failed.misconfigured_failure());
+        let again = failed.apply(&start).unwrap();
+        assert_eq!(
+            (again.status, again.attempt),
+            (PaymentStatus::Confirming, 2)
+        );
+    }
+
+    #[test]
     fn entries_round_trip_through_json() {
         let e = Entry::Refunded {
             refund_key: "k".into(),
@@ -475,6 +556,10 @@ mod tests {
             }),
             Just(Entry::LateApproval {
                 approved_at: DateTime::<Utc>::UNIX_EPOCH
+            }),
+            Just(Entry::Flagged {
+                code: "PG_AMOUNT_MISMATCH".into(),
+                reason: "r".into()
             }),
             (1i64..6_000).prop_map(refund),
             (0u8..3).prop_map(|k| Entry::ConfirmStarted {

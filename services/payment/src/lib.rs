@@ -51,6 +51,36 @@ pub struct Overrides {
     pub gateway: Option<Arc<dyn PaymentGateway>>,
 }
 
+/// Readiness: PayDB, and the PG's key — a key the PG refuses is a misconfiguration that makes
+/// the replica unready (`pg_key`), while the breaker's state is only reported (`pg_circuit`: up
+/// when closed, else `open` or `half_open`): an outage of the PG must not pull every replica
+/// out of rotation, where they answer 503 `pg_unavailable` fast.
+fn readiness(pool: sqlx::PgPool, guard: Arc<Guard>) -> Readiness {
+    let key_guard = guard.clone();
+    Readiness::default()
+        .postgres(pool)
+        .check("pg_key", move || {
+            let refused = key_guard.misconfigured();
+            async move {
+                match refused {
+                    None => Ok(()),
+                    Some((since, why)) => Err(format!(
+                        "pg_misconfigured: the PG refuses payment.pg.secret_key since {since}: {why}"
+                    )),
+                }
+            }
+        })
+        .report("pg_circuit", move || {
+            let state = guard.breaker();
+            async move {
+                match state {
+                    "closed" => Ok(()),
+                    other => Err(format!("breaker {other}")),
+                }
+            }
+        })
+}
+
 /// Opens PayDB, follows the order service's events and builds the routes.
 pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError> {
     start_with(config, infra, Overrides::default()).await
@@ -117,11 +147,19 @@ pub async fn start_with(
     // A lease outlasts a PG call (connect and answer), so two replicas never ask at once.
     let lease = timeouts.connect + timeouts.request + Duration::from_secs(1);
     let settler = settle::spawn(payments.clone(), config.settle.clone(), lease, shutdown);
-    let state = api::AppState { payments, verifier };
+    let guard = payments.guard().clone();
+    let state = api::AppState {
+        payments,
+        verifier,
+        webhook_slots: Arc::new(tokio::sync::Semaphore::new(
+            config.webhook_max_in_flight.max(1),
+        )),
+        webhook_min_interval_ms: config.webhook_min_interval_ms,
+    };
     Ok(Service {
         name: NAME,
         router: api::router(state),
-        readiness: Readiness::default().postgres(pool),
+        readiness: readiness(pool, guard),
         tasks: vec![relay, consumer, settler],
     })
 }

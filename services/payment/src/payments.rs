@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use contracts::events::{PaymentApproved, PaymentFailed, PaymentRefunded};
+use contracts::events::{PaymentApproved, PaymentFailed, PaymentRefundFailed, PaymentRefunded};
 use platform::bus::outbox;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -15,7 +15,7 @@ use crate::{
     config::SettleSettings,
     domain::{Entry, Payment, PaymentStatus},
     gateway::{
-        self, Cancel, Confirm, PaymentGateway, PgError, PgPayment,
+        self, Cancel, Confirm, PG_CANCELED_UNAPPROVED, PaymentGateway, PgError, PgPayment, Verdict,
         guard::{Guard, Permit},
     },
     store::{self, KeyUse, Refund, StoreError},
@@ -81,6 +81,9 @@ pub enum ConfirmError {
     /// The PG was not called (circuit open, too many calls): nothing was recorded.
     #[error("the PG is unavailable: {0}")]
     PgUnavailable(&'static str),
+    /// The PG refuses our secret key (a misconfiguration): nothing was charged.
+    #[error("the PG refuses our secret key")]
+    PgMisconfigured,
     /// No PG is configured.
     #[error("no PG is configured")]
     PgOff,
@@ -230,6 +233,7 @@ impl Payments {
         let pg = self.pg.clone().ok_or(ConfirmError::PgOff)?;
         let permit = self.guard.admit().map_err(|e| match e {
             PgError::NotCalled(why) => ConfirmError::PgUnavailable(why),
+            PgError::Misconfigured(_) => ConfirmError::PgMisconfigured,
             _ => ConfirmError::PgUnavailable("the PG cannot be called"),
         })?;
         let start = Entry::ConfirmStarted {
@@ -283,16 +287,31 @@ impl Payments {
         metrics::histogram!("boxoffice_payment_pg_seconds", "call" => "confirm")
             .record(started_at.elapsed().as_secs_f64());
         let entry = match &outcome {
-            Ok(p) => match p.status.money_moved() {
-                Some(true) => Entry::Approved {
-                    approved_at: p.approved_at.unwrap_or_else(Utc::now),
+            // An answer about another order, payment or amount is never an approval.
+            Ok(p) => match p.mismatch(order_id, &payment.payment_key, payment.amount_krw) {
+                Some((code, reason)) => Entry::Flagged {
+                    code: code.to_owned(),
+                    reason: format!("confirm: {reason}"),
                 },
-                Some(false) => Entry::Failed {
-                    code: format!("PG_{}", status_name(p)),
-                    message: "the PG did not complete the payment".to_owned(),
-                },
-                None => Entry::OutcomeUnknown {
-                    reason: format!("the PG answered {}", status_name(p)),
+                None => match p.status.verdict() {
+                    Verdict::Approved => Entry::Approved {
+                        approved_at: p.approved_at.unwrap_or_else(Utc::now),
+                    },
+                    Verdict::Failed => Entry::Failed {
+                        code: format!("PG_{}", status_name(p)),
+                        message: "the PG did not complete the payment".to_owned(),
+                    },
+                    Verdict::CancelledUnapproved => Entry::Flagged {
+                        code: PG_CANCELED_UNAPPROVED.to_owned(),
+                        reason: format!(
+                            "confirm: the PG answered {} (balance {} KRW)",
+                            status_name(p),
+                            p.balance_amount
+                        ),
+                    },
+                    Verdict::Undecided => Entry::OutcomeUnknown {
+                        reason: format!("the PG answered {}", status_name(p)),
+                    },
                 },
             },
             // Confirmed before, by a call whose answer was lost: the PG knows how it ended.
@@ -304,6 +323,12 @@ impl Payments {
             Err(PgError::Refused { code, message, .. }) => Entry::Failed {
                 code: code.clone(),
                 message: message.clone(),
+            },
+            // The PG did not authenticate the call: nothing happened there. The same payment
+            // key may be confirmed again once the key is fixed.
+            Err(PgError::Misconfigured(why)) => Entry::Failed {
+                code: crate::domain::MISCONFIGURED.to_owned(),
+                message: format!("the PG refused our secret key ({why}); nothing was charged"),
             },
             Err(e) => Entry::OutcomeUnknown {
                 reason: e.to_string(),
@@ -346,6 +371,8 @@ impl Payments {
         }
         match p.status {
             PaymentStatus::Confirming => Err(ConfirmError::InProgress),
+            // The PG never saw it (our key was refused): confirm it again.
+            PaymentStatus::Failed if p.misconfigured_failure() => Ok(None),
             PaymentStatus::Unknown => match self.settle(req.order_id, Lookup::ByOrder).await {
                 Ok(Settled::Payment(now)) => Ok(Some(now)),
                 _ => Ok(Some(p)),
@@ -380,6 +407,11 @@ impl Payments {
             Ok(after) => {
                 tx.commit().await?;
                 tracing::info!(%order_id, entry = entry.kind(), status = after.status.as_str(), "payment changed");
+                if let Entry::Flagged { code, reason } = entry {
+                    metrics::counter!("boxoffice_payment_flagged_total", "code" => code.clone())
+                        .increment(1);
+                    tracing::error!(%order_id, code, reason, payment_key = %after.payment_key, amount_krw = after.amount_krw, "the PG's answer does not match the payment: flagged for an operator, nothing approved");
+                }
                 Ok(after)
             }
             Err(StoreError::Refused(refused)) => {
@@ -477,31 +509,44 @@ impl Payments {
             Err(e) => return Ok(Settled::Unreachable(e.to_string())),
         };
         let entry = match (&found, ours.status) {
-            (Some(p), _) if p.order_id != order_id.to_string() => {
-                tracing::error!(%order_id, pg_order = %p.order_id, "the PG's payment names another order");
-                return Ok(Settled::Unreachable(
-                    "the PG's payment names another order".into(),
-                ));
-            }
-            (Some(p), status) => match (p.status.money_moved(), status) {
-                (Some(true), PaymentStatus::Failed) => Entry::LateApproval {
-                    approved_at: p.approved_at.unwrap_or_else(Utc::now),
+            (Some(p), _) => match p.mismatch(order_id, &ours.payment_key, ours.amount_krw) {
+                // An answer about another order, payment or amount is never applied.
+                Some((code, reason)) => Entry::Flagged {
+                    code: code.to_owned(),
+                    reason: format!("lookup: {reason}"),
                 },
-                (Some(true), _) => Entry::Approved {
-                    approved_at: p.approved_at.unwrap_or_else(Utc::now),
+                None => match (p.status.verdict(), ours.status) {
+                    (Verdict::Approved, PaymentStatus::Failed) => Entry::LateApproval {
+                        approved_at: p.approved_at.unwrap_or_else(Utc::now),
+                    },
+                    (Verdict::Approved, _) => Entry::Approved {
+                        approved_at: p.approved_at.unwrap_or_else(Utc::now),
+                    },
+                    // Cancelled at the PG though we never approved it: not an approval, and not
+                    // ours to settle automatically.
+                    (Verdict::CancelledUnapproved, _) => Entry::Flagged {
+                        code: PG_CANCELED_UNAPPROVED.to_owned(),
+                        reason: format!(
+                            "lookup: the PG says {} (balance {} of {} KRW) for a payment we never approved",
+                            status_name(p),
+                            p.balance_amount,
+                            p.total_amount
+                        ),
+                    },
+                    (Verdict::Failed | Verdict::Undecided, PaymentStatus::Failed) => {
+                        return Ok(Settled::Payment(ours));
+                    }
+                    (Verdict::Failed, _) => Entry::Failed {
+                        code: format!("PG_{}", status_name(p)),
+                        message: "the PG did not complete the payment".to_owned(),
+                    },
+                    (Verdict::Undecided, _) => {
+                        return Ok(Settled::Undecided(format!(
+                            "the PG says {}",
+                            status_name(p)
+                        )));
+                    }
                 },
-                (Some(false), PaymentStatus::Failed) => return Ok(Settled::Payment(ours)),
-                (Some(false), _) => Entry::Failed {
-                    code: format!("PG_{}", status_name(p)),
-                    message: "the PG did not complete the payment".to_owned(),
-                },
-                (None, PaymentStatus::Failed) => return Ok(Settled::Payment(ours)),
-                (None, _) => {
-                    return Ok(Settled::Undecided(format!(
-                        "the PG says {}",
-                        status_name(p)
-                    )));
-                }
             },
             (None, PaymentStatus::Failed) => return Ok(Settled::Payment(ours)),
             (None, _) => Entry::Failed {
@@ -526,7 +571,10 @@ impl Payments {
     }
 
     /// Makes one refund at the PG. `Ok(false)`: it must be tried again later (already
-    /// rescheduled).
+    /// rescheduled). A refund the PG refuses for good (a 4xx that is not "try again"), one over
+    /// what is left, or one still failing after `settle.refund_max_attempts` ends `rejected` or
+    /// `failed` with `payment.refund_failed` (an operator must act); `ALREADY_CANCELED_PAYMENT`,
+    /// or a PG whose record shows the money back when we give up, ends it `done` instead.
     pub async fn refund(&self, refund: &Refund) -> Result<bool, sqlx::Error> {
         let key = refund.refund_key.as_str();
         let mut conn = self.pool.acquire().await?;
@@ -558,11 +606,15 @@ impl Payments {
                     return end("nothing_to_refund", None).await;
                 }
                 if amount > balance {
-                    return end(
-                        "rejected",
-                        Some(format!("asked {amount} KRW, {balance} KRW left to refund")),
-                    )
-                    .await;
+                    return self
+                        .refund_failed(
+                            refund,
+                            None,
+                            "rejected",
+                            "OVER_BALANCE",
+                            &format!("asked {amount} KRW, {balance} KRW left to refund"),
+                        )
+                        .await;
                 }
                 store::fix_refund_amount(&self.pool, key, amount).await?;
                 amount
@@ -587,41 +639,49 @@ impl Payments {
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(_) => {
-                let entry = Entry::Refunded {
-                    refund_key: key.to_owned(),
-                    amount_krw: amount,
-                    reason: refund.reason.clone(),
-                };
-                let mut tx = self.pool.begin().await?;
-                // A replica whose lease on this refund ran out while its PG call was running
-                // may have recorded it already (the PG replays the same idempotency key): the
-                // ledger entry and the event are written once.
-                if !store::lock_pending_refund(&mut tx, key).await? {
-                    tx.rollback().await?;
-                    tracing::info!(refund_key = key, "refund already recorded");
-                    return Ok(true);
-                }
-                let error = match transition(&mut tx, refund.order_id, &entry, None).await {
-                    Ok(_) => None,
-                    Err(StoreError::Db(e)) => return Err(e),
-                    // The PG refunded what our books cannot take: keep the PG's word on record.
-                    Err(e) => {
-                        tracing::error!(refund_key = key, error = %e, "the PG refunded more than the ledger allows");
-                        Some(e.to_string())
+            Ok(_) => self.refund_done(refund, amount).await,
+            // The money is back already (another refund, or someone at the PG's console): the
+            // PG's record decides whether this refund's worth is back.
+            Err(PgError::Refused { code, message, .. }) if code == "ALREADY_CANCELED_PAYMENT" => {
+                match self.money_back(pg.as_ref(), &payment, amount).await {
+                    Ok(true) => {
+                        tracing::warn!(
+                            refund_key = key,
+                            amount,
+                            "the PG says the payment was cancelled already; refund recorded as done"
+                        );
+                        self.refund_done(refund, amount).await
                     }
-                };
-                store::end_refund(&mut tx, key, "done", error.as_deref()).await?;
-                tx.commit().await?;
-                metrics::counter!("boxoffice_payment_refunds_total", "result" => "done")
-                    .increment(1);
-                tracing::info!(refund_key = key, amount, "refunded");
-                Ok(true)
+                    Ok(false) => {
+                        self.refund_failed(refund, Some(amount), "rejected", &code, &message)
+                            .await
+                    }
+                    Err(e) => {
+                        store::retry_refund(&self.pool, key, retry_at, &e.to_string()).await?;
+                        Ok(false)
+                    }
+                }
             }
             Err(PgError::Refused { code, message, .. }) => {
-                metrics::counter!("boxoffice_payment_refunds_total", "result" => "rejected")
-                    .increment(1);
-                end("rejected", Some(format!("{code}: {message}"))).await
+                self.refund_failed(refund, Some(amount), "rejected", &code, &message)
+                    .await
+            }
+            Err(e) if refund.attempts >= self.settle.refund_max_attempts.max(1) => {
+                // Given up: unless the PG's record shows the money back (a lost reply), an
+                // operator takes over.
+                match self.money_back(pg.as_ref(), &payment, amount).await {
+                    Ok(true) => self.refund_done(refund, amount).await,
+                    Ok(false) | Err(_) => {
+                        self.refund_failed(
+                            refund,
+                            Some(amount),
+                            "failed",
+                            "REFUND_GAVE_UP",
+                            &format!("still failing after {} attempts: {e}", refund.attempts),
+                        )
+                        .await
+                    }
+                }
             }
             Err(e) => {
                 if refund.attempts >= self.settle.max_attempts {
@@ -632,14 +692,111 @@ impl Payments {
             }
         }
     }
+
+    /// Whether the PG's record of `payment` shows `amount` more given back than our ledger has
+    /// (its balance at most what ours will be after this refund).
+    async fn money_back(
+        &self,
+        pg: &dyn PaymentGateway,
+        payment: &Payment,
+        amount: i64,
+    ) -> Result<bool, PgError> {
+        let permit = self.guard.admit()?;
+        let found = pg.payment(&payment.payment_key).await;
+        permit.record(&found);
+        let Some(at_pg) = found? else {
+            return Ok(false);
+        };
+        if at_pg
+            .mismatch(payment.order_id, &payment.payment_key, payment.amount_krw)
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let ours_after = payment.amount_krw - payment.refunded_krw - amount;
+        if at_pg.balance_amount < ours_after {
+            tracing::error!(order_id = %payment.order_id, pg_balance = at_pg.balance_amount, ours_after, "the PG gave back more than our ledger records");
+        }
+        Ok(at_pg.balance_amount <= ours_after)
+    }
+
+    /// Records a refund the PG made: the ledger entry, `payment.refunded`, the refund `done`.
+    async fn refund_done(&self, refund: &Refund, amount: i64) -> Result<bool, sqlx::Error> {
+        let key = refund.refund_key.as_str();
+        let entry = Entry::Refunded {
+            refund_key: key.to_owned(),
+            amount_krw: amount,
+            reason: refund.reason.clone(),
+        };
+        let mut tx = self.pool.begin().await?;
+        // A replica whose lease on this refund ran out while its PG call was running may have
+        // recorded it already (the PG replays the same idempotency key): the ledger entry and
+        // the event are written once.
+        if !store::lock_pending_refund(&mut tx, key).await? {
+            tx.rollback().await?;
+            tracing::info!(refund_key = key, "refund already recorded");
+            return Ok(true);
+        }
+        let error = match transition(&mut tx, refund.order_id, &entry, None).await {
+            Ok(_) => None,
+            Err(StoreError::Db(e)) => return Err(e),
+            // The PG refunded what our books cannot take: keep the PG's word on record.
+            Err(e) => {
+                tracing::error!(refund_key = key, error = %e, "the PG refunded more than the ledger allows");
+                Some(e.to_string())
+            }
+        };
+        store::end_refund(&mut tx, key, "done", error.as_deref()).await?;
+        tx.commit().await?;
+        metrics::counter!("boxoffice_payment_refunds_total", "result" => "done").increment(1);
+        tracing::info!(refund_key = key, amount, "refunded");
+        Ok(true)
+    }
+
+    /// Ends a refund that will not be made (`status`: `rejected` or `failed`) with
+    /// `payment.refund_failed`, in one transaction, once.
+    async fn refund_failed(
+        &self,
+        refund: &Refund,
+        amount: Option<i64>,
+        status: &'static str,
+        code: &str,
+        message: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let key = refund.refund_key.as_str();
+        let mut tx = self.pool.begin().await?;
+        if !store::lock_pending_refund(&mut tx, key).await? {
+            tx.rollback().await?;
+            tracing::info!(refund_key = key, "refund already ended");
+            return Ok(true);
+        }
+        let error = format!("{code}: {message}");
+        store::end_refund(&mut tx, key, status, Some(&error)).await?;
+        outbox::enqueue(
+            &mut tx,
+            &PaymentRefundFailed {
+                order_id: refund.order_id,
+                refund_key: key.to_owned(),
+                amount_krw: amount.or(refund.amount_krw),
+                code: code.to_owned(),
+                message: message.to_owned(),
+            },
+        )
+        .await
+        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        tx.commit().await?;
+        metrics::counter!("boxoffice_payment_refunds_total", "result" => status).increment(1);
+        tracing::error!(refund_key = key, order_id = %refund.order_id, status, code, message, "refund not made: an operator must act");
+        Ok(true)
+    }
 }
 
 fn status_name(p: &PgPayment) -> String {
-    format!("{:?}", p.status).to_uppercase()
+    p.status.name().to_owned()
 }
 
-/// [`store::transition`] and the event it owes: `payment.approved`, `payment.failed`,
-/// `payment.refunded`; a late charge queues its refund instead (the buyer heard "failed").
+/// [`store::transition`] and the event it owes: `payment.approved`, `payment.failed` (also for
+/// a flagged payment), `payment.refunded`; a late charge queues its refund instead (the buyer heard "failed").
 async fn transition(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -699,6 +856,21 @@ async fn transition(
                 "charged after the payment was reported failed",
             )
             .await?;
+        }
+        // Not approved here: the order hears that this payment did not complete (it stays
+        // payable until its window ends; this payment cannot be attempted again).
+        Entry::Flagged { code, .. } => {
+            outbox::enqueue(
+                conn,
+                &PaymentFailed {
+                    order_id,
+                    code: code.clone(),
+                    message: "the payment gateway's answer did not match the order; under review"
+                        .to_owned(),
+                },
+            )
+            .await
+            .map_err(bus)?;
         }
         Entry::ConfirmStarted { .. } | Entry::OutcomeUnknown { .. } => {}
     }

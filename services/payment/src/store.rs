@@ -275,6 +275,31 @@ pub async fn transition(
     Ok((before, after))
 }
 
+/// Claims the webhook lookup of the payment of `order_id` (`payment_key`): `true` when no
+/// webhook looked at it in the last `min_interval_ms` (the claim is recorded), `false` when one
+/// did (the notice is dropped). Across replicas: concurrent claims of one payment serialize on its
+/// row, and only the first finds the window open.
+pub async fn claim_webhook_lookup(
+    pool: &PgPool,
+    order_id: Uuid,
+    payment_key: &str,
+    min_interval_ms: u64,
+) -> Result<bool, sqlx::Error> {
+    let ms = i64::try_from(min_interval_ms).unwrap_or(i64::MAX);
+    let claimed = sqlx::query(
+        "UPDATE payments SET webhook_looked_at = now() WHERE order_id = $1 AND payment_key = $2 \
+         AND (webhook_looked_at IS NULL \
+              OR webhook_looked_at <= now() - make_interval(secs => $3::double precision / 1000))",
+    )
+    .bind(order_id)
+    .bind(payment_key)
+    .bind(ms as f64)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(claimed == 1)
+}
+
 /// Open payments due for a look at the PG, at most `limit`, leased until `lease_until` (another
 /// replica skips them meanwhile); their check count goes up by one. `(order_id, checks)`.
 pub async fn due_checks(

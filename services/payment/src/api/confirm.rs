@@ -95,6 +95,7 @@ impl From<ConfirmError> for ApiError {
                     2,
                 )
             }
+            ConfirmError::PgMisconfigured => misconfigured(),
             ConfirmError::PgOff => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "pg_not_configured",
@@ -103,6 +104,20 @@ impl From<ConfirmError> for ApiError {
             ConfirmError::Db(e) => e.into(),
         }
     }
+}
+
+/// 503 `pg_misconfigured`: the PG refuses our secret key. Not the buyer's fault, and not an
+/// outage: an operator must fix `payment.pg.secret_key`. Nothing was charged.
+fn misconfigured() -> ApiError {
+    tracing::error!("confirm refused: the PG refuses our secret key (payment.pg.secret_key)");
+    retry_after(
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "pg_misconfigured",
+            "payments are misconfigured on this platform; nothing was charged, try again later",
+        ),
+        30,
+    )
 }
 
 fn invalid(field: &str, message: &str) -> FieldError {
@@ -154,6 +169,15 @@ fn answer(p: &Payment) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             r
         }
+        PaymentStatus::Failed if p.misconfigured_failure() => misconfigured().into_response(),
+        PaymentStatus::Flagged => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "payment_under_review",
+            "the payment gateway's answer did not match this order: the payment is not \
+             confirmed and is being reviewed; do not pay again",
+        )
+        .with("payment", view)
+        .into_response(),
         PaymentStatus::Failed => {
             let (code, message) = p.failure.clone().unwrap_or_default();
             ApiError::new(
@@ -196,7 +220,11 @@ fn answer(p: &Payment) -> Response {
                         `payment_exists`, `order_cancelled`, `order_expired`",
          body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`pg_unavailable` (nothing charged; retry), `pg_not_configured`",
+        (status = 502, description = "`payment_under_review` (with `payment`): the PG's answer \
+                        named another order, payment or amount; nothing is confirmed, an operator reviews it",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`pg_unavailable` (nothing charged; retry), `pg_misconfigured` \
+                        (the PG refuses our secret key; nothing charged), `pg_not_configured`",
          body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])),

@@ -6,6 +6,8 @@ pub mod docs;
 pub mod view;
 mod webhook;
 
+use std::sync::Arc;
+
 use axum::{
     Router,
     extract::FromRef,
@@ -24,6 +26,10 @@ pub struct AppState {
     pub payments: Payments,
     /// Verifies buyers' access tokens.
     pub verifier: Verifier,
+    /// Webhook lookups at the PG that may run at once (`payment.webhook_max_in_flight`).
+    pub webhook_slots: Arc<tokio::sync::Semaphore>,
+    /// At most one webhook lookup per payment this often, ms (`payment.webhook_min_interval_ms`).
+    pub webhook_min_interval_ms: u64,
 }
 
 impl FromRef<AppState> for Verifier {

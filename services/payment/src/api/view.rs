@@ -23,11 +23,12 @@ pub struct PaymentView {
     /// The PG's payment key.
     pub payment_key: String,
     /// `confirming`, `unknown` (the PG's answer is awaited), `approved`, `failed`,
-    /// `partially_refunded` or `refunded`.
+    /// `partially_refunded`, `refunded` or `flagged` (the PG's answer did not match: reviewed by
+    /// an operator).
     pub status: PaymentStatus,
     /// The order's status as far as the payment decides it: `pending_payment` (no answer yet),
-    /// `paid` (the order service confirms the order and issues its tickets), `payment_failed`
-    /// or `refunded`.
+    /// `paid` (the order service confirms the order and issues its tickets), `payment_failed`,
+    /// `refunded` or `under_review` (flagged).
     #[schema(value_type = String, example = "paid")]
     pub order_status: &'static str,
     /// Amount, KRW.
@@ -52,6 +53,8 @@ impl From<&Payment> for PaymentView {
             PaymentStatus::Approved | PaymentStatus::PartiallyRefunded => "paid",
             PaymentStatus::Failed => "payment_failed",
             PaymentStatus::Refunded => "refunded",
+            // Not paid here; an operator settles the money with the PG.
+            PaymentStatus::Flagged => "under_review",
         };
         Self {
             order_id: p.order_id,

@@ -1,8 +1,13 @@
 //! `POST /api/v1/payments/webhooks/toss`: the PG's `PAYMENT_STATUS_CHANGED` notices. Toss does
 //! not sign them, so a notice is only a hint: the payment it names is read back from the PG
 //! (authenticated with our secret key) and the PG's answer applied, as the reconciler would.
-//! Duplicates and out-of-order notices change nothing; a forged one costs one PG lookup and
-//! changes nothing either. 200 tells the PG to stop; 503 (the PG could not be asked) to retry.
+//! Duplicates and out-of-order notices change nothing; a forged one changes nothing either.
+//! Being unsigned, a flood of them must not cost a PG lookup each: at most one lookup per
+//! payment per `payment.webhook_min_interval_ms` (across replicas; notices meanwhile are
+//! answered 200 and dropped: the settler still settles open payments) and at most
+//! `payment.webhook_max_in_flight` webhook lookups at once (more: 503 `webhooks_busy`). A notice
+//! of a payment already settled (approved, refunded, flagged) costs no lookup at all. 200 tells
+//! the PG to stop; 503 (the PG could not be asked) to retry.
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use platform::{ApiError, problem::ApiJson};
@@ -10,7 +15,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{AppState, docs::Problem};
-use crate::payments::{Lookup, Settled};
+use crate::{
+    domain::PaymentStatus,
+    payments::{Lookup, Settled},
+};
 
 /// `POST /api/v1/payments/webhooks/toss`.
 #[utoipa::path(
@@ -22,7 +30,8 @@ use crate::payments::{Lookup, Settled};
     responses(
         (status = 200, description = "`{result: applied | ignored | undecided}`: delivered", body = Object),
         (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`pg_unavailable`: the PG could not be asked; deliver again",
+        (status = 503, description = "`pg_unavailable`: the PG could not be asked; `webhooks_busy`: \
+                        too many webhook lookups at once. Deliver again",
          body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -56,10 +65,49 @@ pub async fn toss(
     let mut conn = ours.map_err(ApiError::from)?;
     let payment = crate::store::payment(&mut conn, order_id).await?;
     drop(conn);
-    match payment {
-        Some(p) if payment_key.is_none_or(|k| k == p.payment_key) => {}
+    let payment = match payment {
+        Some(p) if payment_key.is_none_or(|k| k == p.payment_key) => p,
         _ => return ignored("no such payment here"),
-    }
+    };
+    // Only an open or failed payment has anything to learn from the PG (a failed one may be
+    // charged late); the others are answered as they are, at no PG call.
+    let lookup = payment.status.is_open() || payment.status == PaymentStatus::Failed;
+    // The debounce first (a flood of one payment's notices is dropped with 200), then the bound
+    // on lookups at once (what is left of a flood across payments: 503, delivered again later).
+    let _slot = if lookup {
+        if !crate::store::claim_webhook_lookup(
+            state.payments.pool(),
+            order_id,
+            &payment.payment_key,
+            state.webhook_min_interval_ms,
+        )
+        .await?
+        {
+            metrics::counter!("boxoffice_payment_webhooks_total", "result" => "debounced")
+                .increment(1);
+            return Ok((
+                StatusCode::OK,
+                Json(json!({
+                    "result": "ignored",
+                    "reason": "the payment was read back from the PG moments ago",
+                    "status": payment.status,
+                })),
+            ));
+        }
+        let Ok(slot) = state.webhook_slots.clone().try_acquire_owned() else {
+            metrics::counter!("boxoffice_payment_webhooks_total", "result" => "busy").increment(1);
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "webhooks_busy",
+                "too many webhooks are being read back from the PG; deliver again later",
+            )
+            .with("retry_after_secs", 5));
+        };
+        Some(slot)
+    } else {
+        None
+    };
+    metrics::counter!("boxoffice_payment_webhooks_total", "result" => "read_back").increment(1);
     match state.payments.settle(order_id, Lookup::ByKey).await? {
         Settled::Payment(p) => Ok((
             StatusCode::OK,

@@ -3,6 +3,11 @@
 //! consecutive failures — timeouts, 5xx, lost connections — calls fail fast for `open_for`, then
 //! one trial call decides). A caller takes a [`Permit`] *before* it writes anything, so a refused
 //! call leaves nothing behind, and reports the call's outcome through it.
+//!
+//! A PG that refuses our secret key (401) is a misconfiguration, not an outage: it does not
+//! count towards the breaker, but the guard remembers it ([`Guard::misconfigured`], which makes
+//! the service unready) and lets at most one call try the key per `open_for` until one is
+//! accepted, failing the others fast with [`PgError::Misconfigured`].
 
 use std::{
     sync::{Arc, Mutex},
@@ -25,10 +30,19 @@ enum State {
     HalfOpen,
 }
 
+/// The key the PG refused: since when, what it said, and when the next call may try it.
+#[derive(Debug, Clone)]
+struct Refused {
+    since: chrono::DateTime<chrono::Utc>,
+    why: String,
+    next_try: Instant,
+}
+
 /// The breaker and the bound on calls in flight.
 #[derive(Debug)]
 pub struct Guard {
     state: Mutex<State>,
+    refused: Mutex<Option<Refused>>,
     threshold: u32,
     open_for: Duration,
     in_flight: Arc<Semaphore>,
@@ -50,6 +64,7 @@ impl Guard {
     pub fn new(threshold: u32, open_for: Duration, max_in_flight: usize) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State::Closed { failures: 0 }),
+            refused: Mutex::new(None),
             threshold: threshold.max(1),
             open_for,
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
@@ -58,6 +73,10 @@ impl Guard {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_refused(&self) -> std::sync::MutexGuard<'_, Option<Refused>> {
+        self.refused.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Leave to call now, or [`PgError::NotCalled`] when the circuit is open (or its trial call is
@@ -69,6 +88,16 @@ impl Guard {
             .try_acquire_owned()
             .map_err(|_| PgError::NotCalled("too many PG calls in flight"))?;
         let now = Instant::now();
+        {
+            let mut refused = self.lock_refused();
+            if let Some(r) = refused.as_mut() {
+                if now < r.next_try {
+                    return Err(PgError::Misconfigured(r.why.clone()));
+                }
+                // This call tries the key again; the others wait for its answer.
+                r.next_try = now + self.open_for.max(Duration::from_millis(100));
+            }
+        }
         let mut state = self.lock();
         let trial = match *state {
             State::Closed { .. } => false,
@@ -92,6 +121,24 @@ impl Guard {
     pub fn is_open(&self) -> bool {
         matches!(*self.lock(), State::Open { until } if Instant::now() < until)
     }
+
+    /// The breaker's state: `closed`, `open` (failing calls fast) or `half_open` (the open time
+    /// is over: the next call, or the one out now, is the trial).
+    pub fn breaker(&self) -> &'static str {
+        match *self.lock() {
+            State::Closed { .. } => "closed",
+            State::Open { until } if Instant::now() < until => "open",
+            State::Open { .. } | State::HalfOpen => "half_open",
+        }
+    }
+
+    /// Why the PG refuses our secret key and since when, when its last answer about the key
+    /// was a refusal (`None` once a call is accepted again).
+    pub fn misconfigured(&self) -> Option<(chrono::DateTime<chrono::Utc>, String)> {
+        self.lock_refused()
+            .as_ref()
+            .map(|r| (r.since, r.why.clone()))
+    }
 }
 
 impl Permit {
@@ -99,8 +146,32 @@ impl Permit {
     /// refusal) closes the circuit; a failure counts towards opening it.
     pub fn record<T>(mut self, outcome: &Result<T, PgError>) {
         self.recorded = true;
-        let failed = matches!(outcome, Err(e) if e.is_failure());
         let guard = &self.guard;
+        match outcome {
+            Err(PgError::Misconfigured(why)) => {
+                let mut refused = guard.lock_refused();
+                if refused.is_none() {
+                    tracing::error!(error = %why, "the PG refuses our secret key (payment.pg.secret_key): payments are off until it is fixed");
+                    metrics::counter!("boxoffice_payment_pg_misconfigured_total").increment(1);
+                }
+                let since = refused.as_ref().map_or_else(chrono::Utc::now, |r| r.since);
+                *refused = Some(Refused {
+                    since,
+                    why: why.clone(),
+                    next_try: Instant::now() + guard.open_for.max(Duration::from_millis(100)),
+                });
+                // Not the PG's health: the breaker is left as it is.
+                return;
+            }
+            Err(PgError::Unavailable(_) | PgError::NotCalled(_)) => {}
+            // The PG authenticated us.
+            Ok(_) | Err(PgError::Refused { .. }) => {
+                if guard.lock_refused().take().is_some() {
+                    tracing::warn!("the PG accepts our secret key again");
+                }
+            }
+        }
+        let failed = matches!(outcome, Err(e) if e.is_failure());
         let mut state = guard.lock();
         *state = match (*state, failed) {
             (_, false) => State::Closed { failures: 0 },
@@ -178,6 +249,34 @@ mod tests {
         g.admit().unwrap().record(&fail());
         drop(g.admit().unwrap());
         assert!(g.admit().is_ok());
+    }
+
+    #[test]
+    fn a_refused_key_is_remembered_apart_from_the_breaker_and_tried_again_sparingly() {
+        let g = Guard::new(1, Duration::from_millis(200), 10);
+        let refused = || Err::<(), _>(PgError::Misconfigured("401 UNAUTHORIZED_KEY".into()));
+        g.admit().unwrap().record(&refused());
+        assert_eq!(g.breaker(), "closed", "a wrong key is not an outage");
+        assert!(g.misconfigured().is_some());
+        assert!(matches!(g.admit(), Err(PgError::Misconfigured(_))));
+        std::thread::sleep(Duration::from_millis(250));
+        // One call may try the key again; the others are refused meanwhile.
+        let trial = g.admit().unwrap();
+        assert!(matches!(g.admit(), Err(PgError::Misconfigured(_))));
+        trial.record(&Ok::<(), PgError>(()));
+        assert!(g.misconfigured().is_none());
+        assert!(g.admit().is_ok());
+    }
+
+    #[test]
+    fn the_breaker_state_is_named() {
+        let g = Guard::new(1, Duration::from_secs(60), 10);
+        assert_eq!(g.breaker(), "closed");
+        g.admit().unwrap().record(&fail());
+        assert_eq!(g.breaker(), "open");
+        let g = Guard::new(1, Duration::from_millis(0), 10);
+        g.admit().unwrap().record(&fail());
+        assert_eq!(g.breaker(), "half_open");
     }
 
     #[test]

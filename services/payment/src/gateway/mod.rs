@@ -51,15 +51,49 @@ impl PgStatus {
         }
     }
 
-    /// What it means for the money: taken at some point (`Some(true)`), never taken and never
-    /// will be (`Some(false)`), or not decided yet (`None`).
-    pub fn money_moved(&self) -> Option<bool> {
+    /// What it means for a payment we have not recorded as approved, read strictly: only
+    /// `DONE` is an approval; `ABORTED` and `EXPIRED` are failures (no money moved, and none
+    /// will); `CANCELED` and `PARTIAL_CANCELED` say money moved and (some of it) went back
+    /// without us ever approving it — never an approval, an anomaly for an operator; anything
+    /// else is not decided yet.
+    pub fn verdict(&self) -> Verdict {
         match self {
-            Self::Done | Self::Canceled | Self::PartialCanceled => Some(true),
-            Self::Aborted | Self::Expired => Some(false),
-            Self::Ready | Self::InProgress | Self::WaitingForDeposit | Self::Other(_) => None,
+            Self::Done => Verdict::Approved,
+            Self::Aborted | Self::Expired => Verdict::Failed,
+            Self::Canceled | Self::PartialCanceled => Verdict::CancelledUnapproved,
+            Self::Ready | Self::InProgress | Self::WaitingForDeposit | Self::Other(_) => {
+                Verdict::Undecided
+            }
         }
     }
+
+    /// Toss's name of the status.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Ready => "READY",
+            Self::InProgress => "IN_PROGRESS",
+            Self::WaitingForDeposit => "WAITING_FOR_DEPOSIT",
+            Self::Done => "DONE",
+            Self::Canceled => "CANCELED",
+            Self::PartialCanceled => "PARTIAL_CANCELED",
+            Self::Aborted => "ABORTED",
+            Self::Expired => "EXPIRED",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+/// What a PG status means for a payment we have not approved (see [`PgStatus::verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// `DONE`: the money was taken.
+    Approved,
+    /// `ABORTED`, `EXPIRED`: no money moved, and none will.
+    Failed,
+    /// `CANCELED`, `PARTIAL_CANCELED`: taken and (partly) given back, never approved by us.
+    CancelledUnapproved,
+    /// `READY`, `IN_PROGRESS`, ...: not decided yet.
+    Undecided,
 }
 
 /// A payment as the PG shows it.
@@ -78,6 +112,55 @@ pub struct PgPayment {
     /// When the money was taken.
     pub approved_at: Option<DateTime<Utc>>,
 }
+
+impl PgPayment {
+    /// Why this answer cannot be about our payment of `order_id` (`payment_key`, `amount_krw`),
+    /// if it is not: `(code, reason)`. An answer naming another order, another payment or another
+    /// amount is never applied (it would approve what was not paid, or pay for what was not
+    /// ordered).
+    pub fn mismatch(
+        &self,
+        order_id: Uuid,
+        payment_key: &str,
+        amount_krw: i64,
+    ) -> Option<(&'static str, String)> {
+        if self.order_id != order_id.to_string() {
+            return Some((
+                PG_ORDER_MISMATCH,
+                format!(
+                    "the PG answered for order `{}`, not `{order_id}`",
+                    self.order_id
+                ),
+            ));
+        }
+        if self.payment_key != payment_key {
+            return Some((
+                PG_ORDER_MISMATCH,
+                format!(
+                    "the PG answered for payment `{}`, not `{payment_key}`",
+                    self.payment_key
+                ),
+            ));
+        }
+        if self.total_amount != amount_krw {
+            return Some((
+                PG_AMOUNT_MISMATCH,
+                format!(
+                    "the PG's totalAmount is {} KRW, the order's {amount_krw} KRW",
+                    self.total_amount
+                ),
+            ));
+        }
+        None
+    }
+}
+
+/// The flag code of a PG answer about another order or payment.
+pub const PG_ORDER_MISMATCH: &str = "PG_ORDER_MISMATCH";
+/// The flag code of a PG answer with another amount.
+pub const PG_AMOUNT_MISMATCH: &str = "PG_AMOUNT_MISMATCH";
+/// The flag code of a payment the PG shows cancelled though we never approved it.
+pub const PG_CANCELED_UNAPPROVED: &str = "PG_CANCELED_UNAPPROVED";
 
 /// `POST /v1/payments/confirm`'s body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +202,11 @@ pub enum PgError {
     /// The call was not made: the circuit is open or too many calls are in flight.
     #[error("PG call not made: {0}")]
     NotCalled(&'static str),
+    /// The PG does not accept our secret key (401 `UNAUTHORIZED_KEY`, `INVALID_API_KEY`): a
+    /// misconfiguration, not an outage. The call did nothing at the PG. Also what the guard
+    /// answers, without calling, while the key is known to be refused.
+    #[error("the PG refused our secret key: {0}")]
+    Misconfigured(String),
 }
 
 impl PgError {

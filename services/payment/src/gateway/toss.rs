@@ -26,10 +26,11 @@ pub const RETRYABLE: &[&str] = &[
     "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING",
     "FAILED_METHOD_HANDLING_CANCEL",
     "IDEMPOTENT_REQUEST_PROCESSING",
-    "UNAUTHORIZED_KEY",
-    "INVALID_API_KEY",
     "TOO_MANY_REQUESTS",
 ];
+
+/// Codes that say our secret key is not accepted: a misconfiguration (the call did nothing).
+pub const KEY_REFUSED: &[&str] = &["UNAUTHORIZED_KEY", "INVALID_API_KEY"];
 
 /// Timeouts of every call.
 #[derive(Debug, Clone, Copy)]
@@ -102,8 +103,21 @@ impl Toss {
         if status.is_server_error() {
             return Err(PgError::Unavailable(format!("PG answered {status}")));
         }
-        let error: TossError = serde_json::from_slice(&body)
-            .map_err(|_| PgError::Unavailable(format!("PG answered {status} without a code")))?;
+        let error: Option<TossError> = serde_json::from_slice(&body).ok();
+        // A refused key is not an outage: nothing happened at the PG, and nothing will until an
+        // operator fixes `payment.pg.secret_key`.
+        if status == StatusCode::UNAUTHORIZED
+            || error
+                .as_ref()
+                .is_some_and(|e| KEY_REFUSED.contains(&e.code.as_str()))
+        {
+            let code = error.map_or_else(|| "UNAUTHORIZED".to_owned(), |e| e.code);
+            return Err(PgError::Misconfigured(format!(
+                "PG answered {status} {code}"
+            )));
+        }
+        let error = error
+            .ok_or_else(|| PgError::Unavailable(format!("PG answered {status} without a code")))?;
         if status == StatusCode::TOO_MANY_REQUESTS || RETRYABLE.contains(&error.code.as_str()) {
             return Err(PgError::Unavailable(format!(
                 "PG answered {status} {}: {}",

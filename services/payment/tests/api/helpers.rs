@@ -98,6 +98,7 @@ pub fn config() -> Config {
         first_backoff_ms: 50,
         max_backoff_ms: 200,
         max_attempts: 5,
+        refund_max_attempts: 5,
     };
     c
 }
@@ -412,6 +413,10 @@ impl App {
 
     pub fn cancels(&self) -> u32 {
         self.calls.cancels.load(Ordering::SeqCst)
+    }
+
+    pub fn lookups(&self) -> u32 {
+        self.calls.lookups.load(Ordering::SeqCst)
     }
 
     /// A paid order of `amount`: `(buyer, order_id, payment_key)`.

@@ -9,6 +9,7 @@ mod events;
 mod faults;
 mod helpers;
 mod ledger;
+mod money_path;
 mod refunds;
 mod review_fixes;
 mod sandbox;
