@@ -1,6 +1,7 @@
 //! The shapes the catalog answers with (snake_case JSON, UTC times, integer KRW).
 
 use chrono::{DateTime, Utc};
+use contracts::policy::CancellationPolicy;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -219,6 +220,9 @@ pub struct EventDetail {
     pub ticket_limit: i32,
     /// Whether a waiting room guards the opening.
     pub waiting_room: bool,
+    /// The event's own cancellation schedule, frozen onto each order made while it is
+    /// published; `null`: the platform's default (the standard schedule unless configured).
+    pub cancellation_policy: Option<CancellationPolicy>,
     /// Seat grades of the venue.
     pub grades: Vec<Grade>,
     /// Prices by grade.

@@ -93,7 +93,9 @@ pub async fn publish(
         prices,
         revision,
     };
-    let (chunks, header) = spec.split().map_err(BusError::from)?;
+    let (chunks, mut header) = spec.split().map_err(BusError::from)?;
+    // The order service freezes it onto orders; the seat service does not need it.
+    header.cancellation_policy = event.cancellation_policy.clone().map(|p| p.0);
     // One key, in this order: the relay and the broker keep it, so the header comes last.
     for chunk in &chunks {
         outbox::enqueue(conn, chunk).await?;

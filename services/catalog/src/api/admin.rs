@@ -215,6 +215,7 @@ pub async fn create_event(
         status: "draft".into(),
         organizer_id: Some(user.id()),
         tiers,
+        cancellation_policy: checked.cancellation_policy,
     };
     events::insert_events(&mut tx, std::slice::from_ref(&event)).await?;
     let new_perfs: Vec<NewPerformance> = perfs
@@ -277,7 +278,8 @@ async fn republish_event(conn: &mut PgConnection, e: &EventRow) -> Result<(), Ap
     Ok(())
 }
 
-/// `PATCH /api/v1/admin/events/{event_id}` → the event; published performances are re-published.
+/// `PATCH /api/v1/admin/events/{event_id}` → the event; published performances are re-published
+/// (with the new cancellation policy, if it changed: orders made from then on freeze it).
 pub async fn update_event(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -287,7 +289,7 @@ pub async fn update_event(
     let id = parse_id("event_id", &raw)?;
     user.require(Role::Organizer)?;
     let mut p = Problems::new();
-    input.check(&mut p);
+    let policy = input.check(&mut p);
     let mut tx = state.pool.begin().await?;
     let mut e = events::event(&mut tx, id, true)
         .await?
@@ -319,6 +321,11 @@ pub async fn update_event(
     events::update_event(&mut tx, &e, &event_doc(&e, &venue)).await?;
     if let Some(t) = tiers {
         events::replace_tiers(&mut tx, id, &t).await?;
+    }
+    if let Some(policy) = policy {
+        // Orders made before the re-publication keep the policy they froze.
+        events::set_policy(&mut tx, id, policy.as_ref()).await?;
+        e.cancellation_policy = policy.map(sqlx::types::Json);
     }
     republish_event(&mut tx, &e).await?;
     tx.commit().await?;

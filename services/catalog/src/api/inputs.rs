@@ -4,12 +4,13 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use contracts::policy::CancellationPolicy;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::{
     domain::{
-        EventKind, VenueKind,
+        EventKind, VenueKind, policy,
         seatmap::{self, RowSpec},
         teams,
         validate::{MAX_NAME, MAX_PRICE_KRW, MAX_TEXT, MAX_TICKET_LIMIT, Problems},
@@ -21,6 +22,11 @@ use crate::{
 const MAX_ROW_SEATS: i32 = 500;
 /// Most places in one standing area.
 const MAX_STANDING: i32 = 200_000;
+
+/// A field that may be sent as `null` (kept as `Some(Value::Null)`, told apart from absent).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
 
 fn required<'a, T>(p: &mut Problems, field: &str, v: &'a Option<T>) -> Option<&'a T> {
     if v.is_none() {
@@ -501,6 +507,9 @@ pub(super) struct EventInput {
     pub(super) price_tiers: Vec<TierInput>,
     #[serde(default)]
     pub(super) performances: Vec<PerformanceInput>,
+    /// A preset's name or a policy object; absent or `null`: the platform default.
+    #[serde(default)]
+    pub(super) cancellation_policy: Option<Value>,
 }
 
 /// The checked scalar fields of a new event.
@@ -508,6 +517,7 @@ pub(super) struct CheckedEvent {
     pub(super) kind: EventKind,
     pub(super) home: Option<&'static teams::Team>,
     pub(super) away: Option<&'static teams::Team>,
+    pub(super) cancellation_policy: Option<CancellationPolicy>,
 }
 
 /// Checks a ticket limit.
@@ -561,10 +571,15 @@ impl EventInput {
             "away_team",
             "must differ from the home team",
         );
+        let cancellation_policy = self
+            .cancellation_policy
+            .as_ref()
+            .and_then(|v| policy::parse(p, "cancellation_policy", v));
         Some(CheckedEvent {
             kind: kind?,
             home,
             away,
+            cancellation_policy,
         })
     }
 }
@@ -578,11 +593,16 @@ pub(super) struct EventPatch {
     pub(super) ticket_limit: Option<i32>,
     pub(super) waiting_room: Option<bool>,
     pub(super) price_tiers: Option<Vec<TierInput>>,
+    /// Absent: unchanged; `null`: back to the platform default; else a preset's name or a
+    /// policy object, replacing the event's (not merged with it).
+    #[serde(default, deserialize_with = "present")]
+    pub(super) cancellation_policy: Option<Value>,
 }
 
 impl EventPatch {
-    /// Checks what needs no database.
-    pub(super) fn check(&self, p: &mut Problems) {
+    /// Checks what needs no database; returns the change of cancellation policy (`None`: none,
+    /// `Some(None)`: back to the platform default).
+    pub(super) fn check(&self, p: &mut Problems) -> Option<Option<CancellationPolicy>> {
         if let Some(t) = &self.title {
             p.name("title", t, MAX_NAME);
         }
@@ -594,6 +614,9 @@ impl EventPatch {
             "is too long",
         );
         check_limit(p, self.ticket_limit);
+        self.cancellation_policy
+            .as_ref()
+            .map(|v| policy::parse(p, "cancellation_policy", v))
     }
 }
 

@@ -61,6 +61,16 @@ impl Problems {
         self.0.is_empty()
     }
 
+    /// How many problems so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The fields named so far, in order.
+    pub fn fields(&self) -> Vec<String> {
+        self.0.iter().map(|e| e.field.clone()).collect()
+    }
+
     /// `Ok(())` when nothing is wrong, else 400 `validation_failed` listing every field.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() {

@@ -216,6 +216,7 @@ async fn publish_new(
         waiting_room: e.waiting_room,
         status: e.status.clone(),
         organizer_id: e.organizer_id,
+        cancellation_policy: e.cancellation_policy.clone().map(sqlx::types::Json),
     };
     let perf = PerformanceRow {
         id: p.id,
@@ -281,6 +282,8 @@ fn baseball(
             waiting_room: sale.waiting_room,
             status: "published".into(),
             organizer_id: None,
+            // The platform's default schedule.
+            cancellation_policy: None,
             tiers: stadium
                 .grades
                 .iter()
@@ -333,6 +336,7 @@ fn productions(
             organizer_id: None,
             search_doc: search::event_document(kind, p.title, &[], venue),
             tiers: p.tiers,
+            cancellation_policy: None,
         });
         for (starts_at, windows) in p.performances {
             planned.push(Planned {

@@ -2,7 +2,8 @@
 //! table with one `UNNEST` statement, so the seed's 720 games cost a handful of round trips.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use contracts::policy::CancellationPolicy;
+use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
 
 use crate::{
@@ -39,6 +40,8 @@ pub struct NewEvent {
     pub search_doc: String,
     /// Prices.
     pub tiers: Vec<PriceTier>,
+    /// Its own cancellation schedule (`None`: the platform default).
+    pub cancellation_policy: Option<CancellationPolicy>,
 }
 
 /// A performance to store.
@@ -80,10 +83,11 @@ pub async fn insert_events(
     let col = |f: fn(&NewEvent) -> String| events.iter().map(f).collect::<Vec<_>>();
     let new_ids: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO events (id, kind, title, description, venue_id, home_team, away_team,
-                             ticket_limit, waiting_room, status, organizer_id, search_doc)
+                             ticket_limit, waiting_room, status, organizer_id, search_doc,
+                             cancellation_policy)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[],
                               $6::text[], $7::text[], $8::int4[], $9::bool[], $10::text[],
-                              $11::uuid[], $12::text[])
+                              $11::uuid[], $12::text[], $13::jsonb[])
          ON CONFLICT (id) DO NOTHING RETURNING id",
     )
     .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
@@ -108,6 +112,12 @@ pub async fn insert_events(
     .bind(col(|e| e.status.clone()))
     .bind(events.iter().map(|e| e.organizer_id).collect::<Vec<_>>())
     .bind(col(|e| e.search_doc.clone()))
+    .bind(
+        events
+            .iter()
+            .map(|e| e.cancellation_policy.as_ref().map(Json))
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let fresh: std::collections::HashSet<Uuid> = new_ids.iter().copied().collect();
@@ -256,7 +266,14 @@ pub struct EventRow {
     pub status: String,
     /// Creator.
     pub organizer_id: Option<Uuid>,
+    /// Its own cancellation schedule (`None`: the platform default).
+    pub cancellation_policy: Option<Json<CancellationPolicy>>,
 }
+
+/// The columns of an [`EventRow`].
+const EVENT: &str = "SELECT id, kind, title, description, venue_id, home_team, away_team,
+                            ticket_limit, waiting_room, status, organizer_id, cancellation_policy
+                     FROM events";
 
 /// One event (any status); `lock` takes a row lock for an update.
 pub async fn event(
@@ -264,14 +281,14 @@ pub async fn event(
     id: Uuid,
     lock: bool,
 ) -> Result<Option<EventRow>, sqlx::Error> {
-    let sql = if lock {
-        "SELECT id, kind, title, description, venue_id, home_team, away_team, ticket_limit,
-                waiting_room, status, organizer_id FROM events WHERE id = $1 FOR UPDATE"
-    } else {
-        "SELECT id, kind, title, description, venue_id, home_team, away_team, ticket_limit,
-                waiting_room, status, organizer_id FROM events WHERE id = $1"
-    };
-    sqlx::query_as(sql).bind(id).fetch_optional(conn).await
+    let sql = format!(
+        "{EVENT} WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 /// A performance row.
@@ -426,6 +443,7 @@ pub async fn detail(
         venue,
         ticket_limit: e.ticket_limit,
         waiting_room: e.waiting_room,
+        cancellation_policy: e.cancellation_policy.map(|Json(p)| p),
         grades,
         price_tiers,
         performances,
@@ -451,6 +469,22 @@ pub async fn update_event(
     .bind(search_doc)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Sets an event's own cancellation schedule (`None`: back to the platform default). Apart from
+/// [`update_event`], which venue changes also call, so that only a change of the event itself
+/// (under its row lock) writes the policy.
+pub async fn set_policy(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    policy: Option<&CancellationPolicy>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE events SET cancellation_policy = $2, updated_at = now() WHERE id = $1")
+        .bind(event_id)
+        .bind(policy.map(Json))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -517,11 +551,8 @@ pub async fn at_venue(
     conn: &mut PgConnection,
     venue_id: Uuid,
 ) -> Result<Vec<EventRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, kind, title, description, venue_id, home_team, away_team, ticket_limit,
-                waiting_room, status, organizer_id FROM events WHERE venue_id = $1",
-    )
-    .bind(venue_id)
-    .fetch_all(conn)
-    .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{EVENT} WHERE venue_id = $1")))
+        .bind(venue_id)
+        .fetch_all(conn)
+        .await
 }
