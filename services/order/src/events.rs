@@ -5,7 +5,9 @@
 //! - `payment.approved` → the order is paid, ticketed and confirmed (`order.confirmed`), or, when
 //!   it expired or was cancelled first, refunded (`refund.requested`, `paid_after_expiry`);
 //! - `payment.failed` → noted; the order stays payable until its window ends;
-//! - `payment.refunded` → a refunding order is refunded (final);
+//! - `payment.refunded` → a refunding order is refunded (final), also one whose refund had
+//!   failed (money back wins);
+//! - `payment.refund_failed` → a refunding order ends `refund_failed` (final: an operator acts);
 //! - `sale.rejected` → the confirmed order is refunded in full (`sale_rejected`);
 //! - `performance.published` → the start its cancellation schedule counts from, and the event's
 //!   own schedule (if any) that orders made from then on freeze;
@@ -15,7 +17,7 @@ use async_trait::async_trait;
 use contracts::{
     Envelope,
     events::{
-        PaymentApproved, PaymentFailed, PaymentRefunded, PerformanceCancelled,
+        PaymentApproved, PaymentFailed, PaymentRefundFailed, PaymentRefunded, PerformanceCancelled,
         PerformancePublished, SaleRejected,
     },
 };
@@ -63,6 +65,24 @@ impl Handler for OrderHandler {
                     tracing::warn!(order_id = %e.order_id, "refund of an order never seen; ignored");
                 }
                 other => other?,
+            }
+        } else if env.is::<PaymentRefundFailed>() {
+            let e: PaymentRefundFailed = env.decode()?;
+            match self
+                .orders
+                .refund_failed(tx, e.order_id, &e.refund_key)
+                .await
+            {
+                Ok(true) => {
+                    tracing::error!(order_id = %e.order_id, refund_key = %e.refund_key, code = %e.code, message = %e.message, "refund failed: the order needs an operator");
+                }
+                Ok(false) => {
+                    tracing::info!(order_id = %e.order_id, refund_key = %e.refund_key, "refund failure changes nothing (refunded already, or not the order's refund)");
+                }
+                Err(SagaError::Unknown) => {
+                    tracing::warn!(order_id = %e.order_id, "refund failure of an order never seen; ignored");
+                }
+                Err(e) => return Err(e.into()),
             }
         } else if env.is::<SaleRejected>() {
             let e: SaleRejected = env.decode()?;

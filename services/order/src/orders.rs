@@ -267,6 +267,31 @@ impl Orders {
         Ok(true)
     }
 
+    /// `payment.refund_failed`: the payment service gave the order's refund up (the PG refused it,
+    /// or it kept failing): a `refunding` order ends `refund_failed` for an operator, and the
+    /// sweeper no longer asks again. Only the order's own refund counts (a refund the payment
+    /// service made on its own, `late-<order>`, is not the order's). Whether it changed.
+    pub async fn refund_failed(
+        &self,
+        tx: &mut PgConnection,
+        order_id: Uuid,
+        refund_key: &str,
+    ) -> Result<bool, SagaError> {
+        let o = self.locked(tx, order_id).await?;
+        if o.refund_id.map(|id| id.to_string()).as_deref() != Some(refund_key) {
+            return Ok(false);
+        }
+        match State::of(o.status) {
+            State::Refunding(r) => {
+                let (_, t) = r.refund_failed();
+                self.record(tx, &o, t).await?;
+                Ok(true)
+            }
+            // Refunded already (money back wins), or failed before: nothing changes.
+            _ => Ok(false),
+        }
+    }
+
     /// `payment.refunded`: the order's refund came back.
     pub async fn refunded(
         &self,
@@ -281,8 +306,11 @@ impl Orders {
             .bind(amount)
             .execute(&mut *tx)
             .await?;
-        if let State::Refunding(r) = State::of(o.status) {
-            self.record(tx, &o, r.refunded()).await?;
+        match State::of(o.status) {
+            State::Refunding(r) => self.record(tx, &o, r.refunded()).await?,
+            // Given up before, yet the money came back (an operator's retry, a late record).
+            State::RefundFailed(f) => self.record(tx, &o, f.refunded()).await?,
+            _ => {}
         }
         Ok(())
     }
@@ -367,7 +395,10 @@ impl Orders {
                 }
             },
             // Cancelled or refunded already: the same answer again.
-            State::Cancelled(_) | State::Refunding(_) | State::Refunded => {}
+            State::Cancelled(_)
+            | State::Refunding(_)
+            | State::Refunded
+            | State::RefundFailed(_) => {}
             State::Paid(_) => return Err(CancelError::NotCancellable("being ticketed")),
             State::Expired(_) => return Err(CancelError::NotCancellable("expired")),
         }

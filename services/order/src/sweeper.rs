@@ -2,6 +2,8 @@
 //! payment window ended (each with its `order.cancelled`, so the seats go back on sale) and
 //! drives on orders stuck `paid` or `refunding` (see [`Orders::nudge`]), one transaction per
 //! order, rows another replica is working on skipped. Every order therefore reaches a final state.
+//! An order whose refund the payment service gave up (`refund_failed`, final) is not driven on:
+//! asking the same refund again would change nothing, an operator acts instead.
 
 use std::time::Duration;
 

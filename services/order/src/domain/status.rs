@@ -10,9 +10,12 @@
 //!        ├─expire─▶ expired ─refund (paid after expiry)───────┘   │
 //!        └─cancel─▶ cancelled ─refund (paid after cancel)─────────┘
 //!                   confirmed ─cancel (nothing to refund)─▶ cancelled
+//!                   refunding ─refund_failed─▶ refund_failed ─refunded (money back after all)─▶ refunded
 //! ```
-//! Final: `confirmed` (until cancelled), `expired`, `cancelled`, `refunded`. Not final:
-//! `pending_payment` (until its window ends), `paid` and `refunding` (the saga drives them on).
+//! Final: `confirmed` (until cancelled), `expired`, `cancelled`, `refunded`, `refund_failed` (the
+//! payment service gave the refund up: an operator must act; a later `payment.refunded` still
+//! ends it `refunded`). Not final: `pending_payment` (until its window ends), `paid` and
+//! `refunding` (the saga drives them on).
 
 use serde::{Deserialize, Serialize};
 
@@ -34,11 +37,14 @@ pub enum OrderStatus {
     Refunding,
     /// Money went back to the buyer.
     Refunded,
+    /// The refund could not be made (the PG refused it, or it kept failing): an operator must
+    /// act. Final; money back later (`payment.refunded`) still ends it `refunded`.
+    RefundFailed,
 }
 
 impl OrderStatus {
     /// Every status.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::PendingPayment,
         Self::Paid,
         Self::Confirmed,
@@ -46,6 +52,7 @@ impl OrderStatus {
         Self::Cancelled,
         Self::Refunding,
         Self::Refunded,
+        Self::RefundFailed,
     ];
 
     /// The stored name.
@@ -58,6 +65,7 @@ impl OrderStatus {
             Self::Cancelled => "cancelled",
             Self::Refunding => "refunding",
             Self::Refunded => "refunded",
+            Self::RefundFailed => "refund_failed",
         }
     }
 
@@ -94,6 +102,8 @@ pub enum Reason {
     PerformanceCancelled,
     /// The payment service refunded it.
     Refunded,
+    /// The payment service gave its refund up.
+    RefundFailed,
 }
 
 impl Reason {
@@ -109,6 +119,7 @@ impl Reason {
             Self::SaleRejected => "sale_rejected",
             Self::PerformanceCancelled => "performance_cancelled",
             Self::Refunded => "refunded",
+            Self::RefundFailed => "refund_failed",
         }
     }
 }
@@ -156,7 +167,7 @@ impl Transition {
 }
 
 /// Every legal change `(from, to)`: the same list as OrderDB's `legal_transitions`.
-pub const LEGAL: [(OrderStatus, OrderStatus); 10] = {
+pub const LEGAL: [(OrderStatus, OrderStatus); 12] = {
     use OrderStatus::*;
     [
         (PendingPayment, Paid),
@@ -169,6 +180,8 @@ pub const LEGAL: [(OrderStatus, OrderStatus); 10] = {
         (Expired, Refunding),
         (Cancelled, Refunding),
         (Refunding, Refunded),
+        (Refunding, RefundFailed),
+        (RefundFailed, Refunded),
     ]
 };
 
@@ -243,6 +256,11 @@ handle!(
     /// An order whose money is going back.
     Refunding,
     Refunding
+);
+handle!(
+    /// An order whose refund the payment service gave up.
+    RefundFailed,
+    RefundFailed
 );
 
 impl Pending {
@@ -340,6 +358,25 @@ impl Refunding {
     pub fn refunded(self) -> Transition {
         Transition::new(Self::STATUS, OrderStatus::Refunded, Reason::Refunded)
     }
+    /// The payment service gave its refund up: an operator must act.
+    pub fn refund_failed(self) -> (RefundFailed, Transition) {
+        (
+            RefundFailed(()),
+            Transition::new(
+                Self::STATUS,
+                OrderStatus::RefundFailed,
+                Reason::RefundFailed,
+            ),
+        )
+    }
+}
+
+impl RefundFailed {
+    /// The money went back after all (an operator's retry, a refund recorded late): money back
+    /// wins.
+    pub fn refunded(self) -> Transition {
+        Transition::new(Self::STATUS, OrderStatus::Refunded, Reason::Refunded)
+    }
 }
 
 /// An order's status as a handle to act on.
@@ -359,6 +396,8 @@ pub enum State {
     Refunding(Refunding),
     /// `refunded`: nothing more can happen.
     Refunded,
+    /// `refund_failed`: waits for an operator (or a late `payment.refunded`).
+    RefundFailed(RefundFailed),
 }
 
 impl State {
@@ -372,6 +411,7 @@ impl State {
             OrderStatus::Cancelled => Self::Cancelled(Cancelled(())),
             OrderStatus::Refunding => Self::Refunding(Refunding(())),
             OrderStatus::Refunded => Self::Refunded,
+            OrderStatus::RefundFailed => Self::RefundFailed(RefundFailed(())),
         }
     }
 
@@ -385,6 +425,7 @@ impl State {
             Self::Cancelled(_) => OrderStatus::Cancelled,
             Self::Refunding(_) => OrderStatus::Refunding,
             Self::Refunded => OrderStatus::Refunded,
+            Self::RefundFailed(_) => OrderStatus::RefundFailed,
         }
     }
 }
@@ -409,6 +450,7 @@ mod tests {
         CancelFree,
         LatePayment,
         Refunded,
+        RefundFailed,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -421,6 +463,7 @@ mod tests {
             Just(Op::CancelFree),
             Just(Op::LatePayment),
             Just(Op::Refunded),
+            Just(Op::RefundFailed),
         ]
     }
 
@@ -478,6 +521,11 @@ mod tests {
                 (S::Refunding(n), t)
             }
             (S::Refunding(r), Op::Refunded) => (S::Refunded, r.refunded()),
+            (S::Refunding(r), Op::RefundFailed) => {
+                let (n, t) = r.refund_failed();
+                (S::RefundFailed(n), t)
+            }
+            (S::RefundFailed(f), Op::Refunded) => (S::Refunded, f.refunded()),
             (state, _) => return Err(state),
         })
     }
@@ -517,9 +565,19 @@ mod tests {
             }
             prop_assert_eq!(history.last().unwrap().to(), state.status());
             if state.status() == OrderStatus::Refunded {
-                for op in [Op::Pay, Op::Expire, Op::Confirm, Op::Refund(0), Op::LatePayment, Op::Refunded] {
+                for op in [Op::Pay, Op::Expire, Op::Confirm, Op::Refund(0), Op::LatePayment, Op::Refunded, Op::RefundFailed] {
                     prop_assert!(step(State::Refunded, op).is_err());
                 }
+            }
+            // A refund that failed waits for an operator: only money back moves it (to refunded);
+            // nothing asks for a refund again, sells or pays it.
+            if state.status() == OrderStatus::RefundFailed {
+                for op in [Op::Pay, Op::Expire, Op::CancelUnpaid(true), Op::Confirm, Op::Refund(0), Op::CancelFree, Op::LatePayment, Op::RefundFailed] {
+                    prop_assert!(step(State::of(OrderStatus::RefundFailed), op).is_err());
+                }
+                let (next, t) = step(State::of(OrderStatus::RefundFailed), Op::Refunded).unwrap();
+                prop_assert_eq!(next.status(), OrderStatus::Refunded);
+                prop_assert_eq!(t.reason(), Reason::Refunded);
             }
         }
     }
@@ -538,6 +596,7 @@ mod tests {
             Op::CancelFree,
             Op::LatePayment,
             Op::Refunded,
+            Op::RefundFailed,
         ];
         let mut made = HashSet::new();
         for status in OrderStatus::ALL {
@@ -553,7 +612,12 @@ mod tests {
 
     #[test]
     fn the_database_allows_the_same_changes() {
-        let sql = include_str!("../../migrations/0002_orders.sql");
+        // Every migration that adds legal transitions (rows of `('from', 'to')`, four spaces in).
+        let sql = [
+            include_str!("../../migrations/0002_orders.sql"),
+            include_str!("../../migrations/0004_refund_failed.sql"),
+        ]
+        .concat();
         for (from, to) in LEGAL {
             let row = format!("('{}', '{}')", from.as_str(), to.as_str());
             assert!(sql.contains(&row), "{row} missing from legal_transitions");
@@ -563,6 +627,13 @@ mod tests {
             .filter(|l| l.starts_with("    ('") && !l.starts_with("     "))
             .count();
         assert_eq!(rows, LEGAL.len(), "legal_transitions has other rows");
+        // And every status is one the orders table takes.
+        for s in OrderStatus::ALL {
+            assert!(
+                sql.contains(&format!("'{}'", s.as_str())),
+                "{s:?} not allowed in orders.status"
+            );
+        }
     }
 
     #[test]
@@ -583,6 +654,11 @@ mod tests {
                 OrderStatus::Paid,
                 OrderStatus::Refunding
             ]
+        );
+        assert!(OrderStatus::RefundFailed.is_final());
+        assert_eq!(
+            OrderStatus::parse("refund_failed"),
+            Some(OrderStatus::RefundFailed)
         );
     }
 }

@@ -7,4 +7,5 @@
 
 mod helpers;
 mod orders;
+mod refund_failed;
 mod saga;
