@@ -193,7 +193,15 @@ pub async fn start_with(
                 .await
                 .map_err(|e| StartError::Other(e.to_string()))?,
         ),
-        (None, None) => Arc::new(MemoryQueueStore::new()),
+        (None, None) => {
+            if infra.mode == platform::service::Mode::Distributed {
+                tracing::warn!(
+                    "no redis.url: the waiting-room queues are in this process's memory, so run \
+                     a single admission replica (set BOXOFFICE_REDIS__URL to share them)"
+                );
+            }
+            Arc::new(MemoryQueueStore::new())
+        }
     };
     let verifier = match overrides.verifier {
         Some(v) => v,
