@@ -8,7 +8,8 @@
 //! - `payment.refunded` → a refunding order is refunded (final), also one whose refund had
 //!   failed (money back wins);
 //! - `payment.refund_failed` → a refunding order ends `refund_failed` (final: an operator acts);
-//! - `sale.rejected` → the confirmed order is refunded in full (`sale_rejected`);
+//! - `sale.rejected` → the confirmed order is refunded in full (`sale_rejected`); one the buyer
+//!   cancelled first (a partial refund) gets the rest back too;
 //! - `performance.published` → the start its cancellation schedule counts from, and the event's
 //!   own schedule (if any) that orders made from then on freeze;
 //! - `performance.cancelled` → every order of it ends, paid ones refunded in full.
@@ -60,7 +61,11 @@ impl Handler for OrderHandler {
             self.orders.payment_failed(tx, e.order_id, &e.code).await?;
         } else if env.is::<PaymentRefunded>() {
             let e: PaymentRefunded = env.decode()?;
-            match self.orders.refunded(tx, e.order_id, e.amount_krw).await {
+            match self
+                .orders
+                .refunded(tx, e.order_id, e.amount_krw, &e.reason)
+                .await
+            {
                 Err(SagaError::Unknown) => {
                     tracing::warn!(order_id = %e.order_id, "refund of an order never seen; ignored");
                 }

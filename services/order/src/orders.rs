@@ -249,7 +249,12 @@ impl Orders {
         Ok(())
     }
 
-    /// `sale.rejected`: the seats could not be sold; the money goes back.
+    /// `sale.rejected`: the seats could not be sold; the money goes back — all of it. When the
+    /// buyer's cancellation got there first (refunded per the policy, minus its fee: refunding,
+    /// refunded or failed), the rest goes back too, as a second refund of "everything left"
+    /// (its own id, asked after the first, so the payment service makes it after the first ends
+    /// and never gives back more than was charged). Once: the order's refund is then the
+    /// sale's, and a republished `sale.rejected` changes nothing.
     pub async fn sale_rejected(
         &self,
         tx: &mut PgConnection,
@@ -259,11 +264,60 @@ impl Orders {
         let (t, refund) = match State::of(o.status) {
             State::Confirmed(c) => (c.refund(RefundCause::SaleRejected).1, o.amount_krw),
             State::Paid(p) => (p.refund(RefundCause::SaleRejected).1, o.amount_krw),
-            _ => return Ok(false),
+            state => return self.refund_rest(tx, &o, state).await,
         };
         self.record(tx, &o, t).await?;
         self.ask_refund(tx, &o, None, "sale_rejected").await?;
         outbox::enqueue(tx, &cancelled_event(&o, refund, "sale_rejected")).await?;
+        Ok(true)
+    }
+
+    /// The rest of a buyer's partial refund, the sale having been refused (see
+    /// [`Orders::sale_rejected`]); whether anything was asked.
+    async fn refund_rest(
+        &self,
+        tx: &mut PgConnection,
+        o: &Order,
+        state: State,
+    ) -> Result<bool, SagaError> {
+        let paid = o.paid_krw.unwrap_or(o.amount_krw);
+        let partial = o.refund_reason.as_deref() == Some("buyer_cancelled")
+            && o.refund_krw.is_some_and(|r| r < paid);
+        if !partial {
+            return Ok(false);
+        }
+        match state {
+            State::Refunding(_) => {}
+            State::Refunded(r) if o.refunded_krw < paid => {
+                let (_, t) = r.refund_rest();
+                self.record(tx, o, t).await?;
+            }
+            State::RefundFailed(f) => {
+                let (_, t) = f.refund_rest();
+                self.record(tx, o, t).await?;
+            }
+            _ => return Ok(false),
+        }
+        let refund_id = Uuid::now_v7();
+        sqlx::query(
+            "UPDATE orders SET refund_id = $2, refund_krw = NULL, refund_reason = 'sale_rejected', \
+             updated_at = now() WHERE order_id = $1",
+        )
+        .bind(o.order_id)
+        .bind(refund_id)
+        .execute(&mut *tx)
+        .await?;
+        outbox::enqueue(
+            tx,
+            &RefundRequested {
+                refund_id,
+                order_id: o.order_id,
+                amount_krw: None,
+                reason: "sale_rejected".to_owned(),
+            },
+        )
+        .await?;
+        tracing::warn!(order_id = %o.order_id, first = ?o.refund_id, %refund_id, "sale refused after the buyer's partial refund: the rest goes back too");
         Ok(true)
     }
 
@@ -292,20 +346,33 @@ impl Orders {
         }
     }
 
-    /// `payment.refunded`: the order's refund came back.
+    /// `payment.refunded`: the order's refund came back. A refund of an earlier reason than the
+    /// order's current one (the buyer's partial refund, its rest asked since) only records what
+    /// came back; the current one ends the order `refunded` (also from `refund_failed`: money
+    /// back wins). Amounts are set, not added, so a republication is harmless: a refund of
+    /// "everything left" means all that was paid is back.
     pub async fn refunded(
         &self,
         tx: &mut PgConnection,
         order_id: Uuid,
         amount: i64,
+        reason: &str,
     ) -> Result<(), SagaError> {
         let o = self.locked(tx, order_id).await?;
-        // One refund per order: the amount is set, not added, so a republication is harmless.
+        let current = o.refund_reason.as_deref().is_none_or(|r| r == reason);
+        let back = match (current, o.refund_krw) {
+            (false, _) => o.refunded_krw.max(amount),
+            (true, Some(_)) => amount,
+            (true, None) => o.paid_krw.unwrap_or(o.amount_krw).max(amount),
+        };
         sqlx::query("UPDATE orders SET refunded_krw = $2 WHERE order_id = $1")
             .bind(order_id)
-            .bind(amount)
+            .bind(back)
             .execute(&mut *tx)
             .await?;
+        if !current {
+            return Ok(());
+        }
         match State::of(o.status) {
             State::Refunding(r) => self.record(tx, &o, r.refunded()).await?,
             // Given up before, yet the money came back (an operator's retry, a late record).
@@ -397,7 +464,7 @@ impl Orders {
             // Cancelled or refunded already: the same answer again.
             State::Cancelled(_)
             | State::Refunding(_)
-            | State::Refunded
+            | State::Refunded(_)
             | State::RefundFailed(_) => {}
             State::Paid(_) => return Err(CancelError::NotCancellable("being ticketed")),
             State::Expired(_) => return Err(CancelError::NotCancellable("expired")),

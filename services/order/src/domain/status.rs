@@ -11,6 +11,7 @@
 //!        └─cancel─▶ cancelled ─refund (paid after cancel)─────────┘
 //!                   confirmed ─cancel (nothing to refund)─▶ cancelled
 //!                   refunding ─refund_failed─▶ refund_failed ─refunded (money back after all)─▶ refunded
+//!   refunded | refund_failed ─refund_rest (the sale was refused after a partial refund)─▶ refunding
 //! ```
 //! Final: `confirmed` (until cancelled), `expired`, `cancelled`, `refunded`, `refund_failed` (the
 //! payment service gave the refund up: an operator must act; a later `payment.refunded` still
@@ -167,7 +168,7 @@ impl Transition {
 }
 
 /// Every legal change `(from, to)`: the same list as OrderDB's `legal_transitions`.
-pub const LEGAL: [(OrderStatus, OrderStatus); 12] = {
+pub const LEGAL: [(OrderStatus, OrderStatus); 14] = {
     use OrderStatus::*;
     [
         (PendingPayment, Paid),
@@ -182,6 +183,8 @@ pub const LEGAL: [(OrderStatus, OrderStatus); 12] = {
         (Refunding, Refunded),
         (Refunding, RefundFailed),
         (RefundFailed, Refunded),
+        (Refunded, Refunding),
+        (RefundFailed, Refunding),
     ]
 };
 
@@ -261,6 +264,11 @@ handle!(
     /// An order whose refund the payment service gave up.
     RefundFailed,
     RefundFailed
+);
+handle!(
+    /// An order whose money went back.
+    Refunded,
+    Refunded
 );
 
 impl Pending {
@@ -377,6 +385,25 @@ impl RefundFailed {
     pub fn refunded(self) -> Transition {
         Transition::new(Self::STATUS, OrderStatus::Refunded, Reason::Refunded)
     }
+    /// The seat service refused the sale after the buyer's (partial) refund failed: the rest of
+    /// the money goes back.
+    pub fn refund_rest(self) -> (Refunding, Transition) {
+        (
+            Refunding(()),
+            Transition::new(Self::STATUS, OrderStatus::Refunding, Reason::SaleRejected),
+        )
+    }
+}
+
+impl Refunded {
+    /// The seat service refused the sale after the buyer's partial refund was made: the rest of
+    /// the money goes back (the buyer paid for a sale that never happened).
+    pub fn refund_rest(self) -> (Refunding, Transition) {
+        (
+            Refunding(()),
+            Transition::new(Self::STATUS, OrderStatus::Refunding, Reason::SaleRejected),
+        )
+    }
 }
 
 /// An order's status as a handle to act on.
@@ -394,8 +421,9 @@ pub enum State {
     Cancelled(Cancelled),
     /// `refunding`.
     Refunding(Refunding),
-    /// `refunded`: nothing more can happen.
-    Refunded,
+    /// `refunded`: nothing more happens, but the rest of a partial refund when the sale turns
+    /// out refused.
+    Refunded(Refunded),
     /// `refund_failed`: waits for an operator (or a late `payment.refunded`).
     RefundFailed(RefundFailed),
 }
@@ -410,7 +438,7 @@ impl State {
             OrderStatus::Expired => Self::Expired(Expired(())),
             OrderStatus::Cancelled => Self::Cancelled(Cancelled(())),
             OrderStatus::Refunding => Self::Refunding(Refunding(())),
-            OrderStatus::Refunded => Self::Refunded,
+            OrderStatus::Refunded => Self::Refunded(Refunded(())),
             OrderStatus::RefundFailed => Self::RefundFailed(RefundFailed(())),
         }
     }
@@ -424,7 +452,7 @@ impl State {
             Self::Expired(_) => OrderStatus::Expired,
             Self::Cancelled(_) => OrderStatus::Cancelled,
             Self::Refunding(_) => OrderStatus::Refunding,
-            Self::Refunded => OrderStatus::Refunded,
+            Self::Refunded(_) => OrderStatus::Refunded,
             Self::RefundFailed(_) => OrderStatus::RefundFailed,
         }
     }
@@ -451,6 +479,7 @@ mod tests {
         LatePayment,
         Refunded,
         RefundFailed,
+        RefundRest,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -464,6 +493,7 @@ mod tests {
             Just(Op::LatePayment),
             Just(Op::Refunded),
             Just(Op::RefundFailed),
+            Just(Op::RefundRest),
         ]
     }
 
@@ -520,12 +550,20 @@ mod tests {
                 let (n, t) = c.refund_late_payment();
                 (S::Refunding(n), t)
             }
-            (S::Refunding(r), Op::Refunded) => (S::Refunded, r.refunded()),
+            (S::Refunding(r), Op::Refunded) => (S::Refunded(Refunded(())), r.refunded()),
             (S::Refunding(r), Op::RefundFailed) => {
                 let (n, t) = r.refund_failed();
                 (S::RefundFailed(n), t)
             }
-            (S::RefundFailed(f), Op::Refunded) => (S::Refunded, f.refunded()),
+            (S::RefundFailed(f), Op::Refunded) => (S::Refunded(Refunded(())), f.refunded()),
+            (S::RefundFailed(f), Op::RefundRest) => {
+                let (n, t) = f.refund_rest();
+                (S::Refunding(n), t)
+            }
+            (S::Refunded(r), Op::RefundRest) => {
+                let (n, t) = r.refund_rest();
+                (S::Refunding(n), t)
+            }
             (state, _) => return Err(state),
         })
     }
@@ -564,10 +602,13 @@ mod tests {
                 prop_assert_eq!(w[1].from(), Some(w[0].to()));
             }
             prop_assert_eq!(history.last().unwrap().to(), state.status());
+            // Refunded is the end, but for the rest of a partial refund (a refused sale).
             if state.status() == OrderStatus::Refunded {
-                for op in [Op::Pay, Op::Expire, Op::Confirm, Op::Refund(0), Op::LatePayment, Op::Refunded, Op::RefundFailed] {
-                    prop_assert!(step(State::Refunded, op).is_err());
+                for op in [Op::Pay, Op::Expire, Op::Confirm, Op::Refund(0), Op::CancelFree, Op::LatePayment, Op::Refunded, Op::RefundFailed] {
+                    prop_assert!(step(State::of(OrderStatus::Refunded), op).is_err());
                 }
+                let (next, t) = step(State::of(OrderStatus::Refunded), Op::RefundRest).unwrap();
+                prop_assert_eq!((next.status(), t.reason()), (OrderStatus::Refunding, Reason::SaleRejected));
             }
             // A refund that failed waits for an operator: only money back moves it (to refunded);
             // nothing asks for a refund again, sells or pays it.
@@ -575,6 +616,7 @@ mod tests {
                 for op in [Op::Pay, Op::Expire, Op::CancelUnpaid(true), Op::Confirm, Op::Refund(0), Op::CancelFree, Op::LatePayment, Op::RefundFailed] {
                     prop_assert!(step(State::of(OrderStatus::RefundFailed), op).is_err());
                 }
+                prop_assert!(step(State::of(OrderStatus::RefundFailed), Op::RefundRest).is_ok());
                 let (next, t) = step(State::of(OrderStatus::RefundFailed), Op::Refunded).unwrap();
                 prop_assert_eq!(next.status(), OrderStatus::Refunded);
                 prop_assert_eq!(t.reason(), Reason::Refunded);
@@ -597,6 +639,7 @@ mod tests {
             Op::LatePayment,
             Op::Refunded,
             Op::RefundFailed,
+            Op::RefundRest,
         ];
         let mut made = HashSet::new();
         for status in OrderStatus::ALL {
@@ -616,6 +659,7 @@ mod tests {
         let sql = [
             include_str!("../../migrations/0002_orders.sql"),
             include_str!("../../migrations/0004_refund_failed.sql"),
+            include_str!("../../migrations/0005_refund_rest.sql"),
         ]
         .concat();
         for (from, to) in LEGAL {

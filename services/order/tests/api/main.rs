@@ -5,6 +5,7 @@
 // Test code: a failed step should panic with its error, wherever the helper lives.
 #![allow(clippy::unwrap_used)]
 
+mod cancel_race;
 mod helpers;
 mod orders;
 mod refund_failed;

@@ -59,8 +59,14 @@ async fn a_refund_the_pg_refuses_ends_the_order_refund_failed_and_the_sweeper_le
     let (buyer, order, amount, _) = confirmed_with_a_short_balance(&app, "A-01-04").await;
     assert_eq!(cancel(&app, buyer, order).await["status"], "refunding");
     app.wait_status(order, "refund_failed").await;
-    let asked = app.events(order, "refund.requested").await.len();
-    assert_eq!(asked, 1);
+    let asked = app.events(order, "refund.requested").await;
+    assert!(
+        asked
+            .iter()
+            .all(|e| e["payload"]["refund_id"] == asked[0]["payload"]["refund_id"]),
+        "one refund, maybe asked again by the sweeper before it failed"
+    );
+    let asked = asked.len();
     // The sweeper, even with everything counting as stuck, no longer asks for it.
     let (_, nudged) = order::sweeper::sweep_once(&app.orderdb, &order::orders::Orders, 0)
         .await
