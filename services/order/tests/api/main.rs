@@ -8,5 +8,6 @@
 mod cancel_race;
 mod helpers;
 mod orders;
+mod policy;
 mod refund_failed;
 mod saga;
