@@ -49,8 +49,9 @@
 //!
 //! Faults ([`fault`]): `X-Sandbox-Fault: decline, timeout, error, provider_error, slow,
 //! timeout_after_apply, duplicate_webhook, reorder_webhook, wrong_amount, wrong_order,
-//! latency=<ms>` on one call (`wrong_*`: the call is applied but its answer names another
-//! `totalAmount` or `orderId`, a PG a merchant must not trust blindly); queued for
+//! unauthorized, latency=<ms>` on one call (`wrong_*`: the call is applied but its answer names
+//! another `totalAmount` or `orderId`, a PG a merchant must not trust blindly; `unauthorized`: 401
+//! `UNAUTHORIZED_KEY`, nothing changes); queued for
 //! the next matching calls with `POST /v1/sandbox/faults {"fault", "orderId"?, "operation"?:
 //! "confirm"|"cancel"|"lookup", "count"?}` (authenticated; `DELETE` clears) or
 //! [`Control::inject`]; at random with [`Options::rates`]. Every merchant call waits

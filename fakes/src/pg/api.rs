@@ -53,8 +53,11 @@ impl Reply {
         Self {
             status,
             body: json!({"code": code, "message": message}),
-            // A retry should try again after a 5xx or Toss's retryable error.
-            store: !status.is_server_error() && code != "PROVIDER_ERROR",
+            // A retry should try again after a 5xx or Toss's retryable error; an unauthenticated
+            // call (the `unauthorized` fault) was never the merchant's.
+            store: !status.is_server_error()
+                && code != "PROVIDER_ERROR"
+                && status != StatusCode::UNAUTHORIZED,
             hang_after: false,
         }
     }
@@ -139,6 +142,9 @@ async fn fail_early(pg: &Shared, faults: &Faults) -> Option<Reply> {
     if faults.has(Fault::Timeout) {
         tokio::time::sleep(pg.options.hang).await;
         return Some(Reply::error(&PgError::Internal));
+    }
+    if faults.has(Fault::Unauthorized) {
+        return Some(Reply::error(&PgError::Unauthorized));
     }
     if faults.has(Fault::Error) {
         return Some(Reply::error(&PgError::Internal));

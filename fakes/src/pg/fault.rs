@@ -35,6 +35,9 @@ pub enum Fault {
     WrongAmount,
     /// The call is applied as usual but its Payment object names another `orderId`.
     WrongOrder,
+    /// 401 `UNAUTHORIZED_KEY` as if the secret key were wrong (a key rotated at the PG); nothing
+    /// changes.
+    Unauthorized,
 }
 
 impl Fault {
@@ -50,6 +53,7 @@ impl Fault {
             "reorder_webhook" => Self::ReorderWebhook,
             "wrong_amount" => Self::WrongAmount,
             "wrong_order" => Self::WrongOrder,
+            "unauthorized" => Self::Unauthorized,
             _ => return None,
         })
     }

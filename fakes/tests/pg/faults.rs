@@ -254,3 +254,30 @@ async fn wrong_answers_lie_about_the_amount_or_order_and_leave_the_payment_as_it
     assert_eq!(lookup["orderId"], format!("{order}-other"));
     assert_eq!(lookup["totalAmount"], 4_000);
 }
+
+#[tokio::test]
+async fn the_unauthorized_fault_answers_401_and_changes_nothing() {
+    let pg = spawn().await;
+    let checkout = pg.checkout(&order_id(), 4_000).await;
+    let key = checkout["paymentKey"].as_str().unwrap();
+    let got = Pg::send(
+        pg.merchant(Method::POST, "/v1/payments/confirm")
+            .header("X-Sandbox-Fault", "unauthorized")
+            .header("Idempotency-Key", "k-unauth")
+            .json(&checkout),
+    )
+    .await;
+    assert_error(&got, StatusCode::UNAUTHORIZED, "UNAUTHORIZED_KEY");
+    assert_eq!(pg.status_of(key).await, "READY");
+    // Not stored under the key: the same call without the fault goes through.
+    let (status, done) = Pg::send(
+        pg.merchant(Method::POST, "/v1/payments/confirm")
+            .header("Idempotency-Key", "k-unauth")
+            .json(&checkout),
+    )
+    .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (StatusCode::OK, Some("DONE"))
+    );
+}
