@@ -261,17 +261,20 @@ impl Payments {
             drop(permit);
             return self.existing(req).await?.ok_or(ConfirmError::InProgress);
         };
-        Ok(self.attempt(pg.as_ref(), permit, &payment).await?)
+        Ok(self.attempt(pg.as_ref(), permit, &payment, true).await?)
     }
 
     /// Calls the PG's confirm for `payment` (open) under the order's idempotency key and records
     /// what it said. An outcome still unknown is recorded only the first time (`confirming` →
     /// `unknown`); the reconciler looks again later.
+    /// `first`: this is the attempt's first call (just started by this confirm), so no earlier
+    /// call of it can have reached the PG.
     async fn attempt(
         &self,
         pg: &dyn PaymentGateway,
         permit: Permit,
         payment: &Payment,
+        first: bool,
     ) -> Result<Payment, sqlx::Error> {
         let order_id = payment.order_id;
         let call = Confirm {
@@ -324,9 +327,11 @@ impl Payments {
                 code: code.clone(),
                 message: message.clone(),
             },
-            // The PG did not authenticate the call: nothing happened there. The same payment
-            // key may be confirmed again once the key is fixed.
-            Err(PgError::Misconfigured(why)) => Entry::Failed {
+            // The PG did not authenticate the call: nothing happened there. When no earlier call
+            // of this attempt can have reached it, no money moved: failed, and the same payment
+            // key may be confirmed again once the key is fixed. (A confirm sent again for an
+            // unknown outcome stays unknown: the first call may have charged.)
+            Err(PgError::Misconfigured(why)) if first => Entry::Failed {
                 code: crate::domain::MISCONFIGURED.to_owned(),
                 message: format!("the PG refused our secret key ({why}); nothing was charged"),
             },
@@ -462,7 +467,7 @@ impl Payments {
             Ok(permit) => permit,
             Err(e) => return Ok(Settled::Unreachable(e.to_string())),
         };
-        let p = self.attempt(pg.as_ref(), permit, &payment).await?;
+        let p = self.attempt(pg.as_ref(), permit, &payment, false).await?;
         // No answer to the confirm sent again (the first may still be running at the PG): the
         // PG could not tell, which is never taken for a "no".
         Ok(if p.status.is_open() {

@@ -429,6 +429,50 @@ async fn a_wrong_secret_key_is_a_misconfiguration_not_an_outage() {
 }
 
 #[tokio::test]
+async fn a_confirm_sent_again_with_a_refused_key_leaves_the_outcome_unknown() {
+    let mut c = config();
+    c.pg.breaker_open_ms = 50;
+    let app = spawn_with(pg_options(), c).await;
+    let buyer = Uuid::now_v7();
+    let order = app.order(buyer, 16_000).await;
+    let key = app.checkout(order, 16_000).await;
+    // The first confirm hangs (for all we know it may have charged); then the key is refused on
+    // every confirm the settler sends again.
+    app.fault(Fault::Timeout, Operation::Confirm, order);
+    assert!(
+        app.fake().control.inject(
+            Rule::next(Fault::Unauthorized)
+                .on(Operation::Confirm)
+                .on_order(order.to_string())
+                .times(1_000)
+        )
+    );
+    assert_eq!(
+        app.confirm(buyer, "k", &key, order, 16_000).await.status,
+        202
+    );
+    until("the settler to send the confirm again", || async {
+        app.confirms() >= 2
+    })
+    .await;
+    // Never taken for a "no": still unknown, never failed.
+    until("the refused key to be seen", || async {
+        readyz(&app).await.0 == 503
+    })
+    .await;
+    assert_eq!(app.status(order).await.as_deref(), Some("unknown"));
+    assert!(app.events(order, "payment.failed").await.is_empty());
+    // The key works again: the payment is approved, once.
+    app.fake().control.clear_faults();
+    app.wait_status(order, "approved").await;
+    assert_eq!(app.events(order, "payment.approved").await.len(), 1);
+    until("the replica to be ready again", || async {
+        readyz(&app).await.0 == 200
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn an_open_breaker_is_reported_but_keeps_the_replica_ready() {
     let app = spawn().await;
     // A PG answering 500 to every call opens the breaker after three failures.
