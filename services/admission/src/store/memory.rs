@@ -140,6 +140,16 @@ impl MemoryQueueStore {
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         f(queues.entry(perf).or_default())
     }
+
+    /// Like [`Self::with`] on a queue that exists; `absent` otherwise (reads and leaves make no
+    /// queue: `order.confirmed` of every performance leaves through here).
+    fn existing<T>(&self, perf: Uuid, absent: T, f: impl FnOnce(&mut Queue) -> T) -> T {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        match queues.get_mut(&perf) {
+            Some(q) => f(q),
+            None => absent,
+        }
+    }
 }
 
 fn now_ms() -> Ms {
@@ -191,7 +201,7 @@ impl QueueStore for MemoryQueueStore {
         token: &str,
         now_ms: Ms,
     ) -> Result<Option<Found>, StoreError> {
-        Ok(self.with(perf, |q| {
+        Ok(self.existing(perf, None, |q| {
             let account = *q.tokens.get(token)?;
             let place = if q.current.get(&account).map(String::as_str) == Some(token) {
                 q.place(account, now_ms).unwrap_or(Place::Expired)
@@ -207,7 +217,7 @@ impl QueueStore for MemoryQueueStore {
     }
 
     async fn leave(&self, perf: Uuid, account: Uuid) -> Result<bool, StoreError> {
-        Ok(self.with(perf, |q| {
+        Ok(self.existing(perf, false, |q| {
             let queued = q.dequeue(account);
             let active = q.active.remove(&account).is_some();
             let pre = match q.draw {
@@ -263,7 +273,7 @@ impl QueueStore for MemoryQueueStore {
     }
 
     async fn drawn(&self, perf: Uuid) -> Result<bool, StoreError> {
-        Ok(self.with(perf, |q| q.draw == Draw::Done))
+        Ok(self.existing(perf, false, |q| q.draw == Draw::Done))
     }
 
     async fn admit(
@@ -306,7 +316,7 @@ impl QueueStore for MemoryQueueStore {
     }
 
     async fn counts(&self, perf: Uuid, now_ms: Ms) -> Result<Counts, StoreError> {
-        Ok(self.with(perf, |q| Counts {
+        Ok(self.existing(perf, Counts::default(), |q| Counts {
             waiting: q.slot_of.len() as u64,
             prequeue: q.pre.len() as u64,
             active: q.active.values().filter(|e| **e > now_ms).count() as u64,

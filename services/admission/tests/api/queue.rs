@@ -180,7 +180,8 @@ async fn polling_slows_with_the_distance_and_the_eta_follows_the_rate() {
 #[tokio::test]
 async fn fans_who_come_early_are_drawn_verifiably_at_the_opening() {
     let app = spawn(Backend::Redis, config()).await;
-    let p = performance(chrono::Duration::milliseconds(2500));
+    // Far enough ahead that every early join lands before it, even on a loaded machine.
+    let p = performance(chrono::Duration::seconds(10));
     let perf = p.performance_id;
     app.publish_performance(&p).await;
     // Before the opening: the commitment, not the seed.
@@ -206,7 +207,7 @@ async fn fans_who_come_early_are_drawn_verifiably_at_the_opening() {
     )
     .await;
     let mut fans: Vec<(Uuid, String)> = Vec::new();
-    for _ in 0..60 {
+    for _ in 0..50 {
         let fan = Uuid::now_v7();
         let (code, j) = app.join(perf, fan).await;
         assert_eq!(code, 201);
@@ -239,10 +240,10 @@ async fn fans_who_come_early_are_drawn_verifiably_at_the_opening() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
-    // A permutation of 1..=60.
+    // A permutation of 1..=50.
     let mut seen: Vec<u64> = positions.values().copied().collect();
     seen.sort_unstable();
-    assert_eq!(seen, (1..=60).collect::<Vec<_>>());
+    assert_eq!(seen, (1..=50).collect::<Vec<_>>());
     // The record: the seed matches the commitment, and anyone recomputes the order from it.
     let after: Value = app
         .client
@@ -267,7 +268,7 @@ async fn fans_who_come_early_are_drawn_verifiably_at_the_opening() {
                 .unwrap()
         })
         .collect();
-    assert_eq!(refs.len(), 60);
+    assert_eq!(refs.len(), 50);
     let recomputed: Vec<draw::Digest32> = draw::order(&seed, &refs)
         .into_iter()
         .map(|i| refs[i])
@@ -294,7 +295,7 @@ async fn fans_who_come_early_are_drawn_verifiably_at_the_opening() {
     // A fan who joins after the opening is behind all of them.
     let late = Uuid::now_v7();
     let (_, j) = app.join(perf, late).await;
-    assert_eq!(j["position"], 61);
+    assert_eq!(j["position"], 51);
     assert_eq!(j["prequeue"], false);
 }
 
