@@ -65,10 +65,16 @@ impl From<&Payment> for PaymentView {
             refunded_amount: p.refunded_krw,
             currency: "KRW",
             approved_at: p.approved_at,
-            failure: p
-                .failure
-                .clone()
-                .map(|(code, message)| Failure { code, message }),
+            failure: p.failure.clone().map(|(code, message)| Failure {
+                // A flag's reason quotes the PG's answer (maybe about someone else's order): it
+                // is the operator's, in the ledger.
+                message: if p.status == PaymentStatus::Flagged {
+                    "the payment gateway's answer did not match this order; under review".to_owned()
+                } else {
+                    message
+                },
+                code,
+            }),
         }
     }
 }

@@ -93,6 +93,14 @@ async fn a_confirm_answered_with_another_amount_is_flagged_and_never_approved() 
         (status, view["order_status"].as_str()),
         (200, Some("under_review"))
     );
+    assert_eq!(view["failure"]["code"], "PG_AMOUNT_MISMATCH");
+    assert!(
+        !view["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("41000"),
+        "the PG's answer is the operator's: {view}"
+    );
     let again = app.confirm(buyer, "k", &key, order, 40_000).await;
     assert_eq!(again.status, 502);
     let other = app
