@@ -347,3 +347,67 @@ async fn joins_and_polls_are_limited_per_account_and_per_address() {
     let (code, body) = app.status(perf, fan, token).await;
     assert_eq!((code, body["code"].as_str()), (429, Some("rate_limited")));
 }
+
+#[tokio::test]
+async fn with_a_redis_url_the_service_keeps_its_queues_in_redis() {
+    // As `boxoffice serve admission` does with BOXOFFICE_REDIS__URL: no store given, the service
+    // opens the Redis one itself; another replica's store on the same Redis sees the place.
+    let mut infra = platform::testing::infra("adm_redis");
+    infra.mode = platform::service::Mode::Distributed;
+    infra.redis.url = Some(platform::testing::redis_url());
+    infra
+        .bus
+        .ensure_topics(contracts::topics::ALL)
+        .await
+        .unwrap();
+    let issuer = platform::testing::TestIssuer::default();
+    let overrides = admission::Overrides {
+        verifier: Some(issuer.verifier()),
+        store: None,
+    };
+    let service = admission::start_with(&config(), &infra, overrides)
+        .await
+        .unwrap();
+    let server = platform::testing::serve(service, infra.shutdown.clone()).await;
+    let p = performance(chrono::Duration::seconds(-1));
+    let perf = p.performance_id;
+    for e in p.envelopes().unwrap() {
+        infra
+            .bus
+            .publish(contracts::topics::CATALOG, &e)
+            .await
+            .unwrap();
+    }
+    let client = reqwest::Client::new();
+    let fan = Uuid::now_v7();
+    let url = server.url(&format!("/api/v1/performances/{perf}/queue"));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let joined: Value = loop {
+        let r = client
+            .post(&url)
+            .bearer_auth(issuer.token(fan, &[platform::auth::Role::Buyer]))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 201 {
+            break r.json().await.unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room never took joins"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let token = joined["queue_token"].as_str().unwrap();
+    let other = admission::store::redis::RedisQueueStore::connect(&platform::testing::redis_url())
+        .await
+        .unwrap();
+    use admission::store::QueueStore;
+    let found = other
+        .status(perf, token, chrono::Utc::now().timestamp_millis())
+        .await
+        .unwrap()
+        .expect("the place is in Redis");
+    assert_eq!(found.account, fan);
+    other.forget(perf).await.unwrap();
+}
