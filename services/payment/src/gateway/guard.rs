@@ -259,9 +259,21 @@ mod tests {
         assert_eq!(g.breaker(), "closed", "a wrong key is not an outage");
         assert!(g.misconfigured().is_some());
         assert!(matches!(g.admit(), Err(PgError::Misconfigured(_))));
-        std::thread::sleep(Duration::from_millis(250));
-        // One call may try the key again; the others are refused meanwhile.
-        let trial = g.admit().unwrap();
+        // After `open_for`, one call may try the key again; the others are refused meanwhile.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let trial = loop {
+            match g.admit() {
+                Ok(permit) => break permit,
+                Err(PgError::Misconfigured(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert!(
+            g.misconfigured().is_some(),
+            "still refused until a call is accepted"
+        );
         assert!(matches!(g.admit(), Err(PgError::Misconfigured(_))));
         trial.record(&Ok::<(), PgError>(()));
         assert!(g.misconfigured().is_none());
