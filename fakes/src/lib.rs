@@ -5,8 +5,10 @@
 //! mode: standalone starts them unless `--no-sandbox`; distributed mode when asked for
 //! (`boxoffice serve fake-<name>`).
 
+pub mod mail;
 pub mod oauth;
 pub mod pg;
+pub mod sms;
 
 use axum::Router;
 use serde::Deserialize;
@@ -37,10 +39,15 @@ pub struct Options {
     pub oauth: oauth::Options,
     /// The payment gateway's keys, redirect origins, webhooks and faults.
     pub pg: pg::Options,
+    /// The mail catcher's store, shared with its SMTP server ([`mail::smtp::serve`]), which the
+    /// launcher starts on its own port.
+    pub mail: mail::Mailbox,
+    /// The SMS sandbox's store.
+    pub sms: sms::Outbox,
 }
 
 /// The names of every fake this build has.
-pub const NAMES: &[&str] = &["oauth", "pg"];
+pub const NAMES: &[&str] = &["oauth", "pg", "mail", "sms"];
 
 /// Every fake this build has.
 pub fn all(options: &Options) -> Vec<Fake> {
@@ -52,6 +59,14 @@ pub fn all(options: &Options) -> Vec<Fake> {
         Fake {
             name: "pg",
             router: pg::router(options.pg.clone()),
+        },
+        Fake {
+            name: "mail",
+            router: mail::router(options.mail.clone()),
+        },
+        Fake {
+            name: "sms",
+            router: sms::router(options.sms.clone()),
         },
     ]
 }

@@ -121,6 +121,7 @@ fn fake_options(cfg: &AppConfig) -> fakes::Options {
     fakes::Options {
         oauth: fakes::oauth::Options::with_redirect_uris(redirect_uris),
         pg,
+        ..fakes::Options::default()
     }
 }
 
