@@ -1,31 +1,145 @@
-//! The notification service. Its routes and rules arrive with its issue; today it starts, opens its own
-//! database (created when missing, migrations applied) and answers the operational endpoints.
+//! The notification service (NotificationDB): tells people what happened, asynchronously. It
+//! consumes events, never slows the purchase down, and keeps a delivery log with a status per
+//! message.
+//!
+//! - [`events`]: events → delivery rows, one per (event, channel, recipient), in the inbox's
+//!   transaction (a duplicated event sends once);
+//! - [`dispatcher`]: sends due deliveries by email ([`send::SmtpMailer`]) or SMS
+//!   ([`send::Solapi`]), retries temporary failures with backoff and jitter, dead-letters the
+//!   rest;
+//! - [`reminder`]: the reminder before a performance, its state in the database;
+//! - [`templates`]: Korean and English texts as template files;
+//! - [`api`]: the admin's delivery log, dead letters and re-drive; the user's preferences;
+//! - [`domain`]: kinds, channels, languages, the retry schedule (no I/O); [`store`]: SQL.
 
-use axum::Router;
+use std::sync::Arc;
+
 use platform::{
+    auth::Verifier,
     http::Readiness,
-    service::{Infra, Service, StartError},
+    service::{Infra, Service, StartError, supervise},
 };
-use serde::Deserialize;
+
+pub mod api;
+pub mod config;
+pub mod dispatcher;
+pub mod domain;
+pub mod events;
+pub mod reminder;
+pub mod send;
+pub mod store;
+pub mod templates;
+
+pub use config::Config;
 
 /// The service's name: its database is `<prefix>notification`, its config section `notification`.
 pub const NAME: &str = "notification";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// NotificationDB's migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Settings (`notification.*`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {}
+/// What [`start_with`] can be given instead of what it would build from [`Infra`] and the
+/// settings.
+#[derive(Default, Clone)]
+pub struct Overrides {
+    /// Access-token verifier (default: the user service's JWKS).
+    pub verifier: Option<Verifier>,
+    /// The email sender (default: SMTP per `notification.smtp`).
+    pub mailer: Option<Arc<dyn send::Mailer>>,
+    /// The SMS sender (default: Solapi's API at `notification.sms.url`, else the sandbox's
+    /// `fake-sms` in the directory, else none).
+    pub sms: Option<Arc<dyn send::SmsProvider>>,
+    /// The consumer's name and group (default [`NAME`]).
+    pub consumer: Option<String>,
+    /// The topics read (default [`events::TOPICS`]).
+    pub topics: Option<Vec<String>>,
+}
 
-/// Opens the service's database and builds its routes.
-pub async fn start(_config: &Config, infra: &Infra) -> Result<Service, StartError> {
+fn other(e: impl std::fmt::Display) -> StartError {
+    StartError::Other(e.to_string())
+}
+
+/// Opens NotificationDB, follows the events, sends, reminds, and builds the routes.
+pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError> {
+    start_with(config, infra, Overrides::default()).await
+}
+
+/// [`start`] with some parts given (tests).
+pub async fn start_with(
+    config: &Config,
+    infra: &Infra,
+    overrides: Overrides,
+) -> Result<Service, StartError> {
+    let templates =
+        Arc::new(templates::Templates::load(config.templates_dir.as_deref()).map_err(other)?);
+    let mailer: Arc<dyn send::Mailer> = match overrides.mailer {
+        Some(m) => m,
+        None => Arc::new(send::SmtpMailer::new(&config.smtp).map_err(other)?),
+    };
+    let sms: Arc<dyn send::SmsProvider> = match overrides.sms {
+        Some(s) => s,
+        None => {
+            let url = config
+                .sms
+                .url
+                .clone()
+                .or_else(|| infra.directory.0.get("fake-sms").cloned());
+            match url {
+                Some(url) => Arc::new(send::Solapi::new(&url, &config.sms).map_err(other)?),
+                None => {
+                    if config.sms.enabled {
+                        tracing::warn!(
+                            "notification.sms.url is not set: SMS deliveries will be dead-lettered"
+                        );
+                    }
+                    Arc::new(send::NoSmsProvider)
+                }
+            }
+        }
+    };
     let pool = infra.database(NAME, &MIGRATOR).await?;
+    let verifier = match overrides.verifier {
+        Some(v) => v,
+        None => infra.verifier()?,
+    };
+    let topics: Vec<String> = overrides
+        .topics
+        .unwrap_or_else(|| events::TOPICS.iter().map(|t| (*t).to_owned()).collect());
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let consumer_name = overrides.consumer.unwrap_or_else(|| NAME.to_owned());
+    let shutdown = infra.shutdown.clone();
     let relay = infra.spawn_relay(NAME, pool.clone());
+    let consumer = infra
+        .consumer(&consumer_name, pool.clone(), &topic_refs)
+        .spawn(events::NotificationHandler, shutdown.clone());
+    let dispatcher = dispatcher::Dispatcher {
+        pool: pool.clone(),
+        config: Arc::new(config.clone()),
+        templates,
+        mailer,
+        sms,
+    };
+    let stop = shutdown.clone();
+    let sender = supervise("notification-dispatcher", shutdown.clone(), move || {
+        let (d, stop) = (dispatcher.clone(), stop.clone());
+        tokio::spawn(async move { d.run(stop).await })
+    });
+    let mut tasks = vec![relay, consumer, sender];
+    if config.reminder.enabled {
+        let (pool, reminder, stop) = (pool.clone(), config.reminder.clone(), shutdown.clone());
+        tasks.push(supervise("notification-reminder", shutdown, move || {
+            let (pool, reminder, stop) = (pool.clone(), reminder.clone(), stop.clone());
+            tokio::spawn(reminder::run(pool, reminder, stop))
+        }));
+    }
+    let state = api::AppState {
+        pool: pool.clone(),
+        verifier,
+    };
     Ok(Service {
         name: NAME,
-        router: Router::new(),
+        router: api::router(state),
         readiness: Readiness::default().postgres(pool),
-        tasks: vec![relay],
+        tasks,
     })
 }
