@@ -8,7 +8,10 @@ use axum::{
     Json, Router,
     extract::{ConnectInfo, FromRef, FromRequestParts, State},
     http::{HeaderValue, StatusCode, header, request::Parts},
-    response::{IntoResponse, Response},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
     routing::{get, post},
 };
 use chrono::{DateTime, Utc};
@@ -66,6 +69,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/performances/{performance_id}/queue/{queue_token}",
             get(status).delete(leave),
+        )
+        .route(
+            "/api/v1/performances/{performance_id}/queue/{queue_token}/events",
+            get(events),
         )
         .route(
             "/api/v1/admin/rooms/{performance_id}",
@@ -446,6 +453,155 @@ pub async fn status(
     Ok(no_store(Json(v)))
 }
 
+/// What an event stream of one place carries between two events.
+struct Follow {
+    state: AppState,
+    perf: Uuid,
+    account: Uuid,
+    token: String,
+    /// The first event, read when the stream was opened.
+    next: Option<QueueView>,
+    /// The pause the last event asked for, slept before reading the place again.
+    wait_ms: Option<u64>,
+    done: bool,
+}
+
+impl Follow {
+    /// The next event: the first at once, then each after the pause the previous one set.
+    async fn step(&mut self) -> Option<Event> {
+        if self.done {
+            return None;
+        }
+        if let Some(ms) = self.wait_ms.take() {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        let v = match self.next.take() {
+            Some(v) => v,
+            None => self.read().await,
+        };
+        if v.status == "waiting" {
+            self.wait_ms = Some(v.poll_after_ms);
+        } else {
+            self.done = true;
+        }
+        let data = serde_json::to_string(&v).unwrap_or_else(|_| "{}".into());
+        Some(Event::default().event("status").data(data))
+    }
+
+    /// The place now, or (the store or the room unreadable) the last one told again later.
+    async fn read(&mut self) -> QueueView {
+        let s = &self.state;
+        let room = s.rooms.get(self.perf).await.ok().flatten();
+        let found = s
+            .store
+            .status(self.perf, &self.token, Utc::now().timestamp_millis())
+            .await;
+        let place = match found {
+            Ok(Some(f)) if f.account == self.account => Some((f.place, f.rate)),
+            Ok(_) => Some((Place::Expired, 0.0)),
+            Err(e) => {
+                tracing::warn!(error = %e, "queue stream: reading a place failed");
+                None
+            }
+        };
+        match (room, place) {
+            (Some(room), Some((place, rate))) => {
+                match view(s, &room, self.account, self.token.clone(), place, rate) {
+                    Ok(v) => v,
+                    Err(_) => self.retry_view(&room),
+                }
+            }
+            (Some(room), None) => self.retry_view(&room),
+            (None, _) => {
+                self.done = true;
+                QueueView {
+                    draw_reference: hex::encode(draw::reference(&self.token)),
+                    queue_token: self.token.clone(),
+                    status: "expired",
+                    position: None,
+                    ahead: None,
+                    eta_seconds: None,
+                    poll_after_ms: s.config.poll_max_ms,
+                    prequeue: false,
+                    prequeue_size: None,
+                    opens_at: Utc::now(),
+                    admission_pass: None,
+                    pass_expires_at: None,
+                }
+            }
+        }
+    }
+
+    /// A `waiting` event with no figures, to come back after the shortest pause.
+    fn retry_view(&self, room: &Room) -> QueueView {
+        QueueView {
+            draw_reference: hex::encode(draw::reference(&self.token)),
+            queue_token: self.token.clone(),
+            status: "waiting",
+            position: None,
+            ahead: None,
+            eta_seconds: None,
+            poll_after_ms: self.state.config.poll_min_ms.max(1000),
+            prequeue: false,
+            prequeue_size: None,
+            opens_at: room.opens_at,
+            admission_pass: None,
+            pass_expires_at: None,
+        }
+    }
+}
+
+/// `GET /api/v1/performances/{performance_id}/queue/{queue_token}/events`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/performances/{performance_id}/queue/{queue_token}/events",
+    tag = "queue",
+    params(
+        ("performance_id" = String, Path, description = "The performance"),
+        ("queue_token" = String, Path, description = "The place's token"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream` instead of polling: an `event: status` with the same body as \
+                        `GET .../queue/{queue_token}` at once and then at the pace the body's `poll_after_ms` sets; the \
+                        stream ends after the `admitted` (with the pass) or `expired` event"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`, `no_waiting_room`, `queue_token_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((perf, token)): ApiPath<(String, String)>,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    let perf = parse_perf(&perf)?;
+    let room = waiting_room(&state, perf).await?;
+    let account = user.id();
+    let found = own_place(&state, perf, &token, account).await?;
+    let first = view(
+        &state,
+        &room,
+        account,
+        token.clone(),
+        found.place,
+        found.rate,
+    )?;
+    let follow = Follow {
+        state,
+        perf,
+        account,
+        token,
+        next: Some(first),
+        wait_ms: None,
+        done: false,
+    };
+    let stream = futures::stream::unfold(follow, |mut f| async move {
+        let event = f.step().await?;
+        Some((Ok(event), f))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))))
+}
+
 /// `DELETE /api/v1/performances/{performance_id}/queue/{queue_token}`.
 #[utoipa::path(
     delete,
@@ -800,7 +956,7 @@ impl Modify for Bearer {
         description = "Waiting rooms for sale openings: a fair queue with a verifiable pre-queue \
                        draw, signed admission passes, and operators' controls."
     ),
-    paths(join, status, leave, draw_record, room, configure, pause, resume),
+    paths(join, status, events, leave, draw_record, room, configure, pause, resume),
     components(schemas(Problem, QueueView, DrawView, RoomView, ConfigureBody)),
     modifiers(&Bearer),
     tags((name = "queue", description = "Waiting in line"), (name = "admin", description = "Operating a waiting room")),

@@ -318,3 +318,106 @@ async fn at_most_the_cap_are_active_and_a_leaver_frees_a_place() {
     })
     .await;
 }
+
+/// Reads server-sent events from `r` until one whose body has `status` equal to `want`;
+/// answers that body. Panics past a deadline or if the stream ends first.
+async fn next_event(r: &mut reqwest::Response, buf: &mut String, want: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let data: String = frame
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            if data.is_empty() {
+                continue; // a keep-alive comment
+            }
+            assert!(frame.contains("event: status"), "{frame}");
+            let body: Value = serde_json::from_str(&data).unwrap();
+            if body["status"] == want {
+                return body;
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, r.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for a `{want}` event"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the stream ended before a `{want}` event"));
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_tells_a_place_and_ends_with_the_pass() {
+    let mut cfg = config();
+    cfg.rate_per_sec = 1000.0;
+    cfg.poll_min_ms = 50;
+    cfg.poll_max_ms = 200;
+    let app = spawn(Backend::Memory, cfg).await;
+    let org = app.organizer();
+    let perf = open_room(&app).await;
+    let (code, _) = app
+        .admin(
+            &org,
+            Method::POST,
+            &format!("/api/v1/admin/rooms/{perf}/pause"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (fan, token) = queued(&app, perf).await;
+    let url = app.url(&format!("/api/v1/performances/{perf}/queue/{token}/events"));
+
+    // Someone else's token, and no token at all, open no stream.
+    let r = app
+        .client
+        .get(&url)
+        .bearer_auth(app.token(Uuid::now_v7()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 401);
+
+    let mut r = app
+        .client
+        .get(&url)
+        .bearer_auth(app.token(fan))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()[reqwest::header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut buf = String::new();
+    // The room is paused: the place is told while it waits, before anyone is admitted.
+    let waiting = next_event(&mut r, &mut buf, "waiting").await;
+    assert_eq!(waiting["queue_token"], token.as_str());
+    assert!(waiting["admission_pass"].is_null(), "{waiting}");
+
+    let (code, _) = app
+        .admin(
+            &org,
+            Method::POST,
+            &format!("/api/v1/admin/rooms/{perf}/resume"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let admitted = next_event(&mut r, &mut buf, "admitted").await;
+    assert!(admitted["admission_pass"].is_string(), "{admitted}");
+    // The stream ends after the pass: nothing more arrives, not even a keep-alive.
+    let rest = tokio::time::timeout(Duration::from_secs(10), r.chunk())
+        .await
+        .expect("the stream ends after the pass")
+        .unwrap();
+    assert!(rest.is_none(), "{rest:?}");
+    // The pass in the stream is the one polling answers.
+    let (_, polled) = app.status(perf, fan, &token).await;
+    assert_eq!(polled["status"], "admitted");
+    assert_eq!(polled["admission_pass"], admitted["admission_pass"]);
+}
