@@ -61,6 +61,17 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN ('pending', 'sending');
 CREATE INDEX deliveries_by_status ON deliveries (status, created_at DESC);
 
+-- Payment events whose order this service has not seen yet (the payment topic is not ordered
+-- with the order topic): kept here until the order's buyer is known, then queued.
+CREATE TABLE parked (
+    event_id text PRIMARY KEY,
+    order_id uuid NOT NULL,
+    kind     text NOT NULL,
+    data     jsonb NOT NULL,
+    parked_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX parked_by_order ON parked (order_id);
+
 -- When each background job last ran (the reminder scheduler), for operators and tests.
 CREATE TABLE job_runs (
     job         text PRIMARY KEY,

@@ -217,7 +217,9 @@ impl Dispatcher {
             }
         }
         let mut c = json!({
-            "name": r.name,
+            // A name is one line wherever it appears (a CR/LF in it would start a line of its
+            // own in the text, and a header in the subject).
+            "name": text::header_safe(&r.name, 100),
             "public_url": base,
             "order_id": order_id,
             "order_url": format!("{base}/orders/{order_id}"),

@@ -68,12 +68,22 @@ fn phone_digits(raw: &str) -> Option<String> {
 pub struct NotificationHandler;
 
 impl NotificationHandler {
-    async fn buyer_of(tx: &mut PgConnection, order_id: Uuid) -> Result<Uuid, HandleError> {
-        // The payment topic is not ordered with the order topic: a payment event may arrive
-        // before its order's `order.created`; the consumer tries again with a backoff.
-        store::order_buyer(tx, order_id)
-            .await?
-            .ok_or_else(|| HandleError::transient(format!("order {order_id} not seen yet")))
+    /// Queues a message about `order_id` to its buyer; one whose order has not arrived yet (the
+    /// payment topic is not ordered with the order topic) waits, parked, for the order.
+    async fn about_order(
+        tx: &mut PgConnection,
+        event_id: &str,
+        order_id: Uuid,
+        kind: Kind,
+        data: &serde_json::Value,
+    ) -> Result<(), HandleError> {
+        match store::order_buyer(tx, order_id).await? {
+            Some(buyer) => {
+                store::enqueue(tx, event_id, kind, buyer, data).await?;
+            }
+            None => store::park(tx, event_id, order_id, kind, data).await?,
+        }
+        Ok(())
     }
 }
 
@@ -143,14 +153,12 @@ impl Handler for NotificationHandler {
             store::enqueue(tx, &event_id, kind, e.buyer_id, &data).await?;
         } else if env.is::<PaymentFailed>() {
             let e: PaymentFailed = env.decode()?;
-            let buyer = Self::buyer_of(tx, e.order_id).await?;
             let data = json!({ "order_id": e.order_id, "code": e.code, "message": e.message });
-            store::enqueue(tx, &event_id, Kind::PaymentFailed, buyer, &data).await?;
+            Self::about_order(tx, &event_id, e.order_id, Kind::PaymentFailed, &data).await?;
         } else if env.is::<PaymentRefunded>() {
             let e: PaymentRefunded = env.decode()?;
-            let buyer = Self::buyer_of(tx, e.order_id).await?;
             let data = json!({ "order_id": e.order_id, "amount_krw": e.amount_krw });
-            store::enqueue(tx, &event_id, Kind::OrderRefunded, buyer, &data).await?;
+            Self::about_order(tx, &event_id, e.order_id, Kind::OrderRefunded, &data).await?;
         } else if env.event_type == contracts::events::PerformancePublished::TYPE {
             // Versions 1 and 2 share the header fields read here.
             let v = &env.payload;

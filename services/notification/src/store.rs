@@ -156,9 +156,47 @@ pub async fn save_order(
     .bind(performance_id)
     .bind(tickets)
     .bind(status)
+    .execute(&mut *tx)
+    .await?;
+    unpark(tx, order_id, buyer_id).await?;
+    Ok(())
+}
+
+/// Keeps a message about an order whose buyer is not known yet ([`unpark`] queues it).
+pub async fn park(
+    tx: &mut PgConnection,
+    event_id: &str,
+    order_id: Uuid,
+    kind: Kind,
+    data: &serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO parked (event_id, order_id, kind, data) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(order_id)
+    .bind(kind.as_str())
+    .bind(data)
     .execute(tx)
     .await?;
     Ok(())
+}
+
+/// Queues the parked messages about `order_id` to `buyer_id`; answers how many.
+pub async fn unpark(tx: &mut PgConnection, order_id: Uuid, buyer_id: Uuid) -> sqlx::Result<u64> {
+    let parked: Vec<(String, String, serde_json::Value)> =
+        sqlx::query_as("DELETE FROM parked WHERE order_id = $1 RETURNING event_id, kind, data")
+            .bind(order_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut n = 0;
+    for (event_id, kind, data) in parked {
+        if let Some(kind) = Kind::parse(&kind) {
+            n += enqueue(tx, &event_id, kind, buyer_id, &data).await?;
+        }
+    }
+    Ok(n)
 }
 
 /// An order's buyer, if the order is known.
