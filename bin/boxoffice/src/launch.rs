@@ -92,6 +92,10 @@ pub struct SeedArgs {
 /// Passes the platform-wide settings down into each service's: sandbox mode (the user service's
 /// OAuth providers, the gateway's /sandbox/ routes, the payment service's PG) and the public URL.
 fn pass_down(cfg: &mut AppConfig, sandbox: bool, public_url: Option<String>) {
+    if let Some(url) = &public_url {
+        // Links in mail and SMS lead to the platform's own address.
+        cfg.notification.public_url = url.clone();
+    }
     cfg.user.sandbox = sandbox;
     cfg.user.public_url = public_url;
     cfg.gateway.sandbox = sandbox;
@@ -398,8 +402,9 @@ async fn run_standalone(
     }
     // Sandbox mode starts the fakes; without it there is none, and the gateway serves no
     // /sandbox/ route.
+    let fake_opts = fake_options(cfg);
     let fakes = if cfg.gateway.sandbox {
-        fakes::all(&fake_options(cfg))
+        fakes::all(&fake_opts)
     } else {
         Vec::new()
     };
@@ -412,6 +417,31 @@ async fn run_standalone(
         );
         fake_listeners.push((fake, l));
     }
+    // In sandbox mode the notification service sends to the sandboxes, so every mail and SMS
+    // the platform sends shows at /sandbox/mail/ and /sandbox/sms/: the catcher's SMTP side
+    // listens on a loopback port of its own.
+    let mut sandboxed = cfg.clone();
+    if cfg.gateway.sandbox {
+        let smtp = TcpListener::bind((internal.host, 0))
+            .await
+            .context("binding the mail catcher's SMTP port")?;
+        let smtp_addr = smtp.local_addr()?;
+        tokio::spawn(fakes::mail::smtp::serve(
+            smtp,
+            fake_opts.mail.clone(),
+            internal_stop.clone(),
+        ));
+        let n = &mut sandboxed.notification;
+        n.smtp.host = smtp_addr.ip().to_string();
+        n.smtp.port = smtp_addr.port();
+        n.smtp.tls = notification::config::SmtpTls::None;
+        n.smtp.username = None;
+        n.smtp.password = None;
+        n.sms.url = directory.0.get("fake-sms").cloned();
+        n.sms.api_key = fakes::sms::SANDBOX_API_KEY.to_owned();
+        n.sms.api_secret = fakes::sms::SANDBOX_API_SECRET.to_owned();
+    }
+    let cfg = &sandboxed;
 
     let infra = Infra {
         mode: Mode::Standalone,

@@ -46,8 +46,8 @@ pub struct Overrides {
     pub verifier: Option<Verifier>,
     /// The email sender (default: SMTP per `notification.smtp`).
     pub mailer: Option<Arc<dyn send::Mailer>>,
-    /// The SMS sender (default: Solapi's API at `notification.sms.url`, else the sandbox's
-    /// `fake-sms` in the directory, else none).
+    /// The SMS sender (default: Solapi's API at `notification.sms.url`; unset: none, every SMS
+    /// is dead-lettered saying so — standalone's sandbox mode sets it to the SMS sandbox).
     pub sms: Option<Arc<dyn send::SmsProvider>>,
     /// The consumer's name and group (default [`NAME`]).
     pub consumer: Option<String>,
@@ -78,24 +78,17 @@ pub async fn start_with(
     };
     let sms: Arc<dyn send::SmsProvider> = match overrides.sms {
         Some(s) => s,
-        None => {
-            let url = config
-                .sms
-                .url
-                .clone()
-                .or_else(|| infra.directory.0.get("fake-sms").cloned());
-            match url {
-                Some(url) => Arc::new(send::Solapi::new(&url, &config.sms).map_err(other)?),
-                None => {
-                    if config.sms.enabled {
-                        tracing::warn!(
-                            "notification.sms.url is not set: SMS deliveries will be dead-lettered"
-                        );
-                    }
-                    Arc::new(send::NoSmsProvider)
+        None => match config.sms.url.clone() {
+            Some(url) => Arc::new(send::Solapi::new(&url, &config.sms).map_err(other)?),
+            None => {
+                if config.sms.enabled {
+                    tracing::warn!(
+                        "notification.sms.url is not set: SMS deliveries will be dead-lettered"
+                    );
                 }
+                Arc::new(send::NoSmsProvider)
             }
-        }
+        },
     };
     let pool = infra.database(NAME, &MIGRATOR).await?;
     let verifier = match overrides.verifier {
