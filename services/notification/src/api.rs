@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/notifications/deliveries/{id}/redrive",
             post(redrive),
         )
+        .route("/api/v1/notifications/announcements", post(announce))
         .route(
             "/api/v1/me/notifications/preferences",
             get(preferences).put(set_preferences),
@@ -231,6 +232,85 @@ pub async fn redrive(
     }
 }
 
+/// Text in both languages.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Localized {
+    /// Korean.
+    pub ko: String,
+    /// English.
+    pub en: String,
+}
+
+/// An announcement: marketing, sent by email to every recipient who opted in.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnnouncementBody {
+    /// The subject (1–150 characters each; Korean subjects get the `(광고)` prefix the law asks
+    /// of advertising).
+    pub title: Localized,
+    /// The text (1–5,000 characters each).
+    pub body: Localized,
+}
+
+/// What an announcement queued.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Announced {
+    /// Its id (deliveries' `event_id` is `announcement:<id>`).
+    pub announcement_id: Uuid,
+    /// Deliveries queued: one per recipient who opted in.
+    pub queued: u64,
+}
+
+/// `POST /api/v1/notifications/announcements`.
+#[utoipa::path(
+    post, path = "/api/v1/notifications/announcements", tag = "deliveries",
+    request_body = AnnouncementBody,
+    responses(
+        (status = 202, description = "Queued to everyone who opted in to marketing", body = Announced),
+        (status = 400, description = "`validation_failed`", body = docs::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = docs::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: not an admin", body = docs::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn announce(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<AnnouncementBody>,
+) -> Result<(axum::http::StatusCode, Json<Announced>), ApiError> {
+    user.require(Role::Admin)?;
+    let mut errors = Vec::new();
+    for (field, text, max) in [
+        ("title.ko", &body.title.ko, 150),
+        ("title.en", &body.title.en, 150),
+        ("body.ko", &body.body.ko, 5_000),
+        ("body.en", &body.body.en, 5_000),
+    ] {
+        let n = text.trim().chars().count();
+        if n == 0 || n > max {
+            errors.push(platform::problem::FieldError::new(
+                field,
+                format!("1 to {max} characters"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let id = Uuid::now_v7();
+    let data = serde_json::json!({"title": body.title, "body": body.body});
+    let queued = store::enqueue_announcement(&state.pool, id, &data).await?;
+    tracing::info!(announcement_id = %id, queued, admin = %user.id(), "announcement queued");
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(Announced {
+            announcement_id: id,
+            queued,
+        }),
+    ))
+}
+
 /// A user's notification preferences.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Preferences {
@@ -348,12 +428,13 @@ pub mod docs {
                            (admins), and each user's notification preferences."
         ),
         paths(
-            super::list, super::dead_letters, super::one, super::redrive,
+            super::list, super::dead_letters, super::one, super::redrive, super::announce,
             super::preferences, super::set_preferences,
         ),
         components(schemas(
             Problem, super::DeliveryList, crate::store::Delivery, super::Preferences,
             super::PreferencesBody, crate::domain::Status, crate::domain::Locale,
+            super::AnnouncementBody, super::Localized, super::Announced,
         )),
         modifiers(&Bearer),
         tags((name = "deliveries", description = "The delivery log (admin)"),

@@ -139,6 +139,14 @@ impl Dispatcher {
         if !may_send(kind.category(), recipient.marketing_opt_in) {
             return Outcome::Skipped("opted_out".into());
         }
+        if kind == Kind::Reminder {
+            // Queued a while ago: the order may have been cancelled since, or the performance.
+            match store::reminder_still_due(&self.pool, &d.data).await {
+                Ok(true) => {}
+                Ok(false) => return Outcome::Skipped("no_longer_due".into()),
+                Err(e) => return self.temporary(d, format!("database: {e}"), None),
+            }
+        }
         let locale = recipient.locale.unwrap_or(self.config.default_locale);
         let context = match self.context(kind, d, &recipient, locale).await {
             Ok(c) => c,
@@ -265,6 +273,10 @@ impl Dispatcher {
             Kind::OrderRefunded => c["amount"] = won(&data["amount_krw"]).into(),
             Kind::PaymentFailed => c["message"] = data["message"].clone(),
             Kind::Reminder => c["count"] = data["tickets"].clone(),
+            Kind::Announcement => {
+                c["title"] = data["title"][locale.as_str()].clone();
+                c["body"] = data["body"][locale.as_str()].clone();
+            }
         }
         Ok(c)
     }

@@ -236,6 +236,43 @@ pub async fn enqueue(
     Ok(new)
 }
 
+/// Whether a queued reminder (its `data`) is still about a confirmed order of a performance
+/// that is not cancelled and has not started.
+pub async fn reminder_still_due(pool: &PgPool, data: &serde_json::Value) -> sqlx::Result<bool> {
+    let order = data["order_id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .unwrap_or_default();
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM orders o JOIN performances p USING (performance_id)
+                        WHERE o.order_id = $1 AND o.status = 'confirmed'
+                          AND NOT p.cancelled AND p.starts_at > now())",
+    )
+    .bind(order)
+    .fetch_one(pool)
+    .await
+}
+
+/// Queues announcement `id` (marketing, by email) to every recipient who opted in; answers how
+/// many. Whoever opts out before it is sent is skipped then.
+pub async fn enqueue_announcement(
+    pool: &PgPool,
+    id: Uuid,
+    data: &serde_json::Value,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO deliveries (id, event_id, kind, channel, recipient_id, data)
+         SELECT gen_random_uuid(), $1, 'announcement', 'email', user_id, $2
+         FROM recipients WHERE marketing_opt_in
+         ON CONFLICT (event_id, channel, recipient_id) DO NOTHING",
+    )
+    .bind(format!("announcement:{id}"))
+    .bind(data)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// A delivery as the log shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Delivery {

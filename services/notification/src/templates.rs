@@ -33,6 +33,8 @@ const BUILTIN: &[(&str, &str, &str)] = builtin!(
     "en" / "payment_failed",
     "ko" / "reminder",
     "en" / "reminder",
+    "ko" / "announcement",
+    "en" / "announcement",
 );
 
 /// A rendered message.
@@ -159,6 +161,7 @@ mod tests {
             "tickets": [{"label": "A-01-01", "url": "https://boxoffice.test/tickets/t1"}],
             "order_url": "https://boxoffice.test/orders/o-1", "refund": "10,000원",
             "reason_text": "", "message": "한도 초과",
+            "title": "<Kim & Lee>", "body": "<Kim & Lee>",
         })
     }
 

@@ -24,6 +24,8 @@ pub enum Kind {
     PaymentFailed,
     /// The day before a performance.
     Reminder,
+    /// An operator's announcement to everyone who opted in (marketing).
+    Announcement,
 }
 
 /// Whether a message may go to someone who opted out of marketing.
@@ -37,7 +39,7 @@ pub enum Category {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Welcome,
         Kind::OrderConfirmed,
         Kind::OrderExpired,
@@ -45,6 +47,7 @@ impl Kind {
         Kind::OrderRefunded,
         Kind::PaymentFailed,
         Kind::Reminder,
+        Kind::Announcement,
     ];
 
     /// The stable name (database, templates, metrics).
@@ -57,6 +60,7 @@ impl Kind {
             Kind::OrderRefunded => "order_refunded",
             Kind::PaymentFailed => "payment_failed",
             Kind::Reminder => "reminder",
+            Kind::Announcement => "announcement",
         }
     }
 
@@ -65,10 +69,13 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// Every kind the platform sends today is about the recipient's own account, order or
-    /// ticket; [`Category::Marketing`] exists for promotions and is gated by [`may_send`].
+    /// Announcements are marketing; everything else is about the recipient's own account,
+    /// order or ticket. [`may_send`] decides with the recipient's choice.
     pub fn category(self) -> Category {
-        Category::Transactional
+        match self {
+            Kind::Announcement => Category::Marketing,
+            _ => Category::Transactional,
+        }
     }
 
     /// The channels a message of this kind goes on: everything by email; the tickets and the
@@ -220,10 +227,10 @@ mod tests {
         assert!(may_send(Category::Transactional, true));
         assert!(!may_send(Category::Marketing, false));
         assert!(may_send(Category::Marketing, true));
-        assert!(
-            Kind::ALL
-                .iter()
-                .all(|k| k.category() == Category::Transactional)
-        );
+        let marketing: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|k| k.category() == Category::Marketing)
+            .collect();
+        assert_eq!(marketing, [Kind::Announcement]);
     }
 }

@@ -9,5 +9,6 @@ mod abuse;
 mod admin;
 mod events;
 mod helpers;
+mod marketing;
 mod reliability;
 mod reminder;
