@@ -29,6 +29,8 @@ pub struct Config {
     pub oauth: oauth::Settings,
     /// The payment gateway (`fakes.pg.*`).
     pub pg: pg::Settings,
+    /// The mail catcher (`fakes.mail.*`).
+    pub mail: mail::Settings,
 }
 
 /// How each fake is set up when it starts (the launcher derives it from the settings and the

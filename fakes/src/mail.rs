@@ -41,6 +41,21 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+/// The catcher's settings (`fakes.mail.*`), for `boxoffice serve fake-mail`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The SMTP side's port when served on its own (env `BOXOFFICE_FAKES__MAIL__SMTP_PORT`;
+    /// default 1025, Mailpit's); standalone uses a free loopback port.
+    pub smtp_port: u16,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { smtp_port: 1025 }
+    }
+}
+
 /// How the catcher is set up.
 #[derive(Debug, Clone)]
 pub struct Options {

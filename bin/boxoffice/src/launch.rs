@@ -701,10 +701,8 @@ async fn serve_fake(
     port: Option<u16>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Some(fake) = fakes::all(&fake_options(cfg))
-        .into_iter()
-        .find(|f| f.name == sandbox)
-    else {
+    let options = fake_options(cfg);
+    let Some(fake) = fakes::all(&options).into_iter().find(|f| f.name == sandbox) else {
         bail!(
             "unknown fake `fake-{sandbox}`; one of: {}",
             fake_names().join(", ")
@@ -717,6 +715,18 @@ async fn serve_fake(
     let listener = http::bind(&settings)
         .await
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+    if sandbox == "mail" {
+        // The catcher's SMTP side, beside its HTTP API.
+        let port = cfg.fakes.mail.smtp_port;
+        let smtp = TcpListener::bind((settings.host, port))
+            .await
+            .with_context(|| format!("cannot listen for SMTP on {}:{port}", settings.host))?;
+        tokio::spawn(fakes::mail::smtp::serve(
+            smtp,
+            options.mail.clone(),
+            shutdown.clone(),
+        ));
+    }
     let service = Service {
         name: "fake",
         router: fake.router,

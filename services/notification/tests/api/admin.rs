@@ -137,6 +137,7 @@ async fn a_user_sets_their_language_and_marketing_choice() {
     let r = crate::helpers::answer(put(serde_json::json!({"locale": "fr"})).await.unwrap()).await;
     assert_eq!(r.0, 400, "{:?}", r.1);
     assert_eq!(r.2, "application/problem+json");
+    assert_eq!(r.1["code"], "validation_failed");
     // Someone this service never heard of.
     let stranger = app.issuer.token(Uuid::now_v7(), &[Role::Buyer]);
     let (status, body, _) = app.get(path, Some(&stranger)).await;
