@@ -11,6 +11,18 @@
 //! - [`templates`]: Korean and English texts as template files;
 //! - [`api`]: the admin's delivery log, dead letters and re-drive; the user's preferences;
 //! - [`domain`]: kinds, channels, languages, the retry schedule (no I/O); [`store`]: SQL.
+//!
+//! A message as the dispatcher renders it:
+//! ```
+//! use notification::{domain::{Kind, Locale}, templates::Templates};
+//! let templates = Templates::load(None).unwrap();
+//! let data = serde_json::json!({"name": "김민준", "public_url": "https://boxoffice.example"});
+//! let ko = templates.render(Kind::Welcome, Locale::Ko, &data).unwrap();
+//! assert_eq!(ko.subject, "Boxoffice에 오신 것을 환영합니다");
+//! assert!(ko.text.starts_with("김민준님, 안녕하세요."));
+//! let en = templates.render(Kind::Welcome, Locale::En, &data).unwrap();
+//! assert_eq!(en.subject, "Welcome to Boxoffice");
+//! ```
 
 use std::sync::Arc;
 

@@ -233,3 +233,110 @@ impl SmsProvider for NoSmsProvider {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email() -> Email {
+        Email {
+            to_name: "김민준".into(),
+            to_address: "minjun@example.kr".into(),
+            subject: "안녕".into(),
+            text: "본문".into(),
+            html: "<p>본문</p>".into(),
+            message_id: "m1@boxoffice.notification".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_is_not_there_is_a_temporary_failure() {
+        // A port nothing listens on: bind one, learn it, let it go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = SmtpConfig {
+            port,
+            timeout_ms: 1_000,
+            ..SmtpConfig::default()
+        };
+        let err = SmtpMailer::new(&config).unwrap().send(&email()).await;
+        assert!(matches!(err, Err(SendError::Temporary(_))), "{err:?}");
+        let mut bad = email();
+        bad.to_address = "not an address".into();
+        let err = SmtpMailer::new(&config).unwrap().send(&bad).await;
+        assert!(matches!(err, Err(SendError::Permanent(_))), "{err:?}");
+    }
+
+    #[test]
+    fn every_tls_mode_builds_and_a_bad_sender_is_refused() {
+        for tls in [SmtpTls::None, SmtpTls::Starttls, SmtpTls::Tls] {
+            let config = SmtpConfig {
+                host: "smtp.example.kr".into(),
+                tls,
+                username: Some("u".into()),
+                password: Some("p".into()),
+                ..SmtpConfig::default()
+            };
+            assert!(SmtpMailer::new(&config).is_ok(), "{tls:?}");
+        }
+        let config = SmtpConfig {
+            from_address: "nobody".into(),
+            ..SmtpConfig::default()
+        };
+        assert!(matches!(SmtpMailer::new(&config), Err(SetupError::From(_))));
+    }
+
+    #[tokio::test]
+    async fn the_solapi_client_signs_its_calls_and_classifies_refusals() {
+        let sandbox = fakes::sms::spawn(fakes::sms::Options::default())
+            .await
+            .unwrap();
+        let good = Solapi::new(&sandbox.base_url, &SmsConfig::default()).unwrap();
+        let id = good.send("01012345678", "안녕하세요").await.unwrap();
+        assert!(id.starts_with("M4V"), "{id}");
+        let got = sandbox.outbox.messages();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].to.as_str(), got[0].text.as_str()),
+            ("01012345678", "안녕하세요")
+        );
+
+        let forged = Solapi::new(
+            &sandbox.base_url,
+            &SmsConfig {
+                api_secret: "wrong".into(),
+                ..SmsConfig::default()
+            },
+        )
+        .unwrap();
+        let err = forged.send("01012345678", "x").await;
+        assert!(
+            matches!(&err, Err(SendError::Permanent(why)) if why.contains("InvalidAPIKey")),
+            "{err:?}"
+        );
+        sandbox
+            .outbox
+            .set_fault(fakes::sms::FaultMode::Temporary, Some(1));
+        assert!(matches!(
+            good.send("01012345678", "x").await,
+            Err(SendError::Temporary(_))
+        ));
+        assert!(matches!(
+            good.send("123", "x").await,
+            Err(SendError::Permanent(_))
+        ));
+        let gone = Solapi::new("http://127.0.0.1:9", &SmsConfig::default()).unwrap();
+        assert!(matches!(
+            gone.send("01012345678", "x").await,
+            Err(SendError::Temporary(_))
+        ));
+        assert!(matches!(
+            NoSmsProvider.send("01012345678", "x").await,
+            Err(SendError::Permanent(_))
+        ));
+        assert_eq!(sandbox.outbox.messages().len(), 1);
+    }
+}
