@@ -2,7 +2,9 @@
 //! and fires once: every `reminder.interval_ms` one transaction takes the performances that
 //! start within `reminder.lead_ms` and were not reminded yet (`FOR UPDATE SKIP LOCKED`, so two
 //! replicas never take the same one), queues a `reminder` delivery per confirmed order
-//! (event id `reminder:<order id>`, unique like every delivery) and sets `reminded_at`. A
+//! (event id `reminder:<order id>:<start, Unix seconds>`, unique like every delivery) and sets
+//! `reminded_at`. A performance moved to another start (a rain delay) is reminded again for the
+//! new start, once. A
 //! scheduler down at the due time catches up when it is back, as long as the performance has
 //! not started. An order confirmed after its performance was reminded gets its reminder with
 //! the next run, through the same unique event id.
@@ -29,7 +31,8 @@ pub async fn run_once(pool: &PgPool, lead_ms: u64) -> sqlx::Result<u64> {
                 SELECT 1 FROM orders o WHERE o.performance_id = performances.performance_id
                   AND o.status = 'confirmed'
                   AND NOT EXISTS (SELECT 1 FROM deliveries d
-                                  WHERE d.event_id = 'reminder:' || o.order_id::text)))
+                                  WHERE d.event_id = 'reminder:' || o.order_id::text || ':'
+                                        || extract(epoch FROM performances.starts_at)::bigint)))
          ORDER BY starts_at LIMIT 50 FOR UPDATE SKIP LOCKED",
     )
     .bind(lead)
@@ -53,7 +56,7 @@ pub async fn run_once(pool: &PgPool, lead_ms: u64) -> sqlx::Result<u64> {
             });
             queued += store::enqueue(
                 &mut tx,
-                &format!("reminder:{order_id}"),
+                &format!("reminder:{order_id}:{}", starts_at.timestamp()),
                 Kind::Reminder,
                 buyer_id,
                 &data,

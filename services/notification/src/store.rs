@@ -92,7 +92,8 @@ pub async fn set_preferences(
     .transpose()
 }
 
-/// Records a performance's start (a re-publication moves it).
+/// Records a performance's start (a re-publication may move it: then it is to be reminded
+/// again, for the new start).
 pub async fn save_performance(
     tx: &mut PgConnection,
     id: Uuid,
@@ -100,7 +101,9 @@ pub async fn save_performance(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO performances (performance_id, starts_at) VALUES ($1, $2)
-         ON CONFLICT (performance_id) DO UPDATE SET starts_at = EXCLUDED.starts_at",
+         ON CONFLICT (performance_id) DO UPDATE SET starts_at = EXCLUDED.starts_at,
+             reminded_at = CASE WHEN performances.starts_at = EXCLUDED.starts_at
+                                THEN performances.reminded_at END",
     )
     .bind(id)
     .bind(starts_at)
@@ -278,7 +281,8 @@ pub async fn enqueue_announcement(
 pub struct Delivery {
     /// Its id.
     pub id: Uuid,
-    /// The event it answers (the envelope id, or `reminder:<order id>`).
+    /// The event it answers (the envelope id, `reminder:<order id>:<start>` or
+    /// `announcement:<id>`).
     pub event_id: String,
     /// What it is about.
     #[schema(value_type = String, example = "order_confirmed")]

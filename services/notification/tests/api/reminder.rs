@@ -160,4 +160,26 @@ async fn the_reminder_fires_once_across_restarts() {
     assert_eq!(rows, 2, "one email and one SMS");
     // The cancelled performance's buyer got no reminder.
     assert_eq!(reminders(&app.mails_to("gone@example.kr").await), 0);
+
+    // A rain delay moves the performance two hours later: reminded again, once, for the new
+    // start.
+    let mut moved = crate::helpers::published(perf, starts + chrono::Duration::hours(2));
+    moved.revision = 2;
+    app.publish(&moved).await;
+    let mails = app.wait_mails("fan@example.kr", 4).await;
+    assert_eq!(reminders(&mails), 2, "{mails:?}");
+    app.restart(due.clone()).await;
+    scheduler_ran_after(&app, Utc::now()).await;
+    scheduler_ran_after(&app, Utc::now()).await;
+    testing::eventually("nothing pending", DEADLINE, || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending')",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+            == 0
+    })
+    .await;
+    assert_eq!(reminders(&app.mails_to("fan@example.kr").await), 2);
 }
