@@ -101,6 +101,26 @@ async fn a_permanent_failure_is_dead_lettered_and_can_be_re_driven() {
     assert_eq!(body["code"], "not_dead_lettered");
     assert_eq!(body["status"], "sent");
     assert_eq!(app.mails_to("bounce@example.kr").await.len(), 1);
+
+    // The metrics count it: dead-lettered twice, failed twice, sent once (each test is its own
+    // process under nextest, so the counters are this test's).
+    let metrics = app
+        .server
+        .client
+        .get(app.server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "boxoffice_notifications_dead_lettered_total{kind=\"welcome\",channel=\"email\"} 2",
+        "boxoffice_notifications_failed_total{kind=\"welcome\",channel=\"email\"} 2",
+        "boxoffice_notifications_sent_total{kind=\"welcome\",channel=\"email\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
 }
 
 #[tokio::test]
