@@ -387,3 +387,88 @@ impl Default for Outbox {
         Self::new(Options::default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    async fn send(s: &Running, auth: String, to: &str, text: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(s.url("/messages/v4/send"))
+            .header("Authorization", auth)
+            .json(&json!({"message": {"to": to, "from": "0215880000", "text": text}}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    fn now() -> String {
+        Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    #[tokio::test]
+    async fn signed_sends_are_listed_and_the_rest_refused_in_solapis_shape() {
+        let s = spawn(Options::default()).await.unwrap();
+        let good = || authorization(SANDBOX_API_KEY, SANDBOX_API_SECRET, &now(), "salt-1");
+        let (status, body) = send(&s, good(), "01012345678", "짧은 문자").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["type"], "SMS");
+        assert_eq!(body["statusCode"], "2000");
+        let long = "가".repeat(46);
+        let (_, body) = send(&s, good(), "01012345678", &long).await;
+        assert_eq!(body["type"], "LMS", "92 carrier bytes");
+
+        let forged = authorization(SANDBOX_API_KEY, "not-the-secret", &now(), "salt-1");
+        let (status, body) = send(&s, forged, "01012345678", "x").await;
+        assert_eq!(
+            (status, body["errorCode"].as_str()),
+            (401, Some("InvalidAPIKey"))
+        );
+        let stale = authorization(
+            SANDBOX_API_KEY,
+            SANDBOX_API_SECRET,
+            "2020-01-01T00:00:00Z",
+            "s",
+        );
+        let (status, _) = send(&s, stale, "01012345678", "x").await;
+        assert_eq!(status, 401);
+        let (status, body) = send(&s, good(), "12", "x").await;
+        assert_eq!(
+            (status, body["errorCode"].as_str()),
+            (400, Some("InvalidPhoneNumber"))
+        );
+        let (status, _) = send(&s, good(), "01012345678", " ").await;
+        assert_eq!(status, 400);
+
+        let client = reqwest::Client::new();
+        let r = client
+            .put(s.url("/api/v1/sandbox/fault"))
+            .json(&json!({"mode": "temporary", "count": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let (status, _) = send(&s, good(), "01012345678", "x").await;
+        assert_eq!(status, 503);
+        let (status, _) = send(&s, good(), "01012345678", "x").await;
+        assert_eq!(status, 200, "the fault was for one send");
+
+        let list: Value = reqwest::get(s.url("/api/v1/messages"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["total"], 3);
+        assert_eq!(list["messages"][2]["text"], "짧은 문자", "newest first");
+        client
+            .delete(s.url("/api/v1/messages"))
+            .send()
+            .await
+            .unwrap();
+        assert!(s.outbox.messages().is_empty());
+    }
+}
