@@ -77,6 +77,7 @@ impl NotificationHandler {
         kind: Kind,
         data: &serde_json::Value,
     ) -> Result<(), HandleError> {
+        store::lock_order(tx, order_id).await?;
         match store::order_buyer(tx, order_id).await? {
             Some(buyer) => {
                 store::enqueue(tx, event_id, kind, buyer, data).await?;

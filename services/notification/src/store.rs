@@ -135,6 +135,19 @@ pub async fn performance_start(
         .await
 }
 
+/// Serializes, until the transaction ends, the writes about one order: a payment event parked
+/// for want of its order and the order's arrival, consumed at the same time from two topics,
+/// must not miss each other.
+pub async fn lock_order(tx: &mut PgConnection, order_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('notification-order:' || $1::text, 0))",
+    )
+    .bind(order_id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// Records an order's buyer, performance, tickets and status. A cancelled order stays
 /// cancelled.
 pub async fn save_order(
@@ -145,6 +158,7 @@ pub async fn save_order(
     tickets: i32,
     status: &str,
 ) -> sqlx::Result<()> {
+    lock_order(&mut *tx, order_id).await?;
     sqlx::query(
         "INSERT INTO orders (order_id, buyer_id, performance_id, tickets, status)
          VALUES ($1, $2, $3, $4, $5)

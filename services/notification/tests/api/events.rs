@@ -268,3 +268,46 @@ async fn a_duplicated_event_sends_once() {
     assert_eq!(again, 0);
     assert_eq!(app.mails_to("twice@example.kr").await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_payment_event_before_its_order_waits_for_the_order() {
+    let app = spawn().await;
+    let (user, _) = app
+        .register("early@example.com", "Early", Some("en"), None)
+        .await;
+    app.wait_mails("early@example.com", 1).await;
+    let order = Uuid::now_v7();
+    app.publish(&PaymentRefunded {
+        order_id: order,
+        payment_key: "pk".into(),
+        amount_krw: 7_000,
+        reason: "buyer_cancelled".into(),
+    })
+    .await;
+    platform::testing::eventually("the refund is parked", crate::helpers::DEADLINE, || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM parked WHERE order_id = $1")
+            .bind(order)
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+            == 1
+    })
+    .await;
+    assert_eq!(app.mails_to("early@example.com").await.len(), 1);
+    app.publish(&OrderCreated {
+        order_id: order,
+        buyer_id: user,
+        hold_id: Uuid::now_v7(),
+        performance_id: Uuid::now_v7(),
+        amount_krw: 7_000,
+        expires_at: chrono::Utc::now(),
+    })
+    .await;
+    let mails = app.wait_mails("early@example.com", 2).await;
+    assert_eq!(mails[1]["Subject"], "[Boxoffice] Your refund is done");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM parked")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
