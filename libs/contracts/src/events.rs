@@ -26,6 +26,12 @@ macro_rules! event {
 // ---------------------------------------------------------------- user
 
 /// A new account was created (sign-up or first social login).
+///
+/// The notification service also reads, when present, the optional payload fields `phone`
+/// (digits, for SMS), `locale` (`ko`, `en`, or a BCP 47 tag), `marketing_opt_in` (consent to
+/// marketing; absent: none) and `verification_url` (the link its welcome mail carries). Adding
+/// them here with `#[serde(default)]` is a compatible change for when the user service sends
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRegistered {
     /// The new user's id.

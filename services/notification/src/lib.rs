@@ -102,6 +102,13 @@ pub async fn start_with(
             }
         },
     };
+    if config.lease_ms <= config.smtp.timeout_ms.max(config.sms.timeout_ms) {
+        tracing::warn!(
+            lease_ms = config.lease_ms,
+            "notification.lease_ms is not longer than the SMTP or SMS timeout: a slow send may be \
+             taken over and sent twice"
+        );
+    }
     let pool = infra.database(NAME, &MIGRATOR).await?;
     let verifier = match overrides.verifier {
         Some(v) => v,
