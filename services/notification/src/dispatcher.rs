@@ -248,7 +248,7 @@ impl Dispatcher {
                             Locale::Ko => format!("입장권 {}", i + 1),
                             Locale::En => format!("Admission {}", i + 1),
                         });
-                        json!({"label": label, "url": format!("{base}/tickets/{id}")})
+                        json!({"id": id, "label": label, "url": format!("{base}/tickets/{id}")})
                     })
                     .collect();
                 c["count"] = ids.len().into();

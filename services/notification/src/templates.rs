@@ -158,7 +158,7 @@ mod tests {
             "name": "<Kim & Lee>", "public_url": "https://boxoffice.test",
             "verification_url": "https://boxoffice.test/verify?t=1",
             "order_id": "o-1", "amount": "152,000원", "count": 2, "starts": "내일",
-            "tickets": [{"label": "A-01-01", "url": "https://boxoffice.test/tickets/t1"}],
+            "tickets": [{"id": "t1", "label": "A-01-01", "url": "https://boxoffice.test/tickets/t1"}],
             "order_url": "https://boxoffice.test/orders/o-1", "refund": "10,000원",
             "reason_text": "", "message": "한도 초과",
             "title": "<Kim & Lee>", "body": "<Kim & Lee>",

@@ -103,9 +103,10 @@ async fn each_event_sends_the_right_message_in_the_right_language() {
     assert!(text.contains("결제 금액: 304,000원"), "{text}");
     // 10:30 UTC is 19:30 in Seoul, a Saturday.
     assert!(text.contains("2030년 5월 4일 (토) 19:30"), "{text}");
+    assert!(text.contains("- A-01-01 (티켓 번호 "), "{text}");
     for t in &tickets {
         assert!(
-            text.contains(&format!("https://boxoffice.test/tickets/{t}")),
+            text.contains(&format!("{t}): https://boxoffice.test/tickets/{t}")),
             "{text}"
         );
     }
