@@ -15,7 +15,8 @@
 //! - `PUT /api/v1/sandbox/fault {"mode": "none"|"temporary"|"permanent"|"down", "count"?}` —
 //!   not Mailpit's: makes the SMTP server answer `451` (temporary) or `550` (permanent) to
 //!   `RCPT TO`, or drop every connection before its greeting (down), for the next `count`
-//!   transactions or until set back to `none`. Also [`Mailbox::set_fault`].
+//!   transactions or until set back to `none`; or close its port (`refuse`: connections are
+//!   refused until the mode changes). Also [`Mailbox::set_fault`].
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -91,8 +92,11 @@ pub enum FaultMode {
     Temporary,
     /// `550 5.1.1` to every `RCPT TO`: never.
     Permanent,
-    /// Close every connection before the greeting, as a server that is down.
+    /// Close every connection before the greeting, as a server that is going down.
     Down,
+    /// Close the SMTP port itself: connections are refused, as with no server at all; it opens
+    /// again (same port) when the mode changes. `count` does not apply.
+    Refuse,
 }
 
 /// A received message.
@@ -127,6 +131,8 @@ struct State {
 pub struct Mailbox {
     state: Arc<Mutex<State>>,
     options: Arc<Options>,
+    /// Woken on every change of the fault switch (the SMTP server closes or reopens its port).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl Mailbox {
@@ -135,6 +141,7 @@ impl Mailbox {
         Self {
             state: Arc::default(),
             options: Arc::new(options),
+            changed: Arc::default(),
         }
     }
 
@@ -150,9 +157,17 @@ impl Mailbox {
 
     /// Makes the server fail as `mode` for the next `count` transactions (`None`: until changed).
     pub fn set_fault(&self, mode: FaultMode, count: Option<u32>) {
-        let mut s = self.lock();
-        s.fault = mode;
-        s.fault_left = count;
+        {
+            let mut s = self.lock();
+            s.fault = mode;
+            s.fault_left = count;
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves at the next change of the fault switch.
+    pub(crate) fn fault_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// The fault in force now.

@@ -17,12 +17,47 @@ const MAX_COMMAND: usize = 2_048;
 const MAX_TEXT_LINE: usize = 64 * 1024;
 const IDLE: Duration = Duration::from_secs(300);
 
-/// Accepts connections on `listener` until `stop`.
+/// Accepts connections on `listener` until `stop`. While the fault switch says `refuse`, the
+/// port is closed (connections are refused) and opened again, on the same address, after.
 pub async fn serve(listener: TcpListener, mailbox: Mailbox, stop: CancellationToken) {
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "SMTP listener has no address");
+            return;
+        }
+    };
+    let mut listener = Some(listener);
     loop {
+        let Some(open) = listener.as_ref() else {
+            // Closed: wait for the switch to change, then open the port again.
+            let changed = mailbox.fault_changed();
+            if mailbox.fault() == FaultMode::Refuse {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = changed => {}
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                continue;
+            }
+            match reopen(addr) {
+                Ok(l) => listener = Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, %addr, "reopening the SMTP port failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            continue;
+        };
+        let changed = mailbox.fault_changed();
+        if mailbox.fault() == FaultMode::Refuse {
+            listener = None;
+            continue;
+        }
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
-            a = listener.accept() => a,
+            () = changed => continue,
+            a = open.accept() => a,
         };
         match accepted {
             Ok((stream, _)) => {
@@ -45,6 +80,19 @@ pub async fn serve(listener: TcpListener, mailbox: Mailbox, stop: CancellationTo
             }
         }
     }
+}
+
+/// A listener on `addr` again (address reuse on, so connections of the closed one in
+/// `TIME_WAIT` do not stand in the way).
+fn reopen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(128)
 }
 
 /// Why a line could not be read.

@@ -10,6 +10,19 @@ use tokio::{
 
 use super::{FaultMode, Options, spawn};
 
+/// Polls `condition` every 20 ms until it holds, for at most `timeout`.
+async fn eventually<F, Fut>(what: &str, timeout: std::time::Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 struct Client {
     r: BufReader<tokio::net::tcp::OwnedReadHalf>,
     w: tokio::net::tcp::OwnedWriteHalf,
@@ -155,6 +168,24 @@ async fn faults_refuse_temporarily_permanently_or_drop_the_connection() {
     put("down").await.unwrap();
     let mut d = Client::connect(mail.smtp_addr).await;
     assert_eq!(d.reply().await, "", "closed before any greeting");
+
+    // The port closed: connections are refused; opened again on the same port after.
+    put("refuse").await.unwrap();
+    eventually(
+        "the port is closed",
+        std::time::Duration::from_secs(5),
+        || async { TcpStream::connect(mail.smtp_addr).await.is_err() },
+    )
+    .await;
+    put("none").await.unwrap();
+    eventually(
+        "the port is open",
+        std::time::Duration::from_secs(5),
+        || async { TcpStream::connect(mail.smtp_addr).await.is_ok() },
+    )
+    .await;
+    let mut back = Client::connect(mail.smtp_addr).await;
+    assert!(back.reply().await.starts_with("220 "));
 
     // A fault for one transaction only, then back to normal.
     mail.mailbox.set_fault(FaultMode::Temporary, Some(1));

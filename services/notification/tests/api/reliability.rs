@@ -7,24 +7,33 @@ use crate::helpers::{config, spawn, spawn_with, wait_delivery};
 #[tokio::test]
 async fn smtp_down_is_retried_and_delivered_when_it_comes_back() {
     let app = spawn().await;
-    app.mail_fault("down").await;
+    // No server at all: the catcher's SMTP port is closed (connections refused).
+    app.mail_fault("refuse").await;
     let (user, _) = app
         .register("patient@example.kr", "기다림", None, None)
         .await;
-    let failing = wait_delivery(&app, user, "welcome", "two failed tries", |d| {
+    let failing = wait_delivery(&app, user, "welcome", "two refused tries", |d| {
         d["status"] == "pending" && d["attempts"].as_i64().unwrap() >= 2
     })
     .await;
     assert!(failing["last_error"].as_str().is_some(), "{failing}");
-    assert!(app.mail.mailbox.refused() >= 2);
+    // Then a server that drops every connection before its greeting.
+    app.mail_fault("down").await;
+    wait_delivery(&app, user, "welcome", "two dropped tries", |d| {
+        d["status"] == "pending" && d["attempts"].as_i64().unwrap() >= 4
+    })
+    .await;
+    assert!(app.mail.mailbox.refused() >= 1);
     assert!(app.mails_to("patient@example.kr").await.is_empty());
 
+    // Back: the next try delivers, once.
     app.mail_fault("none").await;
     let mails = app.wait_mails("patient@example.kr", 1).await;
     assert_eq!(mails.len(), 1);
     let sent = wait_delivery(&app, user, "welcome", "sent", |d| d["status"] == "sent").await;
-    assert!(sent["attempts"].as_i64().unwrap() >= 3, "{sent}");
+    assert!(sent["attempts"].as_i64().unwrap() >= 5, "{sent}");
     assert!(sent["sent_at"].is_string());
+    assert_eq!(app.mails_to("patient@example.kr").await.len(), 1);
 }
 
 #[tokio::test]
