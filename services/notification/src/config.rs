@@ -32,6 +32,10 @@ pub struct Config {
     /// A folder with replacement templates, `<ko|en>/<kind>.j2` (env
     /// `BOXOFFICE_NOTIFICATION__TEMPLATES_DIR`; unset: the built-in ones).
     pub templates_dir: Option<std::path::PathBuf>,
+    /// Days a `sent` or `skipped` delivery (and a parked payment notice) is kept (env
+    /// `BOXOFFICE_NOTIFICATION__RETENTION_DAYS`; default 90; 0 keeps everything). Dead letters
+    /// are kept.
+    pub retention_days: u32,
 }
 
 impl Default for Config {
@@ -47,6 +51,7 @@ impl Default for Config {
             lease_ms: 60_000,
             reminder: ReminderConfig::default(),
             templates_dir: None,
+            retention_days: 90,
         }
     }
 }

@@ -124,6 +124,17 @@ impl Dispatcher {
     }
 
     async fn attempt(&self, d: &Delivery) -> Outcome {
+        if d.attempts > self.config.retry.max_attempts.max(1) {
+            // Tries past the last one are tries whose sender died before recording them (a
+            // lease that ran out): a delivery that keeps killing its sender stops here.
+            return Outcome::Dead {
+                error: format!(
+                    "gave up after {} tries, the last ones never recorded (their sender died)",
+                    d.attempts - 1
+                ),
+                address: None,
+            };
+        }
         let (Some(kind), Some(channel)) = (Kind::parse(&d.kind), Channel::parse(&d.channel)) else {
             return Outcome::Dead {
                 error: format!("unknown kind {} or channel {}", d.kind, d.channel),

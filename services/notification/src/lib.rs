@@ -7,7 +7,8 @@
 //! - [`dispatcher`]: sends due deliveries by email ([`send::SmtpMailer`]) or SMS
 //!   ([`send::Solapi`]), retries temporary failures with backoff and jitter, dead-letters the
 //!   rest;
-//! - [`reminder`]: the reminder before a performance, its state in the database;
+//! - [`reminder`]: the reminder before a performance, its state in the database; [`janitor`]:
+//!   old deliveries go;
 //! - [`templates`]: Korean and English texts as template files;
 //! - [`api`]: the admin's delivery log, dead letters and re-drive; the user's preferences;
 //! - [`domain`]: kinds, channels, languages, the retry schedule (no I/O); [`store`]: SQL.
@@ -37,6 +38,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod domain;
 pub mod events;
+pub mod janitor;
 pub mod reminder;
 pub mod send;
 pub mod store;
@@ -139,10 +141,30 @@ pub async fn start_with(
     let mut tasks = vec![relay, consumer, sender];
     if config.reminder.enabled {
         let (pool, reminder, stop) = (pool.clone(), config.reminder.clone(), shutdown.clone());
-        tasks.push(supervise("notification-reminder", shutdown, move || {
-            let (pool, reminder, stop) = (pool.clone(), reminder.clone(), stop.clone());
-            tokio::spawn(reminder::run(pool, reminder, stop))
-        }));
+        tasks.push(supervise(
+            "notification-reminder",
+            shutdown.clone(),
+            move || {
+                let (pool, reminder, stop) = (pool.clone(), reminder.clone(), stop.clone());
+                tokio::spawn(reminder::run(pool, reminder, stop))
+            },
+        ));
+    }
+    if config.retention_days > 0 {
+        let (pool, days, stop) = (pool.clone(), config.retention_days, shutdown.clone());
+        tasks.push(supervise(
+            "notification-janitor",
+            shutdown.clone(),
+            move || {
+                let (pool, stop) = (pool.clone(), stop.clone());
+                tokio::spawn(janitor::run(
+                    pool,
+                    days,
+                    std::time::Duration::from_secs(86_400),
+                    stop,
+                ))
+            },
+        ));
     }
     let state = api::AppState {
         pool: pool.clone(),

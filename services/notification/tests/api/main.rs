@@ -12,3 +12,4 @@ mod helpers;
 mod marketing;
 mod reliability;
 mod reminder;
+mod upkeep;
