@@ -605,6 +605,41 @@ async fn standalone_sandbox_is_announced_follows_the_port_and_hands_out_no_accou
     assert_eq!(r.status(), 200);
     let signed: serde_json::Value = r.json().await.unwrap();
     assert_eq!(signed["user"]["created"], true);
+    // The new account's welcome mail went to the sandbox's mail catcher, in Mailpit's shape,
+    // with links to this platform's own address.
+    let mail = run.url("/sandbox/mail/api/v1/messages");
+    let found = std::sync::Mutex::new(serde_json::Value::Null);
+    platform::testing::eventually("the welcome mail", Duration::from_secs(30), || async {
+        let Ok(r) = client.get(&mail).send().await else {
+            return false;
+        };
+        let list: serde_json::Value = r.json().await.unwrap_or_default();
+        let hit = list["messages"].as_array().and_then(|m| {
+            m.iter()
+                .find(|m| m["To"][0]["Address"] == "fan@example.com")
+                .cloned()
+        });
+        match hit {
+            Some(m) => {
+                *found.lock().unwrap() = m;
+                true
+            }
+            None => false,
+        }
+    })
+    .await;
+    let welcome = found.into_inner().unwrap();
+    assert_eq!(
+        welcome["Subject"], "Boxoffice에 오신 것을 환영합니다",
+        "{welcome}"
+    );
+    assert!(
+        welcome["Snippet"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("http://localhost:{port}")),
+        "{welcome}"
+    );
     let r = sign_in(admin.into()).await;
     assert_eq!(problem_code(r).await, (403, "sandbox_refused".into()));
     // The fake behind the gateway redirects only to the platform's own callbacks.
