@@ -121,11 +121,7 @@ async fn list(State(mailbox): State<Mailbox>, Query(page): Query<Page>) -> Json<
 }
 
 fn not_found(id: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        format!("message {id} not found").to_owned(),
-    )
-        .into_response()
+    (StatusCode::NOT_FOUND, format!("message {id} not found")).into_response()
 }
 
 async fn one(State(mailbox): State<Mailbox>, Path(id): Path<String>) -> Response {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
-use crate::domain::{Channel, Kind, Locale, Status};
+use crate::domain::{Kind, Locale, Status};
 
 /// Someone messages go to.
 #[derive(Debug, Clone)]
@@ -552,13 +552,4 @@ pub async fn redrive(pool: &PgPool, id: Uuid) -> Result<Delivery, RedriveError> 
             None => Err(RedriveError::Unknown),
         },
     }
-}
-
-/// Counts per status, for `/readyz`-style views and tests.
-pub async fn count(pool: &PgPool, channel: Channel, status: Status) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE channel = $1 AND status = $2")
-        .bind(channel.as_str())
-        .bind(status.as_str())
-        .fetch_one(pool)
-        .await
 }
