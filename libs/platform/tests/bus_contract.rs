@@ -47,6 +47,7 @@ macro_rules! all_cases {
                 concurrent_writers_on_one_key_publish_in_commit_order,
                 relay_holds_no_transaction_while_publishing,
                 refused_row_is_dead_lettered_and_its_key_goes_on,
+                a_stuck_partition_holds_back_only_itself,
             ]
         );
     };

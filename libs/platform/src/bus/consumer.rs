@@ -19,24 +19,41 @@
 //!   on any increase (docs/operations.md).
 //! - Transport errors: backoff, and after repeated failures a fresh subscription (which resumes
 //!   from the group's committed offsets).
+//! - **Partitions in parallel.** Each (topic, partition) gets a lane of its own: a task that
+//!   applies that partition's deliveries one after another, in offset order, while other lanes
+//!   apply theirs; at most `bus.consumer_concurrency` transactions run at once. The receiving
+//!   loop hands deliveries to their lanes (up to [`LANE_DEPTH`] waiting per lane; a full lane
+//!   holds the loop back) and commits each offset once its lane has finished it, so per partition
+//!   offsets are committed in order. Events of one key stay in order (a key maps to one
+//!   partition); events of different partitions were never ordered and now also overlap. A lane
+//!   retrying a transient failure holds back only its partition until it is full. A delivery
+//!   that reaches two consumers at once (a rebalance) is applied once: the second waits on the
+//!   first's inbox row and finds it.
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use std::collections::HashMap;
+
 use sqlx::{Connection, PgPool, types::Json};
-use tokio::task::JoinHandle;
+use tokio::{
+    sync::{Semaphore, mpsc},
+    task::{JoinHandle, JoinSet},
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use super::handler::{HandleError, Handler, RejectCode};
-use super::{Backoff, BusError, BusSettings, Delivery, Subscription, Transport};
+use super::{Backoff, BusError, BusSettings, Delivery, Transport};
 
 /// Consecutive `next()` failures after which the subscription is replaced.
 const RESUBSCRIBE_AFTER: u32 = 3;
 /// First backoff between two attempts at one event.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Deliveries waiting in one partition's lane before the receiving loop waits for it.
+pub const LANE_DEPTH: usize = 64;
 
 /// What became of one delivery.
 enum Outcome {
@@ -70,6 +87,8 @@ pub struct Consumer {
     transport: Arc<dyn Transport>,
     topics: Vec<String>,
     cap: RetryCap,
+    /// Transactions applying events at once, over all lanes.
+    concurrency: usize,
 }
 
 impl Consumer {
@@ -82,13 +101,16 @@ impl Consumer {
             transport,
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             cap: RetryCap::from_settings(&BusSettings::default()),
+            concurrency: BusSettings::default().consumer_concurrency.max(1),
         }
     }
 
     /// Takes the retry caps from `settings` (`bus.consumer_max_attempts`,
-    /// `bus.consumer_max_retry_ms`, `bus.consumer_max_backoff_ms`).
+    /// `bus.consumer_max_retry_ms`, `bus.consumer_max_backoff_ms`) and the parallelism from
+    /// `bus.consumer_concurrency`.
     pub fn with_settings(mut self, settings: &BusSettings) -> Self {
         self.cap = RetryCap::from_settings(settings);
+        self.concurrency = settings.consumer_concurrency.max(1);
         self
     }
 
@@ -116,19 +138,22 @@ impl Consumer {
             ));
         }
         self.register();
-        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        let this = Arc::new(self);
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        let permits = Arc::new(Semaphore::new(this.concurrency));
+        let topics: Vec<&str> = this.topics.iter().map(String::as_str).collect();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-        tracing::info!(consumer = %self.name, ?topics, "consumer started");
+        tracing::info!(consumer = %this.name, ?topics, concurrency = this.concurrency, "consumer started");
         'subscribe: loop {
             let subscribed = tokio::select! {
                 () = shutdown.cancelled() => break,
-                s = self.transport.subscribe(&self.name, &topics) => s,
+                s = this.transport.subscribe(&this.name, &topics) => s,
             };
             let mut subscription = match subscribed {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(
-                        consumer = %self.name, error = %e, "subscribe failed; backing off"
+                        consumer = %this.name, error = %e, "subscribe failed; backing off"
                     );
                     if !backoff.wait(&shutdown).await {
                         break;
@@ -136,10 +161,29 @@ impl Consumer {
                     continue;
                 }
             };
+            // The lanes of this subscription: dropped (their tasks aborted, open transactions
+            // rolled back) with it, so a fresh subscription starts from committed offsets.
+            let mut lanes: HashMap<(String, i32), mpsc::Sender<Delivery>> = HashMap::new();
+            let mut workers = JoinSet::new();
+            let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Delivery>();
             let mut failures = 0;
             loop {
                 let next = tokio::select! {
+                    biased;
                     () = shutdown.cancelled() => break 'subscribe,
+                    Some(done) = done_rx.recv() => {
+                        // Losing this commit only means a redelivery, which the inbox skips.
+                        if let Err(e) = subscription.commit(&done).await {
+                            tracing::warn!(
+                                consumer = %this.name, topic = %done.topic,
+                                partition = done.partition, offset = done.offset, error = %e,
+                                "offset commit failed"
+                            );
+                        }
+                        continue;
+                    }
+                    // Both transports' `next` are cancel-safe: a delivery is taken without an
+                    // await after it.
                     d = subscription.next() => d,
                 };
                 let delivery = match next {
@@ -147,7 +191,7 @@ impl Consumer {
                     Err(e) => {
                         failures += 1;
                         tracing::warn!(
-                            consumer = %self.name, error = %e, failures,
+                            consumer = %this.name, error = %e, failures,
                             "receive failed; backing off"
                         );
                         if !backoff.wait(&shutdown).await {
@@ -161,16 +205,70 @@ impl Consumer {
                 };
                 failures = 0;
                 backoff.reset();
-                if !self
-                    .process(&handler, subscription.as_mut(), &delivery, &shutdown)
-                    .await
-                {
-                    break 'subscribe;
+                let key = (delivery.topic.clone(), delivery.partition);
+                let lane = lanes.entry(key).or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(LANE_DEPTH);
+                    workers.spawn(Self::lane(
+                        Arc::clone(&this),
+                        Arc::clone(&handler),
+                        Arc::clone(&permits),
+                        rx,
+                        done_tx.clone(),
+                        shutdown.clone(),
+                    ));
+                    tx
+                });
+                // A full lane holds the loop back; finished deliveries are committed meanwhile.
+                let mut sending = std::pin::pin!(lane.send(delivery));
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = shutdown.cancelled() => break 'subscribe,
+                        sent = &mut sending => {
+                            if sent.is_err() {
+                                // The lane ended: only shutdown ends one.
+                                break 'subscribe;
+                            }
+                            break;
+                        }
+                        Some(done) = done_rx.recv() => {
+                            if let Err(e) = subscription.commit(&done).await {
+                                tracing::warn!(
+                                    consumer = %this.name, topic = %done.topic,
+                                    partition = done.partition, offset = done.offset,
+                                    error = %e, "offset commit failed"
+                                );
+                            }
+                        }
+                    }
                 }
             }
         }
-        tracing::info!(consumer = %self.name, "consumer stopped");
+        tracing::info!(consumer = %this.name, "consumer stopped");
         Ok(())
+    }
+
+    /// One partition's lane: applies its deliveries in order, each under a permit, and hands
+    /// each finished one back for its offset to be committed. Ends at shutdown or when the
+    /// receiving loop drops its sender.
+    async fn lane(
+        this: Arc<Self>,
+        handler: Arc<dyn Handler>,
+        permits: Arc<Semaphore>,
+        mut deliveries: mpsc::Receiver<Delivery>,
+        done: mpsc::UnboundedSender<Delivery>,
+        shutdown: CancellationToken,
+    ) {
+        while let Some(delivery) = deliveries.recv().await {
+            let Ok(permit) = permits.acquire().await else {
+                return;
+            };
+            let finished = this.process(handler.as_ref(), &delivery, &shutdown).await;
+            drop(permit);
+            if !finished || done.send(delivery).is_err() {
+                return;
+            }
+        }
     }
 
     fn register(&self) {
@@ -178,12 +276,11 @@ impl Consumer {
         self.transport.register_group(&self.name, &topics);
     }
 
-    /// Applies one delivery (retrying until it is applied, skipped or dead-lettered) and commits
-    /// its offset. Returns false when `shutdown` fired first.
+    /// Applies one delivery (retrying until it is applied, skipped or dead-lettered). Returns
+    /// false when `shutdown` fired first.
     async fn process(
         &self,
         handler: &dyn Handler,
-        subscription: &mut dyn Subscription,
         delivery: &Delivery,
         shutdown: &CancellationToken,
     ) -> bool {
@@ -233,10 +330,6 @@ impl Consumer {
                     )
                     .increment(1);
                 }
-            }
-            // Losing this commit only means a redelivery, which the inbox turns into a no-op.
-            if let Err(e) = subscription.commit(delivery).await {
-                span.in_scope(|| tracing::warn!(error = %e, "offset commit failed"));
             }
             return true;
         }

@@ -151,6 +151,9 @@ pub struct BusSettings {
     /// Longest backoff between two attempts at one event, in ms (env
     /// `BOXOFFICE_BUS__CONSUMER_MAX_BACKOFF_MS`).
     pub consumer_max_backoff_ms: u64,
+    /// Events a consumer applies at once, each partition's in order (env
+    /// `BOXOFFICE_BUS__CONSUMER_CONCURRENCY`; at most the partitions it reads are busy at once).
+    pub consumer_concurrency: usize,
     /// Replication factor of the topics the platform creates on Kafka (env
     /// `BOXOFFICE_BUS__KAFKA_REPLICATION_FACTOR`); unset = the broker's default.
     pub kafka_replication_factor: Option<i32>,
@@ -175,6 +178,7 @@ impl Default for BusSettings {
             consumer_max_attempts: 20,
             consumer_max_retry_ms: 300_000,
             consumer_max_backoff_ms: 5_000,
+            consumer_concurrency: 4,
             kafka_replication_factor: None,
             kafka_min_insync_replicas: None,
             kafka_properties: BTreeMap::new(),
