@@ -390,6 +390,7 @@ async fn migrate_creates_every_database_and_leaves_outboxes_alone() {
         user_id: uuid::Uuid::now_v7(),
         email: "waiting@example.kr".into(),
         name: "W".into(),
+        phone: None,
     })
     .unwrap();
     platform::bus::outbox::enqueue_envelope(&mut user, contracts::topics::USERS, &waiting)

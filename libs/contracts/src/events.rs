@@ -27,11 +27,10 @@ macro_rules! event {
 
 /// A new account was created (sign-up or first social login).
 ///
-/// The notification service also reads, when present, the optional payload fields `phone`
-/// (digits, for SMS), `locale` (`ko`, `en`, or a BCP 47 tag), `marketing_opt_in` (consent to
-/// marketing; absent: none) and `verification_url` (the link its welcome mail carries). Adding
-/// them here with `#[serde(default)]` is a compatible change for when the user service sends
-/// them.
+/// The notification service also reads, when present, the optional payload fields `locale`
+/// (`ko`, `en`, or a BCP 47 tag), `marketing_opt_in` (consent to marketing; absent: none) and
+/// `verification_url` (the link its welcome mail carries), which the user service does not send
+/// yet; adding them here with `#[serde(default)]` is a compatible change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRegistered {
     /// The new user's id.
@@ -40,6 +39,10 @@ pub struct UserRegistered {
     pub email: String,
     /// Display name.
     pub name: String,
+    /// The phone number given at sign-up, in E.164 (`+821012345678`); absent when none was
+    /// given (older events lack it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 event!(UserRegistered, "user.registered", 1, topics::USERS, |e| e
     .user_id);
@@ -954,6 +957,7 @@ mod tests {
             user_id: Uuid::nil(),
             email: "a@b.c".into(),
             name: "n".into(),
+            phone: None,
         };
         let json = serde_json::to_value(Envelope::new(&e).unwrap()).unwrap();
         assert_eq!(json["type"], "user.registered");

@@ -7,6 +7,7 @@
 //!     user_id: uuid::Uuid::nil(),
 //!     email: "fan@example.com".into(),
 //!     name: "Kim".into(),
+//!     phone: None,
 //! };
 //! let envelope = Envelope::new(&event).unwrap();
 //! assert_eq!(envelope.event_type, "user.registered");

@@ -57,10 +57,19 @@ struct Registration {
     verification_url: Option<String>,
 }
 
-/// Keeps only digits of a phone number (`010-1234-5678` → `01012345678`); `None` when fewer
-/// than 8 remain.
+/// Keeps only digits of a phone number (`010-1234-5678` → `01012345678`), a Korean number in
+/// E.164 as the user service stores it in the domestic form SMS providers take
+/// (`+821012345678` → `01012345678`); `None` when fewer than 8 or more than 15 digits remain.
 fn phone_digits(raw: &str) -> Option<String> {
-    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    let raw = raw.trim();
+    let (prefix, rest) = match raw.strip_prefix("+82") {
+        Some(rest) => ("0", rest),
+        None => ("", raw),
+    };
+    let digits: String = prefix
+        .chars()
+        .chain(rest.chars().filter(char::is_ascii_digit))
+        .collect();
     (digits.len() >= 8 && digits.len() <= 15).then_some(digits)
 }
 
@@ -189,15 +198,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn phone_numbers_keep_their_digits() {
+    fn phone_numbers_become_domestic_digits() {
         assert_eq!(
             phone_digits("010-1234-5678").as_deref(),
             Some("01012345678")
         );
         assert_eq!(
-            phone_digits("+82 10 1234 5678").as_deref(),
-            Some("821012345678")
+            phone_digits("+821012345678").as_deref(),
+            Some("01012345678")
         );
+        assert_eq!(
+            phone_digits(" +82 10 1234 5678").as_deref(),
+            Some("01012345678")
+        );
+        assert_eq!(phone_digits("+14155550100").as_deref(), Some("14155550100"));
         assert_eq!(phone_digits("12-34"), None);
+        assert_eq!(phone_digits("1234567890123456"), None);
     }
 }

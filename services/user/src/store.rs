@@ -98,6 +98,7 @@ pub async fn create(conn: &mut PgConnection, new: &NewUser<'_>) -> Result<User, 
             user_id: user.id,
             email: user.email.clone(),
             name: user.name.clone(),
+            phone: user.phone.clone(),
         },
     )
     .await?;

@@ -188,6 +188,7 @@ impl App {
             user_id: id,
             email: email.into(),
             name: name.into(),
+            phone: None,
         })
         .unwrap();
         if let Some(l) = locale {

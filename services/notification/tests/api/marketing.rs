@@ -14,6 +14,7 @@ async fn register(app: &App, email: &str, opt_in: bool, locale: &str) -> Uuid {
         user_id: id,
         email: email.into(),
         name: email.split('@').next().unwrap().into(),
+        phone: None,
     })
     .unwrap();
     env.payload["marketing_opt_in"] = opt_in.into();

@@ -56,7 +56,8 @@ async fn valid_sign_up_creates_the_account_and_emits_user_registered() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(
         events[0]["payload"],
-        json!({"user_id": id, "email": "fan@example.com", "name": "김민지"})
+        json!({"user_id": id, "email": "fan@example.com", "name": "김민지",
+               "phone": "+821012345678"})
     );
 }
 
