@@ -208,20 +208,12 @@ async fn standalone_serves_stops_cleanly_and_keeps_its_data() {
         "payment",
         "notification",
     ];
-    // Each upstream's check has a short timeout: on a loaded machine a service busy at start
-    // (the catalog seeding, consumers catching up) may miss one; each must come up within the
-    // deadline, and one that never does fails below.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let body = loop {
-        let body = readiness_details(&run).await;
-        let all_up = services
+    let body = readiness_when(&run, |body| {
+        services
             .iter()
-            .all(|s| body["checks"][*s]["status"] == "up");
-        if all_up || std::time::Instant::now() > deadline {
-            break body;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+            .all(|s| body["checks"][*s]["status"] == "up")
+    })
+    .await;
     for service in services {
         assert_eq!(
             body["checks"][service]["status"], "up",
@@ -493,6 +485,24 @@ async fn readiness_details(run: &Standalone) -> serde_json::Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
+/// The readiness details once `ok` holds of them, or the last ones read after 60 s. Each
+/// upstream's check has a short timeout: on a loaded machine a service busy at start (the
+/// catalog seeding, consumers catching up) may miss one; it must come up within the deadline,
+/// and one that never does fails the caller's assertions.
+async fn readiness_when(
+    run: &Standalone,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let body = readiness_details(run).await;
+        if ok(&body) || std::time::Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn problem_code(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
     assert_eq!(r.headers()["content-type"], "application/problem+json");
@@ -577,7 +587,7 @@ async fn standalone_sandbox_is_announced_follows_the_port_and_hands_out_no_accou
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let ready = readiness_details(&run).await;
+    let ready = readiness_when(&run, |r| r["checks"]["sandbox"]["status"] == "up").await;
     assert_eq!(ready["checks"]["sandbox"]["status"], "up", "{ready}");
     assert!(run.log_contains("SANDBOX MODE"));
     let loopback = |url: &str| url.replace("//localhost:", "//127.0.0.1:");
