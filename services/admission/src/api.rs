@@ -16,16 +16,15 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use contracts::admission::AdmissionClaims;
+use platform::openapi::Bearer;
+pub use platform::openapi::Problem;
 use platform::{
     ApiError,
     auth::{AuthUser, Role, Verifier},
     problem::{ApiJson, ApiPath, FieldError},
 };
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::{
-    Modify, OpenApi, ToSchema,
-    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
-};
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::{
@@ -291,22 +290,6 @@ fn view(
         }
     }
     Ok(v)
-}
-
-/// An RFC 9457 problem, as every error is answered (`application/problem+json`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Problem {
-    /// `https://boxoffice.dev/problems/<code>`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The status's reason phrase.
-    pub title: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// The stable machine-readable code.
-    pub code: String,
-    /// What happened, for people.
-    pub detail: String,
 }
 
 /// `POST /api/v1/performances/{performance_id}/queue`.
@@ -935,18 +918,6 @@ pub async fn resume(
     ApiPath(perf): ApiPath<String>,
 ) -> Result<Json<RoomView>, ApiError> {
     set_paused(&state, &user, &perf, false).await
-}
-
-struct Bearer;
-
-impl Modify for Bearer {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
 }
 
 #[derive(OpenApi)]

@@ -386,39 +386,8 @@ pub async fn set_preferences(
 /// The OpenAPI document, from the handlers' descriptions.
 pub mod docs {
     use axum::Json;
-    use serde::Serialize;
-    use utoipa::{
-        Modify, OpenApi, ToSchema,
-        openapi::security::{Http, HttpAuthScheme, SecurityScheme},
-    };
-
-    /// An RFC 9457 problem, as every error is answered (`application/problem+json`).
-    #[derive(Debug, Serialize, ToSchema)]
-    pub struct Problem {
-        /// `https://boxoffice.dev/problems/<code>`.
-        #[serde(rename = "type")]
-        pub kind: String,
-        /// The status's reason phrase.
-        pub title: String,
-        /// The HTTP status.
-        pub status: u16,
-        /// The stable machine-readable code, e.g. `not_dead_lettered`.
-        pub code: String,
-        /// What happened, for people.
-        pub detail: String,
-    }
-
-    struct Bearer;
-
-    impl Modify for Bearer {
-        fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-            let components = openapi.components.get_or_insert_with(Default::default);
-            components.add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-            );
-        }
-    }
+    pub use platform::openapi::{Bearer, Problem};
+    use utoipa::OpenApi;
 
     #[derive(OpenApi)]
     #[openapi(

@@ -1,40 +1,10 @@
 //! The service's OpenAPI document, generated from the handlers' `#[utoipa::path]`
 //! descriptions, served at `GET /api/docs/order/openapi.json`.
 
+pub use platform::openapi::{Bearer, Problem};
+
 use axum::Json;
-use serde::Serialize;
-use utoipa::{
-    Modify, OpenApi, ToSchema,
-    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
-};
-
-/// An RFC 9457 problem, as every error is answered (`application/problem+json`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Problem {
-    /// `https://boxoffice.dev/problems/<code>`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The status's reason phrase.
-    pub title: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// The stable machine-readable code, e.g. `hold_expired`.
-    pub code: String,
-    /// What happened, for people.
-    pub detail: String,
-}
-
-struct Bearer;
-
-impl Modify for Bearer {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
