@@ -321,6 +321,12 @@ pub async fn consumer_killed_before_offset_commit_handles_once(kind: Kind) {
     let watched = Faulty::new(transport.clone(), Faults::default());
     let second = Consumer::new(&name, db.pool.clone(), watched.clone(), &[&topic])
         .spawn(Recorder::new("second"), token.clone());
+    // The first consumer's lanes may have applied every event before the kill, so the books can
+    // balance before the second consumer has read anything: wait for the redelivery itself.
+    eventually("the uncommitted event redelivered", DEADLINE, || async {
+        watched.delivered().contains(&stuck_id)
+    })
+    .await;
     assert_handled_exactly_once(&db.pool, i64::try_from(sent.len()).unwrap()).await;
     assert!(
         watched.delivered().contains(&stuck_id),
