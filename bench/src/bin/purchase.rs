@@ -15,8 +15,8 @@
 //! journey when its own ends) until every seat of the seeded Jamsil Baseball Stadium (23,750) is
 //! sold. Reports tickets/s from the first hold to the last confirmation, each step's p50/p99/max,
 //! and then checks the books with `order::invariants` (no seat in two orders, every approved
-//! payment confirmed or refunded, nothing stuck) and that SeatDB's sold seats are exactly the
-//! tickets issued.
+//! payment confirmed or refunded, nothing stuck) and that the tickets OrderDB issued are exactly
+//! the tickets buyers saw confirmed.
 //!
 //! Baseline in the same run: `GET /healthz` through the gateway at the same concurrency (what
 //! this HTTP stack on this machine does with no work behind it).
