@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 ensure_build_deps
 command -v cargo-nextest >/dev/null || { log "installing cargo-nextest"; cargo install cargo-nextest --locked; }
 ensure_pg_binaries   # the standalone tests start a private cluster from these
+scripts/validate-manifests.sh   # the Dockerfile and every rendered Kubernetes overlay, offline
 
 # This run's tag: every test database it creates is named test_<tag>_* (platform::testing), so at
 # the end it drops exactly those, never another run's on a shared server.

@@ -16,7 +16,8 @@ With --profile prod also: every Deployment has an HPA with at least 2 replicas a
 image is pinned (no `latest`), no placeholder (CHANGE-ME) Secret is left, and sandbox mode is off.
 
 Prints one line per problem and a summary; exits 1 when any document has a problem.
-`--expect-reject` inverts it for the self-test: every *file* must have at least one problem.
+`--expect-reject` inverts it for the self-test: every *file* must be rejected, and for the reason
+its `# expect: <text>` line names (a problem containing that text).
 """
 
 import argparse
@@ -172,10 +173,14 @@ def main():
 
     exact, patterns = documented_settings(args.settings)
     failed_files, total, bad_docs = [], 0, 0
+    expected, found = {}, {}
     for item in args.files:
         label, path = item.split("=", 1)
         with open(path, encoding="utf-8") as f:
-            docs = [d for d in yaml.safe_load_all(f) if d]
+            text = f.read()
+        expect = re.search(r"^# expect: (.+)$", text, re.M)
+        expected[label] = expect.group(1).strip() if expect else None
+        docs = [d for d in yaml.safe_load_all(text) if d]
         problems = {id(d): [] for d in docs}
         for d in docs:
             p = problems[id(d)]
@@ -197,8 +202,9 @@ def main():
         if args.profile == "prod":
             check_prod(docs, lambda d: problems[id(d)])
         file_bad = 0
+        found[label] = [m for d in docs for m in problems[id(d)]]
         for d in docs:
-            meta = d.get("metadata") or {} if isinstance(d, dict) else {}
+            meta = d.get("metadata") or {}
             for msg in problems[id(d)]:
                 print(f"  {label}: {d.get('kind')}/{meta.get('name')}: {msg}")
             file_bad += bool(problems[id(d)])
@@ -208,11 +214,15 @@ def main():
         if file_bad:
             failed_files.append(label)
     if args.expect_reject:
-        accepted = [i.split("=", 1)[0] for i in args.files if i.split("=", 1)[0] not in failed_files]
-        if accepted:
-            print(f"self-test FAILED: accepted {', '.join(accepted)}")
+        wrong = [
+            f"{label} (expected a problem with {want!r})"
+            for label, want in expected.items()
+            if not want or not any(want in m for m in found[label])
+        ]
+        if wrong:
+            print(f"self-test FAILED: not rejected for the expected reason: {'; '.join(wrong)}")
             return 1
-        print(f"self-test: all {len(args.files)} broken fixtures rejected")
+        print(f"self-test: all {len(expected)} broken fixtures rejected, each for its expected reason")
         return 0
     print(f"{total} documents checked, {bad_docs} with problems")
     return 1 if bad_docs else 0
