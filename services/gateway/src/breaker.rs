@@ -44,6 +44,17 @@ impl Breaker {
         }
     }
 
+    /// Whether [`Breaker::allow`] would let a call through now, without taking the half-open
+    /// trial: for choosing among instances.
+    pub fn available(&self, now: Instant) -> bool {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match *state {
+            State::Closed { .. } => true,
+            State::Open { until } => now >= until,
+            State::HalfOpen => false,
+        }
+    }
+
     /// Records a call's outcome.
     pub fn record(&self, ok: bool, now: Instant) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -78,6 +89,20 @@ mod tests {
         assert!(!b.allow(later), "only one trial at a time");
         b.record(true, later);
         assert!(b.allow(later), "a good trial closes it");
+    }
+
+    #[test]
+    fn available_peeks_without_taking_the_trial() {
+        let b = Breaker::new(1, Duration::from_secs(5));
+        let t0 = Instant::now();
+        assert!(b.available(t0));
+        b.record(false, t0);
+        assert!(!b.available(t0));
+        let later = t0 + Duration::from_secs(6);
+        assert!(b.available(later));
+        assert!(b.available(later), "peeking twice takes nothing");
+        assert!(b.allow(later));
+        assert!(!b.available(later), "the trial is out");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The gateway: the platform's one public door. It routes `/api/v1/...`, `/.well-known/...` and
-//! `/sandbox/...` to the owning service, carries the request id, times out and circuit-breaks per
-//! upstream (browsing keeps working while payment is down). `/sandbox/...` is served only in
+//! `/sandbox/...` to the owning service, carries the request id, balances over an upstream's
+//! instances, times out and circuit-breaks per instance (browsing keeps working while payment is
+//! down). `/sandbox/...` is served only in
 //! sandbox mode (then `/readyz` has a `sandbox` check: the fakes answer); otherwise it is a
 //! problem+json 404 like any unknown path.
 //!
@@ -12,6 +13,7 @@
 mod breaker;
 mod proxy;
 mod routes;
+mod upstream;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -47,6 +49,10 @@ pub struct Config {
     /// How long an open circuit rejects calls before trying again, in ms (env
     /// `BOXOFFICE_GATEWAY__BREAKER_OPEN_MS`).
     pub breaker_open_ms: u64,
+    /// How often each instance of an upstream with several is checked (its `/readyz`), in ms;
+    /// one that fails is left out until it passes again; 0 = no active checks (env
+    /// `BOXOFFICE_GATEWAY__HEALTH_INTERVAL_MS`).
+    pub health_interval_ms: u64,
     /// Sandbox mode: `/sandbox/<name>/` reaches the fakes (not a `gateway.*` setting: the
     /// launcher sets it from the top-level `sandbox` setting, on by default in standalone).
     #[serde(skip)]
@@ -67,6 +73,7 @@ impl Default for Config {
             upstream_timeout_ms: 10_000,
             breaker_failures: 5,
             breaker_open_ms: 5_000,
+            health_interval_ms: 1_000,
             sandbox: false,
             ops_host: None,
             ops_port: None,
@@ -77,7 +84,7 @@ impl Default for Config {
 /// Builds the gateway for the upstreams in `infra.directory`.
 pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError> {
     let proxy = Arc::new(proxy::Proxy::new(
-        infra.directory.clone(),
+        &infra.directory,
         Duration::from_millis(config.upstream_timeout_ms),
         config.breaker_failures,
         Duration::from_millis(config.breaker_open_ms),
@@ -85,12 +92,19 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
     // Administrators see the details of the public /readyz: tokens are checked against the user
     // service's keys (no user service in the directory: nobody does).
     let admins = infra.verifier().ok();
+    let health = {
+        let (proxy, stop) = (proxy.clone(), infra.shutdown.clone());
+        let interval = Duration::from_millis(config.health_interval_ms);
+        platform::service::supervise("health-checks", stop.clone(), move || {
+            tokio::spawn(proxy.clone().check_health(interval, stop.clone()))
+        })
+    };
     Ok(Service {
         name: NAME,
         router: router(proxy.clone(), config.sandbox),
         readiness: readiness(&infra.directory, proxy, config.sandbox)
             .public(move |headers| is_admin(admins.clone(), headers)),
-        tasks: Vec::new(),
+        tasks: vec![health],
     })
 }
 

@@ -1,4 +1,5 @@
-//! Forwarding: one HTTP/1 connection pool to all upstreams; hop-by-hop headers dropped; the
+//! Forwarding: one HTTP/1 connection pool to all upstreams, each with one or more instances
+//! ([`crate::upstream`]); hop-by-hop headers dropped; the
 //! request id and the client address carried on; bodies streamed both ways (server-sent events
 //! included).
 
@@ -12,7 +13,7 @@ use std::{
 use axum::{
     body::Body,
     extract::{ConnectInfo, Request, State},
-    http::{HeaderName, HeaderValue, StatusCode, Uri, header},
+    http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use hyper_util::{
@@ -20,8 +21,12 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use platform::{ApiError, service::Directory, telemetry::REQUEST_ID_HEADER};
+use tokio_util::sync::CancellationToken;
 
-use crate::{breaker::Breaker, routes::upstream_for};
+use crate::{
+    routes::upstream_for,
+    upstream::{Instance, Upstream},
+};
 
 /// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -35,42 +40,53 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// The forwarding state: upstream addresses, the client pool, one breaker per upstream.
+/// The forwarding state: the upstreams' instances and the client pool.
 pub struct Proxy {
-    directory: Directory,
+    upstreams: HashMap<String, Upstream>,
     client: Client<HttpConnector, Body>,
     timeout: Duration,
-    breakers: HashMap<String, Breaker>,
 }
 
+/// Longest request body the gateway keeps to send again to another instance; requests to an
+/// upstream with one instance are streamed and never kept.
+const RETRY_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Longest wait for an instance's `/readyz`.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Proxy {
-    pub fn new(directory: Directory, timeout: Duration, failures: u32, open_for: Duration) -> Self {
+    pub fn new(
+        directory: &Directory,
+        timeout: Duration,
+        failures: u32,
+        open_for: Duration,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
             .build(connector);
-        let breakers = directory
+        let upstreams = directory
             .0
-            .keys()
-            .map(|k| (k.clone(), Breaker::new(failures, open_for)))
+            .iter()
+            .filter_map(|(name, urls)| {
+                Upstream::parse(urls, failures, open_for).map(|u| (name.clone(), u))
+            })
             .collect();
         Self {
-            directory,
+            upstreams,
             client,
             timeout,
-            breakers,
         }
     }
 
-    /// Checks an upstream's `/readyz`.
-    pub async fn upstream_ready(&self, service: &str) -> Result<(), String> {
-        let base = self.directory.url(service).map_err(|e| e.to_string())?;
-        let uri: Uri = format!("{}/readyz", base.trim_end_matches('/'))
+    /// GETs one instance's `/readyz`.
+    async fn instance_ready(&self, base: &str) -> Result<(), String> {
+        let uri: Uri = format!("{base}/readyz")
             .parse()
             .map_err(|e| format!("bad upstream url: {e}"))?;
-        let response = tokio::time::timeout(Duration::from_secs(2), self.client.get(uri))
+        let response = tokio::time::timeout(HEALTH_TIMEOUT, self.client.get(uri))
             .await
             .map_err(|_| "timed out".to_owned())?
             .map_err(|e| format!("unreachable: {e}"))?;
@@ -80,6 +96,105 @@ impl Proxy {
             Err(format!("answered {}", response.status()))
         }
     }
+
+    /// Checks an upstream's `/readyz`: up when at least one instance answers 200 (the others
+    /// are named in the error when none does, or in the detail when some do not).
+    pub async fn upstream_ready(&self, service: &str) -> Result<(), String> {
+        let upstream = self
+            .upstreams
+            .get(service)
+            .ok_or_else(|| format!("no address for {service}"))?;
+        if let [only] = upstream.instances.as_slice() {
+            return self.instance_ready(&only.base).await;
+        }
+        let checks = upstream.instances.iter().map(|i| async move {
+            let result = self.instance_ready(&i.base).await;
+            (i.base.as_str(), result)
+        });
+        let results = futures::future::join_all(checks).await;
+        let down: Vec<String> = results
+            .iter()
+            .filter_map(|(base, r)| r.as_ref().err().map(|e| format!("{base}: {e}")))
+            .collect();
+        if down.len() == results.len() {
+            Err(down.join("; "))
+        } else {
+            if !down.is_empty() {
+                tracing::debug!(upstream = service, down = ?down, "some instances not ready");
+            }
+            Ok(())
+        }
+    }
+
+    /// Checks every instance of every upstream with more than one, every `interval`, until
+    /// `stop`: an instance whose `/readyz` fails is left out of the rotation until it passes.
+    pub async fn check_health(self: Arc<Self>, interval: Duration, stop: CancellationToken) {
+        let instances: Vec<(String, Arc<Instance>)> = self
+            .upstreams
+            .iter()
+            .filter(|(_, u)| u.instances.len() > 1)
+            .flat_map(|(name, u)| u.instances.iter().map(|i| (name.clone(), i.clone())))
+            .collect();
+        if instances.is_empty() || interval.is_zero() {
+            // Nothing to check; the task lives on so that readiness does not call it dead.
+            stop.cancelled().await;
+            return;
+        }
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let checks = instances.iter().map(|(name, instance)| {
+                let proxy = self.clone();
+                async move {
+                    let result = proxy.instance_ready(&instance.base).await;
+                    let healthy = result.is_ok();
+                    if instance.set_healthy(healthy) {
+                        match result {
+                            Ok(()) => tracing::info!(upstream = %name, instance = %instance.base,
+                                "instance passes its health check again: back in rotation"),
+                            Err(e) => tracing::warn!(upstream = %name, instance = %instance.base,
+                                error = %e, "instance fails its health check: out of rotation"),
+                        }
+                    }
+                    metrics::gauge!("boxoffice_gateway_instance_up",
+                        "upstream" => name.clone(), "instance" => instance.base.clone())
+                    .set(if healthy { 1.0 } else { 0.0 });
+                }
+            });
+            futures::future::join_all(checks).await;
+        }
+    }
+}
+
+/// Whether a method may be sent again after a reply was lost (RFC 9110 §9.2.2).
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// A request body as the attempts need it: streamed once, or kept to be sent again.
+enum Payload {
+    Stream(Option<Body>),
+    Kept(axum::body::Bytes),
+}
+
+impl Payload {
+    fn next(&mut self) -> Body {
+        match self {
+            Payload::Stream(body) => body.take().unwrap_or_else(Body::empty),
+            Payload::Kept(bytes) => Body::from(bytes.clone()),
+        }
+    }
+
+    fn again(&self) -> bool {
+        matches!(self, Payload::Kept(_))
+    }
 }
 
 /// Forwards one request to the service that owns its path.
@@ -88,21 +203,9 @@ pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response 
     let Some(service) = upstream_for(&path) else {
         return ApiError::not_found(format!("no route for {path}")).into_response();
     };
-    let Ok(base) = proxy.directory.url(service) else {
+    let Some(upstream) = proxy.upstreams.get(service) else {
         return ApiError::not_found(format!("no route for {path}")).into_response();
     };
-    let breaker = proxy.breakers.get(service);
-    if let Some(b) = breaker
-        && !b.allow(Instant::now())
-    {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream_unavailable",
-            format!("the {service} service is unavailable; try again shortly"),
-        )
-        .with("retry_after_secs", 5)
-        .into_response();
-    }
     let client_addr = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -126,11 +229,6 @@ pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response 
         }
         _ => path_and_query,
     };
-    let uri: Uri = match format!("{}{}", base.trim_end_matches('/'), upstream_path).parse() {
-        Ok(u) => u,
-        Err(e) => return ApiError::internal(format!("bad upstream uri: {e}")).into_response(),
-    };
-    parts.uri = uri;
     for name in HOP_BY_HOP {
         parts.headers.remove(*name);
     }
@@ -155,47 +253,99 @@ pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response 
                 .insert(HeaderName::from_static("x-forwarded-for"), v);
         }
     }
-    let upstream_req = Request::from_parts(parts, body);
-    let started = Instant::now();
-    let outcome = tokio::time::timeout(proxy.timeout, proxy.client.request(upstream_req)).await;
-    let (response, ok) = match outcome {
-        Ok(Ok(resp)) => {
-            let ok = resp.status() != StatusCode::BAD_GATEWAY
-                && resp.status() != StatusCode::SERVICE_UNAVAILABLE;
-            let (mut parts, incoming) = resp.into_parts();
-            for name in HOP_BY_HOP {
-                parts.headers.remove(*name);
+    // With a second instance to turn to, the body is kept so that a request that never reached
+    // an instance (or an idempotent one whose reply was lost) can go to another.
+    let mut payload = if upstream.instances.len() > 1 {
+        match axum::body::to_bytes(body, RETRY_BODY_LIMIT).await {
+            Ok(bytes) => Payload::Kept(bytes),
+            Err(_) => {
+                return ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the request body is over {RETRY_BODY_LIMIT} bytes or was cut off"),
+                )
+                .into_response();
             }
-            (Response::from_parts(parts, Body::new(incoming)), ok)
         }
-        Ok(Err(e)) => {
-            tracing::warn!(upstream = service, error = %e, "upstream unreachable");
-            (
-                ApiError::new(
+    } else {
+        Payload::Stream(Some(body))
+    };
+    let retry_lost_reply = idempotent(&parts.method);
+    let mut tried: Vec<usize> = Vec::new();
+    let started = Instant::now();
+    let response = loop {
+        let Some(index) = upstream.pick(&tried, Instant::now()) else {
+            if tried.is_empty() {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream_unavailable",
+                    format!("the {service} service is unavailable; try again shortly"),
+                )
+                .with("retry_after_secs", 5)
+                .into_response();
+            }
+            break ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unavailable",
+                format!("the {service} service could not be reached"),
+            )
+            .into_response();
+        };
+        tried.push(index);
+        let instance = &upstream.instances[index];
+        let uri: Uri = match format!("{}{}", instance.base, upstream_path).parse() {
+            Ok(u) => u,
+            Err(e) => return ApiError::internal(format!("bad upstream uri: {e}")).into_response(),
+        };
+        let mut attempt = Request::from_parts(parts.clone(), payload.next());
+        *attempt.uri_mut() = uri;
+        let in_flight = instance.start();
+        let outcome = tokio::time::timeout(proxy.timeout, proxy.client.request(attempt)).await;
+        drop(in_flight);
+        match outcome {
+            Ok(Ok(resp)) => {
+                let ok = resp.status() != StatusCode::BAD_GATEWAY
+                    && resp.status() != StatusCode::SERVICE_UNAVAILABLE;
+                instance.breaker.record(ok, Instant::now());
+                let (mut parts, incoming) = resp.into_parts();
+                for name in HOP_BY_HOP {
+                    parts.headers.remove(*name);
+                }
+                break Response::from_parts(parts, Body::new(incoming));
+            }
+            Ok(Err(e)) => {
+                instance.breaker.record(false, Instant::now());
+                // A connection that was never made carried nothing: any request may go
+                // elsewhere. A reply lost after sending: only an idempotent one.
+                let again = payload.again() && (e.is_connect() || retry_lost_reply);
+                tracing::warn!(upstream = service, instance = %instance.base, error = %e,
+                    retried = again, "upstream unreachable");
+                if again {
+                    metrics::counter!("boxoffice_gateway_upstream_retries_total",
+                        "upstream" => service)
+                    .increment(1);
+                    continue;
+                }
+                break ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     "upstream_unavailable",
                     format!("the {service} service could not be reached"),
                 )
-                .into_response(),
-                false,
-            )
-        }
-        Err(_) => {
-            tracing::warn!(upstream = service, "upstream timed out");
-            (
-                ApiError::new(
+                .into_response();
+            }
+            Err(_) => {
+                // A hung instance is not tried again: the client gets a fast answer.
+                instance.breaker.record(false, Instant::now());
+                tracing::warn!(upstream = service, instance = %instance.base, "upstream timed out");
+                break ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "upstream_timeout",
                     format!("the {service} service did not answer in time"),
                 )
-                .into_response(),
-                false,
-            )
+                .into_response();
+            }
         }
     };
-    if let Some(b) = breaker {
-        b.record(ok, Instant::now());
-    }
     metrics::histogram!("boxoffice_gateway_upstream_duration_seconds", "upstream" => service)
         .record(started.elapsed().as_secs_f64());
     response

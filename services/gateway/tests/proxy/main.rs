@@ -3,10 +3,12 @@
 //! and readiness that stays its own with an upstream down; server-sent events streamed through
 //! ([`streams`]); the client address carried on whatever the client claims ([`forwarded`]); the
 //! public `/readyz` and `/metrics` against the ops listener ([`ops`]); every client error of a
-//! real service problem+json through the gateway ([`problems`]).
+//! real service problem+json through the gateway ([`problems`]); several instances of one upstream
+//! ([`balancing`]).
 
 #![allow(clippy::unwrap_used)]
 
+mod balancing;
 mod forwarded;
 mod ops;
 mod problems;
