@@ -2,9 +2,17 @@
 //! `POST <seat>/api/v1/holds/{hold_id}/checkout` with the buyer's own bearer token (the seat
 //! service lets only the hold's buyer, or an admin, check it out). The checkout is idempotent on
 //! the seat side, so transport failures, timeouts and 5xx are tried again, a bounded number of
-//! times with a doubling pause; a refusal (4xx) is an answer and is not.
+//! times with a doubling pause; a refusal (4xx) is an answer and is not. `services.seat` may
+//! name several instances, comma-separated: calls take turns over them, and each attempt after a
+//! failure goes to the next one, so one instance down costs a retry, not an order.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -71,22 +79,34 @@ pub enum CheckoutError {
 /// A client of the seat service.
 #[derive(Clone)]
 pub struct SeatClient {
-    base: String,
+    /// The instances' base URLs (at least one).
+    bases: Arc<[String]>,
+    /// Which instance the next call starts at.
+    next: Arc<AtomicUsize>,
     http: reqwest::Client,
     attempts: u32,
 }
 
 impl SeatClient {
-    /// A client of the seat service at `base`, each call bounded by `timeout`, tried `attempts`
-    /// times.
+    /// A client of the seat service at `base` (one base URL, or several comma-separated), each
+    /// call bounded by `timeout`, tried `attempts` times.
     pub fn new(base: &str, timeout: Duration, attempts: u32) -> Result<Self, String> {
+        let bases: Vec<String> = base
+            .split(',')
+            .map(|b| b.trim().trim_end_matches('/').to_owned())
+            .filter(|b| !b.is_empty())
+            .collect();
+        if bases.is_empty() {
+            return Err("services.seat names no address".to_owned());
+        }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Self {
-            base: base.trim_end_matches('/').to_owned(),
+            bases: bases.into(),
+            next: Arc::new(AtomicUsize::new(0)),
             http,
             attempts: attempts.max(1),
         })
@@ -94,10 +114,12 @@ impl SeatClient {
 
     /// Moves `hold_id` into checkout for the buyer whose `bearer` token this is.
     pub async fn checkout(&self, hold_id: Uuid, bearer: &str) -> Result<CheckedOut, CheckoutError> {
-        let url = format!("{}/api/v1/holds/{hold_id}/checkout", self.base);
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
         let mut pause = Duration::from_millis(100);
         let mut last = String::new();
         for attempt in 1..=self.attempts {
+            let base = &self.bases[(first + attempt as usize - 1) % self.bases.len()];
+            let url = format!("{base}/api/v1/holds/{hold_id}/checkout");
             match self.http.post(&url).bearer_auth(bearer).send().await {
                 Ok(r) if r.status().is_success() => {
                     let v: HoldView = r
@@ -131,12 +153,64 @@ impl SeatClient {
                 Ok(r) => last = format!("HTTP {}", r.status()),
                 Err(e) => last = e.to_string(),
             }
-            tracing::warn!(%hold_id, attempt, error = %last, "seat checkout failed; retrying");
+            tracing::warn!(%hold_id, attempt, instance = %base, error = %last,
+                "seat checkout failed; retrying");
             if attempt < self.attempts {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
         }
         Err(CheckoutError::Unavailable(last))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::{Json, Router, extract::Path, routing::post};
+    use serde_json::json;
+
+    use super::*;
+
+    /// A seat instance that checks out any hold; counts its calls.
+    async fn seat_instance(calls: Arc<AtomicUsize>) -> String {
+        let router = Router::new().route(
+            "/api/v1/holds/{hold_id}/checkout",
+            post(move |Path(hold_id): Path<Uuid>| {
+                let calls = calls.clone();
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Json(json!({
+                        "hold_id": hold_id, "performance_id": Uuid::nil(), "buyer_id": Uuid::nil(),
+                        "seat_ids": ["a-1-1"], "amount_krw": 1000,
+                        "expires_at": "2030-01-01T00:00:00Z", "status": "checkout"
+                    }))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_dead_instance_in_the_list_costs_a_retry_not_a_checkout() {
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let calls = Arc::new(AtomicUsize::new(0));
+        let live = seat_instance(calls.clone()).await;
+        let client =
+            SeatClient::new(&format!("{dead}, {live}/"), Duration::from_secs(2), 2).unwrap();
+        for _ in 0..6 {
+            let hold = Uuid::new_v4();
+            let out = client.checkout(hold, "token").await.unwrap();
+            assert_eq!(out.hold_id, hold);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 6);
+        assert!(SeatClient::new(" , ", Duration::from_secs(1), 1).is_err());
     }
 }
