@@ -1,5 +1,6 @@
 //! `boxoffice`: the one binary. It only wires: every rule lives in a service crate.
 
+mod cluster;
 mod config;
 mod launch;
 
@@ -28,6 +29,10 @@ enum Command {
     /// (BOXOFFICE_BUS__TRANSPORT=kafka): with the in-memory bus its events would never leave the
     /// process, so it refuses to start (exit 2).
     Serve(launch::ServeArgs),
+    /// Runs distributed mode on this machine: every service its own `serve` process (the seat and
+    /// order services with --seat-replicas/--order-replicas), the gateway on --port, on the
+    /// PostgreSQL, Redis and Kafka broker of the settings (`make cluster` starts them).
+    Cluster(cluster::ClusterArgs),
     /// Creates every service's database when missing and applies its migrations, then exits.
     Migrate(launch::MigrateArgs),
     /// Seeds the demo catalog (the KBO season on the nine stadiums, a concert, a musical, an
@@ -66,12 +71,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config_file = cli.config.clone();
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Standalone(args) => launch::standalone(cfg, args).await,
             Command::Serve(args) => launch::serve(cfg, args).await,
             Command::Migrate(args) => launch::migrate(cfg, args).await,
             Command::Seed(args) => launch::seed(cfg, args).await,
+            Command::Cluster(args) => cluster::run(cfg, config_file, args).await,
         }
     });
     // Background tasks that ignore shutdown must not keep the process alive.

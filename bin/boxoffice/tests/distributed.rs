@@ -161,8 +161,13 @@ impl Cluster {
     /// `boxoffice serve <service> --port 0` with the shared settings and every address known so
     /// far; nothing inherited from the caller's `BOXOFFICE_*` settings.
     fn command(&self, service: &str, extra: &[(&str, &str)]) -> Command {
+        self.boxoffice(&["serve", service, "--port", "0"], extra)
+    }
+
+    /// `boxoffice <args>` with the shared settings (see [`Cluster::command`]).
+    fn boxoffice(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", service, "--port", "0"]);
+        cmd.args(args);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("BOXOFFICE_") || key == "RUST_LOG" {
                 cmd.env_remove(key);
@@ -508,9 +513,24 @@ impl Gateway {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (u16, Value) {
+        self.call_keyed(method, path, token, body, None).await
+    }
+
+    /// [`Gateway::call`] with an `Idempotency-Key`.
+    async fn call_keyed(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
         let mut req = self
             .client
             .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -556,6 +576,18 @@ impl Gateway {
 
     /// Polls the seat map until `seat` has `status`; panics with the last answer otherwise.
     async fn wait_seat_status(&self, perf: &str, seat: &str, status: &str) -> Value {
+        self.wait_seat_status_within(perf, seat, status, MAP_DEADLINE)
+            .await
+    }
+
+    /// [`Gateway::wait_seat_status`] within `deadline`.
+    async fn wait_seat_status_within(
+        &self,
+        perf: &str,
+        seat: &str,
+        status: &str,
+        deadline: Duration,
+    ) -> Value {
         let started = Instant::now();
         loop {
             let (code, map) = self.seats(perf).await;
@@ -563,8 +595,8 @@ impl Gateway {
                 return map;
             }
             assert!(
-                started.elapsed() < MAP_DEADLINE,
-                "seat {seat} not `{status}` in the seat map within {MAP_DEADLINE:?}: \
+                started.elapsed() < deadline,
+                "seat {seat} not `{status}` in the seat map within {deadline:?}: \
                  {code} {}",
                 seat_entry(&map, seat)
             );
@@ -817,5 +849,314 @@ async fn one_hold_made_and_released_through_the_gateway_with_every_service_its_o
     );
 
     cluster.assert_all_running();
+    cluster.shut_down();
+}
+
+/// Longest wait for `boxoffice cluster` to bring up all its processes, one after the other.
+const CLUSTER_DEADLINE: Duration = Duration::from_secs(300);
+/// Longest wait for an order to be confirmed (the saga over Kafka; after a replica's death its
+/// consumer group rebalances, `session.timeout.ms` 6 s).
+const CONFIRM_DEADLINE: Duration = Duration::from_secs(90);
+
+/// The processes `boxoffice cluster` reported ready (name → (url, pid)), and its gateway once it
+/// said it is up.
+fn cluster_report(proc: &Proc) -> (BTreeMap<String, (String, i32)>, Option<String>) {
+    let lines = proc.lines.lock().unwrap();
+    let mut ready = BTreeMap::new();
+    let mut gateway = None;
+    for line in lines.iter() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue; // a child's line, after its name
+        };
+        let message = v["message"].as_str().unwrap_or_default();
+        if message == "cluster process ready" {
+            ready.insert(
+                v["process"].as_str().unwrap().to_owned(),
+                (
+                    v["url"].as_str().unwrap().to_owned(),
+                    v["pid"].as_i64().unwrap() as i32,
+                ),
+            );
+        } else if message.starts_with("Boxoffice cluster is up") {
+            gateway = v["gateway"].as_str().map(str::to_owned);
+        }
+    }
+    (ready, gateway)
+}
+
+/// Buys `seat` as the buyer of `token`: hold → order → the sandbox PG's checkout → confirm →
+/// the order confirmed with one ticket. Returns the order.
+async fn buy(gateway: &Gateway, token: &str, perf: &str, seat: &str) -> Value {
+    let (status, hold) = gateway
+        .call(
+            Method::POST,
+            "/api/v1/holds",
+            Some(token),
+            Some(&json!({"performance_id": perf, "seat_ids": [seat]})),
+        )
+        .await;
+    assert_eq!(status, 201, "holding {seat}: {hold}");
+    let key = Uuid::new_v4().to_string();
+    let (status, order) = gateway
+        .call_keyed(
+            Method::POST,
+            "/api/v1/orders",
+            Some(token),
+            Some(&json!({"hold_id": hold["hold_id"]})),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, 201, "ordering {seat}: {order}");
+    assert_eq!(order["status"], "pending_payment", "{order}");
+    let order_id = order["order_id"].as_str().unwrap().to_owned();
+    let amount = order["amount"].as_i64().unwrap();
+    assert_eq!(order["tickets_krw"], 99_000, "{order}");
+    assert_eq!(
+        amount,
+        99_000 + order["booking_fee_krw"].as_i64().unwrap(),
+        "{order}"
+    );
+    let (status, checkout) = gateway
+        .call(
+            Method::POST,
+            "/sandbox/pg/v1/sandbox/checkouts",
+            None,
+            Some(&json!({"orderId": order_id, "amount": amount, "outcome": "approved"})),
+        )
+        .await;
+    assert_eq!(status, 200, "the sandbox checkout: {checkout}");
+    let body =
+        json!({"payment_key": checkout["paymentKey"], "order_id": order_id, "amount": amount});
+    let key = Uuid::new_v4().to_string();
+    let started = Instant::now();
+    loop {
+        let (status, paid) = gateway
+            .call_keyed(
+                Method::POST,
+                "/api/v1/payments/confirm",
+                Some(token),
+                Some(&body),
+                Some(&key),
+            )
+            .await;
+        if status == 200 {
+            break;
+        }
+        // order.created may not have reached the payment service yet.
+        let code = paid["code"].as_str().unwrap_or_default();
+        assert!(
+            matches!(code, "order_not_ready" | "confirm_in_progress")
+                && started.elapsed() < CONFIRM_DEADLINE,
+            "confirming the payment of {seat}: {status} {paid}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    loop {
+        let (status, seen) = gateway
+            .call(
+                Method::GET,
+                &format!("/api/v1/orders/{order_id}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "reading order {order_id}: {seen}");
+        match seen["status"].as_str() {
+            Some("confirmed") => {
+                assert_eq!(seen["tickets"].as_array().map(Vec::len), Some(1), "{seen}");
+                return seen;
+            }
+            Some("paid" | "pending_payment") if started.elapsed() < CONFIRM_DEADLINE => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => panic!("order {order_id} for {seat} did not end confirmed: {seen}"),
+        }
+    }
+}
+
+/// How many requests the process at `url` has answered, from its `/metrics`.
+async fn requests_served(url: &str) -> f64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("boxoffice_http_requests_total{") && !l.contains("/readyz"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_local_cluster_sells_through_two_seat_replicas_and_goes_on_when_one_dies() {
+    let run = Uuid::new_v4().simple().to_string();
+    let admin_email = format!("admin-{run}@example.com");
+    let buyer_email = format!("buyer-{run}@example.com");
+
+    let mut cluster = Cluster::new().await;
+    let cmd = cluster.boxoffice(
+        &[
+            "cluster",
+            "--port",
+            "0",
+            "--seat-replicas",
+            "2",
+            "--order-replicas",
+            "2",
+            "--admin-email",
+            &admin_email,
+            "--admin-password",
+            ADMIN_PASSWORD,
+        ],
+        &[("BOXOFFICE_CATALOG__SEED_ON_EMPTY", "false")],
+    );
+    cluster.procs.push(Proc::spawn("boxoffice cluster", cmd));
+    let started = Instant::now();
+    let (processes, base) = loop {
+        let proc = cluster.procs.last_mut().unwrap();
+        if let (ready, Some(gateway)) = cluster_report(proc) {
+            break (ready, gateway);
+        }
+        if let Some(status) = proc.exited() {
+            panic!("`boxoffice cluster` exited with {status} before it was up");
+        }
+        assert!(
+            started.elapsed() < CLUSTER_DEADLINE,
+            "`boxoffice cluster` not up within {CLUSTER_DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for name in [
+        "fake-pg",
+        "user",
+        "admission",
+        "catalog",
+        "seat-1",
+        "seat-2",
+        "order-1",
+        "order-2",
+        "payment",
+        "notification",
+        "gateway",
+    ] {
+        assert!(
+            processes.contains_key(name),
+            "{name} not started: {processes:?}"
+        );
+    }
+    let gateway = Gateway {
+        base,
+        client: reqwest::Client::new(),
+    };
+
+    let (status, buyer) = gateway
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(
+                &json!({"email": buyer_email, "password": BUYER_PASSWORD, "name": "Cluster Buyer"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "signing up the buyer: {buyer}");
+    let buyer_token = gateway.login(&buyer_email, BUYER_PASSWORD).await;
+    let admin_token = gateway.login(&admin_email, ADMIN_PASSWORD).await;
+    let (status, venue) = gateway
+        .call(
+            Method::POST,
+            "/api/v1/admin/venues",
+            Some(&admin_token),
+            Some(&hall()),
+        )
+        .await;
+    assert_eq!(status, 201, "creating the venue: {venue}");
+    let (status, event) = gateway
+        .call(
+            Method::POST,
+            "/api/v1/admin/events",
+            Some(&admin_token),
+            Some(&concert(venue["id"].as_str().unwrap())),
+        )
+        .await;
+    assert_eq!(status, 201, "creating the event: {event}");
+    let perf = event["performances"][0]["id"].as_str().unwrap().to_owned();
+    cluster.redis_patterns.push(format!("seat:{{{perf}}}:*"));
+    let (status, published) = gateway
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/performances/{perf}/publish"),
+            Some(&admin_token),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "publishing: {published}");
+    let started = Instant::now();
+    while gateway.seats(&perf).await.0 != 200 {
+        assert!(
+            started.elapsed() < PUBLISH_DEADLINE,
+            "the seat replicas did not learn of {perf} within {PUBLISH_DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The gateway spreads the seat maps over both replicas; each serves the whole map.
+    let seat_urls = [&processes["seat-1"].0, &processes["seat-2"].0];
+    let before = [
+        requests_served(seat_urls[0]).await,
+        requests_served(seat_urls[1]).await,
+    ];
+    for _ in 0..40 {
+        let (status, map) = gateway.seats(&perf).await;
+        assert_eq!(status, 200, "{map}");
+        assert_eq!(map["seats"].as_array().map(Vec::len), Some(28));
+    }
+    for (i, url) in seat_urls.iter().enumerate() {
+        let served = requests_served(url).await - before[i];
+        assert!(
+            served >= 5.0,
+            "seat-{} served {served} of 40 seat maps",
+            i + 1
+        );
+    }
+
+    // A purchase end to end, through whichever replicas the gateway picks.
+    let first = buy(&gateway, &buyer_token, &perf, "a-A-1").await;
+    gateway
+        .wait_seat_status_within(&perf, "a-A-1", "sold", CONFIRM_DEADLINE)
+        .await;
+
+    // seat-1 dies without a word. The other replica goes on: maps, holds, checkouts (order's
+    // calls go to seat-2 after a failed attempt), the sale over Kafka once the group rebalances.
+    let (_, seat1_pid) = processes["seat-1"];
+    kill(Pid::from_raw(seat1_pid), Signal::SIGKILL).unwrap();
+    let mut maps_ok = 0;
+    for _ in 0..20 {
+        let (status, map) = gateway.seats(&perf).await;
+        assert_eq!(status, 200, "a seat map after seat-1 died: {map}");
+        maps_ok += 1;
+    }
+    assert_eq!(maps_ok, 20);
+    let second = buy(&gateway, &buyer_token, &perf, "a-A-2").await;
+    assert_ne!(first["order_id"], second["order_id"]);
+    let map = gateway
+        .wait_seat_status_within(&perf, "a-A-2", "sold", CONFIRM_DEADLINE)
+        .await;
+    assert_eq!(seat_status(&map, "a-A-1"), Some("sold"));
+    assert_eq!(map["remaining"]["r"], 26, "{map}");
+    let (status, mine) = gateway
+        .call(Method::GET, "/api/v1/me/orders", Some(&buyer_token), None)
+        .await;
+    assert_eq!(status, 200, "{mine}");
+    for order in [&first, &second] {
+        let id = order["order_id"].as_str().unwrap();
+        assert!(
+            mine.to_string().contains(id),
+            "order {id} not in my bookings: {mine}"
+        );
+    }
+
+    // Ctrl-C: the cluster stops every process and exits cleanly.
     cluster.shut_down();
 }
