@@ -33,6 +33,10 @@ enum Command {
     /// order services with --seat-replicas/--order-replicas), the gateway on --port, on the
     /// PostgreSQL, Redis and Kafka broker of the settings (`make cluster` starts them).
     Cluster(cluster::ClusterArgs),
+    /// Loads the settings (the --config file and the BOXOFFICE_* variables) and exits: 0 when
+    /// they are valid, 2 with the setting at fault otherwise. For checking a deployment's
+    /// settings before it rolls out; nothing is started.
+    CheckConfig,
     /// Creates every service's database when missing and applies its migrations, then exits.
     Migrate(launch::MigrateArgs),
     /// Seeds the demo catalog (the KBO season on the nine stadiums, a concert, a musical, an
@@ -49,6 +53,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(cli.command, Command::CheckConfig) {
+        eprintln!("boxoffice: the settings are valid");
+        return ExitCode::SUCCESS;
+    }
     let service = match &cli.command {
         Command::Serve(args) => args.service_name().to_owned(),
         _ => "boxoffice".to_owned(),
@@ -79,6 +87,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => launch::migrate(cfg, args).await,
             Command::Seed(args) => launch::seed(cfg, args).await,
             Command::Cluster(args) => cluster::run(cfg, config_file, args).await,
+            Command::CheckConfig => Ok(()),
         }
     });
     // Background tasks that ignore shutdown must not keep the process alive.
