@@ -98,14 +98,7 @@ impl AppConfig {
         if self.bus.partitions < 1 {
             return Err(ConfigError::setting("bus.partitions", "must be at least 1"));
         }
-        if let Some(url) = &self.redis.url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            return Err(ConfigError::setting(
-                "redis.url",
-                format!("`{url}` is not a redis:// URL"),
-            ));
-        }
+        self.redis.validate()?;
         Ok(())
     }
 }

@@ -5,8 +5,10 @@
 //! restarted when it dies, and all are joined together at shutdown.
 
 mod checks;
+pub mod redis;
 pub mod tasks;
 
+pub use redis::{RedisConn, RedisTarget, RedisTimeouts};
 pub use tasks::{Tasks, supervise};
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -50,12 +52,18 @@ impl Directory {
     }
 }
 
-/// Redis settings (`redis.*`).
+/// Redis settings (`redis.*`): where the hold and queue stores live. See
+/// [`RedisSettings::target`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://host:port` (env `BOXOFFICE_REDIS__URL`); unset = in-memory stores (standalone).
+    /// `redis://host:port` (env `BOXOFFICE_REDIS__URL`); with `cluster`, the seed nodes of a Redis
+    /// Cluster, comma-separated (`redis://a:7001,redis://b:7002`); unset = in-memory stores
+    /// (standalone).
     pub url: Option<String>,
+    /// `url` names a Redis Cluster's seed nodes (env `BOXOFFICE_REDIS__CLUSTER`): the stores
+    /// use the cluster client, each performance's keys on the slot of its hash tag.
+    pub cluster: bool,
 }
 
 /// What the launcher gives every service.

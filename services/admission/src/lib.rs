@@ -186,10 +186,10 @@ pub async fn start_with(
         )));
     }
     let pool = infra.database(NAME, &MIGRATOR).await?;
-    let store: Arc<dyn QueueStore> = match (overrides.store, &infra.redis.url) {
+    let store: Arc<dyn QueueStore> = match (overrides.store, infra.redis_target()?) {
         (Some(store), _) => store,
-        (None, Some(url)) => Arc::new(
-            RedisQueueStore::connect(url)
+        (None, Some(target)) => Arc::new(
+            RedisQueueStore::connect_to(&target)
                 .await
                 .map_err(|e| StartError::Other(e.to_string()))?,
         ),

@@ -122,10 +122,10 @@ pub async fn start_with(
     overrides: Overrides,
 ) -> Result<Service, StartError> {
     let pool = infra.database(NAME, &MIGRATOR).await?;
-    let store: Arc<dyn HoldStore> = match (overrides.store, &infra.redis.url) {
+    let store: Arc<dyn HoldStore> = match (overrides.store, infra.redis_target()?) {
         (Some(store), _) => store,
-        (None, Some(url)) => Arc::new(
-            RedisStore::connect(url)
+        (None, Some(target)) => Arc::new(
+            RedisStore::connect_to(&target)
                 .await
                 .map_err(|e| StartError::Other(e.to_string()))?,
         ),

@@ -1,11 +1,12 @@
-//! Readiness checks for the shared infrastructure: Redis answers `PING`, the Kafka broker answers
-//! a metadata request. Each probe is bounded by the readiness timeout (2 s).
+//! Readiness checks for the shared infrastructure: Redis answers `PING` (and, a Redis Cluster
+//! node, reports `cluster_state:ok`), the Kafka broker answers a metadata request. Each probe is
+//! bounded by the readiness timeout (2 s).
 
 use std::{sync::Arc, time::Duration};
 
 use rdkafka::{ClientConfig, admin::AdminClient, client::DefaultClientContext};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
 };
 
@@ -13,13 +14,31 @@ use crate::{bus::BusSettings, http::Readiness};
 
 impl Readiness {
     /// Adds a `redis` check: the server at `url` (`redis://[user:password@]host[:port][/db]`)
-    /// answers `PING` (after `AUTH` when the URL has a password). For `rediss://` (TLS) the probe
-    /// only connects.
+    /// answers `PING` (after `AUTH` when the URL has a password). `url` may list a Redis
+    /// Cluster's seed nodes, comma-separated (`redis.url` with `redis.cluster`): the first seed
+    /// that answers decides, and a cluster node must also report `cluster_state:ok` (every slot
+    /// served; a failover under way reports `fail` until a replica took over). For `rediss://`
+    /// (TLS) the probe only connects.
     pub fn redis(self, url: &str) -> Self {
-        let target = RedisTarget::parse(url);
+        let targets: Result<Vec<RedisTarget>, String> = url
+            .split(',')
+            .map(|u| RedisTarget::parse(u.trim()))
+            .collect();
         self.check("redis", move || {
-            let target = target.clone();
-            async move { target?.ping().await }
+            let targets = targets.clone();
+            async move {
+                let mut failure = "no redis.url".to_owned();
+                for target in targets? {
+                    match target.ping().await {
+                        Ok(()) => return Ok(()),
+                        // A node that answers decides; one that cannot be reached may be the
+                        // one seed that is down.
+                        Err(Probe::Answered(e)) => return Err(e),
+                        Err(Probe::Unreachable(e)) => failure = e,
+                    }
+                }
+                Err(failure)
+            }
         })
     }
 
@@ -102,10 +121,10 @@ impl RedisTarget {
         })
     }
 
-    async fn ping(&self) -> Result<(), String> {
+    async fn ping(&self) -> Result<(), Probe> {
         let stream = TcpStream::connect(&self.addr)
             .await
-            .map_err(|e| format!("{}: {e}", self.addr))?;
+            .map_err(|e| Probe::Unreachable(format!("{}: {e}", self.addr)))?;
         if self.tls {
             return Ok(());
         }
@@ -118,16 +137,51 @@ impl RedisTarget {
             args.push(password);
             expect(&mut stream, &args, "+OK").await?;
         }
-        expect(&mut stream, &["PING"], "+PONG").await
+        expect(&mut stream, &["PING"], "+PONG").await?;
+        // A cluster node says whether the cluster serves every slot; a server without cluster
+        // support refuses the command (an error reply), which is fine.
+        let line = send(&mut stream, &["CLUSTER", "INFO"]).await?;
+        let Some(len) = line.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) else {
+            return Ok(());
+        };
+        let mut info = vec![0u8; len + 2];
+        stream
+            .read_exact(&mut info)
+            .await
+            .map_err(|e| Probe::Unreachable(format!("reading from redis: {e}")))?;
+        let info = String::from_utf8_lossy(&info);
+        match info
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("cluster_state:"))
+        {
+            Some("ok") | None => Ok(()),
+            Some(state) => Err(Probe::Answered(format!(
+                "{}: cluster_state:{state} (some slots have no master)",
+                self.addr
+            ))),
+        }
     }
 }
 
+/// Why a probe failed: the server could not be reached, or it answered something else.
+enum Probe {
+    Unreachable(String),
+    Answered(String),
+}
+
 /// Sends one command and checks the reply's first line.
-async fn expect(
-    stream: &mut BufReader<TcpStream>,
-    args: &[&str],
-    want: &str,
-) -> Result<(), String> {
+async fn expect(stream: &mut BufReader<TcpStream>, args: &[&str], want: &str) -> Result<(), Probe> {
+    let line = send(stream, args).await?;
+    if line == want {
+        Ok(())
+    } else {
+        // An error reply (`-NOAUTH ...`, `-LOADING ...`) says what is wrong; never echo a secret.
+        Err(Probe::Answered(format!("{} answered {line}", args[0])))
+    }
+}
+
+/// Sends one command; the reply's first line.
+async fn send(stream: &mut BufReader<TcpStream>, args: &[&str]) -> Result<String, Probe> {
     let mut command = format!("*{}\r\n", args.len());
     for arg in args {
         command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
@@ -136,21 +190,17 @@ async fn expect(
         .get_mut()
         .write_all(command.as_bytes())
         .await
-        .map_err(|e| format!("writing to redis: {e}"))?;
+        .map_err(|e| Probe::Unreachable(format!("writing to redis: {e}")))?;
     let mut line = String::new();
     stream
         .read_line(&mut line)
         .await
-        .map_err(|e| format!("reading from redis: {e}"))?;
+        .map_err(|e| Probe::Unreachable(format!("reading from redis: {e}")))?;
     let line = line.trim_end();
-    if line == want {
-        Ok(())
-    } else if line.is_empty() {
-        Err("redis closed the connection".to_owned())
-    } else {
-        // An error reply (`-NOAUTH ...`, `-LOADING ...`) says what is wrong; never echo a secret.
-        Err(format!("{} answered {line}", args[0]))
+    if line.is_empty() {
+        return Err(Probe::Unreachable("redis closed the connection".to_owned()));
     }
+    Ok(line.to_owned())
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! The Redis queue store (distributed mode). Every key of one performance's queue starts with
+//! The Redis queue store (distributed mode), on one server or a Redis Cluster
+//! ([`RedisQueueStore::connect_to_in`]). Every key of one performance's queue starts with
 //! `<namespace>adm:{<performance id>}:`, so the hash tag keeps the whole queue on one Redis
-//! Cluster slot, and every operation is one Lua script over them (atomic: 500 concurrent joins
-//! are 500 scripts run one after the other). The keys:
+//! Cluster slot (a namespace never holds a `{`, which would move the tag), and every operation
+//! is one Lua script over them, or one command on one of them (atomic: 500 concurrent joins are
+//! 500 scripts run one after the other). No key is shared between queues. The keys:
 //!
 //! - `q`: sorted set, account → slot (the queue; the lowest slot is at the front);
 //! - `pre`: set of accounts (the pre-queue);
@@ -11,12 +13,14 @@
 //!   `moved` (pre-queue members placed so far by a commit under way), `rate` (measured fans/s);
 //! - `lead`: the admitter's lease (the replica's name, with a TTL).
 //!
-//! Rate-limit windows are `<namespace>adm:rl:<key>` (a counter with the window as its TTL).
+//! Rate-limit windows are `<namespace>adm:rl:<key>` (a counter with the window as its TTL), each
+//! alone in its script, so each in whatever slot its name falls in.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::{Script, aio::ConnectionManager};
+use platform::service::{RedisConn, RedisTarget, RedisTimeouts};
+use redis::Script;
 use uuid::Uuid;
 
 use super::{Admitted, Counts, Entry, Found, Joined, Ms, Place, QueueStore, StoreError};
@@ -167,7 +171,7 @@ const COMMIT_BATCH: usize = 5_000;
 
 /// The queue store on Redis.
 pub struct RedisQueueStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     namespace: String,
     join: Script,
     status: Script,
@@ -213,18 +217,37 @@ fn parse_account(s: &str) -> Result<Uuid, StoreError> {
 }
 
 impl RedisQueueStore {
-    /// Connects to `url` (`redis://host:port`), keys without a namespace.
+    /// Connects to the one server at `url` (`redis://host:port`), keys without a namespace.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_in(url, "").await
     }
 
-    /// Connects with every key under `namespace` (tests and benchmarks keep apart that way).
+    /// Connects to one server or a Redis Cluster (`redis.url`, `redis.cluster`), keys without a
+    /// namespace.
+    pub async fn connect_to(target: &RedisTarget) -> Result<Self, StoreError> {
+        Self::connect_to_in(target, "").await
+    }
+
+    /// Connects to the one server at `url` with every key under `namespace` (tests and
+    /// benchmarks keep apart that way).
     pub async fn connect_in(url: &str, namespace: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_connection_timeout(Some(Duration::from_secs(3)));
-        let conn = client.get_connection_manager_with_config(config).await?;
+        Self::connect_to_in(&RedisTarget::Single(url.to_owned()), namespace).await
+    }
+
+    /// [`RedisQueueStore::connect_to`] with every key under `namespace`, which must not hold a
+    /// brace (it would take the hash tag's place).
+    pub async fn connect_to_in(target: &RedisTarget, namespace: &str) -> Result<Self, StoreError> {
+        if namespace.contains(['{', '}']) {
+            return Err(StoreError::Redis(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "the queue store's namespace holds a brace (it would move the queues' hash tag)",
+            ))));
+        }
+        let timeouts = RedisTimeouts {
+            connect: Duration::from_secs(3),
+            response: Duration::from_secs(10),
+        };
+        let conn = target.connect(timeouts).await?;
         Ok(Self {
             conn,
             namespace: namespace.to_owned(),

@@ -1,9 +1,19 @@
-//! The Redis hold store (distributed mode). Each operation is one Lua script over the keys of one
+//! The Redis hold store (distributed mode), on one server or a Redis Cluster
+//! ([`RedisStore::connect_to`]). Each operation is one Lua script over the keys of one
 //! performance, all under the hash tag `{perf_id}` (see `lua/common.lua` for the key layout), so
 //! it is atomic and lives on one Redis Cluster slot. Changes go to a per-performance stream whose
 //! entry ids are the versions, so every replica can tail it and resume after any version; the
 //! domain events of those changes go to another, `events`, the outbox the relays read through a
 //! consumer group (`lua/relay_read.lua`) and empty as they acknowledge (`lua/relay_ack.lua`).
+//!
+//! The one key outside a performance's slot is the hold index, `seat:hold-index:<hold_id>` →
+//! performance id, for the calls that name only a hold ([`HoldStore::find_hold`]). It lives in
+//! the slot of its own name and is never written in the same command or script as a
+//! performance's keys: it is set before the hold script runs (so a granted hold is always
+//! findable; a crash in between leaves an entry that points at no hold, which reads as not
+//! found and expires with [`INDEX_TTL_SECS`]), dropped after a refusal, and made permanent after
+//! a sale. On one server the index write and the hold script still go in one pipeline (one round
+//! trip, in that order); on a cluster they are two calls, to two slots.
 
 use std::{
     sync::atomic::{AtomicUsize, Ordering},
@@ -11,10 +21,9 @@ use std::{
 };
 
 use async_trait::async_trait;
-use redis::{
-    AsyncConnectionConfig, ErrorKind, Script, ServerErrorKind, aio::ConnectionManager,
-    aio::MultiplexedConnection,
-};
+use futures::{StreamExt, TryStreamExt};
+use platform::service::{RedisConn, RedisTarget, RedisTimeouts};
+use redis::{ErrorKind, Script, ServerErrorKind};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -34,15 +43,20 @@ macro_rules! script {
 /// Multiplexed connections per store.
 const CONNECTIONS: usize = 4;
 
-/// How long an ended hold's record stays findable (matches `ENDED_TTL` in the scripts), seconds.
-const INDEX_TTL_SECS: u64 = 86_400 * 2;
+/// How long a hold's index entry lives until its hold is sold (longer than any hold, and than an
+/// ended hold's record, `ENDED_TTL` in the scripts), seconds.
+pub const INDEX_TTL_SECS: u64 = 86_400 * 2;
+
+/// Index entries written at once when a performance is installed with its sales on a cluster
+/// (each is its own call there, to its own slot).
+const INDEX_WRITES_IN_FLIGHT: usize = 64;
 
 /// The hold store on Redis.
 pub struct RedisStore {
-    client: redis::Client,
-    conns: Vec<ConnectionManager>,
+    target: RedisTarget,
+    conns: Vec<RedisConn>,
     next: AtomicUsize,
-    blocking: Mutex<Vec<MultiplexedConnection>>,
+    blocking: Mutex<Vec<RedisConn>>,
     hold: Script,
     release: Script,
     abandon: Script,
@@ -62,7 +76,9 @@ pub fn prefix(perf: Uuid) -> String {
     format!("seat:{{{perf}}}:")
 }
 
-fn index_key(hold_id: Uuid) -> String {
+/// The hold index entry of `hold_id` (its value: the performance id); in the slot of its own
+/// name, never touched together with a performance's keys.
+pub fn index_key(hold_id: Uuid) -> String {
     format!("seat:hold-index:{hold_id}")
 }
 
@@ -134,25 +150,26 @@ struct SaleReply {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://host:port`).
+    /// Connects to the one server at `url` (`redis://host:port`).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
+        Self::connect_to(&RedisTarget::Single(url.to_owned())).await
+    }
+
+    /// Connects to one server or a Redis Cluster (`redis.url`, `redis.cluster`).
+    pub async fn connect_to(target: &RedisTarget) -> Result<Self, StoreError> {
+        let timeouts = RedisTimeouts {
+            connect: Duration::from_secs(3),
             // Generous: under a sale-opening burst, replies queue behind thousands of calls; the
             // HTTP layer's own timeout bounds a request anyway.
-            .set_response_timeout(Some(Duration::from_secs(30)))
-            .set_connection_timeout(Some(Duration::from_secs(3)));
+            response: Duration::from_secs(30),
+        };
         // A few multiplexed connections: the client's reading and parsing spreads over cores.
         let mut conns = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
-            conns.push(
-                client
-                    .get_connection_manager_with_config(config.clone())
-                    .await?,
-            );
+            conns.push(target.connect(timeouts).await?);
         }
         Ok(Self {
-            client,
+            target: target.clone(),
             conns,
             next: AtomicUsize::new(0),
             blocking: Mutex::new(Vec::new()),
@@ -171,8 +188,13 @@ impl RedisStore {
         })
     }
 
+    /// Whether the store is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.target.is_cluster()
+    }
+
     /// The next shared connection (round robin).
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> RedisConn {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len().max(1);
         self.conns[i].clone()
     }
@@ -225,17 +247,86 @@ impl RedisStore {
     }
 
     /// A connection of its own for blocking reads, so they never stall the shared one.
-    async fn blocking_conn(&self, wait: Duration) -> Result<MultiplexedConnection, StoreError> {
+    async fn blocking_conn(&self, wait: Duration) -> Result<RedisConn, StoreError> {
         if let Some(c) = self.blocking.lock().await.pop() {
             return Ok(c);
         }
-        let config = AsyncConnectionConfig::new()
-            .set_response_timeout(Some(wait + Duration::from_secs(5)))
-            .set_connection_timeout(Some(Duration::from_secs(3)));
-        Ok(self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?)
+        let timeouts = RedisTimeouts {
+            connect: Duration::from_secs(3),
+            response: wait + Duration::from_secs(5),
+        };
+        Ok(self.target.dedicated(timeouts).await?)
+    }
+
+    /// Points `hold_id`'s index entry at `perf`, for `ttl` seconds (`None`: for good), alone
+    /// (its own slot), retried like a script when the connection broke.
+    async fn set_index(
+        &self,
+        hold_id: Uuid,
+        perf: Uuid,
+        ttl: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut attempt = 0u64;
+        loop {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(index_key(hold_id)).arg(perf.to_string());
+            if let Some(ttl) = ttl {
+                cmd.arg("EX").arg(ttl);
+            }
+            match cmd.query_async::<()>(&mut self.conn()).await {
+                Err(e) if attempt < 2 && (e.is_io_error() || e.is_connection_dropped()) => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "hold store call failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                r => return Ok(r?),
+            }
+        }
+    }
+
+    /// One server: the index entry and the hold script in one pipeline (one round trip, the
+    /// index first); the script's reply.
+    async fn hold_pipelined(
+        &self,
+        hold: &Hold,
+        key: &str,
+        json: &str,
+    ) -> Result<String, StoreError> {
+        let mut attempt = 0u64;
+        loop {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg(index_key(hold.hold_id))
+                .arg(hold.performance_id.to_string())
+                .arg("EX")
+                .arg(INDEX_TTL_SECS)
+                .ignore()
+                .cmd("EVALSHA")
+                .arg(self.hold.get_hash())
+                .arg(1)
+                .arg(key)
+                .arg(json);
+            let mut conn = self.conn();
+            match pipe.query_async::<(String,)>(&mut conn).await {
+                Ok((text,)) => return Ok(text),
+                Err(e)
+                    if attempt < 3
+                        && matches!(e.kind(), ErrorKind::Server(ServerErrorKind::NoScript)) =>
+                {
+                    attempt += 1;
+                    self.hold
+                        .load_async(&mut conn)
+                        .await
+                        .map_err(StoreError::from)?;
+                }
+                Err(e) if attempt < 2 && (e.is_io_error() || e.is_connection_dropped()) => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "hold store call failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(StoreError::from(e)),
+            }
+        }
     }
 
     fn parse_entries(entries: Vec<(String, Vec<String>)>) -> Result<Vec<Change>, StoreError> {
@@ -290,15 +381,26 @@ impl HoldStore for RedisStore {
             .transpose()?;
         let sold = sold.unwrap_or_default();
         if change.is_some() && !sold.is_empty() {
-            // The sales are findable by hold id again (the index lives outside the hash tag).
-            let mut pipe = redis::pipe();
-            for sale in sold {
-                pipe.cmd("SET")
-                    .arg(index_key(sale.hold_id))
-                    .arg(inv.performance_id.to_string())
-                    .ignore();
+            // The sales are findable by hold id again (the index lives outside the hash tag):
+            // one pipeline on one server; on a cluster each entry is in a slot of its own.
+            if self.is_cluster() {
+                let perf = inv.performance_id;
+                let ids: Vec<Uuid> = sold.iter().map(|sale| sale.hold_id).collect();
+                futures::stream::iter(ids)
+                    .map(|id| self.set_index(id, perf, None))
+                    .buffer_unordered(INDEX_WRITES_IN_FLIGHT)
+                    .try_collect::<Vec<()>>()
+                    .await?;
+            } else {
+                let mut pipe = redis::pipe();
+                for sale in sold {
+                    pipe.cmd("SET")
+                        .arg(index_key(sale.hold_id))
+                        .arg(inv.performance_id.to_string())
+                        .ignore();
+                }
+                let _: () = pipe.query_async(&mut self.conn()).await?;
             }
-            let _: () = pipe.query_async(&mut self.conn()).await?;
         }
         Ok(change)
     }
@@ -313,42 +415,14 @@ impl HoldStore for RedisStore {
     async fn hold(&self, hold: &Hold) -> Result<Change, StoreError> {
         let json = serde_json::to_string(hold).map_err(StoreError::from)?;
         let key = prefix(hold.performance_id);
-        // One round trip: the index (written first, so a granted hold is always findable; it
-        // lives outside the hash tag, the script cannot write it) and the script, pipelined.
-        let mut attempt = 0u64;
-        let text: String = loop {
-            let mut pipe = redis::pipe();
-            pipe.cmd("SET")
-                .arg(index_key(hold.hold_id))
-                .arg(hold.performance_id.to_string())
-                .arg("EX")
-                .arg(INDEX_TTL_SECS)
-                .ignore()
-                .cmd("EVALSHA")
-                .arg(self.hold.get_hash())
-                .arg(1)
-                .arg(&key)
-                .arg(&json);
-            let mut conn = self.conn();
-            match pipe.query_async::<(String,)>(&mut conn).await {
-                Ok((text,)) => break text,
-                Err(e)
-                    if attempt < 3
-                        && matches!(e.kind(), ErrorKind::Server(ServerErrorKind::NoScript)) =>
-                {
-                    attempt += 1;
-                    self.hold
-                        .load_async(&mut conn)
-                        .await
-                        .map_err(StoreError::from)?;
-                }
-                Err(e) if attempt < 2 && (e.is_io_error() || e.is_connection_dropped()) => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "hold store call failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-                }
-                Err(e) => return Err(StoreError::from(e)),
-            }
+        // The index first, so a granted hold is always findable (it lives outside the hash tag,
+        // the script cannot write it). On a cluster: two calls, as two slots are involved.
+        let text: String = if self.is_cluster() {
+            self.set_index(hold.hold_id, hold.performance_id, Some(INDEX_TTL_SECS))
+                .await?;
+            self.eval(&self.hold, hold.performance_id, &[json]).await?
+        } else {
+            self.hold_pipelined(hold, &key, &json).await?
         };
         let mut reply: HoldReply = serde_json::from_str(&text)?;
         if reply.dup {
@@ -583,10 +657,7 @@ impl RedisStore {
         if reply.err.is_some() {
             return Err(serde_json::from_str::<HoldReply>(text)?.refusal(text));
         }
-        let _: () = redis::cmd("SET")
-            .arg(index_key(sale.hold_id))
-            .arg(sale.performance_id.to_string())
-            .query_async(&mut self.conn())
+        self.set_index(sale.hold_id, sale.performance_id, None)
             .await?;
         match (reply.ok, reply.already) {
             (Some(change), _) => Ok(Some(change)),
