@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Brings up what the tests and distributed mode need, reusing what already runs:
 #   PostgreSQL on 127.0.0.1:5432 (trust auth for user postgres), Redis on 127.0.0.1:6379,
-#   and a Kafka-protocol broker (tansu) on 127.0.0.1:9092.
+#   a Redis Cluster of 3 masters and 3 replicas on 127.0.0.1:7001-7006, and a Kafka-protocol
+#   broker (tansu) on 127.0.0.1:9092.
 # Missing packages are installed with apt-get; the broker is built with `cargo install` once and
 # cached in $BOXOFFICE_TOOLS_DIR. Prints `export ...` lines for the addresses it settled on.
 #   scripts/infra.sh up      start what is missing
 #   scripts/infra.sh down    stop what this script started (the broker, a private test cluster, a
-#                            Redis), unless another test run on this machine still uses it
+#                            Redis, the Redis Cluster), unless another test run on this machine
+#                            still uses it
 #   scripts/infra.sh clean   drop the test_* databases older than a day (left by crashed runs)
 #   scripts/infra.sh clean-run RUN   drop the test_RUN_* databases (what test run RUN created)
-# Every service is checked by its protocol (psql `select 1`, Redis PING, a Kafka ApiVersions
-# request), not by an open port: a port taken by something else, a server that does not come up or
+# Every service is checked by its protocol (psql `select 1`, Redis PING, CLUSTER INFO reporting
+# cluster_state:ok on every cluster node, a Kafka ApiVersions request), not by an open port: a port taken by something else, a server that does not come up or
 # a broker that dies right after starting stops `up` at once with the reason (and the end of the
 # service's log), never a test suite failing later for no visible reason.
 # Several test runs may share one machine and one server: a run registers itself with `up` (a lease
@@ -22,6 +24,9 @@ PG_URL_GIVEN="${BOXOFFICE_TEST_DATABASE_URL:-}"
 PG_URL="${BOXOFFICE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}"
 # Other ports only to try the script itself beside the standard ones (tests use the exports below).
 REDIS_PORT="${BOXOFFICE_INFRA_REDIS_PORT:-6379}"
+# The Redis Cluster's first port: its six nodes listen on it and the five after it.
+CLUSTER_PORT="${BOXOFFICE_INFRA_REDIS_CLUSTER_PORT:-7001}"
+CLUSTER_PORTS=$(seq "$CLUSTER_PORT" $((CLUSTER_PORT + 5)))
 KAFKA_PORT="${BOXOFFICE_INFRA_KAFKA_PORT:-9092}"
 TANSU_VERSION=0.6.0
 TANSU="$TOOLS_DIR/bin/tansu"
@@ -60,6 +65,21 @@ redis_ok() {
   reply=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1; printf "PING\r\n" >&3; head -c 5 <&3' \
     _ "$1" "$2" 2>/dev/null) || return 1
   [ "$reply" = "+PONG" ]
+}
+
+# redis_cluster_node_ok HOST PORT: a Redis Cluster node there reports cluster_state:ok (every slot
+# has a master it knows of) in CLUSTER INFO, whose first line that is.
+redis_cluster_node_ok() {
+  local reply
+  reply=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1; printf "CLUSTER INFO\r\n" >&3; head -c 40 <&3' \
+    _ "$1" "$2" 2>/dev/null) || return 1
+  [[ "$reply" == \$*$'\r\n'cluster_state:ok$'\r\n'* ]]
+}
+
+# redis_cluster_ok: every node of the test cluster reports cluster_state:ok.
+redis_cluster_ok() {
+  local port
+  for port in $CLUSTER_PORTS; do redis_cluster_node_ok 127.0.0.1 "$port" || return 1; done
 }
 
 # kafka_ok HOST PORT: a Kafka-protocol broker answers an ApiVersions v0 request there (correlation
@@ -156,6 +176,53 @@ redis_up() {
   log "Redis: started on 127.0.0.1:$REDIS_PORT"
 }
 
+# The Redis Cluster for the cluster tests: 3 masters, each with a replica, on six loopback ports,
+# each node with its own folder under $RUN_DIR/redis-cluster (nothing persisted: no RDB, no AOF;
+# the node's cluster state file goes with the folder, so every start is a fresh cluster).
+redis_cluster_up() {
+  local first=$CLUSTER_PORT last=$((CLUSTER_PORT + 5)) dir="$RUN_DIR/redis-cluster" port nodes=()
+  if redis_cluster_ok; then log "Redis Cluster: using 127.0.0.1:$first-$last"; return; fi
+  # Ours from an earlier `up` that is not ok (a node died): started afresh. Anything else on these
+  # ports is not replaced.
+  for port in $CLUSTER_PORTS; do
+    if alive_as "$dir/$port/redis.pid" redis-server; then
+      kill "$(cat "$dir/$port/redis.pid")" 2>/dev/null || true
+      wait_gone "$dir/$port/redis.pid"
+    fi
+  done
+  for port in $CLUSTER_PORTS; do
+    if port_open 127.0.0.1 "$port"; then
+      die "Redis Cluster: 127.0.0.1:$port is taken by something that is not a Redis Cluster node of an ok cluster on 127.0.0.1:$first-$last (ss -ltnp shows what); stop it, or move the test cluster with BOXOFFICE_INFRA_REDIS_CLUSTER_PORT"
+    fi
+  done
+  command -v redis-server >/dev/null || apt_install redis-server
+  command -v redis-cli >/dev/null || apt_install redis-tools
+  for port in $CLUSTER_PORTS; do
+    rm -rf "${dir:?}/$port"; mkdir -p "$dir/$port"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+      --cluster-enabled yes --cluster-node-timeout 1000 --cluster-config-file "$dir/$port/nodes.conf" \
+      --dir "$dir/$port" --logfile "$dir/$port/redis.log" --pidfile "$dir/$port/redis.pid" 8>&- \
+      || die "Redis Cluster: the node on port $port did not start$(log_tail "$dir/$port/redis.log")"
+    nodes+=("127.0.0.1:$port")
+  done
+  for port in $CLUSTER_PORTS; do
+    wait_until 20 "Redis Cluster node $port" "$dir/$port/redis.pid" "$dir/$port/redis.log" redis_ok 127.0.0.1 "$port"
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 8>&- \
+    || die "Redis Cluster: redis-cli --cluster create failed$(log_tail "$dir/create.log")"
+  # Every node learns the slot map over the cluster bus: asked until each one says ok.
+  wait_until 30 "the Redis Cluster on 127.0.0.1:$first-$last" "$dir/$first/redis.pid" "$dir/create.log" redis_cluster_ok
+  log "Redis Cluster: started 3 masters and 3 replicas on 127.0.0.1:$first-$last"
+}
+
+# wait_gone PIDFILE: waits up to 5 s for the process to end.
+wait_gone() {
+  local pid; pid=$(cat "$1" 2>/dev/null || true)
+  [ -n "$pid" ] || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
 tansu_install() {
   if [ -x "$TANSU" ] && "$TANSU" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then return; fi
   ensure_build_deps
@@ -186,6 +253,7 @@ verify_up() {
   [ -f "$RUN_DIR/pg.bindir" ] && pglog="$RUN_DIR/pg/server.log"
   pg_ok "$PG_URL" || die "PostgreSQL at $PG_URL stopped answering$(log_tail "$pglog")"
   redis_ok 127.0.0.1 $REDIS_PORT || die "Redis on 127.0.0.1:$REDIS_PORT stopped answering$(log_tail "$RUN_DIR/redis.log")"
+  redis_cluster_ok || die "the Redis Cluster on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + 5)) is no longer ok (a node stopped or lost its master)"
   kafka_ok 127.0.0.1 $KAFKA_PORT || die "the Kafka broker on 127.0.0.1:$KAFKA_PORT stopped answering$(log_tail "$RUN_DIR/tansu.log")"
 }
 
@@ -215,6 +283,16 @@ down() {
     log "stopped the test Redis"
   fi
   rm -f "$RUN_DIR/redis.pid"
+  local port stopped=0
+  for port in $CLUSTER_PORTS; do
+    if alive_as "$RUN_DIR/redis-cluster/$port/redis.pid" redis-server; then
+      kill "$(cat "$RUN_DIR/redis-cluster/$port/redis.pid")" 2>/dev/null || true
+      stopped=1
+    fi
+    rm -f "$RUN_DIR/redis-cluster/$port/redis.pid"
+  done
+  [ "$stopped" -eq 1 ] && log "stopped the test Redis Cluster"
+  return 0
 }
 
 # drop_where CONDITION WHAT: drops the test databases matching a SQL condition on pg_database.
@@ -245,9 +323,10 @@ clean_run() {
 case "${1:-up}" in
   up)
     [ -n "${BOXOFFICE_TEST_LEASE:-}" ] && : >"$LEASES/$BOXOFFICE_TEST_LEASE"
-    postgres_up; redis_up; kafka_up; verify_up
+    postgres_up; redis_up; redis_cluster_up; kafka_up; verify_up
     echo "export BOXOFFICE_TEST_DATABASE_URL=$PG_URL"
     echo "export BOXOFFICE_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
+    echo "export BOXOFFICE_TEST_REDIS_CLUSTER=$(for p in $(seq "$CLUSTER_PORT" $((CLUSTER_PORT + 2))); do printf 'redis://127.0.0.1:%s,' "$p"; done | sed 's/,$//')"
     echo "export BOXOFFICE_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
     ;;
   down) down ;;

@@ -1,7 +1,9 @@
 //! Helpers for integration tests against the real infrastructure: PostgreSQL at
 //! `BOXOFFICE_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432`), Redis at
-//! `BOXOFFICE_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) and a Kafka-protocol broker at
-//! `BOXOFFICE_TEST_KAFKA_BROKERS` (default `127.0.0.1:9092`). `make test` starts all three.
+//! `BOXOFFICE_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`), a 3-master Redis Cluster at
+//! `BOXOFFICE_TEST_REDIS_CLUSTER` (seed URLs, default `redis://127.0.0.1:7001,...:7003`) and a
+//! Kafka-protocol broker at `BOXOFFICE_TEST_KAFKA_BROKERS` (default `127.0.0.1:9092`).
+//! `make test` starts them all.
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -17,6 +19,14 @@ pub fn database_url() -> String {
 /// The Redis server tests use.
 pub fn redis_url() -> String {
     std::env::var("BOXOFFICE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The Redis Cluster tests use: its seed nodes, comma-separated URLs (what `redis.url` holds
+/// with `redis.cluster = true`).
+pub fn redis_cluster() -> String {
+    std::env::var("BOXOFFICE_TEST_REDIS_CLUSTER").unwrap_or_else(|_| {
+        "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003".into()
+    })
 }
 
 /// The Kafka-protocol broker tests use.

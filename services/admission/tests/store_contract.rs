@@ -1,6 +1,7 @@
 //! The queue store contract: every rule of `admission::store`, run against both implementations
-//! (the Redis one against the real test Redis, each test under its own key namespace and
-//! performance id).
+//! (the Redis one against the real test Redis and the 3-master test Redis Cluster, each test
+//! under its own key namespace and performance id), and a check that every key of one queue is
+//! in one cluster slot.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,6 +28,19 @@ async fn redis() -> Arc<dyn QueueStore> {
     )
 }
 
+async fn cluster() -> Arc<dyn QueueStore> {
+    let ns = format!("test-{}:", Uuid::new_v4().simple());
+    let target = platform::service::RedisSettings::cluster(platform::testing::redis_cluster())
+        .target()
+        .unwrap()
+        .unwrap();
+    Arc::new(
+        RedisQueueStore::connect_to_in(&target, &ns)
+            .await
+            .expect("the test Redis Cluster (BOXOFFICE_TEST_REDIS_CLUSTER)"),
+    )
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_memory {
@@ -34,6 +48,9 @@ macro_rules! contract {
         }
         mod on_redis {
             $(#[tokio::test] async fn $name() { super::$name(super::redis().await).await })*
+        }
+        mod on_cluster {
+            $(#[tokio::test] async fn $name() { super::$name(super::cluster().await).await })*
         }
     };
 }
@@ -434,4 +451,81 @@ async fn forgetting_a_queue_drops_it(store: Arc<dyn QueueStore>) {
     store.forget(perf).await.unwrap();
     assert!(store.status(perf, &t, now()).await.unwrap().is_none());
     assert_eq!(store.counts(perf, now()).await.unwrap().waiting, 0);
+}
+
+/// CRC16/XMODEM, the checksum Redis Cluster hashes keys with.
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The cluster slot of `key` (of its hash tag, when it has a non-empty one).
+fn slot(key: &str) -> u16 {
+    let tagged = key.find('{').and_then(|open| {
+        let rest = &key[open + 1..];
+        rest.find('}')
+            .filter(|&len| len > 0)
+            .map(|len| &rest[..len])
+    });
+    crc16(tagged.unwrap_or(key).as_bytes()) % 16384
+}
+
+/// Every key one queue has, through a whole life (pre-queue, draw, admission, lead, rate), is
+/// in the slot of its performance's id; read back from one server, where nothing would refuse
+/// a stray key.
+#[tokio::test]
+async fn every_key_of_a_queue_is_in_its_slot() {
+    let ns = format!("test-{}:", Uuid::new_v4().simple());
+    let store = RedisQueueStore::connect_in(&platform::testing::redis_url(), &ns)
+        .await
+        .unwrap();
+    let perf = Uuid::now_v7();
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    store.join(perf, a, &token(), now()).await.unwrap();
+    assert!(store.lead(perf, "replica-1", 60_000).await.unwrap());
+    let entries = store.close_prequeue(perf).await.unwrap().unwrap();
+    store
+        .commit_draw(perf, &entries.iter().map(|e| e.account).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    store.join(perf, b, &token(), now()).await.unwrap();
+    store.set_rate(perf, 1.5).await.unwrap();
+    store.admit(perf, 1, None, now(), TTL).await.unwrap();
+    let client = redis::Client::open(platform::testing::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{ns}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let want = crc16(perf.to_string().as_bytes()) % 16384;
+    let mut suffixes: Vec<&str> = keys
+        .iter()
+        .map(|k| {
+            assert_eq!(slot(k), want, "{k} is not in the queue's slot");
+            k.rsplit(':').next().unwrap_or(k)
+        })
+        .collect();
+    suffixes.sort();
+    assert_eq!(suffixes, ["act", "cur", "lead", "meta", "q", "tok"]);
+}
+
+/// A namespace with a brace would move every queue's hash tag: refused.
+#[tokio::test]
+async fn a_namespace_cannot_hold_a_brace() {
+    assert!(
+        RedisQueueStore::connect_in(&platform::testing::redis_url(), "ns{x}:")
+            .await
+            .is_err()
+    );
 }

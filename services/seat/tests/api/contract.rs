@@ -1,5 +1,6 @@
-//! One contract suite for the `HoldStore` trait, run against the in-memory and Redis stores.
-//! Each case uses its own performance id, so cases share the Redis server safely.
+//! One contract suite for the `HoldStore` trait, run against the in-memory store and the Redis
+//! store on one server and on the 3-master test Redis Cluster. Each case uses its own
+//! performance id, so cases share the Redis server and the cluster safely.
 
 use std::{sync::Arc, time::Duration};
 
@@ -669,6 +670,12 @@ macro_rules! contract {
             $(#[tokio::test]
             async fn $case() {
                 super::$case(super::store(super::Backend::Redis).await).await;
+            })*
+        }
+        mod cluster {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(super::store(super::Backend::Cluster).await).await;
             })*
         }
     };

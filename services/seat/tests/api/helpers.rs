@@ -28,13 +28,38 @@ use uuid::Uuid;
 pub enum Backend {
     Memory,
     Redis,
+    /// The test Redis Cluster (`BOXOFFICE_TEST_REDIS_CLUSTER`, 3 masters).
+    Cluster,
 }
 
 pub async fn store(backend: Backend) -> Arc<dyn HoldStore> {
     match backend {
         Backend::Memory => Arc::new(MemoryStore::new()),
         Backend::Redis => Arc::new(RedisStore::connect(&testing::redis_url()).await.unwrap()),
+        Backend::Cluster => Arc::new(cluster_store().await),
     }
+}
+
+/// The test Redis Cluster, as the service finds it (`redis.url` with `redis.cluster = true`).
+pub fn cluster_target() -> platform::service::RedisTarget {
+    platform::service::RedisSettings::cluster(testing::redis_cluster())
+        .target()
+        .unwrap()
+        .unwrap()
+}
+
+/// A hold store on the test Redis Cluster.
+pub async fn cluster_store() -> RedisStore {
+    let store = RedisStore::connect_to(&cluster_target())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the test Redis Cluster (BOXOFFICE_TEST_REDIS_CLUSTER={}): {e}",
+                testing::redis_cluster()
+            )
+        });
+    assert!(store.is_cluster());
+    store
 }
 
 pub struct App {

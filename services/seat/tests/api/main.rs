@@ -1,9 +1,12 @@
 //! The seat service's integration tests: one binary, one module per topic. They need
-//! PostgreSQL (`BOXOFFICE_TEST_DATABASE_URL`) and Redis (`BOXOFFICE_TEST_REDIS_URL`).
+//! PostgreSQL (`BOXOFFICE_TEST_DATABASE_URL`), Redis (`BOXOFFICE_TEST_REDIS_URL`) and the test
+//! Redis Cluster (`BOXOFFICE_TEST_REDIS_CLUSTER`); the failover test starts a cluster of its own
+//! (`redis-server`, `redis-cli` on the PATH).
 
 // Test code: a failed step should panic with its error, wherever the helper lives.
 #![allow(clippy::unwrap_used)]
 
+mod cluster;
 mod connection_loss;
 mod contract;
 mod helpers;

@@ -40,7 +40,7 @@ use crate::{
     race::seat_pool,
 };
 
-const BACKENDS: [Backend; 2] = [Backend::Memory, Backend::Redis];
+const BACKENDS: [Backend; 3] = [Backend::Memory, Backend::Redis, Backend::Cluster];
 
 /// A replica whose store relay acts only when this replica changes a hold (its pass over every
 /// performance comes once, at start): changes made on the store directly stay unrelayed, as
@@ -161,6 +161,21 @@ async fn log_len(backend: Backend, store: &dyn HoldStore, perf: Uuid) -> usize {
         Backend::Redis => {
             let client = redis::Client::open(testing::redis_url()).unwrap();
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            redis::cmd("XLEN")
+                .arg(format!("{}events", seat::store::redis::prefix(perf)))
+                .query_async(&mut conn)
+                .await
+                .unwrap()
+        }
+        Backend::Cluster => {
+            let timeouts = platform::service::RedisTimeouts {
+                connect: std::time::Duration::from_secs(3),
+                response: std::time::Duration::from_secs(10),
+            };
+            let mut conn = crate::helpers::cluster_target()
+                .connect(timeouts)
+                .await
+                .unwrap();
             redis::cmd("XLEN")
                 .arg(format!("{}events", seat::store::redis::prefix(perf)))
                 .query_async(&mut conn)
@@ -361,7 +376,7 @@ async fn a_relay_killed_after_its_commit_duplicates_nothing() {
                 .len(),
             4
         );
-        if matches!(backend, Backend::Redis) {
+        if matches!(backend, Backend::Redis | Backend::Cluster) {
             // While its lease runs, no other relay reads the performance's log.
             let other = EventReader {
                 name: "other".into(),

@@ -316,3 +316,8 @@ fn memory_store_matches_the_model() {
 fn redis_store_matches_the_model() {
     check(Backend::Redis, 64);
 }
+
+#[test]
+fn cluster_store_matches_the_model() {
+    check(Backend::Cluster, 32);
+}
