@@ -221,4 +221,62 @@ mod tests {
         assert!(RedisTarget::parse("rediss://cache").unwrap().tls);
         assert!(RedisTarget::parse("http://cache").is_err());
     }
+
+    /// A Redis Cluster node on a free port that answers `PING` and then `CLUSTER INFO` with
+    /// `state`; its address.
+    async fn fake_cluster_node(state: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let info = format!("cluster_state:{state}\r\ncluster_slots_assigned:16384\r\n");
+                let reply = format!("+PONG\r\n${}\r\n{info}\r\n", info.len());
+                let mut buf = [0u8; 256];
+                let _ = tokio::io::AsyncReadExt::read(&mut conn, &mut buf).await;
+                let _ = conn.write_all(reply.as_bytes()).await;
+                let _ = tokio::io::AsyncReadExt::read(&mut conn, &mut buf).await;
+            }
+        });
+        addr
+    }
+
+    fn dead_address() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        addr.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_cluster_is_ready_when_the_first_seed_that_answers_says_ok() {
+        let dead = dead_address();
+        let ok = fake_cluster_node("ok").await;
+        let fail = fake_cluster_node("fail").await;
+        let ready = |url: String| async move {
+            let (up, checks) = Readiness::default().redis(&url).run().await;
+            (up, checks["redis"].to_string())
+        };
+        // The seed that is down is passed over; the next one decides.
+        let (up, checks) = ready(format!("redis://{dead},redis://{ok},redis://{fail}")).await;
+        assert!(up, "{checks}");
+        let (up, checks) = ready(format!("redis://{dead}, redis://{fail},redis://{ok}")).await;
+        assert!(!up);
+        assert!(checks.contains("cluster_state:fail"), "{checks}");
+        let (up, _) = ready(format!("redis://{dead}")).await;
+        assert!(!up);
+    }
+
+    /// The real test cluster and the real single server (`make test` starts both).
+    #[tokio::test]
+    async fn the_test_cluster_and_server_are_ready() {
+        let seeds = std::env::var("BOXOFFICE_TEST_REDIS_CLUSTER").unwrap_or_else(|_| {
+            "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003".into()
+        });
+        let single = std::env::var("BOXOFFICE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        for url in [seeds, single] {
+            let (up, checks) = Readiness::default().redis(&url).run().await;
+            assert!(up, "{url}: {checks:?}");
+        }
+    }
 }

@@ -1,14 +1,16 @@
 //! The hold store on a Redis Cluster: every key of one performance hashes to one slot (checked
 //! with the cluster's slot function, cross-checked against `CLUSTER KEYSLOT`), and a store keeps
 //! serving holds while the master owning a performance's slot fails over, losing and doubling
-//! nothing it acknowledged. The failover runs on a private 6-node cluster of its own, so the
-//! shared test cluster other tests use is never disturbed.
+//! nothing it acknowledged — on its own, and under a seat service serving buyers over HTTP. The
+//! failovers run on private 6-node clusters of their own, so the shared test cluster other tests
+//! use is never disturbed.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::Arc,
     time::Duration,
 };
 
@@ -18,12 +20,14 @@ use platform::{
 };
 use proptest::prelude::*;
 use seat::{
+    Config,
     domain::SeatStatus,
     store::{
         EventReader, Hold, HoldStatus, HoldStore, StoreError,
         redis::{RedisStore, index_key, prefix},
     },
 };
+use serde_json::{Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -509,4 +513,123 @@ async fn holds_keep_being_served_through_a_failover() {
         .hold(&hold(perf, Uuid::now_v7(), &["S60"], FAR))
         .await
         .unwrap();
+}
+
+/// Writes on the master on `port` reached one replica: a write of this connection's, then `WAIT`
+/// for a replica to acknowledge it (replication is in order, so all before it is there too).
+async fn replicated(port: u16, perf: Uuid) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut direct = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{{{perf}}}:failover-probe"))
+        .arg(1)
+        .query_async(&mut direct)
+        .await
+        .unwrap();
+    let replicas: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut direct)
+        .await
+        .unwrap();
+    assert_eq!(replicas, 1, "the replica acknowledged the writes");
+}
+
+/// One seat replica keeps serving while the cluster node holding its performance fails over:
+/// buyers' holds over HTTP are answered 201 again within a bound after the master's SIGKILL,
+/// holds placed before are still found by id, and the seat map shows exactly the seats the
+/// service acknowledged as held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_service_keeps_serving_through_a_failover() {
+    let mut cluster = PrivateCluster::start().await;
+    let store = Arc::new(RedisStore::connect_to(&cluster.seeds()).await.unwrap());
+    let config = Config {
+        seat_map_max_stale_ms: 0,
+        ..Config::default()
+    };
+    let app = crate::helpers::spawn_configured(store, config).await;
+    let p = crate::helpers::performance(2, 10, 0);
+    let perf = p.performance_id;
+    app.publish_performance(&p).await;
+    let (master, _) = cluster.owner(slot(&prefix(perf))).await;
+    let hold_seat = |buyer: Uuid, seat: String| {
+        let app = &app;
+        async move {
+            app.hold(buyer, json!({"performance_id": perf, "seat_ids": [seat]}))
+                .await
+        }
+    };
+    // seat → (hold, buyer)
+    let mut held: BTreeMap<String, (Uuid, Uuid)> = BTreeMap::new();
+    for n in 1..=5 {
+        let seat = format!("A-01-{n:02}");
+        let buyer = Uuid::now_v7();
+        let r = hold_seat(buyer, seat.clone()).await;
+        assert_eq!(r.status(), 201);
+        let id = r.json::<Value>().await.unwrap()["hold_id"].clone();
+        held.insert(seat, (serde_json::from_value(id).unwrap(), buyer));
+    }
+    replicated(master, perf).await;
+
+    cluster.kill(master);
+    let killed = Instant::now();
+    let mut first_served = None;
+    for n in 1..=5 {
+        let seat = format!("A-02-{n:02}");
+        let buyer = Uuid::now_v7();
+        loop {
+            let r = hold_seat(buyer, seat.clone()).await;
+            match r.status().as_u16() {
+                201 => {
+                    let id = r.json::<Value>().await.unwrap()["hold_id"].clone();
+                    held.insert(seat, (serde_json::from_value(id).unwrap(), buyer));
+                    first_served.get_or_insert(killed.elapsed());
+                    break;
+                }
+                // The store is failing over: a buyer tries again.
+                503 | 504 if killed.elapsed() < Duration::from_secs(30) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                status => panic!(
+                    "hold of {seat} {:?} after the kill: {status} {}",
+                    killed.elapsed(),
+                    r.text().await.unwrap()
+                ),
+            }
+        }
+    }
+    let first_served = first_served.unwrap();
+    eprintln!(
+        "failover under the seat service: a hold was answered 201 {first_served:?} after the SIGKILL"
+    );
+    assert!(
+        first_served < Duration::from_secs(20),
+        "holds served again {first_served:?} after the kill"
+    );
+    for (seat, (id, buyer)) in &held {
+        let r = app
+            .server
+            .client
+            .get(app.server.url(&format!("/api/v1/holds/{id}")))
+            .bearer_auth(app.token(*buyer))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "hold of {seat}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["status"], "active", "{body}");
+    }
+    let map = app.seats(perf).await;
+    let taken: BTreeSet<String> = map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] != "available")
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        taken,
+        held.keys().cloned().collect(),
+        "the map shows exactly the held seats"
+    );
 }
