@@ -126,6 +126,13 @@ impl Plan {
     }
 }
 
+/// Writes one line of a process's output to stderr after its name (a closed stderr loses it
+/// rather than stopping the cluster).
+fn show(name: &str, line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{name:>14} | {line}");
+}
+
 /// Copies a process's output to this one's stderr, each line after its name, and reports the
 /// address of its `listening` log line once.
 fn relay_output(
@@ -145,7 +152,7 @@ fn relay_output(
     tokio::spawn(async move {
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("{tag:>14} | {line}");
+            show(&tag, &line);
         }
     });
     let tag = name.to_owned();
@@ -161,7 +168,7 @@ fn relay_output(
             {
                 let _ = tx.send(addr.to_owned());
             }
-            eprintln!("{tag:>14} | {line}");
+            show(&tag, &line);
         }
     });
     Ok(())
@@ -409,9 +416,12 @@ pub async fn run(cfg: AppConfig, config: Option<PathBuf>, args: ClusterArgs) -> 
         args.seat_replicas,
         args.order_replicas
     );
-    eprintln!(
-        "\n  Boxoffice cluster: {public_url} (gateway {gateway}), {} processes; Ctrl-C stops it\n",
-        procs.len()
+    show(
+        "cluster",
+        &format!(
+            "Boxoffice cluster: {public_url} (gateway {gateway}), {} processes; Ctrl-C stops it",
+            procs.len()
+        ),
     );
 
     // Watch: a process that stops on its own is reported; the others keep serving.
