@@ -24,6 +24,7 @@
 //! ```text
 //! cargo build --release -p boxoffice -p bench
 //! target/release/purchase --concurrency 100
+//! target/release/purchase --concurrency 100 --max-orders 2000 --cluster  # distributed mode
 //! ```
 //!
 //! Before the clock starts, and outside what is measured: buyers sign up and log in (argon2 made
@@ -73,6 +74,12 @@ struct Args {
     /// Keep the run's databases.
     #[arg(long)]
     keep: bool,
+    /// Runs the platform as `boxoffice cluster` (distributed mode on this machine: every service
+    /// its own process, seat and order x2) instead of standalone, on the Redis and broker of
+    /// BOXOFFICE_TEST_REDIS_URL and BOXOFFICE_TEST_KAFKA_BROKERS (`scripts/infra.sh up` prints
+    /// them). Its Redis keys stay behind.
+    #[arg(long)]
+    cluster: bool,
 }
 
 const ADMIN_EMAIL: &str = "bench-admin@example.com";
@@ -224,13 +231,26 @@ async fn start(
         );
     }
     let log = std::fs::File::create(data.join("standalone.log"))?;
-    let child = std::process::Command::new(&bin)
+    let port = args.port.to_string();
+    let data_dir = data.to_string_lossy();
+    let mut cmd = std::process::Command::new(&bin);
+    if args.cluster {
+        cmd.args(["cluster", "--port", &port])
+            .env(
+                "BOXOFFICE_REDIS__URL",
+                std::env::var("BOXOFFICE_TEST_REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            )
+            .env(
+                "BOXOFFICE_BUS__KAFKA_BROKERS",
+                std::env::var("BOXOFFICE_TEST_KAFKA_BROKERS")
+                    .unwrap_or_else(|_| "127.0.0.1:9092".into()),
+            );
+    } else {
+        cmd.args(["standalone", "--port", &port, "--data-dir", &data_dir]);
+    }
+    let child = cmd
         .args([
-            "standalone",
-            "--port",
-            &args.port.to_string(),
-            "--data-dir",
-            &data.to_string_lossy(),
             "--admin-email",
             ADMIN_EMAIL,
             "--admin-password",
@@ -661,8 +681,13 @@ async fn main() -> anyhow::Result<()> {
     let data = std::env::temp_dir().join(format!("boxoffice-bench-purchase-{run}"));
     std::fs::create_dir_all(&data)?;
     println!(
-        "starting {} standalone (databases {prefix}*, log {})…",
+        "starting {} {} (databases {prefix}*, log {})…",
         binary(&args).display(),
+        if args.cluster {
+            "cluster"
+        } else {
+            "standalone"
+        },
         data.join("standalone.log").display()
     );
     let mut standalone = start(&args, &db_url, &prefix, &data).await?;

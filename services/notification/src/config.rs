@@ -116,7 +116,8 @@ pub struct SmsConfig {
     /// Whether SMS is sent at all (env `BOXOFFICE_NOTIFICATION__SMS__ENABLED`; default true).
     pub enabled: bool,
     /// The provider's API base, Solapi's shape (env `BOXOFFICE_NOTIFICATION__SMS__URL`; unset:
-    /// the sandbox's `services.fake-sms`, else SMS deliveries fail).
+    /// no provider, SMS deliveries are dead-lettered; standalone's sandbox mode and
+    /// `boxoffice cluster` set it to the SMS sandbox).
     pub url: Option<String>,
     /// API key (env `BOXOFFICE_NOTIFICATION__SMS__API_KEY`).
     pub api_key: String,
