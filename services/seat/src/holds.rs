@@ -180,7 +180,7 @@ impl HoldService {
     /// Ends the live hold `hold_id` of `buyer` whatever its state (see [`HoldStore::abandon`]),
     /// with its `hold.ended`; a hold of another buyer or performance is left alone.
     async fn abandon(&self, perf: Uuid, hold_id: Uuid, buyer: Uuid) -> Result<(), StoreError> {
-        let Some(hold) = self.store.find_hold(hold_id).await? else {
+        let Some(hold) = self.store.find_hold_in(perf, hold_id).await? else {
             return Ok(());
         };
         if hold.buyer_id != buyer || hold.performance_id != perf || !hold.status.is_live() {
@@ -323,7 +323,10 @@ impl HoldService {
         if db::hold_sold(tx, sale.hold_id).await? {
             return Ok(());
         }
-        let found = self.store.find_hold(sale.hold_id).await;
+        let found = self
+            .store
+            .find_hold_in(sale.performance_id, sale.hold_id)
+            .await;
         let hold = found.map_err(SaleError::Store)?;
         if let Some(hold) = hold.filter(|h| h.status == HoldStatus::Sold)
             && let Some(change) = self.store.unsell(&hold).await.map_err(SaleError::Store)?

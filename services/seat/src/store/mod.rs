@@ -337,6 +337,19 @@ pub trait HoldStore: Send + Sync + 'static {
     async fn unsell(&self, sale: &Hold) -> Result<Option<Change>, StoreError>;
     /// A hold by id, in whatever status.
     async fn find_hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError>;
+    /// A hold of `performance_id` by id, in whatever status: for callers that know the
+    /// performance, so that the lookup does not depend on the hold index (on a Redis Cluster the
+    /// index lives in another slot, and a failover can lose an entry of it alone).
+    async fn find_hold_in(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+    ) -> Result<Option<Hold>, StoreError> {
+        Ok(self
+            .find_hold(hold_id)
+            .await?
+            .filter(|h| h.performance_id == performance_id))
+    }
     /// The performance's current state; `None` when not installed.
     async fn snapshot(&self, performance_id: Uuid) -> Result<Option<Snapshot>, StoreError>;
     /// Changes after version `after`, waiting up to `wait` when there are none yet;

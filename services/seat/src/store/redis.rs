@@ -534,9 +534,18 @@ impl HoldStore for RedisStore {
         let Some(perf) = perf.and_then(|p| Uuid::parse_str(&p).ok()) else {
             return Ok(None);
         };
+        self.find_hold_in(perf, hold_id).await
+    }
+
+    async fn find_hold_in(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+    ) -> Result<Option<Hold>, StoreError> {
+        let mut conn = self.conn();
         let (json, status, deadline): (Option<String>, Option<String>, Option<i64>) =
             redis::cmd("HMGET")
-                .arg(format!("{}hold:{hold_id}", prefix(perf)))
+                .arg(format!("{}hold:{hold_id}", prefix(performance_id)))
                 .arg("j")
                 .arg("st")
                 .arg("x")

@@ -530,6 +530,13 @@ impl HoldStore for Gated {
     async fn find_hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
         self.inner.find_hold(hold_id).await
     }
+    async fn find_hold_in(
+        &self,
+        performance_id: Uuid,
+        hold_id: Uuid,
+    ) -> Result<Option<Hold>, StoreError> {
+        self.inner.find_hold_in(performance_id, hold_id).await
+    }
     async fn snapshot(&self, performance_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
         self.inner.snapshot(performance_id).await
     }

@@ -688,3 +688,40 @@ async fn a_refused_hold_leaves_no_index_key() {
     assert!(store.find_hold(granted.hold_id).await.unwrap().is_some());
     assert!(store.find_hold(refused.hold_id).await.unwrap().is_none());
 }
+
+/// Redis: a caller that knows the performance finds a hold whose index entry is gone (a failover
+/// on a cluster can lose that entry alone, it lives in another slot), and only in its own
+/// performance; the id alone then finds nothing.
+#[tokio::test]
+async fn a_hold_is_found_in_its_performance_without_its_index_entry() {
+    let store = crate::helpers::store(Backend::Redis).await;
+    let perf = Uuid::now_v7();
+    store
+        .install(&crate::contract::inventory(perf, 1, 3, 0))
+        .await
+        .unwrap();
+    let hold = store_hold(perf, &["S1"], now_ms() + 600_000);
+    store.hold(&hold).await.unwrap();
+    let client = redis::Client::open(testing::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(format!("seat:hold-index:{}", hold.hold_id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(store.find_hold(hold.hold_id).await.unwrap().is_none());
+    let found = store.find_hold_in(perf, hold.hold_id).await.unwrap();
+    assert_eq!(found.map(|h| h.seat_ids), Some(vec!["S1".to_owned()]));
+    assert!(
+        store
+            .find_hold_in(Uuid::now_v7(), hold.hold_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The seat service's abandon path uses it: the hold ends and its seat is free again.
+    assert!(store.abandon(perf, hold.hold_id).await.unwrap().is_some());
+    let again = store_hold(perf, &["S1"], now_ms() + 600_000);
+    store.hold(&again).await.unwrap();
+}
