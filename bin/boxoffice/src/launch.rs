@@ -317,8 +317,9 @@ fn infrastructure_checks(name: &str, cfg: &AppConfig, mut service: Service) -> S
     if cfg.bus.transport == TransportKind::Kafka && !service.tasks.is_empty() {
         service.readiness = service.readiness.broker(&cfg.bus);
     }
+    // The hold store and the waiting rooms' queues are in Redis when it is configured.
     if let Some(url) = &cfg.redis.url
-        && name == "seat"
+        && matches!(name, "seat" | "admission")
     {
         service.readiness = service.readiness.redis(url);
     }
