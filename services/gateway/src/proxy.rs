@@ -271,6 +271,9 @@ pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response 
         Payload::Stream(Some(body))
     };
     let retry_lost_reply = idempotent(&parts.method);
+    // A streamed body goes out once, and so do its head's parts (no copy); a kept one may go
+    // again, with a copy of the head each time.
+    let mut head = Some(parts);
     let mut tried: Vec<usize> = Vec::new();
     let started = Instant::now();
     let response = loop {
@@ -297,7 +300,14 @@ pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response 
             Ok(u) => u,
             Err(e) => return ApiError::internal(format!("bad upstream uri: {e}")).into_response(),
         };
-        let mut attempt = Request::from_parts(parts.clone(), payload.next());
+        let parts = match (&head, payload.again()) {
+            (Some(h), true) => h.clone(),
+            _ => match head.take() {
+                Some(h) => h,
+                None => return ApiError::internal("request sent twice").into_response(),
+            },
+        };
+        let mut attempt = Request::from_parts(parts, payload.next());
         *attempt.uri_mut() = uri;
         let in_flight = instance.start();
         let outcome = tokio::time::timeout(proxy.timeout, proxy.client.request(attempt)).await;
