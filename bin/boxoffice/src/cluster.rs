@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::Args;
 use nix::{
     sys::signal::{Signal, kill},
@@ -23,7 +23,6 @@ use nix::{
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
-    sync::oneshot,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -133,48 +132,25 @@ fn show(name: &str, line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{name:>14} | {line}");
 }
 
-/// Copies a process's output to this one's stderr, each line after its name, and reports the
-/// address of its `listening` log line once.
-fn relay_output(
-    name: &str,
-    child: &mut Child,
-    listening: oneshot::Sender<String>,
-) -> anyhow::Result<()> {
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow!("no stdout of {name}"))?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| anyhow!("no stderr of {name}"))?;
-    let tag = name.to_owned();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            show(&tag, &line);
-        }
-    });
-    let tag = name.to_owned();
-    tokio::spawn(async move {
-        let mut listening = Some(listening);
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if listening.is_some()
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["message"] == "listening"
-                && let Some(addr) = v["addr"].as_str()
-                && let Some(tx) = listening.take()
-            {
-                let _ = tx.send(addr.to_owned());
+/// Copies a process's output to this one's stderr, each line after its name.
+fn relay_output(name: &str, child: &mut Child) {
+    let streams: [Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>; 2] = [
+        child.stdout.take().map(|s| Box::new(s) as _),
+        child.stderr.take().map(|s| Box::new(s) as _),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let tag = name.to_owned();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                show(&tag, &line);
             }
-            show(&tag, &line);
-        }
-    });
-    Ok(())
+        });
+    }
 }
 
-/// Starts `service` as `name` and waits until it listens and its `/readyz` answers 200.
+/// Starts `service` as `name` on `port` (0: a free one) and waits until its `/readyz` answers
+/// 200. (Readiness, not its log: the log level is the caller's to choose.)
 async fn start(
     plan: &Plan,
     name: &str,
@@ -184,28 +160,35 @@ async fn start(
     extra: &[(String, String)],
     stop: &CancellationToken,
 ) -> anyhow::Result<Proc> {
+    let port = match port {
+        0 => free_port(plan.host)?,
+        port => port,
+    };
     let mut child = plan
         .command(service, port, directory, extra)
         .spawn()
         .with_context(|| format!("starting {name}"))?;
-    let (tx, rx) = oneshot::channel();
-    relay_output(name, &mut child, tx)?;
-    let started = Instant::now();
-    let addr = tokio::select! {
-        addr = rx => addr.map_err(|_| anyhow!("{name} stopped before it listened"))?,
-        status = child.wait() => bail!("{name} exited with {} before it listened", status?),
-        () = tokio::time::sleep(START_DEADLINE) => bail!("{name} did not listen within {START_DEADLINE:?}"),
-        () = stop.cancelled() => bail!("stopped while starting {name}"),
+    relay_output(name, &mut child);
+    let reach = if plan.host.is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        plan.host
     };
-    let url = format!("http://{addr}");
+    let url = match reach {
+        IpAddr::V6(ip) => format!("http://[{ip}]:{port}"),
+        IpAddr::V4(ip) => format!("http://{ip}:{port}"),
+    };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
+    let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            status = child.wait() => bail!("{name} exited with {} before it was ready", status?),
+            status = child.wait() => bail!(
+                "{name} exited with {} before it was ready (its output is above)", status?
+            ),
             () = stop.cancelled() => bail!("stopped while starting {name}"),
         }
         match client.get(format!("{url}/readyz")).send().await {
@@ -290,7 +273,7 @@ pub async fn run(cfg: AppConfig, config: Option<PathBuf>, args: ClusterArgs) -> 
         ("BOXOFFICE_BUS__TRANSPORT".to_owned(), "kafka".to_owned()),
         ("BOXOFFICE_SANDBOX".to_owned(), sandbox.to_string()),
         ("BOXOFFICE_PUBLIC_URL".to_owned(), public_url.clone()),
-        // Parsed for each process's address; shown after its name.
+        // One line per event, shown after the process's name.
         ("BOXOFFICE_LOG__FORMAT".to_owned(), "json".to_owned()),
     ];
     let smtp_port = free_port(host)?;
