@@ -148,6 +148,17 @@ struct Standalone {
 
 impl Drop for Standalone {
     fn drop(&mut self) {
+        // SIGTERM first: `boxoffice cluster` stops its processes on it (on SIGKILL they would
+        // live on); then SIGKILL whatever is left after 30 s.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

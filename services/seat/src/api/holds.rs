@@ -29,8 +29,12 @@ use crate::{
     store::{Hold, HoldStatus, StoreError},
 };
 
-/// Attempts at best available when other buyers take the chosen seats first.
-const BEST_AVAILABLE_ATTEMPTS: usize = 3;
+/// Attempts at best available when other buyers take the chosen seats first. Each failed
+/// attempt leaves out the seats the store found taken; with several seat replicas a replica's
+/// map lags the others' holds by up to `seat.seat_map_max_stale_ms`, so buyers on two replicas
+/// pick the same best seats more often than on one (3 attempts refused holds while thousands of
+/// seats were left, with two replicas under 100 buyers at once). Each attempt is one store call.
+const BEST_AVAILABLE_ATTEMPTS: usize = 10;
 
 /// The body of `POST /api/v1/holds`.
 #[derive(Debug, Deserialize)]
