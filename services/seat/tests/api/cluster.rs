@@ -429,22 +429,7 @@ async fn holds_keep_being_served_through_a_failover() {
     }
     // The replica has all of it: a write on the master's connection, then WAIT for one
     // replica to acknowledge it (replication is in order, so everything before it is there).
-    let client = redis::Client::open(format!("redis://127.0.0.1:{master}")).unwrap();
-    let mut direct = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("SET")
-        .arg(format!("{{{perf}}}:failover-probe"))
-        .arg(1)
-        .query_async(&mut direct)
-        .await
-        .unwrap();
-    let replicas: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut direct)
-        .await
-        .unwrap();
-    assert_eq!(replicas, 1, "the replica acknowledged the writes");
-    drop(direct);
+    replicated(master, perf).await;
 
     cluster.kill(master);
     let killed = Instant::now();
@@ -519,20 +504,36 @@ async fn holds_keep_being_served_through_a_failover() {
 /// for a replica to acknowledge it (replication is in order, so all before it is there too).
 async fn replicated(port: u16, perf: Uuid) {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
-    let mut direct = client.get_multiplexed_async_connection().await.unwrap();
+    // A fresh replica may still be in its first sync on a loaded machine: WAIT in short rounds
+    // (each well inside the connection's response timeout) until it acknowledges, within 30 s.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(std::time::Duration::from_secs(10)));
+    let mut direct = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
     let _: () = redis::cmd("SET")
         .arg(format!("{{{perf}}}:failover-probe"))
         .arg(1)
         .query_async(&mut direct)
         .await
         .unwrap();
-    let replicas: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut direct)
-        .await
-        .unwrap();
-    assert_eq!(replicas, 1, "the replica acknowledged the writes");
+    let started = Instant::now();
+    loop {
+        let replicas: i64 = redis::cmd("WAIT")
+            .arg(1)
+            .arg(1000)
+            .query_async(&mut direct)
+            .await
+            .unwrap();
+        if replicas >= 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the replica did not acknowledge the writes within 30 s"
+        );
+    }
 }
 
 /// One seat replica keeps serving while the cluster node holding its performance fails over:
