@@ -29,6 +29,30 @@ pub fn redis_cluster() -> String {
     })
 }
 
+/// The Redis Cluster slot of `key`: CRC16/XMODEM of its hash tag (what is between the first `{`
+/// and the next `}`, when not empty), else of the whole key, modulo 16384 — computed here so
+/// tests can check the stores' keys against the cluster's own `CLUSTER KEYSLOT`.
+pub fn redis_cluster_slot(key: &str) -> u16 {
+    let tagged = key.find('{').and_then(|open| {
+        let rest = &key[open + 1..];
+        rest.find('}')
+            .filter(|&len| len > 0)
+            .map(|len| &rest[..len])
+    });
+    let mut crc: u16 = 0;
+    for &byte in tagged.unwrap_or(key).as_bytes() {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
 /// The Kafka-protocol broker tests use.
 pub fn kafka_brokers() -> String {
     std::env::var("BOXOFFICE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())

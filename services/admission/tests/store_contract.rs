@@ -453,31 +453,9 @@ async fn forgetting_a_queue_drops_it(store: Arc<dyn QueueStore>) {
     assert_eq!(store.counts(perf, now()).await.unwrap().waiting, 0);
 }
 
-/// CRC16/XMODEM, the checksum Redis Cluster hashes keys with.
-fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// The cluster slot of `key` (of its hash tag, when it has a non-empty one).
+/// The cluster slot of `key`.
 fn slot(key: &str) -> u16 {
-    let tagged = key.find('{').and_then(|open| {
-        let rest = &key[open + 1..];
-        rest.find('}')
-            .filter(|&len| len > 0)
-            .map(|len| &rest[..len])
-    });
-    crc16(tagged.unwrap_or(key).as_bytes()) % 16384
+    platform::testing::redis_cluster_slot(key)
 }
 
 /// Every key one queue has, through a whole life (pre-queue, draw, admission, lead, rate), is
@@ -508,7 +486,7 @@ async fn every_key_of_a_queue_is_in_its_slot() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let want = crc16(perf.to_string().as_bytes()) % 16384;
+    let want = slot(&perf.to_string());
     let mut suffixes: Vec<&str> = keys
         .iter()
         .map(|k| {

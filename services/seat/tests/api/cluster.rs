@@ -33,32 +33,9 @@ use uuid::Uuid;
 
 use crate::contract::{FAR, hold, inventory};
 
-/// CRC16/XMODEM, the checksum Redis Cluster hashes keys with.
-fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// The slot of `key`: of its hash tag (what is between the first `{` and the next `}`, when
-/// not empty), else of the whole key.
+/// The cluster slot of `key`.
 fn slot(key: &str) -> u16 {
-    let tagged = key.find('{').and_then(|open| {
-        let rest = &key[open + 1..];
-        rest.find('}')
-            .filter(|&len| len > 0)
-            .map(|len| &rest[..len])
-    });
-    crc16(tagged.unwrap_or(key).as_bytes()) % 16384
+    platform::testing::redis_cluster_slot(key)
 }
 
 fn timeouts() -> RedisTimeouts {
@@ -84,7 +61,7 @@ proptest! {
         suffix in "[a-z0-9:|_-]{0,40}",
     ) {
         let perf = Uuid::from_u128(perf);
-        let want = crc16(perf.to_string().as_bytes()) % 16384;
+        let want = slot(&perf.to_string());
         prop_assert_eq!(slot(&prefix(perf)), want);
         prop_assert_eq!(slot(&format!("{}{suffix}", prefix(perf))), want);
         prop_assert_eq!(slot(&format!("{}hold:{}", prefix(perf), Uuid::now_v7())), want);
