@@ -123,11 +123,42 @@ impl Queue {
 }
 
 /// The queue store in this process's memory.
+/// Rate-limit windows: key → (window start, hits). Windows that ended are swept at most once
+/// per window length, so a call costs O(1) however many keys are counted (a sweep on every
+/// call once the map was large — 100,000 fans in a queue — held the store's lock for a
+/// millisecond per request).
+#[derive(Debug, Default)]
+struct Hits {
+    windows: HashMap<String, (Ms, u64)>,
+    next_sweep: Ms,
+}
+
+impl Hits {
+    fn hit(&mut self, key: &str, window_ms: u64, limit: u64, now: Ms) -> bool {
+        let window = Ms::try_from(window_ms).unwrap_or(Ms::MAX);
+        if now >= self.next_sweep {
+            self.windows.retain(|_, (start, _)| now - *start < window);
+            self.next_sweep = now.saturating_add(window);
+        }
+        if !self.windows.contains_key(key) {
+            self.windows.insert(key.to_owned(), (now, 0));
+        }
+        let Some(entry) = self.windows.get_mut(key) else {
+            return true;
+        };
+        if now - entry.0 >= window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= limit
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryQueueStore {
     queues: Mutex<HashMap<Uuid, Queue>>,
-    /// Rate-limit windows: key → (window start, hits).
-    hits: Mutex<HashMap<String, (Ms, u64)>>,
+    /// Rate-limit windows.
+    hits: Mutex<Hits>,
 }
 
 impl MemoryQueueStore {
@@ -341,17 +372,8 @@ impl QueueStore for MemoryQueueStore {
     }
 
     async fn hit(&self, key: &str, window_ms: u64, limit: u64) -> Result<bool, StoreError> {
-        let now = now_ms();
         let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
-        if hits.len() > 100_000 {
-            hits.retain(|_, (start, _)| now - *start < window_ms as Ms);
-        }
-        let entry = hits.entry(key.to_owned()).or_insert((now, 0));
-        if now - entry.0 >= window_ms as Ms {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        Ok(entry.1 <= limit)
+        Ok(hits.hit(key, window_ms, limit, now_ms()))
     }
 
     async fn forget(&self, perf: Uuid) -> Result<(), StoreError> {
@@ -365,7 +387,29 @@ impl QueueStore for MemoryQueueStore {
 
 #[cfg(test)]
 mod tests {
-    use super::Fenwick;
+    use super::{Fenwick, Hits};
+
+    #[test]
+    fn rate_windows_count_reset_and_are_swept_once_ended() {
+        let mut hits = Hits::default();
+        // Limit 2 in a 1,000 ms window.
+        assert!(hits.hit("a", 1_000, 2, 10_000));
+        assert!(hits.hit("a", 1_000, 2, 10_500));
+        assert!(!hits.hit("a", 1_000, 2, 10_999), "third hit in the window");
+        assert!(hits.hit("b", 1_000, 2, 10_999), "keys are counted apart");
+        // The window of `a` ended: it counts afresh.
+        assert!(hits.hit("a", 1_000, 2, 11_000));
+        assert_eq!(hits.windows.len(), 2);
+        // Long after: the next call sweeps every ended window, keeping only its own.
+        assert!(hits.hit("c", 1_000, 2, 20_000));
+        assert_eq!(hits.windows.len(), 1, "{:?}", hits.windows);
+        // Within the next window nothing is swept (the sweep is at most once per window).
+        for i in 0..100 {
+            hits.hit(&format!("k{i}"), 1_000, 2, 20_100);
+        }
+        assert_eq!(hits.windows.len(), 101);
+        assert_eq!(hits.next_sweep, 21_000);
+    }
 
     #[test]
     fn fenwick_prefix_sums_follow_every_change() {
