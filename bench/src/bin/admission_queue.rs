@@ -441,7 +441,7 @@ async fn http_run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Pause while the burst arrives, so every fan is still queued when the polling starts.
-    let admin = issuer.token(Uuid::now_v7(), &[Role::Organizer]);
+    let admin = issuer.token(Uuid::now_v7(), &[Role::Admin]);
     client
         .post(server.url(&format!("/api/v1/admin/rooms/{perf}/pause")))
         .bearer_auth(&admin)

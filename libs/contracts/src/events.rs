@@ -195,6 +195,12 @@ pub struct PerformancePublished {
     /// leaves it out (the seat service does not use it); the catalog sets it on the header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancellation_policy: Option<CancellationPolicy>,
+    /// The organizer account that owns the event (absent: an event only administrators manage,
+    /// such as the seeded ones, or a publication from before the field existed). Services that
+    /// let organizers operate a performance (its waiting room, its gate keys) let this account
+    /// and administrators only. [`PerformanceSpec::split`] leaves it out; the catalog sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizer_id: Option<Uuid>,
 }
 event!(
     PerformancePublished,
@@ -312,6 +318,7 @@ impl PerformanceSpec {
             seat_count: u32::try_from(self.seats.len()).unwrap_or(u32::MAX),
             seat_digest: seat_digest(&self.seats),
             cancellation_policy: None,
+            organizer_id: None,
         };
         Ok((chunks, header))
     }

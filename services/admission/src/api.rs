@@ -30,7 +30,7 @@ use uuid::Uuid;
 use crate::{
     Config, Proxies, draw,
     keys::PassKeys,
-    rooms::{Room, Rooms},
+    rooms::{Change, Room, Rooms},
     store::{Place, QueueStore, StoreError},
 };
 
@@ -736,6 +736,12 @@ pub struct RoomView {
     pub seed_sha256: String,
     /// When the draw was recorded.
     pub drawn_at: Option<DateTime<Utc>>,
+    /// Automatic mode: the rate follows the seat service's health (`rate_per_sec` is what it
+    /// chose last).
+    pub auto_rate: bool,
+    /// The organizer who may operate this room besides administrators (`null`: administrators
+    /// only).
+    pub organizer_id: Option<Uuid>,
 }
 
 async fn room_view(state: &AppState, room: &Room) -> Result<RoomView, ApiError> {
@@ -756,16 +762,32 @@ async fn room_view(state: &AppState, room: &Room) -> Result<RoomView, ApiError> 
         measured_rate: counts.rate,
         seed_sha256: room.commitment(),
         drawn_at: room.drawn_at,
+        auto_rate: room.auto_rate,
+        organizer_id: room.organizer_id,
     })
 }
 
-async fn any_room(state: &AppState, perf: &str) -> Result<Arc<Room>, ApiError> {
+/// The room of `perf` as `user` may operate it: administrators any room, an organizer the
+/// rooms of the events they own (403 `forbidden` for another's; 404 when there is none).
+async fn operable_room(
+    state: &AppState,
+    user: &AuthUser,
+    perf: &str,
+) -> Result<Arc<Room>, ApiError> {
+    user.require(Role::Organizer)?;
     let perf = parse_perf(perf)?;
-    state
+    let room = state
         .rooms
         .fetch(perf)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no performance `{perf}`")))
+        .ok_or_else(|| ApiError::not_found(format!("no performance `{perf}`")))?;
+    if user.0.has(Role::Admin) || room.organizer_id == Some(user.id()) {
+        Ok(room)
+    } else {
+        Err(ApiError::forbidden(
+            "only the performance's organizer or an administrator may operate its waiting room",
+        ))
+    }
 }
 
 /// `GET /api/v1/admin/rooms/{performance_id}`.
@@ -777,7 +799,7 @@ async fn any_room(state: &AppState, perf: &str) -> Result<Arc<Room>, ApiError> {
     responses(
         (status = 200, description = "The room: settings, queue length, active buyers, measured rate", body = RoomView),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: organizers and administrators only", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only the performance's organizer and administrators", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])),
@@ -787,8 +809,7 @@ pub async fn room(
     user: AuthUser,
     ApiPath(perf): ApiPath<String>,
 ) -> Result<Json<RoomView>, ApiError> {
-    user.require(Role::Organizer)?;
-    let room = any_room(&state, &perf).await?;
+    let room = operable_room(&state, &user, &perf).await?;
     Ok(Json(room_view(&state, &room).await?))
 }
 
@@ -807,6 +828,11 @@ pub struct ConfigureBody {
     #[serde(default, deserialize_with = "some")]
     #[schema(value_type = Option<i64>)]
     pub max_active: Option<Option<i64>>,
+    /// `true`: automatic mode, the rate follows the seat service's measured latency and errors
+    /// (starting from the rate set now); `false`: the rate stays as set. A `rate_per_sec` sent
+    /// with `auto_rate: true` is the starting point; sent alone it also ends automatic mode.
+    #[serde(default)]
+    pub auto_rate: Option<bool>,
 }
 
 /// `PATCH /api/v1/admin/rooms/{performance_id}`.
@@ -820,7 +846,7 @@ pub struct ConfigureBody {
         (status = 200, description = "The room with its new settings (other replicas apply them within `admission.reload_ms`)", body = RoomView),
         (status = 400, description = "`validation_failed`, `malformed_json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only the performance's organizer and administrators", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])),
@@ -831,7 +857,6 @@ pub async fn configure(
     ApiPath(perf): ApiPath<String>,
     ApiJson(body): ApiJson<ConfigureBody>,
 ) -> Result<Json<RoomView>, ApiError> {
-    user.require(Role::Organizer)?;
     let mut errors = Vec::new();
     if let Some(r) = body.rate_per_sec
         && !(r.is_finite() && (0.0..=100_000.0).contains(&r))
@@ -849,13 +874,23 @@ pub async fn configure(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let perf = parse_perf(&perf)?;
+    let perf = operable_room(&state, &user, &perf).await?.performance_id;
+    // A hand-set rate alone ends automatic mode: the operator's number is meant to hold.
+    let auto_rate = body
+        .auto_rate
+        .or(body.rate_per_sec.is_some().then_some(false));
+    let change = Change {
+        paused: None,
+        rate_per_sec: body.rate_per_sec,
+        max_active: body.max_active,
+        auto_rate,
+    };
     let room = state
         .rooms
-        .configure(perf, None, body.rate_per_sec, body.max_active)
+        .configure(perf, change)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no performance `{perf}`")))?;
-    tracing::info!(performance_id = %perf, by = %user.id(), rate = room.rate_per_sec, max_active = ?room.max_active, "waiting room reconfigured");
+    tracing::info!(performance_id = %perf, by = %user.id(), rate = room.rate_per_sec, max_active = ?room.max_active, auto_rate = room.auto_rate, "waiting room reconfigured");
     Ok(Json(room_view(&state, &room).await?))
 }
 
@@ -865,11 +900,14 @@ async fn set_paused(
     perf: &str,
     paused: bool,
 ) -> Result<Json<RoomView>, ApiError> {
-    user.require(Role::Organizer)?;
-    let perf = parse_perf(perf)?;
+    let perf = operable_room(state, user, perf).await?.performance_id;
+    let change = Change {
+        paused: Some(paused),
+        ..Change::default()
+    };
     let room = state
         .rooms
-        .configure(perf, Some(paused), None, None)
+        .configure(perf, change)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no performance `{perf}`")))?;
     tracing::info!(performance_id = %perf, by = %user.id(), paused, "waiting room paused or resumed");
@@ -885,7 +923,7 @@ async fn set_paused(
     responses(
         (status = 200, description = "Paused: no one is admitted until resumed (joins go on)", body = RoomView),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only the performance's organizer and administrators", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])),
@@ -907,7 +945,7 @@ pub async fn pause(
     responses(
         (status = 200, description = "Resumed at the set rate", body = RoomView),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only the performance's organizer and administrators", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])),

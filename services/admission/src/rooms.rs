@@ -38,6 +38,10 @@ pub struct Room {
     pub paused: bool,
     /// When the draw was recorded.
     pub drawn_at: Option<DateTime<Utc>>,
+    /// The organizer who owns the performance's event (`None`: administrators only).
+    pub organizer_id: Option<Uuid>,
+    /// Automatic mode: the admitter moves `rate_per_sec` after the seat service's health.
+    pub auto_rate: bool,
 }
 
 impl Room {
@@ -53,7 +57,20 @@ impl Room {
 }
 
 const COLUMNS: &str = "performance_id, waiting_room, opens_at, closes_at, revision, seed, \
-                       rate_per_sec, max_active, paused, drawn_at";
+                       rate_per_sec, max_active, paused, drawn_at, organizer_id, auto_rate";
+
+/// A change of a room's admission settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Change {
+    /// Pause or resume.
+    pub paused: Option<bool>,
+    /// A hand-set rate (fans/s).
+    pub rate_per_sec: Option<f64>,
+    /// The active cap (`Some(None)` removes it).
+    pub max_active: Option<Option<i64>>,
+    /// Automatic mode on or off.
+    pub auto_rate: Option<bool>,
+}
 
 /// The rooms, from AdmissionDB, with a cache.
 #[derive(Clone)]
@@ -89,10 +106,10 @@ impl Rooms {
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO rooms (performance_id, waiting_room, opens_at, closes_at, revision, seed,
-                                rate_per_sec, max_active)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                rate_per_sec, max_active, organizer_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (performance_id) DO UPDATE
-             SET waiting_room = excluded.waiting_room,
+             SET waiting_room = excluded.waiting_room, organizer_id = excluded.organizer_id,
                  opens_at = CASE WHEN rooms.drawn_at IS NULL THEN excluded.opens_at
                                  ELSE rooms.opens_at END,
                  closes_at = excluded.closes_at, revision = excluded.revision, updated_at = now()
@@ -106,6 +123,7 @@ impl Rooms {
         .bind(draw::new_seed().to_vec())
         .bind(defaults.rate_per_sec)
         .bind(defaults.max_active)
+        .bind(p.organizer_id)
         .execute(conn)
         .await
         .map(drop)
@@ -174,26 +192,47 @@ impl Rooms {
         .await
     }
 
-    /// Changes the admission settings of `perf`: answers the room, or `None` when there is none.
+    /// Changes the admission settings of `perf` (each `None` field is left as it is): answers
+    /// the room, or `None` when there is none.
     pub async fn configure(
         &self,
         perf: Uuid,
-        paused: Option<bool>,
-        rate_per_sec: Option<f64>,
-        max_active: Option<Option<i64>>,
+        change: Change,
     ) -> Result<Option<Arc<Room>>, sqlx::Error> {
         let room: Option<Room> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE rooms SET paused = COALESCE($2, paused),
                               rate_per_sec = COALESCE($3, rate_per_sec),
                               max_active = CASE WHEN $4 THEN $5 ELSE max_active END,
+                              auto_rate = COALESCE($6, auto_rate),
                               updated_at = now()
              WHERE performance_id = $1 RETURNING {COLUMNS}"
         )))
         .bind(perf)
-        .bind(paused)
+        .bind(change.paused)
+        .bind(change.rate_per_sec)
+        .bind(change.max_active.is_some())
+        .bind(change.max_active.flatten())
+        .bind(change.auto_rate)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(room.map(|r| self.put(r)))
+    }
+
+    /// Sets the rate of `perf` that its automatic mode chose — only while the room is still in
+    /// automatic mode, so an operator who switched to a hand-set rate a moment ago wins.
+    /// Answers the room as it is now (`None`: no such room).
+    pub async fn set_auto_rate(
+        &self,
+        perf: Uuid,
+        rate_per_sec: f64,
+    ) -> Result<Option<Arc<Room>>, sqlx::Error> {
+        let room: Option<Room> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE rooms SET rate_per_sec = CASE WHEN auto_rate THEN $2 ELSE rate_per_sec END,
+                              updated_at = now()
+             WHERE performance_id = $1 RETURNING {COLUMNS}"
+        )))
+        .bind(perf)
         .bind(rate_per_sec)
-        .bind(max_active.is_some())
-        .bind(max_active.flatten())
         .fetch_optional(&self.pool)
         .await?;
         Ok(room.map(|r| self.put(r)))

@@ -96,6 +96,8 @@ pub async fn publish(
     let (chunks, mut header) = spec.split().map_err(BusError::from)?;
     // The order service freezes it onto orders; the seat service does not need it.
     header.cancellation_policy = event.cancellation_policy.clone().map(|p| p.0);
+    // The admission and order services let this organizer (and admins) operate it.
+    header.organizer_id = event.organizer_id;
     // One key, in this order: the relay and the broker keep it, so the header comes last.
     for chunk in &chunks {
         outbox::enqueue(conn, chunk).await?;

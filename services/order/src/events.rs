@@ -124,7 +124,11 @@ impl Handler for OrderHandler {
                 ),
             };
             let starts = starts.with_timezone(&chrono::Utc);
-            store::save_performance(tx, perf, starts, revision, policy.as_ref()).await?;
+            // Its owner, whose staff run its gates (absent or unreadable: administrators only).
+            let organizer = v["organizer_id"]
+                .as_str()
+                .and_then(|s| uuid::Uuid::parse_str(s).ok());
+            store::save_performance(tx, perf, starts, revision, policy.as_ref(), organizer).await?;
         } else if env.is::<PerformanceCancelled>() {
             let e: PerformanceCancelled = env.decode()?;
             let n = self

@@ -522,18 +522,21 @@ pub async fn save_performance(
     starts_at: DateTime<Utc>,
     revision: i64,
     policy: Option<&CancellationPolicy>,
+    organizer: Option<Uuid>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO performances (performance_id, starts_at, revision, cancellation_policy) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (performance_id) DO UPDATE SET \
+        "INSERT INTO performances (performance_id, starts_at, revision, cancellation_policy, \
+         organizer_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (performance_id) DO UPDATE SET \
          starts_at = EXCLUDED.starts_at, revision = EXCLUDED.revision, \
-         cancellation_policy = EXCLUDED.cancellation_policy \
+         cancellation_policy = EXCLUDED.cancellation_policy, \
+         organizer_id = EXCLUDED.organizer_id \
          WHERE performances.revision < EXCLUDED.revision",
     )
     .bind(perf)
     .bind(starts_at)
     .bind(revision)
     .bind(policy.map(Json))
+    .bind(organizer)
     .execute(conn)
     .await?;
     Ok(())
@@ -567,6 +570,18 @@ pub struct Performance {
     pub cancelled: bool,
     /// The event's cancellation policy as last published (`None`: the platform default).
     pub policy: Option<CancellationPolicy>,
+}
+
+/// The organizer who owns `perf` as last published: `Ok(None)` when it is unknown here,
+/// `Ok(Some(None))` when it has no organizer (administrators only).
+pub async fn performance_owner(
+    pool: &PgPool,
+    perf: Uuid,
+) -> Result<Option<Option<Uuid>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT organizer_id FROM performances WHERE performance_id = $1")
+        .bind(perf)
+        .fetch_optional(pool)
+        .await
 }
 
 /// A performance as last published.

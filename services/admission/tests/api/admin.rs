@@ -43,6 +43,8 @@ async fn only_organizers_and_administrators_operate_rooms() {
     let app = spawn(Backend::Memory, config()).await;
     let perf = open_room(&app).await;
     let buyer = app.token(Uuid::now_v7());
+    // An organizer, but not the one whose event this is.
+    let stranger = app.other_organizer();
     for (method, path) in [
         (Method::GET, format!("/api/v1/admin/rooms/{perf}")),
         (Method::POST, format!("/api/v1/admin/rooms/{perf}/pause")),
@@ -50,15 +52,22 @@ async fn only_organizers_and_administrators_operate_rooms() {
         (Method::PATCH, format!("/api/v1/admin/rooms/{perf}")),
     ] {
         let body = (method == Method::PATCH).then(|| json!({"rate_per_sec": 1}));
-        let (code, problem) = app.admin(&buyer, method.clone(), &path, body.clone()).await;
-        assert_eq!(
-            (code, problem["code"].as_str()),
-            (403, Some("forbidden")),
-            "{method} {path}"
-        );
+        for who in [&buyer, &stranger] {
+            let (code, problem) = app.admin(who, method.clone(), &path, body.clone()).await;
+            assert_eq!(
+                (code, problem["code"].as_str()),
+                (403, Some("forbidden")),
+                "{method} {path}"
+            );
+        }
         let (code, _) = app.admin("nope", method, &path, body).await;
         assert_eq!(code, 401);
     }
+    // Nothing the stranger sent changed the room; its organizer sees it as published.
+    let before = room(&app, perf).await;
+    assert_eq!(before["paused"], false);
+    assert_eq!(before["rate_per_sec"], config().rate_per_sec);
+    assert_eq!(before["organizer_id"], app.owner.to_string());
     let admin = app
         .issuer
         .token(Uuid::now_v7(), &[platform::auth::Role::Admin]);

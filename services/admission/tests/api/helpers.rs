@@ -48,6 +48,9 @@ pub struct App {
     /// A client address of this test's own (`X-Forwarded-For` from loopback is believed), so
     /// per-address limits of tests running together never meet.
     pub address: String,
+    /// The organizer account that owns every performance [`App::publish_performance`]
+    /// publishes (its token: [`App::organizer`]).
+    pub owner: Uuid,
 }
 
 fn trace() {
@@ -96,6 +99,7 @@ pub async fn spawn(backend: Backend, config: Config) -> App {
         issuer,
         client: reqwest::Client::new(),
         address: random_address(),
+        owner: Uuid::now_v7(),
     }
 }
 
@@ -151,11 +155,17 @@ impl App {
         self.infra.bus.publish(topic, envelope).await.unwrap();
     }
 
-    /// Publishes `p` as the catalog does and waits until its room answers.
+    /// Publishes `p` as the catalog does, owned by [`App::owner`], and waits until its room
+    /// answers.
     pub async fn publish_performance(&self, p: &PerformanceSpec) {
-        for e in p.envelopes().unwrap() {
+        let (chunks, mut header) = p.split().unwrap();
+        header.organizer_id = Some(self.owner);
+        for chunk in &chunks {
+            let e = Envelope::new(chunk).unwrap();
             self.publish_envelope(contracts::topics::CATALOG, &e).await;
         }
+        let e = Envelope::new(&header).unwrap();
+        self.publish_envelope(contracts::topics::CATALOG, &e).await;
         let url = self.url(&format!(
             "/api/v1/performances/{}/queue/draw",
             p.performance_id
@@ -187,7 +197,13 @@ impl App {
         self.issuer.token(user, &[Role::Buyer])
     }
 
+    /// A token of the organizer who owns the performances this app publishes.
     pub fn organizer(&self) -> String {
+        self.issuer.token(self.owner, &[Role::Organizer])
+    }
+
+    /// A token of an organizer who owns none of them.
+    pub fn other_organizer(&self) -> String {
         self.issuer.token(Uuid::now_v7(), &[Role::Organizer])
     }
 

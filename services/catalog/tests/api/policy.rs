@@ -178,6 +178,8 @@ async fn a_policy_is_shown_published_with_each_performance_and_changed_by_a_repu
     let published: contracts::events::PerformancePublished = header.decode().unwrap();
     assert_eq!(published.revision, 4);
     assert_eq!(published.cancellation_policy, None);
+    // The owner goes with it: the waiting room and the gates let this organizer operate it.
+    assert_eq!(published.organizer_id, Some(organizer));
     app.finish().await;
 }
 

@@ -409,5 +409,6 @@ pub fn published(
         seat_count: 0,
         seat_digest: String::new(),
         cancellation_policy: None,
+        organizer_id: None,
     }
 }

@@ -127,11 +127,20 @@ pub struct Admitted {
     pub checked_in_at: DateTime<Utc>,
 }
 
-fn staff(user: &AuthUser) -> Result<(), ApiError> {
-    if user.0.has(Role::Organizer) || user.0.has(Role::Admin) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("gate staff only (organizer or admin)"))
+/// Gate staff of `perf`: administrators, and the organizer who owns its event (another
+/// organizer's staff cannot read its key nor let anyone in at its gates).
+async fn staff(state: &AppState, user: &AuthUser, perf: Uuid) -> Result<(), ApiError> {
+    if user.0.has(Role::Admin) {
+        return Ok(());
+    }
+    if !user.0.has(Role::Organizer) {
+        return Err(ApiError::forbidden("gate staff only (organizer or admin)"));
+    }
+    match store::performance_owner(&state.pool, perf).await? {
+        Some(Some(owner)) if owner == user.id() => Ok(()),
+        _ => Err(ApiError::forbidden(
+            "gate staff of this performance's organizer only",
+        )),
     }
 }
 
@@ -144,7 +153,7 @@ fn staff(user: &AuthUser) -> Result<(), ApiError> {
     responses(
         (status = 200, description = "Let in (once)", body = Admitted),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: not gate staff", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: not gate staff of this performance (its organizer or an administrator)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`already_checked_in`, `ticket_void`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_code` (forged, another performance's, malformed), `stale_code` (a screenshot)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -155,7 +164,7 @@ pub async fn verify(
     user: AuthUser,
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Json<Admitted>, ApiError> {
-    staff(&user)?;
+    staff(&state, &user, body.performance_id).await?;
     let key = perf_key(&state, body.performance_id);
     let v = code::verify(&key, &body.code, Utc::now().timestamp()).map_err(|e| match e {
         CodeError::Stale => ApiError::new(
@@ -219,7 +228,7 @@ pub struct GateKey {
     params(("performance_id" = String, Path, description = "The performance")),
     responses(
         (status = 200, description = "The key to check this performance's codes offline", body = GateKey),
-        (status = 403, description = "`forbidden`: not gate staff", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: not gate staff of this performance (its organizer or an administrator)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])),
 )]
@@ -228,8 +237,8 @@ pub async fn gate_key(
     user: AuthUser,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<Json<GateKey>, ApiError> {
-    staff(&user)?;
     let perf = parse_id(&raw, "performance")?;
+    staff(&state, &user, perf).await?;
     Ok(Json(GateKey {
         performance_id: perf,
         key: URL_SAFE_NO_PAD.encode(perf_key(&state, perf)),

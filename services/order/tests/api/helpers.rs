@@ -240,7 +240,17 @@ impl App {
 
     /// Publishes `p` as the catalog does and waits until seat and order both know it.
     pub async fn publish_performance(&self, p: &PerformanceSpec) {
-        for e in p.envelopes().unwrap() {
+        self.publish_performance_of(p, None).await;
+    }
+
+    /// [`App::publish_performance`] with the event owned by organizer `owner`.
+    pub async fn publish_performance_of(&self, p: &PerformanceSpec, owner: Option<Uuid>) {
+        let (chunks, mut header) = p.split().unwrap();
+        header.organizer_id = owner;
+        let mut envelopes: Vec<Envelope> =
+            chunks.iter().map(|c| Envelope::new(c).unwrap()).collect();
+        envelopes.push(Envelope::new(&header).unwrap());
+        for e in envelopes {
             self.bus
                 .publish(contracts::topics::CATALOG, &e)
                 .await

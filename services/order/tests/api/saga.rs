@@ -11,7 +11,8 @@ use crate::helpers::{config, performance, spawn, spawn_with, until};
 async fn happy_path_ends_confirmed_with_tickets_seats_sold_and_a_gate_that_admits_once() {
     let app = spawn().await;
     let p = performance(30);
-    app.publish_performance(&p).await;
+    let organizer = Uuid::now_v7();
+    app.publish_performance_of(&p, Some(organizer)).await;
     let buyer = Uuid::now_v7();
     let (order, amount) = app
         .order_of(buyer, p.performance_id, &["A-01-01", "A-01-02"])
@@ -60,17 +61,27 @@ async fn happy_path_ends_confirmed_with_tickets_seats_sold_and_a_gate_that_admit
         404
     );
 
-    // The gate: staff only; admits once; a forged code is refused.
+    // The gate: its organizer's staff only; admits once; a forged code is refused.
     let staff = app
+        .issuer
+        .token(organizer, &[platform::auth::Role::Organizer]);
+    let stranger = app
         .issuer
         .token(Uuid::now_v7(), &[platform::auth::Role::Organizer]);
     let body = json!({"performance_id": p.performance_id, "code": code});
-    assert_eq!(
-        app.post(&app.token(buyer), "/api/v1/tickets/verify", body.clone())
-            .await
-            .status,
-        403
-    );
+    for who in [app.token(buyer), stranger.clone()] {
+        let r = app.post(&who, "/api/v1/tickets/verify", body.clone()).await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (403, Some("forbidden"))
+        );
+    }
+    // Another organizer cannot read this performance's gate key either; its own can.
+    let key_path = format!("/api/v1/tickets/gate-keys/{}", p.performance_id);
+    assert_eq!(app.get(&stranger, &key_path).await.status, 403);
+    let key = app.get(&staff, &key_path).await;
+    assert_eq!(key.status, 200, "{key:?}");
+    assert!(key.body["key"].is_string());
     let first = app
         .post(&staff, "/api/v1/tickets/verify", body.clone())
         .await;
@@ -87,9 +98,14 @@ async fn happy_path_ends_confirmed_with_tickets_seats_sold_and_a_gate_that_admit
         )
         .await;
     assert_eq!(f.status, 422);
+    // At another performance's gate (an administrator's device, who may run any gate) the code
+    // is not valid.
+    let admin = app
+        .issuer
+        .token(Uuid::now_v7(), &[platform::auth::Role::Admin]);
     let other_perf = app
         .post(
-            &staff,
+            &admin,
             "/api/v1/tickets/verify",
             json!({"performance_id": Uuid::now_v7(), "code": code}),
         )
