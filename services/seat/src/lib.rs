@@ -30,6 +30,7 @@ pub mod domain;
 pub mod events;
 pub mod expiry;
 pub mod holds;
+pub mod load;
 pub mod map;
 pub mod store;
 pub mod store_relay;
@@ -202,7 +203,7 @@ pub async fn start_with(
     };
     Ok(Service {
         name: NAME,
-        router: api::router(state),
+        router: api::router(state, load::Load::new()),
         readiness: Readiness::default().postgres(pool),
         tasks: vec![relay, consumer, sweeper, store_relay, maintenance],
     })

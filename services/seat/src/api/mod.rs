@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{
     admission_pass::PassVerifier,
     holds::HoldService,
+    load::Load,
     map::{PerfMap, registry::SeatMaps},
 };
 
@@ -41,24 +42,36 @@ impl FromRef<AppState> for Verifier {
     }
 }
 
-/// The routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The routes. The seat map and hold creation — what admitted buyers do — are timed into
+/// `load`, which `GET /internal/v1/load` reports (the admission service's automatic mode reads
+/// it; the gateway routes nothing under `/internal/`).
+pub fn router(state: AppState, load: Load) -> Router {
+    let buying = Router::new()
         .route(
             "/api/v1/performances/{performance_id}/seats",
             get(seats::seat_map),
         )
+        .route("/api/v1/holds", post(holds::create))
+        .route_layer(axum::middleware::from_fn_with_state(
+            load.clone(),
+            crate::load::track,
+        ));
+    let internal = Router::new()
+        .route("/internal/v1/load", get(crate::load::report))
+        .with_state(load);
+    Router::new()
+        .merge(buying)
         .route(
             "/api/v1/performances/{performance_id}/seats/stream",
             get(seats::stream),
         )
-        .route("/api/v1/holds", post(holds::create))
         .route(
             "/api/v1/holds/{hold_id}",
             get(holds::find).delete(holds::release),
         )
         .route("/api/v1/holds/{hold_id}/checkout", post(holds::checkout))
         .with_state(state)
+        .merge(internal)
 }
 
 /// Parses a path id, answering 404 for anything that is not a UUID.

@@ -11,6 +11,7 @@ mod connection_loss;
 mod contract;
 mod helpers;
 mod holds;
+mod load;
 mod orders;
 mod outbox;
 mod property;
