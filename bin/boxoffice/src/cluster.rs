@@ -81,6 +81,19 @@ fn free_port(host: IpAddr) -> anyhow::Result<u16> {
 /// A process to start: its name, its service, its own settings.
 type Step<'a> = (String, &'a str, Vec<(String, String)>);
 
+/// The base URL other processes reach a process listening on `host`:`port` at.
+fn base_url(host: IpAddr, port: u16) -> String {
+    let reach = if host.is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        host
+    };
+    match reach {
+        IpAddr::V6(ip) => format!("http://[{ip}]:{port}"),
+        IpAddr::V4(ip) => format!("http://{ip}:{port}"),
+    }
+}
+
 /// The settings every process gets, beside what it inherits from this one's environment.
 struct Plan {
     exe: PathBuf,
@@ -169,15 +182,7 @@ async fn start(
         .spawn()
         .with_context(|| format!("starting {name}"))?;
     relay_output(name, &mut child);
-    let reach = if plan.host.is_unspecified() {
-        IpAddr::from([127, 0, 0, 1])
-    } else {
-        plan.host
-    };
-    let url = match reach {
-        IpAddr::V6(ip) => format!("http://[{ip}]:{port}"),
-        IpAddr::V4(ip) => format!("http://{ip}:{port}"),
-    };
+    let url = base_url(plan.host, port);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
@@ -305,7 +310,17 @@ pub async fn run(cfg: AppConfig, config: Option<PathBuf>, args: ClusterArgs) -> 
         ));
     }
     order.push(("user".to_owned(), "user", user_extra));
-    order.push(("admission".to_owned(), "admission", Vec::new()));
+    // The seat replicas start after the admission service (they check its passes), which reads
+    // their load reports (automatic mode): their ports are chosen now, so it knows them.
+    let seat_ports = (0..args.seat_replicas)
+        .map(|_| free_port(host))
+        .collect::<anyhow::Result<Vec<u16>>>()?;
+    let seat_urls: Vec<String> = seat_ports.iter().map(|p| base_url(host, *p)).collect();
+    order.push((
+        "admission".to_owned(),
+        "admission",
+        vec![("BOXOFFICE_SERVICES__SEAT".to_owned(), seat_urls.join(","))],
+    ));
     order.push(("catalog".to_owned(), "catalog", Vec::new()));
     for i in 1..=args.seat_replicas {
         order.push((format!("seat-{i}"), "seat", Vec::new()));
@@ -348,7 +363,13 @@ pub async fn run(cfg: AppConfig, config: Option<PathBuf>, args: ClusterArgs) -> 
         {
             extra.push(("BOXOFFICE_NOTIFICATION__SMS__URL".to_owned(), sms.clone()));
         }
-        match start(&plan, &name, service, 0, &directory, &extra, &stop).await {
+        // A seat replica on the port chosen for it above (`seat-<n>`).
+        let port = name
+            .strip_prefix("seat-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| seat_ports.get(n.wrapping_sub(1)).copied())
+            .unwrap_or(0);
+        match start(&plan, &name, service, port, &directory, &extra, &stop).await {
             Ok(p) => {
                 directory
                     .entry(service.to_owned())

@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    Config, draw,
+    Config,
+    auto::{self, SeatLoad, Signal, Tuning},
+    draw,
     rooms::{Room, Rooms},
     store::{QueueStore, StoreError},
 };
@@ -82,6 +84,8 @@ struct Pace {
     window_admitted: u64,
     /// The smoothed measured rate.
     measured: Option<f64>,
+    /// Automatic mode: when the rate was last moved, and to what.
+    auto: Option<(Instant, f64)>,
 }
 
 impl Pace {
@@ -92,6 +96,7 @@ impl Pace {
             window_start: now,
             window_admitted: 0,
             measured: None,
+            auto: None,
         }
     }
 }
@@ -104,6 +109,10 @@ pub struct Admitter {
     /// This replica's name in the leases.
     who: String,
     paces: Mutex<HashMap<Uuid, Pace>>,
+    /// The seat service's load reports (automatic mode; `None`: not available).
+    seat_load: Option<SeatLoad>,
+    /// The last report read, shared by every room in automatic mode for half an interval.
+    signal: tokio::sync::Mutex<Option<(Instant, Signal)>>,
 }
 
 fn now_ms() -> i64 {
@@ -111,8 +120,13 @@ fn now_ms() -> i64 {
 }
 
 impl Admitter {
-    /// An admitter over `store` and `rooms`.
-    pub fn new(store: Arc<dyn QueueStore>, rooms: Rooms, config: Arc<Config>) -> Self {
+    /// An admitter over `store` and `rooms`; rooms in automatic mode follow `seat_load`.
+    pub fn new(
+        store: Arc<dyn QueueStore>,
+        rooms: Rooms,
+        config: Arc<Config>,
+        seat_load: Option<SeatLoad>,
+    ) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| crate::NAME.to_owned());
         Self {
             store,
@@ -120,7 +134,99 @@ impl Admitter {
             config,
             who: format!("{host}-{}", Uuid::new_v4().simple()),
             paces: Mutex::default(),
+            seat_load,
+            signal: tokio::sync::Mutex::new(None),
         }
+    }
+
+    fn tuning(&self) -> Tuning {
+        Tuning {
+            target_p99_ms: self.config.auto_target_p99_ms,
+            max_error_rate: self.config.auto_max_error_rate,
+            min_rate: self.config.auto_min_rate,
+            max_rate: self.config.auto_max_rate,
+        }
+    }
+
+    /// The seat service's load: the report read within the last half interval, else a new one.
+    async fn seat_signal(&self, load: &SeatLoad) -> Signal {
+        let fresh = Duration::from_millis(self.config.auto_interval_ms.max(20) / 2);
+        let mut last = self.signal.lock().await;
+        if let Some((at, signal)) = *last
+            && at.elapsed() < fresh
+        {
+            return signal;
+        }
+        let signal = load.read().await;
+        *last = Some((Instant::now(), signal));
+        signal
+    }
+
+    /// The rate `room` admits at now: the set one, or in automatic mode the one it chose last,
+    /// moved again when an interval has passed since.
+    async fn rate_of(&self, room: &Room) -> f64 {
+        let perf = room.performance_id;
+        let (Some(load), true, false) = (&self.seat_load, room.auto_rate, room.paused) else {
+            if !room.auto_rate {
+                // Out of automatic mode: back in, it starts from the rate then set.
+                if let Some(pace) = self
+                    .paces
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(&perf)
+                {
+                    pace.auto = None;
+                }
+            }
+            return self.chosen(perf).unwrap_or(room.rate_per_sec);
+        };
+        let interval = Duration::from_millis(self.config.auto_interval_ms.max(20));
+        let due = {
+            let paces = self.paces.lock().unwrap_or_else(|p| p.into_inner());
+            match paces.get(&perf).and_then(|p| p.auto) {
+                Some((at, rate)) if at.elapsed() < interval => return rate,
+                Some((_, rate)) => rate,
+                None => room.rate_per_sec,
+            }
+        };
+        let signal = self.seat_signal(load).await;
+        let (next, moved) = auto::next_rate(due, signal, &self.tuning());
+        let label = perf.to_string();
+        metrics::counter!("boxoffice_admission_auto_steps_total", "performance_id" => label.clone(), "move" => moved.label())
+            .increment(1);
+        metrics::gauge!("boxoffice_admission_set_rate", "performance_id" => label).set(next);
+        if (next - due).abs() > f64::EPSILON {
+            tracing::info!(performance_id = %perf, from = due, to = next, ?signal, "automatic admission rate moved");
+        }
+        // Kept in AdmissionDB, so operators see it and a replica taking over starts from it;
+        // an operator who just took the room out of automatic mode wins.
+        let rate = match self.rooms.set_auto_rate(perf, next).await {
+            Ok(Some(r)) if r.auto_rate => next,
+            Ok(Some(r)) => r.rate_per_sec,
+            Ok(None) => next,
+            Err(e) => {
+                tracing::warn!(performance_id = %perf, error = %e, "recording the automatic rate failed");
+                next
+            }
+        };
+        if let Some(pace) = self
+            .paces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&perf)
+        {
+            pace.auto = Some((Instant::now(), rate));
+        }
+        rate
+    }
+
+    /// The rate automatic mode chose last for `perf` on this replica, if it is in that mode.
+    fn chosen(&self, perf: Uuid) -> Option<f64> {
+        self.paces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&perf)
+            .and_then(|p| p.auto.map(|(_, r)| r))
     }
 
     /// Runs until `shutdown`.
@@ -195,6 +301,12 @@ impl Admitter {
         if !self.store.drawn(perf).await? {
             run_draw(&*self.store, &self.rooms, room).await?;
         }
+        self.paces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(perf)
+            .or_insert_with(|| Pace::new(Instant::now()));
+        let rate = self.rate_of(room).await;
         let now = Instant::now();
         let owed = {
             let mut paces = self.paces.lock().unwrap_or_else(|p| p.into_inner());
@@ -204,7 +316,7 @@ impl Admitter {
             if room.paused {
                 pace.budget = 0.0;
             } else {
-                pace.budget += room.rate_per_sec * dt;
+                pace.budget += rate * dt;
             }
             pace.budget.floor().max(0.0) as u64
         };

@@ -49,6 +49,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub proxies: Arc<Proxies>,
+    /// Whether automatic mode can run (the seat service is in the directory).
+    pub auto_available: bool,
 }
 
 impl FromRef<AppState> for Verifier {
@@ -828,9 +830,9 @@ pub struct ConfigureBody {
     #[serde(default, deserialize_with = "some")]
     #[schema(value_type = Option<i64>)]
     pub max_active: Option<Option<i64>>,
-    /// `true`: automatic mode, the rate follows the seat service's measured latency and errors
-    /// (starting from the rate set now); `false`: the rate stays as set. A `rate_per_sec` sent
-    /// with `auto_rate: true` is the starting point; sent alone it also ends automatic mode.
+    /// `true`: automatic mode, the rate follows the seat service's measured latency and errors,
+    /// starting from the room's rate when the mode is switched on (a `rate_per_sec` sent with
+    /// it); `false`: the rate stays as set. A `rate_per_sec` sent alone ends automatic mode.
     #[serde(default)]
     pub auto_rate: Option<bool>,
 }
@@ -845,6 +847,7 @@ pub struct ConfigureBody {
     responses(
         (status = 200, description = "The room with its new settings (other replicas apply them within `admission.reload_ms`)", body = RoomView),
         (status = 400, description = "`validation_failed`, `malformed_json`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`auto_rate_unavailable`: automatic mode asked for, and the service has no seat service to follow", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: only the performance's organizer and administrators", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
@@ -875,6 +878,13 @@ pub async fn configure(
         return Err(ApiError::validation(errors));
     }
     let perf = operable_room(&state, &user, &perf).await?.performance_id;
+    if body.auto_rate == Some(true) && !state.auto_available {
+        return Err(ApiError::conflict(
+            "auto_rate_unavailable",
+            "automatic mode follows the seat service, and this admission service has no address \
+             for it (services.seat)",
+        ));
+    }
     // A hand-set rate alone ends automatic mode: the operator's number is meant to hold.
     let auto_rate = body
         .auto_rate

@@ -8,7 +8,7 @@
 //!   active-buyer cap, one replica per room at a time.
 //! - [`keys`]: the key that signs admission passes; [`api`]: the HTTP routes.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use platform::{
     auth::Verifier,
@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 pub mod admitter;
 pub mod api;
+pub mod auto;
 pub mod draw;
 pub mod events;
 pub mod keys;
@@ -81,6 +82,21 @@ pub struct Config {
     /// How long after its sale closes a room's queue is kept, in seconds (env
     /// `BOXOFFICE_ADMISSION__FORGET_AFTER_SECS`; default 3600).
     pub forget_after_secs: u64,
+    /// Automatic mode: how often a room's rate is moved after the seat service's load, in ms
+    /// (env `BOXOFFICE_ADMISSION__AUTO_INTERVAL_MS`; default 2000).
+    pub auto_interval_ms: u64,
+    /// Automatic mode: the seat service's p99 (seat maps and holds) to stay under, in ms (env
+    /// `BOXOFFICE_ADMISSION__AUTO_TARGET_P99_MS`; default 250).
+    pub auto_target_p99_ms: f64,
+    /// Automatic mode: the share of seat-service server errors tolerated, 0–1 (env
+    /// `BOXOFFICE_ADMISSION__AUTO_MAX_ERROR_RATE`; default 0.01).
+    pub auto_max_error_rate: f64,
+    /// Automatic mode: the lowest rate it sets, fans/s (env `BOXOFFICE_ADMISSION__AUTO_MIN_RATE`;
+    /// default 5).
+    pub auto_min_rate: f64,
+    /// Automatic mode: the highest rate it sets, fans/s (env `BOXOFFICE_ADMISSION__AUTO_MAX_RATE`;
+    /// default 2000).
+    pub auto_max_rate: f64,
 }
 
 impl Default for Config {
@@ -101,6 +117,11 @@ impl Default for Config {
             limit_window_secs: 60,
             trusted_proxies: "127.0.0.0/8,::1".into(),
             forget_after_secs: 3600,
+            auto_interval_ms: 2000,
+            auto_target_p99_ms: 250.0,
+            auto_max_error_rate: 0.01,
+            auto_min_rate: 5.0,
+            auto_max_rate: 2000.0,
         }
     }
 }
@@ -229,11 +250,30 @@ pub async fn start_with(
             },
             shutdown.clone(),
         );
+    // Automatic mode reads the seat service's load (no seat service in the directory: rooms
+    // cannot be put in automatic mode).
+    let seat_load = match infra.directory.0.get("seat") {
+        Some(services) => Some(
+            auto::SeatLoad::new(
+                services,
+                Duration::from_millis(config.auto_interval_ms.clamp(100, 1000)),
+                (config.auto_interval_ms / 1000).clamp(2, 16),
+            )
+            .map_err(|e| {
+                StartError::Config(format!(
+                    "{}: {e}",
+                    platform::config::env_name("services.seat")
+                ))
+            })?,
+        ),
+        None => None,
+    };
     let admitter = {
         let admitter = Arc::new(admitter::Admitter::new(
             store.clone(),
             rooms.clone(),
             config.clone(),
+            seat_load.clone(),
         ));
         let token = shutdown.clone();
         platform::service::supervise("admitter", shutdown.clone(), move || {
@@ -249,6 +289,7 @@ pub async fn start_with(
         verifier,
         config,
         proxies: Arc::new(proxies),
+        auto_available: seat_load.is_some(),
     };
     Ok(Service {
         name: NAME,

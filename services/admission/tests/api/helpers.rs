@@ -77,8 +77,20 @@ pub fn config() -> Config {
 
 /// Spawns the admission service on `backend` with `config`.
 pub async fn spawn(backend: Backend, config: Config) -> App {
+    spawn_with_services(backend, config, &[]).await
+}
+
+/// [`spawn`] with `services` (name, base URLs) in its directory.
+pub async fn spawn_with_services(
+    backend: Backend,
+    config: Config,
+    services: &[(&str, String)],
+) -> App {
     trace();
-    let infra = testing::infra("adm");
+    let mut infra = testing::infra("adm");
+    for (name, url) in services {
+        infra.directory.0.insert((*name).to_owned(), url.clone());
+    }
     infra
         .bus
         .ensure_topics(contracts::topics::ALL)

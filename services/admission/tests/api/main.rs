@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod auto;
 mod end_to_end;
 mod helpers;
 mod queue;
