@@ -423,7 +423,7 @@ async fn http_run(
     let env = contracts::Envelope::new(&published)?;
     infra.bus.publish(contracts::topics::CATALOG, &env).await?;
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
+        .pool_max_idle_per_host(args.concurrency * 4)
         .build()?;
     let draw = server.url(&format!("/api/v1/performances/{perf}/queue/draw"));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -457,6 +457,7 @@ async fn http_run(
     let fans = Arc::new(fans);
     let join_url = server.url(&format!("/api/v1/performances/{perf}/queue"));
     let join_h = Arc::new(Mutex::new(histogram()));
+    // Each fan's place: its index, token and the pause it was told.
     let places: Arc<Mutex<Vec<(usize, String, u64)>>> = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -533,10 +534,16 @@ async fn http_run(
     let status_h = Arc::new(Mutex::new(histogram()));
     let polls = Arc::new(AtomicU64::new(0));
     let poll_errors = Arc::new(AtomicU64::new(0));
+    // Why polls failed: status code and problem code (or the transport error), counted.
+    let why: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
     let window = Duration::from_secs_f64(args.poll_seconds);
     let mut tasks = Vec::new();
-    for (i, token, first_wait) in places.lock().await.drain(..) {
+    for (i, token, told) in places.lock().await.drain(..) {
+        // Fans already polling as told, seen at a moment: each one's next poll is somewhere in
+        // its pause (a uniform phase), not all at once when the burst ended.
+        let first_wait = rand::random_range(0..=told);
         let in_flight = in_flight.clone();
+        let why = why.clone();
         let (client, fans, status_h, polls, poll_errors, stop) = (
             client.clone(),
             fans.clone(),
@@ -564,7 +571,29 @@ async fn http_run(
                 let r = client.get(&url).bearer_auth(&fans[i].1).send().await;
                 let body: Option<Value> = match r {
                     Ok(r) if r.status().is_success() => r.json().await.ok(),
-                    _ => None,
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let code = r.json::<Value>().await.ok().map(|b| b["code"].to_string());
+                        *why.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(format!("{status} {}", code.unwrap_or_default()))
+                            .or_default() += 1;
+                        None
+                    }
+                    Err(e) => {
+                        let kind = if e.is_timeout() {
+                            "timeout"
+                        } else if e.is_connect() {
+                            "connect"
+                        } else {
+                            "transport"
+                        };
+                        *why.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(kind.to_owned())
+                            .or_default() += 1;
+                        None
+                    }
                 };
                 let us = (t.elapsed().as_micros() as u64).max(1);
                 drop(permit);
@@ -608,6 +637,10 @@ async fn http_run(
         args.rate,
         (achieved / args.rate - 1.0) * 100.0,
     );
+    let why = why.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if !why.is_empty() {
+        println!("      failed polls by answer: {why:?}");
+    }
     Ok(perf)
 }
 

@@ -269,7 +269,7 @@ fn view(
             if !room.paused && rate > 0.0 {
                 v.eta_seconds = Some(((ahead + 1) as f64 / rate).ceil() as u64);
             }
-            v.poll_after_ms = poll(ahead);
+            v.poll_after_ms = jittered(poll(ahead), cfg.poll_jitter, cfg.poll_min_ms);
         }
         Place::Admitted { expires_ms } => {
             let exp = expires_ms.div_euclid(1000);
@@ -292,6 +292,22 @@ fn view(
         }
     }
     Ok(v)
+}
+
+/// `ms` spread uniformly over `ms × [1 − jitter, 1 + jitter]` (same mean), never under
+/// `floor`: fans who joined in the same burst are told different pauses, so they do not all
+/// come back at the same instant (100,000 fans told "30 s" at once would be a flood 30 s later).
+fn jittered(ms: u64, jitter: f64, floor: u64) -> u64 {
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    if jitter == 0.0 {
+        return ms;
+    }
+    let factor = 1.0 - jitter + 2.0 * jitter * rand::random::<f64>();
+    ((ms as f64 * factor).round() as u64).max(floor)
 }
 
 /// `POST /api/v1/performances/{performance_id}/queue`.
@@ -374,6 +390,56 @@ fn no_store<T: IntoResponse>(body: T) -> Response {
 
 /// The place of `token`, when it is the caller's (404 otherwise: another account's token is
 /// as unknown as a made-up one).
+/// [`own_place`], counting the read against the account's status limit in the same store
+/// call (one Redis round trip per poll).
+async fn counted_place(
+    state: &AppState,
+    perf: Uuid,
+    token: &str,
+    account: Uuid,
+) -> Result<crate::store::Found, ApiError> {
+    let allowed = state.config.status_limit_per_account;
+    if allowed == 0 {
+        return own_place(state, perf, token, account).await;
+    }
+    let unknown = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "queue_token_not_found",
+            "no such place in this waiting room",
+        )
+    };
+    let key = format!("status:acct:{account}");
+    let limit = crate::store::Limit {
+        key: &key,
+        window_ms: state.config.limit_window_secs.max(1) * 1000,
+        limit: allowed,
+    };
+    // A malformed token still counts: guessing tokens costs the same as polling.
+    let token = if well_formed(token) { token } else { "" };
+    match state
+        .store
+        .status_counted(perf, token, Utc::now().timestamp_millis(), limit)
+        .await?
+    {
+        crate::store::Counted::Limited => {
+            metrics::counter!("boxoffice_admission_rate_limited_total", "what" => "status reads from this account")
+                .increment(1);
+            Err(rate_limited(
+                state,
+                "too many status reads from this account",
+            ))
+        }
+        crate::store::Counted::Read(found) => found
+            .filter(|f| f.account == account && !token.is_empty())
+            .ok_or_else(unknown),
+    }
+}
+
+fn well_formed(token: &str) -> bool {
+    !token.is_empty() && token.len() <= 64 && token.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 async fn own_place(
     state: &AppState,
     perf: Uuid,
@@ -387,7 +453,7 @@ async fn own_place(
             "no such place in this waiting room",
         )
     };
-    if token.is_empty() || token.len() > 64 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !well_formed(token) {
         return Err(unknown());
     }
     let found = state
@@ -425,15 +491,8 @@ pub async fn status(
 ) -> Result<Response, ApiError> {
     let perf = parse_perf(&perf)?;
     let account = user.id();
-    limit(
-        &state,
-        format!("status:acct:{account}"),
-        state.config.status_limit_per_account,
-        "status reads from this account",
-    )
-    .await?;
     let room = waiting_room(&state, perf).await?;
-    let found = own_place(&state, perf, &token, account).await?;
+    let found = counted_place(&state, perf, &token, account).await?;
     let v = view(&state, &room, account, token, found.place, found.rate)?;
     Ok(no_store(Json(v)))
 }
@@ -990,4 +1049,29 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// `GET /api/docs/admission/openapi.json`.
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jittered;
+
+    #[test]
+    fn pauses_are_spread_around_the_same_mean_and_kept_above_the_floor() {
+        assert_eq!(jittered(30_000, 0.0, 1_000), 30_000);
+        let told: Vec<u64> = (0..20_000).map(|_| jittered(30_000, 0.2, 1_000)).collect();
+        assert!(told.iter().all(|ms| (24_000..=36_000).contains(ms)));
+        let mean = told.iter().sum::<u64>() as f64 / told.len() as f64;
+        assert!((mean - 30_000.0).abs() < 300.0, "{mean}");
+        // Spread: every 1.2 s band of the 12 s range is used.
+        for band in 0..10 {
+            let lo = 24_000 + band * 1_200;
+            assert!(
+                told.iter().any(|ms| (lo..lo + 1_200).contains(ms)),
+                "band {band}"
+            );
+        }
+        // Never under the floor.
+        assert!((0..1_000).all(|_| jittered(1_000, 0.5, 1_000) >= 1_000));
+        assert_eq!(jittered(5_000, f64::NAN, 1_000), 5_000);
+    }
 }

@@ -63,6 +63,10 @@ pub struct Config {
     /// How much longer the poll interval is per fan ahead, in ms (env
     /// `BOXOFFICE_ADMISSION__POLL_MS_PER_AHEAD`; default 2).
     pub poll_ms_per_ahead: f64,
+    /// How much a poll interval told is spread, as a fraction either side (env
+    /// `BOXOFFICE_ADMISSION__POLL_JITTER`; default 0.2: 30 s is told as 24–36 s), so a burst of
+    /// joins does not come back as a burst of polls.
+    pub poll_jitter: f64,
     /// Joins one account may make per window (env `BOXOFFICE_ADMISSION__JOIN_LIMIT_PER_ACCOUNT`;
     /// default 10).
     pub join_limit_per_account: u64,
@@ -111,6 +115,7 @@ impl Default for Config {
             poll_min_ms: 1000,
             poll_max_ms: 30_000,
             poll_ms_per_ahead: 2.0,
+            poll_jitter: 0.2,
             join_limit_per_account: 10,
             join_limit_per_address: 300,
             status_limit_per_account: 120,

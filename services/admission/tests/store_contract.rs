@@ -66,6 +66,7 @@ contract!(
     unknown_tokens_are_not_found,
     one_replica_leads_a_queue_at_a_time,
     rate_limit_windows_count_hits,
+    status_reads_count_against_their_limit,
     forgetting_a_queue_drops_it,
 );
 
@@ -438,6 +439,54 @@ async fn rate_limit_windows_count_hits(store: Arc<dyn QueueStore>) {
     }
     assert!(!store.hit(&key, 60_000, 3).await.unwrap());
     assert!(store.hit(&format!("{key}-other"), 60_000, 3).await.unwrap());
+}
+
+async fn status_reads_count_against_their_limit(store: Arc<dyn QueueStore>) {
+    use admission::store::{Counted, Limit};
+    let perf = Uuid::now_v7();
+    open(&*store, perf).await;
+    let fan = Uuid::now_v7();
+    let t = token();
+    store.join(perf, fan, &t, now()).await.unwrap();
+    let key = format!("status:{fan}");
+    let limit = Limit {
+        key: &key,
+        window_ms: 60_000,
+        limit: 2,
+    };
+    for _ in 0..2 {
+        match store.status_counted(perf, &t, now(), limit).await.unwrap() {
+            Counted::Read(Some(found)) => {
+                assert_eq!(found.account, fan);
+                assert_eq!(found.place, Place::Waiting { ahead: 0 });
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        store.status_counted(perf, &t, now(), limit).await.unwrap(),
+        Counted::Limited
+    );
+    // An unknown token counts too, and reads as unknown; another counter is apart.
+    let other = format!("status:{}", Uuid::now_v7());
+    let other = Limit {
+        key: &other,
+        ..limit
+    };
+    assert_eq!(
+        store
+            .status_counted(perf, "nope", now(), other)
+            .await
+            .unwrap(),
+        Counted::Read(None)
+    );
+    // Counters of one key in two queues are apart.
+    let perf2 = Uuid::now_v7();
+    open(&*store, perf2).await;
+    assert_eq!(
+        store.status_counted(perf2, &t, now(), limit).await.unwrap(),
+        Counted::Read(None)
+    );
 }
 
 async fn forgetting_a_queue_drops_it(store: Arc<dyn QueueStore>) {

@@ -119,6 +119,27 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A rate limit counted with a read: one hit of `key` in a fixed window of `window_ms`, at
+/// most `limit` hits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit<'a> {
+    /// The counter's name (within the queue).
+    pub key: &'a str,
+    /// The window, in ms.
+    pub window_ms: u64,
+    /// Hits allowed per window.
+    pub limit: u64,
+}
+
+/// A status read that counts against a limit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Counted {
+    /// Over the limit: nothing was read.
+    Limited,
+    /// Within it: what [`QueueStore::status`] answers.
+    Read(Option<Found>),
+}
+
 /// A waiting room's places (see the module docs for the rules).
 #[async_trait]
 pub trait QueueStore: Send + Sync + 'static {
@@ -139,6 +160,22 @@ pub trait QueueStore: Send + Sync + 'static {
         token: &str,
         now_ms: Ms,
     ) -> Result<Option<Found>, StoreError>;
+
+    /// [`QueueStore::status`] after one hit of `limit`, a counter of the queue of `perf`
+    /// (kept with it: on a Redis Cluster in its slot), in one round trip where the store can.
+    async fn status_counted(
+        &self,
+        perf: Uuid,
+        token: &str,
+        now_ms: Ms,
+        limit: Limit<'_>,
+    ) -> Result<Counted, StoreError> {
+        let key = format!("{perf}:{}", limit.key);
+        if !self.hit(&key, limit.window_ms, limit.limit).await? {
+            return Ok(Counted::Limited);
+        }
+        Ok(Counted::Read(self.status(perf, token, now_ms).await?))
+    }
 
     /// Takes `account` out of the queue, the pre-queue and the active buyers (it left, or it
     /// bought). Whether it was in any of them.

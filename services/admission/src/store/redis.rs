@@ -14,7 +14,9 @@
 //! - `lead`: the admitter's lease (the replica's name, with a TTL).
 //!
 //! Rate-limit windows are `<namespace>adm:rl:<key>` (a counter with the window as its TTL), each
-//! alone in its script, so each in whatever slot its name falls in.
+//! alone in its script, so each in whatever slot its name falls in — except those counted with a
+//! status read, `<queue prefix>rl:<key>`, in the queue's slot, so the read and its count are one
+//! script.
 
 use std::time::Duration;
 
@@ -23,7 +25,9 @@ use platform::service::{RedisConn, RedisTarget, RedisTimeouts};
 use redis::Script;
 use uuid::Uuid;
 
-use super::{Admitted, Counts, Entry, Found, Joined, Ms, Place, QueueStore, StoreError};
+use super::{
+    Admitted, Counted, Counts, Entry, Found, Joined, Limit, Ms, Place, QueueStore, StoreError,
+};
 
 /// What the scripts share: `place(p, acct, now)` → `{kind, n}` or nil.
 const COMMON: &str = r#"
@@ -67,6 +71,21 @@ return {token, pl[1], pl[2], '0', rate(p)}
 "#;
 
 const STATUS: &str = r#"
+local p, token, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local acct = redis.call('HGET', p..'tok', token)
+if not acct then return false end
+if redis.call('HGET', p..'cur', acct) ~= token then return {acct, 'expired', '0', rate(p)} end
+local pl = place(p, acct, now)
+if not pl then return {acct, 'expired', '0', rate(p)} end
+return {acct, pl[1], pl[2], rate(p)}
+"#;
+
+/// STATUS after a hit of the rate-limit counter KEYS[2] (in the queue's slot): ARGV[3] the
+/// window in ms, ARGV[4] the hits allowed; `{'limited'}` over it.
+const STATUS_COUNTED: &str = r#"
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+if n > tonumber(ARGV[4]) then return {'limited'} end
 local p, token, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local acct = redis.call('HGET', p..'tok', token)
 if not acct then return false end
@@ -175,6 +194,7 @@ pub struct RedisQueueStore {
     namespace: String,
     join: Script,
     status: Script,
+    status_counted: Script,
     leave: Script,
     close: Script,
     commit: Script,
@@ -253,6 +273,7 @@ impl RedisQueueStore {
             namespace: namespace.to_owned(),
             join: script(JOIN),
             status: script(STATUS),
+            status_counted: script(STATUS_COUNTED),
             leave: script(LEAVE),
             close: script(CLOSE),
             commit: script(COMMIT),
@@ -348,6 +369,40 @@ impl QueueStore for RedisQueueStore {
                 place: parse_place(kind, n)?,
                 rate: rate.parse().unwrap_or(0.0),
             })),
+            Some(other) => Err(StoreError::Corrupt(format!("status reply: {other:?}"))),
+        }
+    }
+
+    async fn status_counted(
+        &self,
+        perf: Uuid,
+        token: &str,
+        now_ms: Ms,
+        limit: Limit<'_>,
+    ) -> Result<Counted, StoreError> {
+        let prefix = self.prefix(perf);
+        let counter = format!("{prefix}rl:{}", limit.key);
+        let (now, window, allowed) = (
+            now_ms.to_string(),
+            limit.window_ms.max(1).to_string(),
+            limit.limit.to_string(),
+        );
+        // Not retried: a repeated call would count twice (the caller answers 503).
+        let mut call = self.status_counted.key(&prefix);
+        call.key(&counter)
+            .arg(token)
+            .arg(&now)
+            .arg(&window)
+            .arg(&allowed);
+        let r: Option<Vec<String>> = call.invoke_async(&mut self.conn.clone()).await?;
+        match r.as_deref() {
+            None => Ok(Counted::Read(None)),
+            Some([limited]) if limited == "limited" => Ok(Counted::Limited),
+            Some([acct, kind, n, rate]) => Ok(Counted::Read(Some(Found {
+                account: parse_account(acct)?,
+                place: parse_place(kind, n)?,
+                rate: rate.parse().unwrap_or(0.0),
+            }))),
             Some(other) => Err(StoreError::Corrupt(format!("status reply: {other:?}"))),
         }
     }

@@ -71,6 +71,8 @@ pub fn config() -> Config {
         // Tests poll far faster than a fan is told to; the limits have tests of their own.
         status_limit_per_account: 0,
         join_limit_per_address: 100_000,
+        // Exact pauses, so tests can compare them (the spread has a unit test).
+        poll_jitter: 0.0,
         ..Config::default()
     }
 }
