@@ -21,6 +21,7 @@ pub mod bus;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod net;
 pub mod openapi;
 pub mod private_pg;
 pub mod problem;
