@@ -5,12 +5,20 @@
 //! sandbox mode (then `/readyz` has a `sandbox` check: the fakes answer); otherwise it is a
 //! problem+json 404 like any unknown path.
 //!
+//! At the edge, before any upstream ([`edge`]): per-address and per-account rate limits (429
+//! `rate_limited` with `Retry-After`; [`limit`]: in process, or shared by every replica through
+//! Redis when `redis.url` is set), client-sent identity headers dropped, bearer tokens verified
+//! against the user service's JWKS (401 `unauthorized` for a bad one outside the public routes)
+//! and the verified identity passed on in `x-boxoffice-account` and `x-boxoffice-roles`.
+//!
 //! Its port is public, so its `/readyz` there says only ready or not (an administrator's token
 //! sees the details) and it serves no `/metrics`: the details and the metrics are on its ops
 //! listener (`gateway.ops_port`, see [`Config`]). Its readiness is its own: every upstream's
 //! `/readyz` and the sandbox are reported in the details, and none of them makes it unready.
 
 mod breaker;
+pub mod edge;
+pub mod limit;
 mod proxy;
 mod routes;
 mod upstream;
@@ -20,6 +28,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::OriginalUri,
+    middleware,
     response::{IntoResponse, Response},
     routing::any,
 };
@@ -27,9 +36,10 @@ use platform::{
     ApiError,
     auth::{Role, Verifier},
     http::Readiness,
+    net::IpBlocks,
     service::{Directory, Infra, Service, StartError},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 pub use routes::upstream_for;
 
@@ -65,6 +75,89 @@ pub struct Config {
     /// mode (a free port when `http.port` is 0), a free loopback port in standalone (its start
     /// banner says which).
     pub ops_port: Option<u16>,
+    /// Path prefixes where a bearer token that fails verification is passed on to the upstream
+    /// (without identity) instead of refused with 401: the token endpoints, where a client
+    /// refreshing or signing out may still carry its expired access token, the JWKS and the
+    /// sandboxes (whose fake providers have tokens of their own). A TOML list or one
+    /// comma-separated string (env `BOXOFFICE_GATEWAY__PUBLIC_ROUTES`); each starts with `/`.
+    #[serde(deserialize_with = "path_prefixes")]
+    pub public_routes: Vec<String>,
+    /// Peers whose `X-Forwarded-For` names the client (a load balancer in front of the
+    /// gateway): IPs and CIDR blocks (env `BOXOFFICE_GATEWAY__TRUSTED_PROXIES`). Default none:
+    /// the TCP peer is the client, whatever the header says.
+    pub trusted_proxies: IpBlocks,
+    /// Rate limits (`gateway.rate_limit.*`).
+    pub rate_limit: RateLimits,
+}
+
+/// Rate limits (`gateway.rate_limit.*`): token buckets per client address and per verified
+/// account; 429 `rate_limited` with `Retry-After` past them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Requests per second one client address may make, sustained; 0 = no per-address limit
+    /// (env `BOXOFFICE_GATEWAY__RATE_LIMIT__PER_ADDRESS`).
+    pub per_address: f64,
+    /// Requests one client address may make at once (env
+    /// `BOXOFFICE_GATEWAY__RATE_LIMIT__ADDRESS_BURST`).
+    pub address_burst: u32,
+    /// Requests per second one account may make, sustained; 0 = no per-account limit (env
+    /// `BOXOFFICE_GATEWAY__RATE_LIMIT__PER_ACCOUNT`).
+    pub per_account: f64,
+    /// Requests one account may make at once (env
+    /// `BOXOFFICE_GATEWAY__RATE_LIMIT__ACCOUNT_BURST`).
+    pub account_burst: u32,
+    /// Client addresses the per-address limit does not apply to (env
+    /// `BOXOFFICE_GATEWAY__RATE_LIMIT__EXEMPT`). Default loopback: the machine's own clients
+    /// (benchmarks, a local browser).
+    pub exempt: IpBlocks,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_address: 200.0,
+            address_burst: 400,
+            per_account: 20.0,
+            account_burst: 60,
+            exempt: IpBlocks::loopback(),
+        }
+    }
+}
+
+/// The default `gateway.public_routes`.
+pub const PUBLIC_ROUTES: &[&str] = &[
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+    "/api/v1/auth/logout",
+    "/api/v1/auth/oauth/",
+    "/.well-known/",
+    "/sandbox/",
+];
+
+fn path_prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        One(String),
+    }
+    let entries: Vec<String> = match Raw::deserialize(d)? {
+        Raw::List(list) => list,
+        Raw::One(one) => one.split(',').map(str::to_owned).collect(),
+    };
+    let entries: Vec<String> = entries
+        .iter()
+        .map(|e| e.trim())
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match entries.iter().find(|e| !e.starts_with('/')) {
+        Some(bad) => Err(serde::de::Error::custom(format!(
+            "`{bad}` is not a path prefix (it must start with `/`)"
+        ))),
+        None => Ok(entries),
+    }
 }
 
 impl Default for Config {
@@ -77,6 +170,9 @@ impl Default for Config {
             sandbox: false,
             ops_host: None,
             ops_port: None,
+            public_routes: PUBLIC_ROUTES.iter().map(|r| (*r).to_owned()).collect(),
+            trusted_proxies: IpBlocks::default(),
+            rate_limit: RateLimits::default(),
         }
     }
 }
@@ -89,9 +185,35 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
         config.breaker_failures,
         Duration::from_millis(config.breaker_open_ms),
     ));
-    // Administrators see the details of the public /readyz: tokens are checked against the user
-    // service's keys (no user service in the directory: nobody does).
-    let admins = infra.verifier().ok();
+    // Tokens are checked against the user service's keys, at the edge and for the details of
+    // the public /readyz (administrators see them). No user service in the directory: no token
+    // can be checked here, and none is trusted (they go on without identity).
+    let verifier = verifier(&infra.directory);
+    if verifier.is_none() {
+        tracing::warn!(
+            "no user service in the directory: bearer tokens are not verified at the edge \
+             (they go on to the upstreams without identity headers)"
+        );
+    }
+    let mut tasks = Vec::new();
+    let limiter = match infra.redis_target()? {
+        Some(target) => {
+            let (limiter, task) = limit::Limiter::shared(target, infra.shutdown.clone());
+            tasks.push(task);
+            limiter
+        }
+        None => limit::Limiter::local(),
+    };
+    let limits = &config.rate_limit;
+    let edge = Arc::new(edge::Edge {
+        verifier: verifier.clone(),
+        public_routes: config.public_routes.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
+        exempt: limits.exempt.clone(),
+        per_address: limit::Rate::new(limits.per_address, limits.address_burst),
+        per_account: limit::Rate::new(limits.per_account, limits.account_burst),
+        limiter,
+    });
     let health = {
         let (proxy, stop) = (proxy.clone(), infra.shutdown.clone());
         let interval = Duration::from_millis(config.health_interval_ms);
@@ -99,12 +221,34 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
             tokio::spawn(proxy.clone().check_health(interval, stop.clone()))
         })
     };
+    tasks.push(health);
+    let readiness = readiness(&infra.directory, proxy.clone(), config.sandbox);
+    let readiness = match edge.limiter.shared_state() {
+        Some(_) => {
+            let edge = edge.clone();
+            readiness.report("rate-limit-redis", move || {
+                let state = edge.limiter.shared_state().unwrap_or(Ok(()));
+                async move { state }
+            })
+        }
+        None => readiness,
+    };
     Ok(Service {
         name: NAME,
-        router: router(proxy.clone(), config.sandbox),
-        readiness: readiness(&infra.directory, proxy, config.sandbox)
-            .public(move |headers| is_admin(admins.clone(), headers)),
-        tasks: vec![health],
+        router: router(proxy, edge, config.sandbox),
+        readiness: readiness.public(move |headers| is_admin(verifier.clone(), headers)),
+        tasks,
+    })
+}
+
+/// A verifier of the user service's keys: its first instance's `/.well-known/jwks.json`.
+fn verifier(directory: &Directory) -> Option<Verifier> {
+    let user = directory.0.get("user")?.split(',').next()?.trim();
+    (!user.is_empty()).then(|| {
+        Verifier::remote(format!(
+            "{}/.well-known/jwks.json",
+            user.trim_end_matches('/')
+        ))
     })
 }
 
@@ -130,7 +274,7 @@ fn is_admin(
     }
 }
 
-fn router(proxy: Arc<proxy::Proxy>, sandbox: bool) -> Router {
+fn router(proxy: Arc<proxy::Proxy>, edge: Arc<edge::Edge>, sandbox: bool) -> Router {
     let routes = Router::new()
         .route("/api/{*rest}", any(proxy::forward))
         .route("/.well-known/{*rest}", any(proxy::forward));
@@ -139,7 +283,10 @@ fn router(proxy: Arc<proxy::Proxy>, sandbox: bool) -> Router {
     } else {
         routes.route("/sandbox/{*rest}", any(sandbox_off))
     };
-    routes.with_state(proxy)
+    // Only on the routes: an unknown path is a 404 without touching a bucket or a key.
+    routes
+        .with_state(proxy)
+        .route_layer(middleware::from_fn_with_state(edge, edge::admit))
 }
 
 /// `/sandbox/...` outside sandbox mode.
