@@ -4,14 +4,18 @@
 //! ([`streams`]); the client address carried on whatever the client claims ([`forwarded`]); the
 //! public `/readyz` and `/metrics` against the ops listener ([`ops`]); every client error of a
 //! real service problem+json through the gateway ([`problems`]); several instances of one upstream
-//! ([`balancing`]).
+//! ([`balancing`]); bearer tokens verified at the edge and the identity passed on, client-sent
+//! identity headers stripped ([`auth`]); rate limits per address and per account, in process and
+//! shared through Redis ([`ratelimit`]).
 
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod balancing;
 mod forwarded;
 mod ops;
 mod problems;
+mod ratelimit;
 mod streams;
 
 use std::sync::Arc;
@@ -75,7 +79,11 @@ async fn gateway(directory: Directory, config: gateway::Config) -> TestServer {
 /// The gateway on its public port, and the base URL of its ops listener (as the launcher serves
 /// them).
 async fn gateway_with_ops(directory: Directory, config: gateway::Config) -> (TestServer, String) {
-    let infra = infra(directory);
+    gateway_on(infra(directory), config).await
+}
+
+/// [`gateway_with_ops`] on a given [`Infra`] (Redis settings, mode).
+async fn gateway_on(infra: Infra, config: gateway::Config) -> (TestServer, String) {
     let service = gateway::start(&config, &infra).await.unwrap();
     let settings = HttpSettings::default();
     let ops = bind(&settings).await.unwrap();
