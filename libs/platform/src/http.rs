@@ -391,6 +391,7 @@ pub fn app(service: &str, routes: Router, readiness: Readiness, settings: &HttpS
     routes
         .merge(ops)
         .fallback(not_found_fallback)
+        .layer(middleware::from_fn(crate::problem::refuse_encoded_nul))
         .layer(middleware::from_fn(client_errors_as_problems))
         .layer(middleware::from_fn_with_state(
             Duration::from_millis(settings.request_timeout_ms),

@@ -193,11 +193,98 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected a body with Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                let status = rejection.status();
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(status, "payload_too_large", "the request body is too large")
+                } else {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        rejection.body_text(),
+                    )
+                }
+            })?;
+        // PostgreSQL text cannot hold U+0000: refused here, for every service, rather than a
+        // 500 from the database after part of the work.
+        if has_nul_escape(&bytes) {
+            return Err(nul_refused());
+        }
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// Whether the headers say JSON: `application/json` or `application/<something>+json`, as
+/// axum's own `Json` accepts.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Whether a JSON text holds the escape `\u0000` (a raw NUL byte is not valid JSON at all): an
+/// escape starts at a backslash that is not itself escaped.
+fn has_nul_escape(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json.get(i + 1) == Some(&b'u') && json.get(i + 2..i + 6) == Some(b"0000".as_slice())
+            {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// Whether a percent-encoded path or query holds `%00`.
+fn has_encoded_nul(raw: &str) -> bool {
+    raw.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+}
+
+/// Middleware: a path or query string holding `%00` (NUL, which no text column can store) is
+/// answered 400 `validation_failed` before any handler, whatever extractor it uses.
+pub async fn refuse_encoded_nul(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    if has_encoded_nul(uri.path()) || uri.query().is_some_and(has_encoded_nul) {
+        return nul_refused().into_response();
+    }
+    next.run(req).await
+}
+
+fn nul_refused() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+        "text must not contain the NUL character (U+0000)",
+    )
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -374,6 +461,38 @@ pub fn client_problem(status: StatusCode, text: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_is_found_in_json_escapes_and_percent_encodings_only() {
+        assert!(has_nul_escape(br#"{"name":"a\u0000b"}"#));
+        assert!(
+            has_nul_escape(br#"["\\\u0000"]"#),
+            "an escaped backslash, then NUL"
+        );
+        assert!(
+            !has_nul_escape(br#"["\\u0000"]"#),
+            "a backslash, then the text u0000"
+        );
+        assert!(!has_nul_escape(br#"{"name":"plain \u0001 \n"}"#));
+        assert!(!has_nul_escape(b"\\"));
+        assert!(has_encoded_nul("q=a%00b"));
+        assert!(!has_encoded_nul("q=a%200b&x=%0A"));
+    }
+
+    #[test]
+    fn json_media_types_are_recognised() {
+        let with = |ct: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            json_content_type(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/jsonx"));
+        assert!(!json_content_type(&axum::http::HeaderMap::new()));
+    }
 
     #[test]
     fn body_has_rfc9457_members_and_code() {

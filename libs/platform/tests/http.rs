@@ -164,6 +164,26 @@ async fn bad_bodies_slow_handlers_and_panics_are_problems() {
         ),
         (client.get(format!("{base}/slow")), 503, "timeout"),
         (client.get(format!("{base}/panic")), 500, "internal"),
+        // NUL, which no PostgreSQL text column stores: refused before any handler, in a body,
+        // a query string or a path (never a 500 from the database).
+        (
+            client
+                .post(format!("{base}/echo"))
+                .header("content-type", "application/json")
+                .body(r#"{"name":"a\u0000b"}"#),
+            400,
+            "validation_failed",
+        ),
+        (
+            client.get(format!("{base}/panic?q=a%00b")),
+            400,
+            "validation_failed",
+        ),
+        (
+            client.get(format!("{base}/nowhere%00")),
+            400,
+            "validation_failed",
+        ),
     ];
     for (req, status, code) in cases {
         let resp = req.send().await.unwrap();
