@@ -157,7 +157,12 @@ fn seal_keys_in(cfg: &mut AppConfig, data_dir: &std::path::Path) -> anyhow::Resu
 
 async fn start_service(name: &str, cfg: &AppConfig, infra: &Infra) -> Result<Service, StartError> {
     match name {
-        "gateway" => gateway::start(&cfg.gateway, infra).await,
+        "gateway" => {
+            let mut gateway = cfg.gateway.clone();
+            gateway.api_docs =
+                crate::docs::api_docs().map_err(|e| StartError::Config(format!("{e:#}")))?;
+            gateway::start(&gateway, infra).await
+        }
         "user" => user::start(&cfg.user, infra).await,
         "catalog" => catalog::start(&cfg.catalog, infra).await,
         "seat" => seat::start(&cfg.seat, infra).await,

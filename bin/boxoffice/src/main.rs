@@ -2,6 +2,7 @@
 
 mod cluster;
 mod config;
+mod docs;
 mod launch;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -39,6 +40,9 @@ enum Command {
     CheckConfig,
     /// Creates every service's database when missing and applies its migrations, then exits.
     Migrate(launch::MigrateArgs),
+    /// Prints the platform's OpenAPI document (what the gateway serves at
+    /// /api/docs/openapi.json) and exits; nothing is started.
+    Openapi,
     /// Seeds the demo catalog (the KBO season on the nine stadiums, a concert, a musical, an
     /// exhibition) when missing, then exits. Safe to run twice.
     Seed(launch::SeedArgs),
@@ -53,6 +57,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(cli.command, Command::Openapi) {
+        return match docs::print() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("boxoffice: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if matches!(cli.command, Command::CheckConfig) {
         eprintln!("boxoffice: the settings are valid");
         return ExitCode::SUCCESS;
@@ -87,7 +100,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => launch::migrate(cfg, args).await,
             Command::Seed(args) => launch::seed(cfg, args).await,
             Command::Cluster(args) => cluster::run(cfg, config_file, args).await,
-            Command::CheckConfig => Ok(()),
+            Command::CheckConfig | Command::Openapi => Ok(()),
         }
     });
     // Background tasks that ignore shutdown must not keep the process alive.

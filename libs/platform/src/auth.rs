@@ -44,7 +44,19 @@ use crate::problem::ApiError;
 pub const ISSUER: &str = "boxoffice";
 
 /// What a user may do. Buyers buy; organizers manage their events; admins manage everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    PartialOrd,
+    Ord,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Default role.

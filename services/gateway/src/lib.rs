@@ -17,6 +17,7 @@
 //! `/readyz` and the sandbox are reported in the details, and none of them makes it unready.
 
 mod breaker;
+pub mod docs;
 pub mod edge;
 pub mod limit;
 mod proxy;
@@ -30,7 +31,7 @@ use axum::{
     extract::OriginalUri,
     middleware,
     response::{IntoResponse, Response},
-    routing::any,
+    routing::{any, get},
 };
 use platform::{
     ApiError,
@@ -67,6 +68,10 @@ pub struct Config {
     /// launcher sets it from the top-level `sandbox` setting, on by default in standalone).
     #[serde(skip)]
     pub sandbox: bool,
+    /// The OpenAPI document served at `/api/docs/openapi.json` (not a setting: the launcher
+    /// aggregates the services' documents into it).
+    #[serde(skip)]
+    pub api_docs: docs::ApiDocs,
     /// Address of the ops listener, where `/readyz` has every detail and `/metrics` is served
     /// (env `BOXOFFICE_GATEWAY__OPS_HOST`). Unset: `http.host` in distributed mode, loopback in
     /// standalone.
@@ -168,6 +173,7 @@ impl Default for Config {
             breaker_open_ms: 5_000,
             health_interval_ms: 1_000,
             sandbox: false,
+            api_docs: docs::ApiDocs::default(),
             ops_host: None,
             ops_port: None,
             public_routes: PUBLIC_ROUTES.iter().map(|r| (*r).to_owned()).collect(),
@@ -235,7 +241,7 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
     };
     Ok(Service {
         name: NAME,
-        router: router(proxy, edge, config.sandbox),
+        router: router(proxy, edge, config.sandbox, config.api_docs.clone()),
         readiness: readiness.public(move |headers| is_admin(verifier.clone(), headers)),
         tasks,
     })
@@ -274,7 +280,19 @@ fn is_admin(
     }
 }
 
-fn router(proxy: Arc<proxy::Proxy>, edge: Arc<edge::Edge>, sandbox: bool) -> Router {
+fn router(
+    proxy: Arc<proxy::Proxy>,
+    edge: Arc<edge::Edge>,
+    sandbox: bool,
+    api_docs: docs::ApiDocs,
+) -> Router {
+    let documentation = Router::new()
+        .route("/api/docs", get(docs::viewer))
+        .route("/api/docs/", get(docs::viewer))
+        .route("/api/docs/viewer.js", get(docs::viewer_js))
+        .route("/api/docs/viewer.css", get(docs::viewer_css))
+        .route("/api/docs/openapi.json", get(docs::openapi))
+        .with_state(api_docs);
     let routes = Router::new()
         .route("/api/{*rest}", any(proxy::forward))
         .route("/.well-known/{*rest}", any(proxy::forward));
@@ -286,6 +304,7 @@ fn router(proxy: Arc<proxy::Proxy>, edge: Arc<edge::Edge>, sandbox: bool) -> Rou
     // Only on the routes: an unknown path is a 404 without touching a bucket or a key.
     routes
         .with_state(proxy)
+        .merge(documentation)
         .route_layer(middleware::from_fn_with_state(edge, edge::admit))
 }
 

@@ -71,6 +71,7 @@ pub struct DeliveryList {
 /// Filters of `GET /api/v1/notifications/deliveries`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `pending`, `sending`, `sent`, `skipped` or `dead`.
     pub status: Option<String>,
@@ -175,6 +176,7 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     params(("id" = String, Path, description = "The delivery")),
     responses(
         (status = 200, description = "The delivery", body = Delivery),
+        (status = 401, description = "`unauthorized`", body = docs::Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not an admin", body = docs::Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = docs::Problem, content_type = "application/problem+json"),
     ),

@@ -114,7 +114,7 @@ pub enum KeyError {
 }
 
 /// What [`KeyRing::retire`] did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Retired {
     /// The retired key: no longer published, trusted or used to sign.
     pub kid: String,

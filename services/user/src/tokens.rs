@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// What a client gets when it signs in or refreshes.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     /// The signed access token (JWT).
     pub access_token: String,

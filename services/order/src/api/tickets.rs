@@ -59,6 +59,7 @@ fn perf_key(state: &AppState, perf: Uuid) -> [u8; 32] {
 #[utoipa::path(
     get,
     path = "/api/v1/tickets/{ticket_id}",
+    operation_id = "find_ticket",
     tag = "tickets",
     params(("ticket_id" = String, Path, description = "The ticket")),
     responses(
@@ -152,6 +153,7 @@ async fn staff(state: &AppState, user: &AuthUser, perf: Uuid) -> Result<(), ApiE
     request_body = VerifyBody,
     responses(
         (status = 200, description = "Let in (once)", body = Admitted),
+        (status = 400, description = "`validation_failed`: the body is not `{code}`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not gate staff of this performance (its organizer or an administrator)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`already_checked_in`, `ticket_void`", body = Problem, content_type = "application/problem+json"),
@@ -228,6 +230,7 @@ pub struct GateKey {
     params(("performance_id" = String, Path, description = "The performance")),
     responses(
         (status = 200, description = "The key to check this performance's codes offline", body = GateKey),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not gate staff of this performance (its organizer or an administrator)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])),

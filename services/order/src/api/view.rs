@@ -193,6 +193,7 @@ pub async fn find(
 /// `GET /api/v1/me/orders` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Orders made before this instant (the previous page's `next`).
     before: Option<DateTime<Utc>>,

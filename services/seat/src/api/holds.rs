@@ -16,10 +16,9 @@ use platform::{
     problem::{ApiJson, FieldError},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
-use super::{AppState, admitted, map_of, parse_id};
+use super::{AppState, Problem, admitted, map_of, parse_id};
 use crate::{
     domain::{
         SeatStatus,
@@ -36,36 +35,61 @@ use crate::{
 /// seats were left, with two replicas under 100 buyers at once). Each attempt is one store call.
 const BEST_AVAILABLE_ATTEMPTS: usize = 10;
 
-/// The body of `POST /api/v1/holds`.
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/v1/holds`: chosen `seat_ids`; or best available by `quantity`
+/// (optionally of a `grade`, in a `section`, wheelchair places); or `quantity` places of a
+/// general-admission `area_id`. Unknown fields are refused.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
     performance_id: Uuid,
+    /// The seats to hold (1 to the per-hold limit), all or none.
     #[serde(default)]
     seat_ids: Option<Vec<String>>,
+    /// Best available of this grade.
     #[serde(default)]
     grade: Option<String>,
+    /// Best available or general-admission places: 1 to the per-hold limit.
     #[serde(default)]
     quantity: Option<i64>,
+    /// Best available in this section.
     #[serde(default)]
     section: Option<String>,
+    /// Best available wheelchair places.
     #[serde(default)]
     wheelchair: Option<bool>,
+    /// A general-admission (standing) area.
     #[serde(default)]
     area_id: Option<String>,
 }
 
+/// Places held in a general-admission area.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AreaHeld {
+    area_id: String,
+    quantity: i64,
+}
+
 /// A hold as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HoldView {
     hold_id: Uuid,
     performance_id: Uuid,
     buyer_id: Uuid,
     seat_ids: Vec<String>,
-    areas: Vec<serde_json::Value>,
+    areas: Vec<AreaHeld>,
+    /// The seats' grade prices, in won.
     amount_krw: i64,
     expires_at: DateTime<Utc>,
     status: HoldStatus,
+}
+
+/// A hold just placed; `adjacent` (best available only) tells whether its seats sit together.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HoldCreated {
+    #[serde(flatten)]
+    hold: HoldView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adjacent: Option<bool>,
 }
 
 fn view(h: &Hold) -> HoldView {
@@ -78,7 +102,10 @@ fn view(h: &Hold) -> HoldView {
         areas: h
             .areas
             .iter()
-            .map(|(a, q)| json!({"area_id": a, "quantity": q}))
+            .map(|(a, q)| AreaHeld {
+                area_id: a.clone(),
+                quantity: *q,
+            })
             .collect(),
         amount_krw: h.amount_krw,
         expires_at: DateTime::from_timestamp_millis(h.expires_at_ms).unwrap_or_default(),
@@ -211,6 +238,23 @@ fn parse_ask(body: &HoldBody, map: &PerfMap, max: i64) -> Result<Ask, ApiError> 
 }
 
 /// `POST /api/v1/holds`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/holds",
+    tag = "holds",
+    request_body = HoldBody,
+    params(("X-Admission-Pass" = Option<String>, Header, description = "The admission pass, required when the performance has a waiting room")),
+    responses(
+        (status = 201, description = "Held, all or none, until `expires_at`", body = HoldCreated),
+        (status = 400, description = "`validation_failed`: seats unknown or listed twice, a quantity out of bounds, an unknown grade or area, seats and a quantity together, an unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`admission_required`: no valid admission pass for a performance with a waiting room", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such performance, or it is not on sale", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`seat_unavailable` (with `seat_ids` and `area_ids` taken), `limit_exceeded` (with `limit`, `current`), `not_on_sale` (with `sale_opens_at`, `sale_closes_at`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the hold store or the inventory is unreachable; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -247,10 +291,10 @@ pub async fn create(
     let (hold, adjacent) = rx
         .await
         .map_err(|_| ApiError::internal("the hold task ended without an answer"))??;
-    let mut body = serde_json::to_value(view(&hold)).unwrap_or_default();
-    if let Some(adjacent) = adjacent {
-        body["adjacent"] = json!(adjacent);
-    }
+    let body = HoldCreated {
+        hold: view(&hold),
+        adjacent,
+    };
     Ok((StatusCode::CREATED, axum::Json(body)))
 }
 
@@ -367,6 +411,19 @@ async fn own_hold(state: &AppState, user: &AuthUser, raw: &str) -> Result<Hold, 
 }
 
 /// `GET /api/v1/holds/{hold_id}`: the buyer's own hold (or any, for an admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/holds/{hold_id}",
+    tag = "holds",
+    params(("hold_id" = String, Path, description = "The hold's id")),
+    responses(
+        (status = 200, description = "The hold (a lapsed one reads `expired`)", body = HoldView),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no hold of the caller's with this id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn find(
     State(state): State<AppState>,
     user: AuthUser,
@@ -377,6 +434,20 @@ pub async fn find(
 
 /// `DELETE /api/v1/holds/{hold_id}`: 204 once the hold is over (released, expired); 409
 /// `hold_in_checkout` while an order is paying for it, `hold_sold` once bought.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/holds/{hold_id}",
+    tag = "holds",
+    params(("hold_id" = String, Path, description = "The hold's id")),
+    responses(
+        (status = 204, description = "The hold is over; its seats are back on sale"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`hold_in_checkout`, `hold_sold`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn release(
     State(state): State<AppState>,
     user: AuthUser,
@@ -401,6 +472,20 @@ pub async fn release(
 /// order service): the hold moves into checkout — it lasts at least `checkout_ttl_ms` from now,
 /// the buyer can no longer release it, the sweeper leaves it until then. Repeating it answers
 /// the hold as it is.
+#[utoipa::path(
+    post,
+    path = "/api/v1/holds/{hold_id}/checkout",
+    tag = "holds",
+    params(("hold_id" = String, Path, description = "The hold's id")),
+    responses(
+        (status = 200, description = "The hold, now `checkout`", body = HoldView),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`hold_sold`, `hold_released`, `hold_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn checkout(
     State(state): State<AppState>,
     user: AuthUser,

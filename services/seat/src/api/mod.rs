@@ -8,6 +8,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::{get, post},
 };
+use docs::Problem;
 use platform::{ApiError, auth::Verifier};
 use uuid::Uuid;
 
@@ -18,6 +19,7 @@ use crate::{
     map::{PerfMap, registry::SeatMaps},
 };
 
+pub mod docs;
 mod holds;
 mod seats;
 
@@ -70,6 +72,7 @@ pub fn router(state: AppState, load: Load) -> Router {
             get(holds::find).delete(holds::release),
         )
         .route("/api/v1/holds/{hold_id}/checkout", post(holds::checkout))
+        .route("/api/docs/seat/openapi.json", get(docs::openapi_json))
         .with_state(state)
         .merge(internal)
 }

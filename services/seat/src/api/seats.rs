@@ -19,7 +19,7 @@ use platform::ApiError;
 use serde::Deserialize;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
-use super::{AppState, admitted, map_of, parse_id};
+use super::{AppState, Problem, admitted, map_of, parse_id};
 use crate::map::{Backlog, Live, PerfMap};
 
 /// Query of the seat map.
@@ -38,6 +38,26 @@ fn etag(epoch: &str, revision: i64, version: u64, compact: bool) -> String {
 }
 
 /// `GET /api/v1/performances/{performance_id}/seats`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/performances/{performance_id}/seats",
+    tag = "seats",
+    params(
+        ("performance_id" = String, Path, description = "The performance's id"),
+        ("format" = Option<String>, Query, description = "`json` (default: every seat) or `compact` (one status letter per seat)"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of an earlier answer"),
+        ("X-Admission-Pass" = Option<String>, Header, description = "The admission pass, required when the performance has a waiting room"),
+    ),
+    responses(
+        (status = 200, description = "The seat map (`ETag`, `Cache-Control: no-cache`)", body = super::docs::SeatMap,
+            headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
+        (status = 400, description = "`validation_failed`: an unknown `format`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`admission_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such published performance", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn seat_map(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -108,6 +128,23 @@ fn not_modified(tag: &str) -> Response {
 }
 
 /// `GET /api/v1/performances/{performance_id}/seats/stream`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/performances/{performance_id}/seats/stream",
+    tag = "seats",
+    params(
+        ("performance_id" = String, Path, description = "The performance's id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (`<epoch>-<version>`): the missed deltas, or a snapshot"),
+        ("X-Admission-Pass" = Option<String>, Header, description = "The admission pass, required when the performance has a waiting room"),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events: `snapshot` (a compact seat map) then one `delta` per change, each with id `<epoch>-<version>`",
+            content_type = "text/event-stream", body = super::docs::SeatDelta),
+        (status = 403, description = "`admission_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn stream(
     State(state): State<AppState>,
     Path(raw): Path<String>,

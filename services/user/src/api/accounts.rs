@@ -14,14 +14,14 @@ use platform::{
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::{ApiResult, AppState, ClientAddr, fail, rate_limited};
+use super::{ApiResult, AppState, ClientAddr, Problem, fail, rate_limited};
 use crate::{
     domain::{DisplayName, Email, Password, Phone},
     store::{self, NewUser, User},
 };
 
 /// `POST /api/v1/users`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SignUp {
     #[serde(default)]
     email: String,
@@ -34,7 +34,7 @@ pub struct SignUp {
 }
 
 /// A created account.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Created {
     id: Uuid,
     email: String,
@@ -42,7 +42,7 @@ pub struct Created {
 }
 
 /// The signed-in user's account.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Profile {
     id: Uuid,
     email: String,
@@ -72,6 +72,18 @@ fn check<T>(errors: &mut Vec<FieldError>, field: &str, r: Result<T, &str>) -> Op
 }
 
 /// `POST /api/v1/users`: creates an account.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "accounts",
+    request_body = SignUp,
+    responses(
+        (status = 201, description = "The account, with the buyer role", body = Created),
+        (status = 400, description = "`validation_failed`: the email, the password (at least 10 characters, not the email) or the name, each named in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (sign-ups from this address), with `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn sign_up(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -130,6 +142,16 @@ async fn current(state: &AppState, caller: &AuthUser) -> ApiResult<User> {
 }
 
 /// `GET /api/v1/users/me`: the caller's profile.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "The caller's account", body = Profile),
+        (status = 401, description = "`unauthorized`: no valid access token, or the account is gone", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn me(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Profile>> {
     Ok(Json(current(&state, &caller).await?.into()))
 }
@@ -140,15 +162,28 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 }
 
 /// `PATCH /api/v1/users/me`: fields left out are kept; `"phone": null` removes the phone.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ProfileUpdate {
     #[serde(default)]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
     phone: Option<Option<String>>,
 }
 
 /// `PATCH /api/v1/users/me`: changes name and/or phone.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/me",
+    tag = "accounts",
+    request_body = ProfileUpdate,
+    responses(
+        (status = 200, description = "The account after the change", body = Profile),
+        (status = 400, description = "`validation_failed`: the name or the phone", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update_me(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -181,7 +216,7 @@ pub async fn update_me(
 }
 
 /// `POST /api/v1/users/me/password`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PasswordChange {
     #[serde(default)]
     current_password: Option<String>,
@@ -194,6 +229,21 @@ pub struct PasswordChange {
 /// setting its first one — a session signed in to within `user.tokens.fresh_login_secs`. (The
 /// session's sign-in time, not the access token's `iat`: a refresh re-issues access tokens
 /// without a new sign-in.)
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/me/password",
+    tag = "accounts",
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; every other session of the account is revoked"),
+        (status = 400, description = "`validation_failed`: `new_password`, or a wrong `current_password`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`fresh_login_required`: a social-only account setting its first password signed in too long ago", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`password_changed`: changed meanwhile", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,

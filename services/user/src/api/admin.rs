@@ -9,28 +9,49 @@ use platform::{
     problem::{ApiError, ApiJson, FieldError},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{ApiResult, AppState, fail};
+use super::{ApiResult, AppState, Problem, fail};
 use crate::store;
 
 /// `POST /api/v1/admin/users/{id}/roles`: the user's complete set of roles.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RolesBody {
     #[serde(default)]
     roles: Vec<String>,
 }
 
 /// A user's roles after a change.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserRoles {
     id: Uuid,
     email: String,
     roles: Vec<Role>,
 }
 
+/// A new signing key and when it starts signing.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Rotated {
+    kid: String,
+    activates_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// `POST /api/v1/admin/users/{id}/roles` (admin): replaces a user's roles.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{id}/roles",
+    tag = "admin",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = RolesBody,
+    responses(
+        (status = 200, description = "The user's roles now (`buyer` is always kept)", body = UserRoles),
+        (status = 400, description = "`validation_failed`: a name that is not a role", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn set_roles(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -68,11 +89,22 @@ pub async fn set_roles(
 
 /// `POST /api/v1/auth/keys/rotate` (admin): publishes a new signing key that takes over after
 /// the activation delay; the old one stays published until its tokens expire.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/keys/rotate",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The new key, published now, signing from `activates_at`", body = Rotated),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: not an admin", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn rotate_keys(
     State(state): State<AppState>,
     caller: AuthUser,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Rotated>> {
     caller.require(Role::Admin)?;
-    let (kid, from) = state.keys.rotate().await.map_err(fail)?;
-    Ok(Json(json!({ "kid": kid, "activates_at": from })))
+    let (kid, activates_at) = state.keys.rotate().await.map_err(fail)?;
+    Ok(Json(Rotated { kid, activates_at }))
 }

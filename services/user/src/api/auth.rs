@@ -9,11 +9,11 @@ use axum::{
 use platform::problem::{ApiError, ApiJson, FieldError};
 use serde::Deserialize;
 
-use super::{ApiResult, AppState, ClientAddr, fail, rate_limited};
+use super::{ApiResult, AppState, ClientAddr, Problem, fail, rate_limited};
 use crate::{domain::Email, store, tokens::TokenPair};
 
 /// `POST /api/v1/auth/login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Login {
     #[serde(default)]
     email: String,
@@ -30,6 +30,18 @@ fn invalid_credentials() -> ApiError {
 }
 
 /// `POST /api/v1/auth/login`: a token pair for a right email and password.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = Login,
+    responses(
+        (status = 200, description = "A token pair (`Cache-Control: no-store`)", body = TokenPair),
+        (status = 400, description = "`validation_failed`: email or password missing", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed logins for the account or from the address, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -94,7 +106,7 @@ pub async fn login(
 }
 
 /// `POST /api/v1/auth/refresh` and `/logout`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshBody {
     #[serde(default)]
     refresh_token: String,
@@ -112,6 +124,17 @@ fn required(body: &RefreshBody) -> ApiResult<&str> {
 }
 
 /// `POST /api/v1/auth/refresh`: spends a refresh token for the next pair.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "The next pair; the refresh token given is spent (`Cache-Control: no-store`)", body = TokenPair),
+        (status = 400, description = "`validation_failed`: `refresh_token` missing", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_refresh_token`: unknown, expired, revoked, or reused (a reuse revokes the whole sign-in)", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshBody>,
@@ -121,6 +144,17 @@ pub async fn refresh(
 }
 
 /// `POST /api/v1/auth/logout`: ends the refresh token's session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 204, description = "The session is ended"),
+        (status = 400, description = "`validation_failed`: `refresh_token` missing", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_refresh_token`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn logout(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshBody>,
@@ -132,6 +166,12 @@ pub async fn logout(
 
 /// `GET /.well-known/jwks.json`: cached for `user.tokens.jwks_max_age_secs`; verifiers refetch
 /// after it, and when they meet a new key id.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "auth",
+    responses((status = 200, description = "The published public keys (RFC 7517), `Cache-Control: public, max-age=...`", body = super::docs::JwkSetDoc)),
+)]
 pub async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
     let set = state.keys.jwks().map_err(fail)?;
     Ok((

@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod auth;
+pub mod docs;
 mod keys;
 mod social;
 
@@ -18,6 +19,7 @@ use axum::{
     http::{StatusCode, request::Parts},
     routing::{get, post},
 };
+use docs::Problem;
 use platform::{auth::Verifier, problem::ApiError};
 use sqlx::PgPool;
 
@@ -93,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/admin/users/{id}/roles", post(admin::set_roles))
         .route("/.well-known/jwks.json", get(auth::jwks))
+        .route("/api/docs/user/openapi.json", get(docs::openapi_json))
         .with_state(state)
 }
 

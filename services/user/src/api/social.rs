@@ -25,10 +25,9 @@ use platform::{
     problem::{ApiError, FieldError},
 };
 use serde::Serialize;
-use serde_json::json;
 use uuid::Uuid;
 
-use super::{ApiResult, AppState, fail};
+use super::{ApiResult, AppState, Problem, fail};
 use crate::{
     domain::{DisplayName, Email},
     oauth::{self, Provider, ProviderKind, ProviderMode, ProviderUser},
@@ -127,14 +126,32 @@ pub(super) async fn no_store(mut r: Response) -> Response {
 }
 
 /// One enabled provider in the login page's list.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProviderEntry {
     name: &'static str,
     mode: ProviderMode,
 }
 
+/// The providers a login page may offer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProviderList {
+    providers: Vec<ProviderEntry>,
+}
+
+/// Where to send the browser to link a provider account.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuthorizeUrl {
+    authorize_url: String,
+}
+
 /// `GET /api/v1/auth/oauth/providers`: the providers a login page may offer.
-pub async fn providers(State(state): State<AppState>) -> Json<serde_json::Value> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/oauth/providers",
+    tag = "social",
+    responses((status = 200, description = "The enabled providers, each `configured` or `sandbox`", body = ProviderList)),
+)]
+pub async fn providers(State(state): State<AppState>) -> Json<ProviderList> {
     let list: Vec<ProviderEntry> = state
         .oauth
         .enabled()
@@ -144,10 +161,22 @@ pub async fn providers(State(state): State<AppState>) -> Json<serde_json::Value>
             mode: p.mode,
         })
         .collect();
-    Json(json!({ "providers": list }))
+    Json(ProviderList { providers: list })
 }
 
 /// `GET /api/v1/auth/oauth/{provider}/authorize` → 302 to the provider, with the binding cookie.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/oauth/{provider}/authorize",
+    tag = "social",
+    params(("provider" = String, Path, description = "`kakao`, `naver` or `google`")),
+    responses(
+        (status = 302, description = "To the provider's consent page; sets the HttpOnly binding cookie",
+            headers(("Location" = String, description = "The provider's authorize URL"), ("Set-Cookie" = String))),
+        (status = 404, description = "`not_found` (no such provider), `provider_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (sign-ins started from this address), with `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn authorize(
     State(state): State<AppState>,
     _: super::AuthorizeRateLimit,
@@ -171,6 +200,19 @@ pub async fn authorize(
 /// `POST /api/v1/users/me/identities/{provider}` (bearer): starts a sign-in at the provider that
 /// links its account to the caller's. Answers `{authorize_url}` (send the browser there) and the
 /// binding cookie; the callback then links and signs in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/me/identities/{provider}",
+    tag = "social",
+    params(("provider" = String, Path, description = "`kakao`, `naver` or `google`")),
+    responses(
+        (status = 200, description = "Send the browser to `authorize_url`; sets the binding cookie", body = AuthorizeUrl),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`sandbox_refused`: a sandbox provider never links to an account", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found` (no such provider), `provider_disabled`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn link_from_profile(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -194,13 +236,15 @@ pub async fn link_from_profile(
             (header::SET_COOKIE, cookie),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
-        Json(json!({ "authorize_url": begun.url })),
+        Json(AuthorizeUrl {
+            authorize_url: begun.url,
+        }),
     )
         .into_response())
 }
 
 /// A completed social sign-in.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SignedIn {
     #[serde(flatten)]
     tokens: TokenPair,
@@ -209,7 +253,7 @@ pub struct SignedIn {
 
 /// Who signed in, whether the account was just made, and whether this sign-in linked the provider
 /// account.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SignedInUser {
     id: Uuid,
     email: String,
@@ -220,6 +264,26 @@ pub struct SignedInUser {
 
 /// `GET /api/v1/auth/oauth/{provider}/callback?code&state` (with the binding cookie) → tokens as
 /// JSON, `Cache-Control: no-store`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/oauth/{provider}/callback",
+    tag = "social",
+    params(
+        ("provider" = String, Path, description = "`kakao`, `naver` or `google`"),
+        ("code" = Option<String>, Query, description = "The provider's authorization code"),
+        ("state" = Option<String>, Query, description = "The state `authorize` sent"),
+        ("error" = Option<String>, Query, description = "Set by the provider when the user declined"),
+    ),
+    responses(
+        (status = 200, description = "Signed in (`Cache-Control: no-store`); the account is made on a first sign-in", body = SignedIn),
+        (status = 400, description = "`validation_failed` (code or state missing), `oauth_denied`, `invalid_state`, `state_cookie_mismatch`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized` (a linking sign-in whose account is gone)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`sandbox_refused`, `email_unverified`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found` (no such provider), `provider_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`link_requires_login`, `identity_taken`, `email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`oauth_provider_error`: the provider did not confirm the sign-in", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn callback(
     State(state): State<AppState>,
     Path(name): Path<String>,

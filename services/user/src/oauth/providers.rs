@@ -157,7 +157,7 @@ pub fn callback_urls(config: &Config) -> Vec<String> {
 }
 
 /// How a provider runs here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderMode {
     /// Registered with the real provider.
