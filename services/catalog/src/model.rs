@@ -5,10 +5,10 @@ use contracts::policy::CancellationPolicy;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::SaleStatus;
+use crate::domain::{EventKind, SaleStatus, VenueKind};
 
 /// A venue in a list.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct VenueSummary {
     /// Venue id.
     pub id: Uuid,
@@ -17,6 +17,7 @@ pub struct VenueSummary {
     /// English name.
     pub name_en: String,
     /// `stadium`, `arena`, `concert_hall`, `theatre`, `museum`, `other`.
+    #[schema(value_type = VenueKind)]
     pub kind: String,
     /// City.
     pub city: String,
@@ -25,7 +26,7 @@ pub struct VenueSummary {
 }
 
 /// A seat grade (zone) of a venue.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Grade {
     /// Code, e.g. `blue`.
     pub code: String,
@@ -40,7 +41,7 @@ pub struct Grade {
 }
 
 /// One seat of the layout.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeatView {
     /// Seat id, stable within the venue.
     pub id: String,
@@ -55,7 +56,7 @@ pub struct SeatView {
 }
 
 /// One row of an area.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RowView {
     /// Row label.
     pub label: String,
@@ -64,7 +65,7 @@ pub struct RowView {
 }
 
 /// An area (section) with its geometry, and its rows when seated.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AreaView {
     /// Area code, e.g. `207`.
     pub code: String,
@@ -76,14 +77,15 @@ pub struct AreaView {
     pub kind: String,
     /// Seats, or places when standing.
     pub capacity: i32,
-    /// `{"polygon": [[x, y], ...]}` in plan coordinates.
+    /// `{"polygon": [[x, y], ...]}` or `{"position": {"x", "y"}}` in plan coordinates.
+    #[schema(value_type = Object)]
     pub geometry: serde_json::Value,
     /// Rows (empty for standing areas or when seats were not asked for).
     pub rows: Vec<RowView>,
 }
 
 /// A venue with its seat map layout.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VenueDetail {
     /// The venue.
     #[serde(flatten)]
@@ -91,6 +93,7 @@ pub struct VenueDetail {
     /// Street address.
     pub address: String,
     /// The drawing frame: `{"width", "height", "shape", ...}`.
+    #[schema(value_type = Object)]
     pub plan: serde_json::Value,
     /// Seat grades, best first.
     pub grades: Vec<Grade>,
@@ -101,7 +104,7 @@ pub struct VenueDetail {
 }
 
 /// A price tier: the price of one grade for an event.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PriceTier {
     /// Grade code.
     pub grade: String,
@@ -112,7 +115,7 @@ pub struct PriceTier {
 }
 
 /// A sale window of a performance.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SaleWindow {
     /// `presale` or `general`.
     pub kind: String,
@@ -125,7 +128,7 @@ pub struct SaleWindow {
 }
 
 /// One performance (date) of an event.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PerformanceView {
     /// Performance id.
     pub id: Uuid,
@@ -147,7 +150,7 @@ pub struct PerformanceView {
 }
 
 /// A team of a game.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TeamView {
     /// Code, e.g. `doosan`.
     pub code: String,
@@ -158,11 +161,12 @@ pub struct TeamView {
 }
 
 /// An event in a listing: its first performance in the asked range.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventItem {
     /// Event id.
     pub id: Uuid,
     /// Kind.
+    #[schema(value_type = EventKind)]
     pub kind: String,
     /// Title.
     pub title: String,
@@ -184,25 +188,27 @@ pub struct EventItem {
     pub performance_count: i64,
     /// Whether a waiting room guards the opening.
     pub waiting_room: bool,
-    /// Cheapest and dearest tier, KRW.
+    /// Cheapest and dearest tier, KRW: `[min, max]`.
+    #[schema(value_type = Option<Vec<i64>>, min_items = 2, max_items = 2)]
     pub price_range: Option<[i64; 2]>,
 }
 
 /// A page of a listing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,
-    /// Pass as `cursor` for the next page; absent on the last.
+    /// Pass as `cursor` for the next page; `null` on the last.
     pub next_cursor: Option<String>,
 }
 
 /// An event with everything a buyer needs to choose.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventDetail {
     /// Event id.
     pub id: Uuid,
     /// Kind.
+    #[schema(value_type = EventKind)]
     pub kind: String,
     /// Title.
     pub title: String,

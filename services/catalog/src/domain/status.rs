@@ -64,7 +64,7 @@ impl PerformanceState {
 }
 
 /// What a buyer sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SaleStatus {
     /// Not published yet.
