@@ -3,7 +3,8 @@
 //! (ProductDB); it answers the public listing and search, and the organizer/admin API whose
 //! publications tell the seat service, through the outbox, what to sell.
 //!
-//! `router(state)` builds the routes (tests inject their own token verifier);
+//! `router(state)` builds the routes (tests inject their own token verifier); [`openapi`] is
+//! their OpenAPI document (also served at `GET /api/docs/catalog/openapi.json`);
 //! [`start`] opens the database, seeds it when empty (standalone) and starts the outbox relay.
 
 pub mod api;
@@ -25,7 +26,7 @@ use platform::{
 };
 use serde::Deserialize;
 
-pub use api::{AppState, router};
+pub use api::{AppState, openapi, router};
 pub use clock::Clock;
 
 /// The service's name: its database is `<prefix>catalog`, its config section `catalog`.

@@ -17,7 +17,7 @@ use platform::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{AppState, authorize, inputs::*, parse_id};
+use super::{AppState, authorize, docs::Problem, inputs::*, parse_id};
 use crate::{
     domain::{PerformanceState, SaleStatus, status::open_at, teams, validate::Problems},
     model::{EventDetail, PerformanceView, VenueDetail},
@@ -33,6 +33,22 @@ fn not_found(what: &str, id: Uuid) -> ApiError {
 }
 
 /// `POST /api/v1/admin/venues` → 201 the venue with its seat map.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/venues",
+    tag = "admin",
+    request_body = VenueInput,
+    responses(
+        (status = 201, description = "The venue with its seat map; the caller is its organizer", body = VenueDetail),
+        (status = 400, description = "`validation_failed`: every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable, or tokens cannot be verified right now; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create_venue(
     State(state): State<AppState>,
     user: AuthUser,
@@ -100,6 +116,24 @@ pub async fn create_venue(
 }
 
 /// `PATCH /api/v1/admin/venues/{venue_id}` → the venue (without seats).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/venues/{venue_id}",
+    tag = "admin",
+    params(("venue_id" = Uuid, Path, description = "The venue")),
+    request_body = VenuePatch,
+    responses(
+        (status = 200, description = "The venue, without rows and seats; its events' search documents follow a rename", body = VenueDetail),
+        (status = 400, description = "`validation_failed`: `venue_id` is not a UUID, or every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such venue", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable, or tokens cannot be verified right now; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update_venue(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -162,6 +196,22 @@ async fn venue_grades(
 }
 
 /// `POST /api/v1/admin/events` → 201 the draft event.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/events",
+    tag = "admin",
+    request_body = EventInput,
+    responses(
+        (status = 201, description = "The draft event with its draft performances; the caller is its organizer", body = EventDetail),
+        (status = 400, description = "`validation_failed`: every invalid field named in `errors` (`venue_id`: no venue has this id; `price_tiers[i].grade`: not a grade of the venue; `cancellation_policy…`; also a body of the wrong shape or with an unknown field, or text holding U+0000); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read, or the event is incomplete", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable, or tokens cannot be verified right now; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create_event(
     State(state): State<AppState>,
     user: AuthUser,
@@ -238,6 +288,22 @@ pub async fn create_event(
 }
 
 /// `GET /api/v1/admin/events/{event_id}` → the event including drafts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/events/{event_id}",
+    operation_id = "admin_event_detail",
+    tag = "admin",
+    params(("event_id" = Uuid, Path, description = "The event")),
+    responses(
+        (status = 200, description = "The event, draft or not, with every performance including drafts", body = EventDetail),
+        (status = 400, description = "`validation_failed`: `event_id` is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable, or tokens cannot be verified right now; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn event_detail(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -280,6 +346,24 @@ async fn republish_event(conn: &mut PgConnection, e: &EventRow) -> Result<(), Ap
 
 /// `PATCH /api/v1/admin/events/{event_id}` → the event; published performances are re-published
 /// (with the new cancellation policy, if it changed: orders made from then on freeze it).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/events/{event_id}",
+    tag = "admin",
+    params(("event_id" = Uuid, Path, description = "The event")),
+    request_body = EventPatch,
+    responses(
+        (status = 200, description = "The event; its published performances were re-published (a higher `revision`)", body = EventDetail),
+        (status = 400, description = "`validation_failed`: `event_id` is not a UUID, every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000), or `price_tiers`: a grade a published performance sells has no price; `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable, or tokens cannot be verified right now; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update_event(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -360,6 +444,24 @@ async fn view(
 }
 
 /// `POST /api/v1/admin/events/{event_id}/performances` → 201 the draft performance.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/events/{event_id}/performances",
+    tag = "admin",
+    params(("event_id" = Uuid, Path, description = "The event")),
+    request_body = PerformanceInput,
+    responses(
+        (status = 201, description = "The draft performance", body = PerformanceView),
+        (status = 400, description = "`validation_failed`: `event_id` is not a UUID, or every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read, or the performance is incomplete", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable, or tokens cannot be verified right now; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn add_performance(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -414,6 +516,25 @@ async fn lock(
 
 /// `PATCH /api/v1/admin/performances/{performance_id}` → the performance; re-published when it
 /// was published.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/performances/{performance_id}",
+    tag = "admin",
+    params(("performance_id" = Uuid, Path, description = "The performance")),
+    request_body = PerformancePatch,
+    responses(
+        (status = 200, description = "The performance; re-published (a higher `revision`) when it was published", body = PerformanceView),
+        (status = 400, description = "`validation_failed`: `performance_id` is not a UUID, every invalid field named in `errors` (`starts_at`: a kept sale window would open after it; also a body of the wrong shape or with an unknown field), or `price_tiers`: a grade it sells has no price (when re-published); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such performance", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`performance_cancelled`: a cancelled performance cannot change", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable, or tokens cannot be verified right now; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update_performance(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -467,6 +588,22 @@ pub async fn update_performance(
 
 /// `POST /api/v1/admin/performances/{performance_id}/publish` → the published performance;
 /// emits `performance.published`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/performances/{performance_id}/publish",
+    tag = "admin",
+    params(("performance_id" = Uuid, Path, description = "The performance")),
+    responses(
+        (status = 200, description = "The published performance (`revision` 1); its event is published too; `performance.published` goes to the seat service", body = PerformanceView),
+        (status = 400, description = "`validation_failed`: `performance_id` is not a UUID, or `price_tiers`: a grade the venue sells has no price", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such performance", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_published`: it is published (or sold out) already; `performance_cancelled`: a cancelled performance cannot be published", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable, or tokens cannot be verified right now; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn publish(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -501,6 +638,25 @@ pub async fn publish(
 
 /// `POST /api/v1/admin/performances/{performance_id}/cancel` `{reason}` → the cancelled
 /// performance; emits `performance.cancelled` when it had been published.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/performances/{performance_id}/cancel",
+    tag = "admin",
+    params(("performance_id" = Uuid, Path, description = "The performance")),
+    request_body = CancelInput,
+    responses(
+        (status = 200, description = "The performance, `cancelled`; `performance.cancelled` is emitted when it had been published", body = PerformanceView),
+        (status = 400, description = "`validation_failed`: `performance_id` is not a UUID, or `reason` is missing, blank or longer than 500 characters (also a body of the wrong shape or with an unknown field, or text holding U+0000); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such performance", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`performance_cancelled`: it is cancelled already", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable, or tokens cannot be verified right now; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     Path(raw): Path<String>,

@@ -35,58 +35,100 @@ fn required<'a, T>(p: &mut Problems, field: &str, v: &'a Option<T>) -> Option<&'
     v.as_ref()
 }
 
-/// `POST /api/v1/admin/venues`.
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/v1/admin/venues`: a venue with its seat map (which cannot be edited
+/// later). Every invalid field is named in one 400 `validation_failed`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct VenueInput {
+    /// Name (Korean or local), 1–200 characters, not blank.
+    #[schema(value_type = String, required = true)]
     pub(super) name: Option<String>,
+    /// English name, at most 200 characters.
     #[serde(default)]
     pub(super) name_en: String,
+    /// What the venue is.
+    #[schema(value_type = VenueKind, required = true)]
     pub(super) kind: Option<String>,
+    /// City.
     #[serde(default)]
     pub(super) city: String,
+    /// Street address.
     #[serde(default)]
     pub(super) address: String,
+    /// The drawing frame: an object with positive `width` and `height` (default
+    /// `{"width": 1000, "height": 1000}`).
+    #[schema(value_type = Option<Object>)]
     pub(super) plan: Option<Value>,
+    /// Seat grades, at least one, codes unique.
     #[serde(default)]
+    #[schema(required = true, min_items = 1)]
     pub(super) grades: Vec<GradeInput>,
+    /// Areas, at least one, codes unique.
     #[serde(default)]
+    #[schema(required = true, min_items = 1)]
     pub(super) areas: Vec<AreaInput>,
 }
 
 /// A grade of a new venue.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct GradeInput {
+    /// Code: 1–40 of `a-z 0-9 _ -`, unique in the venue.
+    #[schema(value_type = String, required = true, pattern = "^[a-z0-9_-]{1,40}$")]
     pub(super) code: Option<String>,
+    /// Name, 1–200 characters, not blank.
+    #[schema(value_type = String, required = true)]
     pub(super) name: Option<String>,
+    /// English name.
     #[serde(default)]
     pub(super) name_en: String,
+    /// `#rrggbb` (default `#888888`).
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
     pub(super) color: Option<String>,
+    /// Lower is closer to the field or stage (default 0).
     pub(super) rank: Option<i32>,
 }
 
 /// An area of a new venue.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AreaInput {
+    /// Code: 1–40 of `a-z 0-9 _ -`, unique in the venue.
+    #[schema(value_type = String, required = true, pattern = "^[a-z0-9_-]{1,40}$")]
     pub(super) code: Option<String>,
+    /// Name shown to buyers, 1–200 characters, not blank.
+    #[schema(value_type = String, required = true)]
     pub(super) name: Option<String>,
+    /// One of the venue's grade codes.
+    #[schema(value_type = String, required = true)]
     pub(super) grade: Option<String>,
+    /// `seated` (default) or `standing`.
     pub(super) kind: Option<String>,
+    /// `{"polygon": [[x, y], ...]}` with at least 3 points, or `{"position": {"x", "y"}}`.
+    #[schema(value_type = Object, required = true)]
     pub(super) geometry: Option<Value>,
+    /// Standing areas only (required there): places, 1–200000.
+    #[schema(minimum = 1, maximum = 200_000)]
     pub(super) capacity: Option<i32>,
+    /// Seated areas only (at least one there).
     #[serde(default)]
     pub(super) rows: Vec<RowInput>,
 }
 
 /// A row of a seated area.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RowInput {
+    /// Label: 1–10 letters or digits, unique in the area.
+    #[schema(value_type = String, required = true)]
     pub(super) label: Option<String>,
+    /// Seats in the row, 1–500.
+    #[schema(value_type = i32, required = true, minimum = 1, maximum = 500)]
     pub(super) seats: Option<i32>,
+    /// The first seat's number, 0–10000 (default 1).
+    #[schema(minimum = 0, maximum = 10_000)]
     pub(super) first_number: Option<i32>,
+    /// Numbers of the wheelchair-accessible seats.
     #[serde(default)]
     pub(super) wheelchair: Vec<i32>,
 }
@@ -308,14 +350,21 @@ impl VenueInput {
     }
 }
 
-/// `PATCH /api/v1/admin/venues/{id}`.
-#[derive(Debug, Deserialize)]
+/// The body of `PATCH /api/v1/admin/venues/{venue_id}`: the fields to change (absent or `null`:
+/// unchanged). The seat map cannot be changed.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct VenuePatch {
+    /// Name, 1–200 characters, not blank.
     pub(super) name: Option<String>,
+    /// English name, at most 200 characters.
     pub(super) name_en: Option<String>,
+    /// City, at most 200 characters.
     pub(super) city: Option<String>,
+    /// Street address, at most 200 characters.
     pub(super) address: Option<String>,
+    /// The drawing frame: an object with positive `width` and `height`.
+    #[schema(value_type = Option<Object>)]
     pub(super) plan: Option<Value>,
 }
 
@@ -341,11 +390,16 @@ impl VenuePatch {
 }
 
 /// A price tier as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TierInput {
+    /// One of the venue's grade codes, each listed once.
+    #[schema(value_type = String, required = true)]
     pub(super) grade: Option<String>,
+    /// Name shown to buyers, 1–200 characters (default the grade's name).
     pub(super) name: Option<String>,
+    /// Price per ticket, whole KRW, 0–10000000.
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 10_000_000)]
     pub(super) price_krw: Option<i64>,
 }
 
@@ -399,21 +453,32 @@ pub(super) fn check_tiers(
 }
 
 /// A sale window as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct WindowInput {
+    /// `presale` or `general` (default).
     pub(super) kind: Option<String>,
+    /// Name shown to buyers, 1–200 characters (default `선예매 Presale` or `일반예매 General
+    /// sale`).
     pub(super) name: Option<String>,
+    /// Opening, before the performance starts.
+    #[schema(value_type = DateTime<Utc>, required = true)]
     pub(super) opens_at: Option<DateTime<Utc>>,
+    /// Closing, after `opens_at`.
+    #[schema(value_type = DateTime<Utc>, required = true)]
     pub(super) closes_at: Option<DateTime<Utc>>,
 }
 
-/// A performance as sent.
-#[derive(Debug, Deserialize)]
+/// A performance as sent (the body of `POST /api/v1/admin/events/{event_id}/performances`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PerformanceInput {
+    /// Start.
+    #[schema(value_type = DateTime<Utc>, required = true)]
     pub(super) starts_at: Option<DateTime<Utc>>,
+    /// Sale windows, at least one, each opening before the start.
     #[serde(default)]
+    #[schema(required = true, min_items = 1)]
     pub(super) sale_windows: Vec<WindowInput>,
 }
 
@@ -489,28 +554,120 @@ impl PerformanceInput {
     }
 }
 
-/// `POST /api/v1/admin/events`.
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/v1/admin/events`: a draft event, optionally with draft performances.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EventInput {
+    /// What the event is.
+    #[schema(value_type = EventKind, required = true)]
     pub(super) kind: Option<String>,
+    /// Title, 1–200 characters, not blank.
+    #[schema(value_type = String, required = true)]
     pub(super) title: Option<String>,
+    /// Description, at most 10000 characters.
     #[serde(default)]
     pub(super) description: String,
+    /// An existing venue.
+    #[schema(value_type = Uuid, required = true)]
     pub(super) venue_id: Option<String>,
+    /// A known team by any of its names (`doosan`, `두산`, `Doosan Bears`).
     pub(super) home_team: Option<String>,
+    /// A known team, not the home team.
     pub(super) away_team: Option<String>,
+    /// Most tickets per buyer, 1–20 (default 4).
+    #[schema(minimum = 1, maximum = 20)]
     pub(super) ticket_limit: Option<i32>,
+    /// Whether a waiting room guards the opening (default false).
     #[serde(default)]
     pub(super) waiting_room: bool,
+    /// Prices by grade of the venue, at least one.
     #[serde(default)]
+    #[schema(required = true, min_items = 1)]
     pub(super) price_tiers: Vec<TierInput>,
+    /// Draft performances.
     #[serde(default)]
     pub(super) performances: Vec<PerformanceInput>,
     /// A preset's name or a policy object; absent or `null`: the platform default.
     #[serde(default)]
+    #[schema(value_type = Option<CancellationPolicyInput>)]
     pub(super) cancellation_policy: Option<Value>,
 }
+
+/// A cancellation policy as organizers send it, for the OpenAPI document only (the field is read
+/// as JSON and checked by [`policy::parse`]): a preset's name, or an object of the fields of
+/// `CancellationPolicy`, the missing ones from the preset it names in `preset`, else the standard
+/// schedule.
+pub(super) enum CancellationPolicyInput {}
+
+impl utoipa::PartialSchema for CancellationPolicyInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type,
+        };
+        let preset = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(policy::PRESETS.iter().map(|(name, _)| *name)))
+                .description(Some(description))
+        };
+        let whole = |description: &str, max: i64| {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(max))
+                .description(Some(description))
+        };
+        let object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "preset",
+                preset("The preset the missing fields come from (else the standard schedule)"),
+            )
+            .property(
+                "free_days_after_booking",
+                whole("Days after booking of free cancelling", policy::MAX_DAYS),
+            )
+            .property(
+                "flat_fee_krw",
+                whole("The fee per ticket past the free days, KRW", MAX_PRICE_KRW),
+            )
+            .property(
+                "flat_fee_from_days",
+                whole(
+                    "The free days and flat fee apply while at least this many days are left",
+                    policy::MAX_DAYS,
+                ),
+            )
+            .property(
+                "tiers",
+                ArrayBuilder::new()
+                    .items(<contracts::policy::Tier as utoipa::PartialSchema>::schema())
+                    .max_items(Some(policy::MAX_TIERS))
+                    .description(Some("Percentages kept closer to the performance")),
+            )
+            .property(
+                "cutoff_hour",
+                whole("The cut-off hour (Seoul) of the day before", 23),
+            )
+            .property(
+                "saturday_cutoff_hour",
+                whole("The cut-off hour when that day is a Saturday", 23),
+            )
+            .additional_properties(Some(
+                AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(false),
+            ));
+        OneOfBuilder::new()
+            .item(preset("A preset: the standard schedule with its flat fee"))
+            .item(object)
+            .description(Some(
+                "A preset's name, or a policy object checked field by field (every problem named \
+                 in one 400 `validation_failed`)",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CancellationPolicyInput {}
 
 /// The checked scalar fields of a new event.
 pub(super) struct CheckedEvent {
@@ -584,18 +741,26 @@ impl EventInput {
     }
 }
 
-/// `PATCH /api/v1/admin/events/{id}`.
-#[derive(Debug, Deserialize)]
+/// The body of `PATCH /api/v1/admin/events/{event_id}`: the fields to change (absent or `null`:
+/// unchanged, except `cancellation_policy`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EventPatch {
+    /// Title, 1–200 characters, not blank.
     pub(super) title: Option<String>,
+    /// Description, at most 10000 characters.
     pub(super) description: Option<String>,
+    /// Most tickets per buyer, 1–20.
+    #[schema(minimum = 1, maximum = 20)]
     pub(super) ticket_limit: Option<i32>,
+    /// Whether a waiting room guards the opening.
     pub(super) waiting_room: Option<bool>,
+    /// The prices by grade, replacing all of them (at least one).
     pub(super) price_tiers: Option<Vec<TierInput>>,
     /// Absent: unchanged; `null`: back to the platform default; else a preset's name or a
     /// policy object, replacing the event's (not merged with it).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<CancellationPolicyInput>)]
     pub(super) cancellation_policy: Option<Value>,
 }
 
@@ -620,17 +785,21 @@ impl EventPatch {
     }
 }
 
-/// `PATCH /api/v1/admin/performances/{id}`.
-#[derive(Debug, Deserialize)]
+/// The body of `PATCH /api/v1/admin/performances/{performance_id}`: the fields to change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PerformancePatch {
+    /// The new start (the sale windows kept must still open before it).
     pub(super) starts_at: Option<DateTime<Utc>>,
+    /// Sale windows replacing all of them, at least one, each opening before the start.
     pub(super) sale_windows: Option<Vec<WindowInput>>,
 }
 
-/// `POST /api/v1/admin/performances/{id}/cancel`.
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/v1/admin/performances/{performance_id}/cancel`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CancelInput {
+    /// Why, shown to buyers: 1–500 characters, not blank.
+    #[schema(value_type = String, required = true)]
     pub(super) reason: Option<String>,
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod cache;
+pub mod docs;
 mod inputs;
 mod public;
 
@@ -20,6 +21,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use cache::ResponseCache;
+pub use docs::openapi;
 
 use crate::{clock::Clock, publish::PublishError};
 
@@ -93,6 +95,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/performances/{performance_id}/cancel",
             post(admin::cancel),
         )
+        .route("/api/docs/catalog/openapi.json", get(docs::openapi_json))
         .fallback(not_found_fallback)
         .with_state(state)
 }

@@ -11,10 +11,10 @@ use platform::ApiError;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{AppState, cache::Cached, parse_id};
+use super::{AppState, cache::Cached, docs::Problem, parse_id};
 use crate::{
     domain::{EventKind, teams, validate::Problems},
-    model::Page,
+    model::{EventDetail, EventItem, Page, VenueDetail, VenueSummary},
     search,
     store::{events, listing, venues},
 };
@@ -26,18 +26,41 @@ pub const MAX_LIMIT: i64 = 100;
 /// Longest query text.
 const MAX_QUERY_CHARS: usize = 100;
 
-/// The listing's query parameters, as sent.
-#[derive(Debug, Default, Deserialize)]
+/// The listing's query parameters, as sent (each checked by [`list_query`]; an empty value is
+/// as if absent, an invalid one is named in one 400 `validation_failed`).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Performances starting at or after this RFC 3339 time (`2026-04-01T09:00:00Z`) or date
+    /// (`2026-04-01`, midnight UTC); default now.
+    #[param(value_type = Option<String>, example = "2026-04-01")]
     from: Option<String>,
+    /// Performances starting before this time or date, after `from`; default `from` + 366 days.
+    #[param(value_type = Option<String>, example = "2026-04-30T15:00:00Z")]
     to: Option<String>,
+    /// Only events of this kind.
+    #[param(value_type = Option<EventKind>)]
     kind: Option<String>,
+    /// Only events at this venue.
+    #[param(value_type = Option<Uuid>)]
     venue_id: Option<String>,
+    /// Only games of this team, by any of its names (`doosan`, `LG 트윈스`, `롯데`).
     team: Option<String>,
+    /// Search text (at most 100 characters; misspellings are corrected against the catalog's
+    /// words).
+    #[param(max_length = 100)]
     q: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// Items per page, a whole number from 1 to 100 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 20)]
     limit: Option<String>,
+    /// `true`/`1`: only performances on sale now (`false`/`0`: no filter).
+    #[param(value_type = Option<bool>)]
     on_sale: Option<String>,
+    /// `true`/`1`: only performances not on sale now with a sale window opening within 24 hours
+    /// (`false`/`0`: no filter).
+    #[param(value_type = Option<bool>)]
     opening_soon: Option<String>,
 }
 
@@ -178,6 +201,28 @@ fn list_query(params: &ListParams, now: DateTime<Utc>) -> Result<listing::ListQu
 }
 
 /// `GET /api/v1/events`: events with a performance in `[from, to)`, by date, filtered, searched.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(ListParams, ("If-None-Match" = Option<String>, Header, description = "An `ETag` this answered before: 304 when the body is unchanged")),
+    responses(
+        (status = 200, description = "A page of published events, each with its first performance in the range, \
+                        by start time; a burst of identical listings is answered from a one-second cache",
+            body = Page<EventItem>, headers(
+            ("ETag" = String, description = "A strong tag of the body (for `If-None-Match`)"),
+            ("Cache-Control" = String, description = "`public, max-age=5`"),
+        )),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current", headers(
+            ("ETag" = String, description = "A strong tag of the body (for `If-None-Match`)"),
+            ("Cache-Control" = String, description = "`public, max-age=5`"),
+        )),
+        (status = 400, description = "`validation_failed`: `from`, `to`, `kind`, `venue_id`, `team`, `q`, `cursor`, `limit`, \
+                        `on_sale` or `opening_soon` is invalid (each named in `errors`), or the query holds `%00`; \
+                        `bad_request`: the query string cannot be read (e.g. a parameter given twice)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn list_events(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -228,6 +273,29 @@ async fn compute_list(state: &AppState, mut q: listing::ListQuery) -> Result<Cac
 
 /// `GET /api/v1/events/{event_id}`: a published event with its performances, venue, tiers and
 /// sale windows.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{event_id}",
+    tag = "events",
+    params(
+        ("event_id" = Uuid, Path, description = "The event"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` this answered before: 304 when the body is unchanged"),
+    ),
+    responses(
+        (status = 200, description = "The event with its performances (not drafts), venue, grades, price tiers and sale windows",
+            body = EventDetail, headers(
+            ("ETag" = String, description = "A strong tag of the body (for `If-None-Match`)"),
+            ("Cache-Control" = String, description = "`public, max-age=5`"),
+        )),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current", headers(
+            ("ETag" = String, description = "A strong tag of the body (for `If-None-Match`)"),
+            ("Cache-Control" = String, description = "`public, max-age=5`"),
+        )),
+        (status = 400, description = "`validation_failed`: `event_id` is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event, or it is a draft", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn event_detail(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -243,6 +311,25 @@ pub async fn event_detail(
 }
 
 /// `GET /api/v1/venues`: every venue.
+#[utoipa::path(
+    get,
+    path = "/api/v1/venues",
+    tag = "venues",
+    params(("If-None-Match" = Option<String>, Header, description = "An `ETag` this answered before: 304 when the body is unchanged")),
+    responses(
+        (status = 200, description = "Every venue, in one page (`next_cursor` is `null`)",
+            body = Page<VenueSummary>, headers(
+            ("ETag" = String, description = "A strong tag of the body (for `If-None-Match`)"),
+            ("Cache-Control" = String, description = "`public, max-age=60`"),
+        )),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current", headers(
+            ("ETag" = String, description = "A strong tag of the body (for `If-None-Match`)"),
+            ("Cache-Control" = String, description = "`public, max-age=60`"),
+        )),
+        (status = 400, description = "`validation_failed`: the query string holds `%00` (refused before the handler, as on every service)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn list_venues(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -258,12 +345,41 @@ pub async fn list_venues(
 }
 
 /// Options of the venue detail.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VenueParams {
+    /// `false`/`0` (or empty) leaves out the areas' rows and seats; `true`/`1` or absent
+    /// includes them.
+    #[param(value_type = Option<bool>, default = true)]
     seats: Option<String>,
 }
 
 /// `GET /api/v1/venues/{venue_id}`: a venue with its seat map (`?seats=false` leaves out rows).
+#[utoipa::path(
+    get,
+    path = "/api/v1/venues/{venue_id}",
+    tag = "venues",
+    params(
+        ("venue_id" = Uuid, Path, description = "The venue"),
+        VenueParams,
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` this answered before: 304 when the body is unchanged"),
+    ),
+    responses(
+        (status = 200, description = "The venue with its plan, grades and areas (with rows and seats unless `seats=false`)",
+            body = VenueDetail, headers(
+            ("ETag" = String, description = "A strong tag of the body (for `If-None-Match`)"),
+            ("Cache-Control" = String, description = "`public, max-age=60`"),
+        )),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current", headers(
+            ("ETag" = String, description = "A strong tag of the body (for `If-None-Match`)"),
+            ("Cache-Control" = String, description = "`public, max-age=60`"),
+        )),
+        (status = 400, description = "`validation_failed`: `venue_id` is not a UUID, `seats` is not true or false, or the query \
+                        holds `%00`; `bad_request`: the query string cannot be read (e.g. `seats` given twice)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such venue", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the database is unavailable; try again shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn venue_detail(
     State(state): State<AppState>,
     Path(raw): Path<String>,
