@@ -27,6 +27,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+log "OpenAPI document (openapi-spec-validator)"
+scripts/validate-openapi.sh
 log "doc tests"
 cargo test --workspace --doc --locked
 log "cargo nextest"

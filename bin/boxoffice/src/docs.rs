@@ -9,6 +9,7 @@ use gateway::docs::ApiDocs;
 fn parts() -> anyhow::Result<Vec<(&'static str, serde_json::Value)>> {
     let docs = [
         ("user", user::api::docs::openapi()),
+        ("catalog", catalog::openapi()),
         ("seat", seat::api::docs::openapi()),
         ("admission", admission::api::openapi()),
         ("order", order::api::docs::openapi()),

@@ -431,8 +431,19 @@ async fn migrate_creates_every_database_and_leaves_outboxes_alone() {
 
 /// A standalone on the test PostgreSQL server (no private cluster to initialise), with `args`.
 fn standalone_on_server(prefix: &str, data_dir: &Path, args: &[&str]) -> Standalone {
+    standalone_on_server_with(prefix, data_dir, args, &[])
+}
+
+/// [`standalone_on_server`] with more environment variables.
+fn standalone_on_server_with(
+    prefix: &str,
+    data_dir: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Standalone {
     Standalone::spawn(data_dir, |c| {
         c.args(args)
+            .envs(envs.iter().copied())
             .env("BOXOFFICE_DATABASE__URL", platform::testing::database_url())
             .env("BOXOFFICE_DATABASE__NAME_PREFIX", prefix)
             .env("BOXOFFICE_CATALOG__SEED_ON_EMPTY", "false")
@@ -898,4 +909,189 @@ fn serve_refuses_the_in_memory_bus() {
     let help = Command::new(BIN).args(["--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("bus.transport = kafka"), "{help}");
+}
+
+/// Every `.route("<path>", ...)` of the services' sources: the paths their routers serve.
+fn routed_paths() -> std::collections::BTreeSet<String> {
+    fn walk(dir: &Path, found: &mut std::collections::BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (at, _) in text.match_indices(".route(") {
+                    let rest = text[at + ".route(".len()..].trim_start();
+                    if let Some(literal) = rest.strip_prefix('"')
+                        && let Some(end) = literal.find('"')
+                    {
+                        found.insert(literal[..end].to_owned());
+                    }
+                }
+            }
+        }
+    }
+    let services = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../services");
+    let mut found = std::collections::BTreeSet::new();
+    for service in std::fs::read_dir(&services).unwrap() {
+        let src = service.unwrap().path().join("src");
+        if src.is_dir() {
+            walk(&src, &mut found);
+        }
+    }
+    found
+}
+
+/// The OpenAPI document the gateway serves holds every path a service routes through the gateway;
+/// each documented path routes exactly its documented methods (the upstream's 405 `Allow` for a
+/// method nobody serves); and each documented operation, called without a token and again as an
+/// administrator with an empty body, answers with a status the document lists for it.
+#[tokio::test]
+async fn the_openapi_document_matches_what_the_platform_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = platform::testing::database_prefix("openapi");
+    let password = "openapi-admin-secret-1";
+    // One account makes every call here: no per-account limit.
+    let mut run = standalone_on_server_with(
+        &prefix,
+        dir.path(),
+        &[
+            "--admin-email",
+            "docs-admin@example.kr",
+            "--admin-password",
+            password,
+        ],
+        &[("BOXOFFICE_GATEWAY__RATE_LIMIT__PER_ACCOUNT", "0")],
+    );
+    run.wait_healthy().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let r = client
+        .get(run.url("/api/docs/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+
+    // Every route a service serves through the gateway is documented.
+    let routed = routed_paths();
+    assert!(
+        routed.contains("/api/v1/holds"),
+        "the scan finds routes: {routed:?}"
+    );
+    let undocumented: Vec<&String> = routed
+        .iter()
+        .filter(|p| !p.starts_with("/api/docs/") && gateway::upstream_for(p).is_some())
+        .filter(|p| !paths.contains_key(p.as_str()))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "routed but not documented: {undocumented:?}"
+    );
+    // Nothing is documented that no service routes (the gateway's own paths aside).
+    let phantom: Vec<&String> = paths
+        .keys()
+        .filter(|p| !routed.contains(p.as_str()))
+        .filter(|p| {
+            !["/healthz", "/readyz", "/api/docs", "/api/docs/openapi.json"].contains(&p.as_str())
+        })
+        .collect();
+    assert!(
+        phantom.is_empty(),
+        "documented but routed by no service: {phantom:?}"
+    );
+
+    let login = client
+        .post(run.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "docs-admin@example.kr", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let token = login.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let concrete = |path: &str| {
+        path.split('/')
+            .map(|s| {
+                if s.starts_with('{') {
+                    "0190a1b2-0000-7000-8000-000000000000"
+                } else {
+                    s
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let mut wrong = Vec::new();
+    for (path, item) in paths {
+        let url = run.url(&concrete(path));
+        let documented: std::collections::BTreeSet<String> =
+            ["get", "put", "post", "delete", "patch"]
+                .into_iter()
+                .filter(|m| item.get(*m).is_some())
+                .map(str::to_uppercase)
+                .collect();
+        if path.starts_with("/api/v1/") || path.starts_with("/.well-known/") {
+            let r = client
+                .request(reqwest::Method::TRACE, &url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            let allow: std::collections::BTreeSet<String> = r
+                .headers()
+                .get("allow")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty() && m != "HEAD")
+                .collect();
+            if r.status() != 405 || allow != documented {
+                wrong.push(format!(
+                    "{path}: TRACE answered {} allowing {allow:?}, documented {documented:?}",
+                    r.status()
+                ));
+            }
+        }
+        for method in &documented {
+            let op = &item[method.to_lowercase()];
+            let listed: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+            for as_admin in [false, true] {
+                let mut req = client.request(method.parse().unwrap(), &url);
+                if as_admin {
+                    req = req.bearer_auth(&token);
+                }
+                if ["POST", "PUT", "PATCH"].contains(&method.as_str())
+                    && op.get("requestBody").is_some()
+                {
+                    req = req.json(&serde_json::json!({}));
+                }
+                let status = req.send().await.unwrap().status().as_u16().to_string();
+                if !listed.contains(&&status) && status != "429" {
+                    wrong.push(format!(
+                        "{method} {path} ({}) answered {status}, documented {listed:?}",
+                        if as_admin { "admin" } else { "no token" }
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} mismatches:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    run.interrupt();
+    drop_databases(&prefix).await;
 }
