@@ -17,6 +17,8 @@
 //! `/readyz` and the sandbox are reported in the details, and none of them makes it unready.
 
 mod breaker;
+mod compression;
+mod cors;
 pub mod docs;
 pub mod edge;
 pub mod limit;
@@ -93,6 +95,16 @@ pub struct Config {
     pub trusted_proxies: IpBlocks,
     /// Rate limits (`gateway.rate_limit.*`).
     pub rate_limit: RateLimits,
+    /// Longest request body passed on to an upstream, in bytes; a longer one is answered 413
+    /// `payload_too_large` at the edge (env `BOXOFFICE_GATEWAY__BODY_LIMIT_BYTES`). Default
+    /// 1 MiB; each service bounds what it reads itself besides (`http.body_limit_bytes`).
+    pub body_limit_bytes: usize,
+    /// Origins (`scheme://host[:port]`) whose browser scripts may call the API across origins
+    /// (CORS), e.g. a partner's site; `*` for any, without credentials. Default none: only the
+    /// platform's own pages, which are same-origin (env `BOXOFFICE_GATEWAY__CORS_ORIGINS`, a
+    /// comma-separated list).
+    #[serde(deserialize_with = "origins")]
+    pub cors_origins: Vec<String>,
 }
 
 /// Rate limits (`gateway.rate_limit.*`): token buckets per client address and per verified
@@ -140,7 +152,9 @@ pub const PUBLIC_ROUTES: &[&str] = &[
     "/sandbox/",
 ];
 
-fn path_prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// A TOML list, or one comma-separated string (as environment variables give it), trimmed,
+/// without empty entries.
+fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -151,12 +165,29 @@ fn path_prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Erro
         Raw::List(list) => list,
         Raw::One(one) => one.split(',').map(str::to_owned).collect(),
     };
-    let entries: Vec<String> = entries
+    Ok(entries
         .iter()
         .map(|e| e.trim())
         .filter(|e| !e.is_empty())
         .map(str::to_owned)
-        .collect();
+        .collect())
+}
+
+fn origins<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let entries = list_or_csv(d)?;
+    match entries.iter().find(|e| !cors::is_origin(e)) {
+        Some(bad) => Err(serde::de::Error::custom(format!(
+            "`{bad}` is not an origin: give `scheme://host[:port]` (no path), or `*`"
+        ))),
+        None => Ok(entries
+            .iter()
+            .map(|e| e.trim_end_matches('/').to_owned())
+            .collect()),
+    }
+}
+
+fn path_prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let entries = list_or_csv(d)?;
     match entries.iter().find(|e| !e.starts_with('/')) {
         Some(bad) => Err(serde::de::Error::custom(format!(
             "`{bad}` is not a path prefix (it must start with `/`)"
@@ -179,6 +210,8 @@ impl Default for Config {
             public_routes: PUBLIC_ROUTES.iter().map(|r| (*r).to_owned()).collect(),
             trusted_proxies: IpBlocks::default(),
             rate_limit: RateLimits::default(),
+            body_limit_bytes: 1024 * 1024,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -190,6 +223,7 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
         Duration::from_millis(config.upstream_timeout_ms),
         config.breaker_failures,
         Duration::from_millis(config.breaker_open_ms),
+        config.body_limit_bytes,
     ));
     // Tokens are checked against the user service's keys, at the edge and for the details of
     // the public /readyz (administrators see them). No user service in the directory: no token
@@ -241,7 +275,11 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
     };
     Ok(Service {
         name: NAME,
-        router: router(proxy, edge, config.sandbox, config.api_docs.clone()),
+        router: cors::wrap(
+            router(proxy, edge, config.sandbox, config.api_docs.clone())
+                .layer(compression::layer()),
+            &config.cors_origins,
+        ),
         readiness: readiness.public(move |headers| is_admin(verifier.clone(), headers)),
         tasks,
     })

@@ -45,11 +45,9 @@ pub struct Proxy {
     upstreams: HashMap<String, Upstream>,
     client: Client<HttpConnector, Body>,
     timeout: Duration,
+    /// Longest request body passed on (`gateway.body_limit_bytes`).
+    body_limit: usize,
 }
-
-/// Longest request body the gateway keeps to send again to another instance; requests to an
-/// upstream with one instance are streamed and never kept.
-const RETRY_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Longest wait for an instance's `/readyz`.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -60,6 +58,7 @@ impl Proxy {
         timeout: Duration,
         failures: u32,
         open_for: Duration,
+        body_limit: usize,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -78,6 +77,7 @@ impl Proxy {
             upstreams,
             client,
             timeout,
+            body_limit,
         }
     }
 
@@ -253,19 +253,34 @@ pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response 
                 .insert(HeaderName::from_static("x-forwarded-for"), v);
         }
     }
-    // With a second instance to turn to, the body is kept so that a request that never reached
-    // an instance (or an idempotent one whose reply was lost) can go to another.
-    let mut payload = if upstream.instances.len() > 1 {
-        match axum::body::to_bytes(body, RETRY_BODY_LIMIT).await {
+    // Bodies over the limit are refused here, before any upstream: a declared length at once,
+    // a chunked body once it passes the limit (so it is read before it is sent: a client
+    // cutting it off or overrunning it is its own error, never an upstream's failure). With a
+    // second instance to turn to, the body is kept too, so that a request that never reached an
+    // instance (or an idempotent one whose reply was lost) can go to another. Only a body of a
+    // declared length within the limit to a single instance is streamed.
+    let limit = proxy.body_limit;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is over {limit} bytes or was cut off"),
+        )
+        .with("limit_bytes", limit)
+        .into_response()
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let mut payload = if upstream.instances.len() > 1 || declared.is_none() {
+        match axum::body::to_bytes(body, limit).await {
             Ok(bytes) => Payload::Kept(bytes),
-            Err(_) => {
-                return ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("the request body is over {RETRY_BODY_LIMIT} bytes or was cut off"),
-                )
-                .into_response();
-            }
+            Err(_) => return too_large(),
         }
     } else {
         Payload::Stream(Some(body))

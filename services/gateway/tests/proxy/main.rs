@@ -12,6 +12,7 @@
 
 mod auth;
 mod balancing;
+mod edge_http;
 mod forwarded;
 mod ops;
 mod problems;
