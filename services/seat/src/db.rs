@@ -30,6 +30,20 @@ pub async fn lock_publication(conn: &mut PgConnection, perf: Uuid) -> Result<(),
     Ok(())
 }
 
+/// Waits for the publication work on `perf` in flight (see [`lock_publication`]) to end, and
+/// keeps new publication work on it out until the transaction ends (shared: sales do not wait for
+/// each other). A publication installs its performance in the hold store, so holds can be placed
+/// on it, before its transaction commits SeatDB's rows: a sale through such a hold that read
+/// SeatDB without this could find no performance (or an older revision) and refuse a good sale.
+pub async fn await_publication(conn: &mut PgConnection, perf: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, hashtext($2::text))")
+        .bind(PUBLICATION_LOCK_SPACE)
+        .bind(perf)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The revision SeatDB has installed for `perf`; `None` when never published.
 pub async fn installed_revision(
     conn: &mut PgConnection,

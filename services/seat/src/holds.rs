@@ -234,6 +234,9 @@ impl HoldService {
             expires_at_ms: 0,
             status: HoldStatus::Sold,
         };
+        // The hold may be on a performance whose publication is still committing (the store had
+        // it first): wait for it, or SeatDB would not know the performance yet.
+        db::await_publication(tx, e.performance_id).await?;
         let Some(limit) = db::ticket_limit(tx, e.performance_id).await? else {
             let detail = "no such performance in SeatDB".to_owned();
             return self

@@ -134,6 +134,99 @@ async fn orders_sell_and_return_seats_idempotently() {
     }
 }
 
+/// Whether a SeatDB session waits for an advisory lock (a sale waiting for a publication).
+async fn waits_for_a_lock(pool: &sqlx::PgPool) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database())",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// A publication installs its performance in the hold store, where holds can be placed at once,
+/// before its transaction commits SeatDB's rows; the order of such a hold, consumed on another
+/// partition meanwhile, must wait for that commit — not find no performance in SeatDB and refuse
+/// (and refund) a good sale with `unknown_performance`.
+#[tokio::test]
+async fn a_sale_waits_for_the_publication_still_committing_its_performance() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        let app = spawn(backend, Config::default()).await;
+        let pool = seat_pool(&app).await;
+        let p = performance(1, 5, 0);
+        let perf = p.performance_id;
+        // The publication's handler, stopped between its store install and its commit.
+        let mut publication = pool.begin().await.unwrap();
+        seat::db::lock_publication(&mut publication, perf)
+            .await
+            .unwrap();
+        assert!(
+            seat::db::save_published(&mut publication, &p)
+                .await
+                .unwrap()
+        );
+        let inventory = seat::map::Layout::from_published(&p).inventory();
+        app.store
+            .install_with_sales(&inventory, Some(&[]))
+            .await
+            .unwrap();
+        let hold = seat::store::Hold {
+            hold_id: Uuid::now_v7(),
+            performance_id: perf,
+            buyer_id: Uuid::now_v7(),
+            seat_ids: vec!["A-01-01".into(), "A-01-02".into()],
+            areas: Vec::new(),
+            amount_krw: 300_000,
+            expires_at_ms: chrono::Utc::now().timestamp_millis() + 600_000,
+            status: seat::store::HoldStatus::Active,
+        };
+        assert!(app.store.hold(&hold).await.unwrap().version > 0);
+        let order = app
+            .publish(&OrderConfirmed {
+                order_id: Uuid::now_v7(),
+                buyer_id: hold.buyer_id,
+                hold_id: hold.hold_id,
+                performance_id: perf,
+                seat_ids: hold.seat_ids.clone(),
+                areas: Vec::new(),
+                amount_krw: hold.amount_krw,
+                ticket_ids: Vec::new(),
+            })
+            .await;
+        // The sale is decided (refused, without a wait) or waits for the publication.
+        testing::eventually(
+            "the sale to be decided or to wait",
+            Duration::from_secs(10),
+            || {
+                let pool = &pool;
+                async move {
+                    waits_for_a_lock(pool).await
+                        || crate::helpers::handled(pool, order.id).await != Handled::Pending
+                }
+            },
+        )
+        .await;
+        publication.commit().await.unwrap();
+        assert_eq!(wait_handled(&pool, order.id).await, Handled::Applied);
+        let rejected: i64 = sqlx::query_scalar("SELECT count(*) FROM rejected_sales")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rejected, 0, "{backend:?}: the sale was refused");
+        assert_eq!(sold_rows(&pool).await, 2, "{backend:?}");
+        let sold = app
+            .store
+            .find_hold_in(perf, hold.hold_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sold.status, seat::store::HoldStatus::Sold, "{backend:?}");
+        assert_eq!(app.seats(perf).await["counts"]["sold"], 2, "{backend:?}");
+        pool.close().await;
+    }
+}
+
 #[tokio::test]
 async fn a_republished_performance_updates_the_inventory() {
     let app = spawn(Backend::Redis, Config::default()).await;
