@@ -16,6 +16,34 @@ pub fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// The keys matching `pattern` on the server of `conn`, by SCAN, not KEYS: the shared test server
+/// holds every earlier run's keys (hundreds of thousands on a long-lived machine), and one KEYS
+/// over them blocks it past other tests' timeouts.
+#[allow(clippy::unwrap_used)] // a test helper: a broken server fails the test
+pub async fn scan_keys<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    pattern: &str,
+) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(conn)
+            .await
+            .unwrap();
+        keys.extend(batch);
+        if next == 0 {
+            return keys;
+        }
+        cursor = next;
+    }
+}
+
 /// The Redis server tests use.
 pub fn redis_url() -> String {
     std::env::var("BOXOFFICE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())

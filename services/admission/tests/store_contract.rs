@@ -530,11 +530,7 @@ async fn every_key_of_a_queue_is_in_its_slot() {
     store.admit(perf, 1, None, now(), TTL).await.unwrap();
     let client = redis::Client::open(platform::testing::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{ns}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = platform::testing::scan_keys(&mut conn, &format!("{ns}*")).await;
     let want = slot(&perf.to_string());
     let mut suffixes: Vec<&str> = keys
         .iter()

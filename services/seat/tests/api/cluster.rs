@@ -141,11 +141,7 @@ async fn every_key_the_store_writes_for_a_performance_is_in_its_slot() {
             .is_empty()
     );
     let mut conn = single_conn().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("*{perf}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = platform::testing::scan_keys(&mut conn, &format!("*{perf}*")).await;
     let want = slot(&prefix(perf));
     let suffixes: BTreeSet<&str> = keys
         .iter()
@@ -165,11 +161,7 @@ async fn every_key_the_store_writes_for_a_performance_is_in_its_slot() {
     }
     // A hold's own keys: its record in the performance's slot, and the index entry.
     for h in [&sold, &released, &lapsing, &area] {
-        let mut keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("*{}*", h.hold_id))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let mut keys = platform::testing::scan_keys(&mut conn, &format!("*{}*", h.hold_id)).await;
         keys.sort();
         assert_eq!(
             keys,

@@ -29,11 +29,7 @@ async fn redis() -> redis::aio::MultiplexedConnection {
 /// only this performance's keys go).
 async fn wipe(perf: Uuid) {
     let mut conn = redis().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("seat:{{{perf}}}:*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = testing::scan_keys(&mut conn, &format!("seat:{{{perf}}}:*")).await;
     assert!(!keys.is_empty(), "the performance was in the store");
     let _: () = redis::cmd("DEL")
         .arg(&keys)
