@@ -45,9 +45,13 @@ const BACKENDS: [Backend; 3] = [Backend::Memory, Backend::Redis, Backend::Cluste
 /// A replica whose store relay acts only when this replica changes a hold (its pass over every
 /// performance comes once, at start): changes made on the store directly stay unrelayed, as
 /// those of a replica that died right after its store call.
+/// A replica whose own relay and sweeper stay out of the way (each runs once at start, then
+/// not for half an hour): the test drives the store and expires holds itself, and a sweep of
+/// its own in between would expire a lapsed hold first.
 fn quiet() -> Config {
     Config {
         event_relay_interval_ms: 3_600_000,
+        sweep_interval_ms: 3_600_000,
         ..Config::default()
     }
 }
