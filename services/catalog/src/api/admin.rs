@@ -19,7 +19,12 @@ use uuid::Uuid;
 
 use super::{AppState, authorize, docs::Problem, inputs::*, parse_id};
 use crate::{
-    domain::{PerformanceState, SaleStatus, status::open_at, teams, validate::Problems},
+    domain::{
+        PerformanceState, SaleStatus,
+        status::open_at,
+        teams,
+        validate::{MAX_PERFORMANCES, Problems},
+    },
     model::{EventDetail, PerformanceView, VenueDetail},
     publish, search,
     store::{
@@ -40,7 +45,7 @@ fn not_found(what: &str, id: Uuid) -> ApiError {
     request_body = VenueInput,
     responses(
         (status = 201, description = "The venue with its seat map; the caller is its organizer", body = VenueDetail),
-        (status = 400, description = "`validation_failed`: every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000; a bound passed or a control character in a text field, by field: docs/services/catalog.md, Bounds); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks the `organizer` role", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
@@ -124,7 +129,7 @@ pub async fn create_venue(
     request_body = VenuePatch,
     responses(
         (status = 200, description = "The venue, without rows and seats; its events' search documents follow a rename", body = VenueDetail),
-        (status = 400, description = "`validation_failed`: `venue_id` is not a UUID, or every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: `venue_id` is not a UUID, or every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000; a bound passed or a control character in a text field, by field: docs/services/catalog.md, Bounds); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such venue", body = Problem, content_type = "application/problem+json"),
@@ -203,7 +208,7 @@ async fn venue_grades(
     request_body = EventInput,
     responses(
         (status = 201, description = "The draft event with its draft performances; the caller is its organizer", body = EventDetail),
-        (status = 400, description = "`validation_failed`: every invalid field named in `errors` (`venue_id`: no venue has this id; `price_tiers[i].grade`: not a grade of the venue; `cancellation_policy…`; also a body of the wrong shape or with an unknown field, or text holding U+0000); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read, or the event is incomplete", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: every invalid field named in `errors` (`venue_id`: no venue has this id; `price_tiers[i].grade`: not a grade of the venue; `cancellation_policy…`; also a body of the wrong shape or with an unknown field, or text holding U+0000; a bound passed or a control character in a text field, by field: docs/services/catalog.md, Bounds); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read, or the event is incomplete", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks the `organizer` role", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
@@ -221,7 +226,13 @@ pub async fn create_event(
     let mut p = Problems::new();
     let checked = input.check(&mut p);
     let mut perfs = Vec::new();
-    for (i, perf) in input.performances.iter().enumerate() {
+    let listed = i64::try_from(input.performances.len()).unwrap_or(i64::MAX);
+    let performances = if listed > MAX_PERFORMANCES {
+        &[][..]
+    } else {
+        &input.performances[..]
+    };
+    for (i, perf) in performances.iter().enumerate() {
         if let Some(x) = perf.check(&mut p, &format!("performances[{i}].")) {
             perfs.push(x);
         }
@@ -354,7 +365,7 @@ async fn republish_event(conn: &mut PgConnection, e: &EventRow) -> Result<(), Ap
     request_body = EventPatch,
     responses(
         (status = 200, description = "The event; its published performances were re-published (a higher `revision`)", body = EventDetail),
-        (status = 400, description = "`validation_failed`: `event_id` is not a UUID, every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000), or `price_tiers`: a grade a published performance sells has no price; `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: `event_id` is not a UUID, every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000; a bound passed or a control character in a text field, by field: docs/services/catalog.md, Bounds), or `price_tiers`: a grade a published performance sells has no price; `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
@@ -452,7 +463,7 @@ async fn view(
     request_body = PerformanceInput,
     responses(
         (status = 201, description = "The draft performance", body = PerformanceView),
-        (status = 400, description = "`validation_failed`: `event_id` is not a UUID, or every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read, or the performance is incomplete", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: `event_id` is not a UUID, or every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000; a bound passed or a control character in a text field, by field: docs/services/catalog.md, Bounds), or `performances`: the event has 1000 performances already; `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read, or the performance is incomplete", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
@@ -481,6 +492,14 @@ pub async fn add_performance(
         .await?
         .ok_or_else(|| not_found("event", id))?;
     authorize(&user, e.organizer_id)?;
+    // The event row is locked: no other writer adds one between the count and the insert.
+    let mut p = Problems::new();
+    p.check(
+        events::performance_count(&mut tx, id).await? >= MAX_PERFORMANCES,
+        "performances",
+        format!("an event has at most {MAX_PERFORMANCES} performances"),
+    );
+    p.finish()?;
     let perf = NewPerformance {
         id: Uuid::now_v7(),
         event_id: id,
@@ -524,7 +543,7 @@ async fn lock(
     request_body = PerformancePatch,
     responses(
         (status = 200, description = "The performance; re-published (a higher `revision`) when it was published", body = PerformanceView),
-        (status = 400, description = "`validation_failed`: `performance_id` is not a UUID, every invalid field named in `errors` (`starts_at`: a kept sale window would open after it; also a body of the wrong shape or with an unknown field), or `price_tiers`: a grade it sells has no price (when re-published); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: `performance_id` is not a UUID, every invalid field named in `errors` (`starts_at`: a kept sale window would open after it; `sale_windows`: more than 10, or a control character in a name; also a body of the wrong shape or with an unknown field), or `price_tiers`: a grade it sells has no price (when re-published); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such performance", body = Problem, content_type = "application/problem+json"),
@@ -646,7 +665,7 @@ pub async fn publish(
     request_body = CancelInput,
     responses(
         (status = 200, description = "The performance, `cancelled`; `performance.cancelled` is emitted when it had been published", body = PerformanceView),
-        (status = 400, description = "`validation_failed`: `performance_id` is not a UUID, or `reason` is missing, blank or longer than 500 characters (also a body of the wrong shape or with an unknown field, or text holding U+0000); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: `performance_id` is not a UUID, or `reason` is missing, blank or longer than 500 characters (also a body of the wrong shape or with an unknown field, or text holding U+0000; a bound passed or a control character in a text field, by field: docs/services/catalog.md, Bounds); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such performance", body = Problem, content_type = "application/problem+json"),
@@ -666,10 +685,7 @@ pub async fn cancel(
     let id = parse_id("performance_id", &raw)?;
     user.require(Role::Organizer)?;
     let mut p = Problems::new();
-    match &input.reason {
-        Some(r) => p.name("reason", r, 500),
-        None => p.add("reason", "is required"),
-    }
+    input.check(&mut p);
     p.finish()?;
     let mut tx = state.pool.begin().await?;
     let (_, perf) = lock(&mut tx, &user, id).await?;

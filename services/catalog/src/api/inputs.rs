@@ -13,15 +13,14 @@ use crate::{
         EventKind, VenueKind, policy,
         seatmap::{self, RowSpec},
         teams,
-        validate::{MAX_NAME, MAX_PRICE_KRW, MAX_TEXT, MAX_TICKET_LIMIT, Problems},
+        validate::{
+            MAX_AREAS, MAX_COORD, MAX_GRADES, MAX_NAME, MAX_PERFORMANCES, MAX_POLYGON_POINTS,
+            MAX_PRICE_KRW, MAX_RANK, MAX_REASON, MAX_ROW_SEATS, MAX_ROWS, MAX_SALE_WINDOWS,
+            MAX_STANDING, MAX_TEXT, MAX_TICKET_LIMIT, MAX_VENUE_SEATS, Problems, TextKind,
+        },
     },
     model::{PriceTier, SaleWindow},
 };
-
-/// Most seats in one row.
-const MAX_ROW_SEATS: i32 = 500;
-/// Most places in one standing area.
-const MAX_STANDING: i32 = 200_000;
 
 /// A field that may be sent as `null` (kept as `Some(Value::Null)`, told apart from absent).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
@@ -56,16 +55,16 @@ pub(super) struct VenueInput {
     #[serde(default)]
     pub(super) address: String,
     /// The drawing frame: an object with positive `width` and `height` (default
-    /// `{"width": 1000, "height": 1000}`).
+    /// `{"width": 1000, "height": 1000}`); every number in it from -1000000 to 1000000.
     #[schema(value_type = Option<Object>)]
     pub(super) plan: Option<Value>,
-    /// Seat grades, at least one, codes unique.
+    /// Seat grades, 1–50, codes unique.
     #[serde(default)]
-    #[schema(required = true, min_items = 1)]
+    #[schema(required = true, min_items = 1, max_items = 50)]
     pub(super) grades: Vec<GradeInput>,
-    /// Areas, at least one, codes unique.
+    /// Areas, 1–1000, codes unique; at most 100000 seats in all.
     #[serde(default)]
-    #[schema(required = true, min_items = 1)]
+    #[schema(required = true, min_items = 1, max_items = 1000)]
     pub(super) areas: Vec<AreaInput>,
 }
 
@@ -85,7 +84,8 @@ pub(super) struct GradeInput {
     /// `#rrggbb` (default `#888888`).
     #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
     pub(super) color: Option<String>,
-    /// Lower is closer to the field or stage (default 0).
+    /// Lower is closer to the field or stage, 0–1000 (default 0).
+    #[schema(minimum = 0, maximum = 1000)]
     pub(super) rank: Option<i32>,
 }
 
@@ -104,14 +104,16 @@ pub(super) struct AreaInput {
     pub(super) grade: Option<String>,
     /// `seated` (default) or `standing`.
     pub(super) kind: Option<String>,
-    /// `{"polygon": [[x, y], ...]}` with at least 3 points, or `{"position": {"x", "y"}}`.
+    /// `{"polygon": [[x, y], ...]}` with 3–1000 points, or `{"position": {"x", "y"}}`; every
+    /// number from -1000000 to 1000000.
     #[schema(value_type = Object, required = true)]
     pub(super) geometry: Option<Value>,
     /// Standing areas only (required there): places, 1–200000.
     #[schema(minimum = 1, maximum = 200_000)]
     pub(super) capacity: Option<i32>,
-    /// Seated areas only (at least one there).
+    /// Seated areas only (1–200 there).
     #[serde(default)]
+    #[schema(max_items = 200)]
     pub(super) rows: Vec<RowInput>,
 }
 
@@ -128,8 +130,9 @@ pub(super) struct RowInput {
     /// The first seat's number, 0–10000 (default 1).
     #[schema(minimum = 0, maximum = 10_000)]
     pub(super) first_number: Option<i32>,
-    /// Numbers of the wheelchair-accessible seats.
+    /// Numbers of the wheelchair-accessible seats, each a seat of the row.
     #[serde(default)]
+    #[schema(max_items = 500)]
     pub(super) wheelchair: Vec<i32>,
 }
 
@@ -146,20 +149,57 @@ pub(super) struct CheckedArea {
 
 fn check_plan(p: &mut Problems, plan: Option<&Value>) {
     if let Some(plan) = plan {
-        let ok = plan
-            .get("width")
-            .and_then(Value::as_f64)
-            .is_some_and(|w| w > 0.0)
-            && plan
-                .get("height")
+        let positive = |k: &str| {
+            plan.get(k)
                 .and_then(Value::as_f64)
-                .is_some_and(|h| h > 0.0);
+                .is_some_and(|v| v > 0.0 && v <= MAX_COORD)
+        };
+        let ok = positive("width") && positive("height");
         p.check(
             !ok,
             "plan",
-            "must be an object with positive `width` and `height`",
+            format!("must be an object with `width` and `height` from 0 (excluded) to {MAX_COORD}"),
         );
+        if ok {
+            p.drawing("plan", plan);
+        }
     }
+}
+
+/// Checks an area's geometry; its bounding box when it is right.
+fn check_geometry(p: &mut Problems, f: &str, g: &Value) -> Option<(f64, f64, f64, f64)> {
+    let field = format!("{f}.geometry");
+    let points = g.get("polygon").and_then(Value::as_array).map(Vec::len);
+    if points.is_some_and(|n| n > MAX_POLYGON_POINTS) {
+        p.add(
+            field,
+            format!("a polygon has at most {MAX_POLYGON_POINTS} points"),
+        );
+        return None;
+    }
+    let before = p.len();
+    p.drawing(&field, g);
+    if p.len() > before {
+        return None;
+    }
+    let b = seatmap::bounds(g);
+    p.check(
+        b.is_none(),
+        field,
+        "must be {\"polygon\": [[x, y], ...]} with at least 3 points, or {\"position\": {\"x\", \"y\"}}",
+    );
+    b
+}
+
+/// The seats the seated areas of `areas` describe, counted without laying any out (each row
+/// counted at most [`MAX_ROW_SEATS`], so a huge count is an invalid row, not an overflow).
+fn described_seats(areas: &[AreaInput]) -> i64 {
+    areas
+        .iter()
+        .filter(|a| a.kind.as_deref() != Some("standing"))
+        .flat_map(|a| &a.rows)
+        .map(|r| i64::from(r.seats.unwrap_or(0).clamp(0, MAX_ROW_SEATS)))
+        .sum()
 }
 
 impl VenueInput {
@@ -168,11 +208,9 @@ impl VenueInput {
         if let Some(name) = required(p, "name", &self.name) {
             p.name("name", name, MAX_NAME);
         }
-        p.check(
-            self.name_en.chars().count() > MAX_NAME,
-            "name_en",
-            "is too long",
-        );
+        p.line("name_en", &self.name_en, MAX_NAME);
+        p.line("city", &self.city, MAX_NAME);
+        p.line("address", &self.address, MAX_NAME);
         let kind = required(p, "kind", &self.kind).and_then(|k| {
             let v = VenueKind::parse(k);
             p.check(
@@ -193,6 +231,33 @@ impl VenueInput {
             "areas",
             "must list at least one area",
         );
+        // Count first: nothing is checked one by one, or laid out, past a bound.
+        let seats = described_seats(&self.areas);
+        let too_many = [
+            (
+                self.grades.len() > MAX_GRADES,
+                "grades",
+                format!("must list at most {MAX_GRADES} grades"),
+            ),
+            (
+                self.areas.len() > MAX_AREAS,
+                "areas",
+                format!("must list at most {MAX_AREAS} areas"),
+            ),
+            (
+                seats > MAX_VENUE_SEATS,
+                "areas",
+                format!("must describe at most {MAX_VENUE_SEATS} seats in all, not {seats}"),
+            ),
+        ];
+        let mut over = false;
+        for (bad, field, message) in too_many {
+            p.check(bad, field, message);
+            over |= bad;
+        }
+        if over {
+            return (kind.unwrap_or(VenueKind::Other), Vec::new());
+        }
         let mut grade_ranks = std::collections::HashMap::new();
         for (i, g) in self.grades.iter().enumerate() {
             let f = format!("grades[{i}]");
@@ -209,6 +274,12 @@ impl VenueInput {
             if let Some(name) = required(p, &format!("{f}.name"), &g.name) {
                 p.name(&format!("{f}.name"), name, MAX_NAME);
             }
+            p.line(&format!("{f}.name_en"), &g.name_en, MAX_NAME);
+            p.check(
+                g.rank.is_some_and(|r| !(0..=MAX_RANK).contains(&r)),
+                format!("{f}.rank"),
+                format!("must be from 0 to {MAX_RANK}"),
+            );
             if let Some(color) = &g.color {
                 let ok = color.len() == 7
                     && color.starts_with('#')
@@ -234,6 +305,7 @@ impl VenueInput {
             }
             let grade = required(p, &format!("{f}.grade"), &a.grade);
             if let Some(g) = grade {
+                p.line(&format!("{f}.grade"), g, 40);
                 p.check(
                     !grade_ranks.contains_key(g),
                     format!("{f}.grade"),
@@ -248,15 +320,8 @@ impl VenueInput {
                     false
                 }
             };
-            let bounds = required(p, &format!("{f}.geometry"), &a.geometry).and_then(|g| {
-                let b = seatmap::bounds(g);
-                p.check(
-                    b.is_none(),
-                    format!("{f}.geometry"),
-                    "must be {\"polygon\": [[x, y], ...]} with at least 3 points, or {\"position\": {\"x\", \"y\"}}",
-                );
-                b
-            });
+            let bounds = required(p, &format!("{f}.geometry"), &a.geometry)
+                .and_then(|g| check_geometry(p, &f, g));
             let rows = self.check_rows(p, &f, a, standing);
             if let (Some(code), Some(name), Some(grade), Some(geometry), Some(b)) =
                 (code, &a.name, grade, &a.geometry, bounds)
@@ -305,6 +370,13 @@ impl VenueInput {
             format!("{f}.capacity"),
             "a seated area's capacity is its seat count; leave it out",
         );
+        if a.rows.len() > MAX_ROWS {
+            p.add(
+                format!("{f}.rows"),
+                format!("a seated area has at most {MAX_ROWS} rows"),
+            );
+            return Vec::new();
+        }
         let mut labels = HashSet::new();
         let mut rows = Vec::new();
         for (j, r) in a.rows.iter().enumerate() {
@@ -312,14 +384,10 @@ impl VenueInput {
             let label = required(p, &format!("{rf}.label"), &r.label)
                 .cloned()
                 .unwrap_or_default();
-            let ok = !label.is_empty()
-                && label.len() <= 10
-                && label.chars().all(|c| c.is_alphanumeric());
-            p.check(
-                !ok && r.label.is_some(),
-                format!("{rf}.label"),
-                "must be 1-10 letters or digits",
-            );
+            if r.label.is_some() && p.text(&format!("{rf}.label"), &label, 10, TextKind::Line) {
+                let ok = !label.is_empty() && label.chars().all(|c| c.is_alphanumeric());
+                p.check(!ok, format!("{rf}.label"), "must be 1-10 letters or digits");
+            }
             p.check(
                 !labels.insert(label.clone()),
                 format!("{rf}.label"),
@@ -338,6 +406,13 @@ impl VenueInput {
                 !(0..=10_000).contains(&first),
                 format!("{rf}.first_number"),
                 "must be from 0 to 10000",
+            );
+            let numbers = first..first.saturating_add(seats.clamp(0, MAX_ROW_SEATS));
+            p.check(
+                r.wheelchair.len() > usize::try_from(seats.clamp(0, MAX_ROW_SEATS)).unwrap_or(0)
+                    || r.wheelchair.iter().any(|n| !numbers.contains(n)),
+                format!("{rf}.wheelchair"),
+                "must list seat numbers of the row, no more than it has seats",
             );
             rows.push(RowSpec {
                 label,
@@ -379,11 +454,9 @@ impl VenuePatch {
             ("city", &self.city),
             ("address", &self.address),
         ] {
-            p.check(
-                v.as_ref().is_some_and(|v| v.chars().count() > MAX_NAME),
-                f,
-                "is too long",
-            );
+            if let Some(v) = v {
+                p.line(f, v, MAX_NAME);
+            }
         }
         check_plan(p, self.plan.as_ref());
     }
@@ -414,11 +487,19 @@ pub(super) fn check_tiers(
         "price_tiers",
         "must list at least one price",
     );
+    if tiers.len() > MAX_GRADES {
+        p.add(
+            "price_tiers",
+            format!("must list at most {MAX_GRADES} prices (one per grade)"),
+        );
+        return Vec::new();
+    }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, t) in tiers.iter().enumerate() {
         let f = format!("price_tiers[{i}]");
-        let grade = required(p, &format!("{f}.grade"), &t.grade);
+        let grade = required(p, &format!("{f}.grade"), &t.grade)
+            .filter(|g| p.text(&format!("{f}.grade"), g, 40, TextKind::Line));
         let known = grade.and_then(|g| grades.iter().find(|(c, _)| c == g));
         if let Some(g) = grade {
             p.check(
@@ -476,9 +557,9 @@ pub(super) struct PerformanceInput {
     /// Start.
     #[schema(value_type = DateTime<Utc>, required = true)]
     pub(super) starts_at: Option<DateTime<Utc>>,
-    /// Sale windows, at least one, each opening before the start.
+    /// Sale windows, 1–10, each opening before the start.
     #[serde(default)]
-    #[schema(required = true, min_items = 1)]
+    #[schema(required = true, min_items = 1, max_items = 10)]
     pub(super) sale_windows: Vec<WindowInput>,
 }
 
@@ -494,6 +575,13 @@ pub(super) fn check_windows(
         format!("{f}sale_windows"),
         "must list at least one sale window",
     );
+    if windows.len() > MAX_SALE_WINDOWS {
+        p.add(
+            format!("{f}sale_windows"),
+            format!("must list at most {MAX_SALE_WINDOWS} sale windows"),
+        );
+        return Vec::new();
+    }
     let mut out = Vec::new();
     for (i, w) in windows.iter().enumerate() {
         let wf = format!("{f}sale_windows[{i}]");
@@ -564,7 +652,8 @@ pub(super) struct EventInput {
     /// Title, 1–200 characters, not blank.
     #[schema(value_type = String, required = true)]
     pub(super) title: Option<String>,
-    /// Description, at most 10000 characters.
+    /// Description, at most 10000 characters (tab and line breaks allowed, no other control
+    /// characters).
     #[serde(default)]
     pub(super) description: String,
     /// An existing venue.
@@ -580,12 +669,13 @@ pub(super) struct EventInput {
     /// Whether a waiting room guards the opening (default false).
     #[serde(default)]
     pub(super) waiting_room: bool,
-    /// Prices by grade of the venue, at least one.
+    /// Prices by grade of the venue, 1–50.
     #[serde(default)]
-    #[schema(required = true, min_items = 1)]
+    #[schema(required = true, min_items = 1, max_items = 50)]
     pub(super) price_tiers: Vec<TierInput>,
-    /// Draft performances.
+    /// Draft performances, at most 1000 (the most an event has).
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub(super) performances: Vec<PerformanceInput>,
     /// A preset's name or a policy object; absent or `null`: the platform default.
     #[serde(default)]
@@ -701,11 +791,7 @@ impl EventInput {
         if let Some(t) = required(p, "title", &self.title) {
             p.name("title", t, MAX_NAME);
         }
-        p.check(
-            self.description.chars().count() > MAX_TEXT,
-            "description",
-            "is too long",
-        );
+        p.text("description", &self.description, MAX_TEXT, TextKind::Free);
         if let Some(v) = required(p, "venue_id", &self.venue_id) {
             p.check(
                 uuid::Uuid::parse_str(v).is_err(),
@@ -713,13 +799,20 @@ impl EventInput {
                 "must be a UUID",
             );
         }
+        p.check(
+            i64::try_from(self.performances.len()).unwrap_or(i64::MAX) > MAX_PERFORMANCES,
+            "performances",
+            format!("must list at most {MAX_PERFORMANCES} performances"),
+        );
         check_limit(p, self.ticket_limit);
         let mut team = |field: &str, v: &Option<String>| {
-            v.as_deref().and_then(|t| {
-                let found = teams::resolve(t);
-                p.check(found.is_none(), field, "is not a known team");
-                found
-            })
+            v.as_deref()
+                .filter(|t| p.text(field, t, MAX_NAME, TextKind::Line))
+                .and_then(|t| {
+                    let found = teams::resolve(t);
+                    p.check(found.is_none(), field, "is not a known team");
+                    found
+                })
         };
         let home = team("home_team", &self.home_team);
         let away = team("away_team", &self.away_team);
@@ -748,14 +841,16 @@ impl EventInput {
 pub(super) struct EventPatch {
     /// Title, 1–200 characters, not blank.
     pub(super) title: Option<String>,
-    /// Description, at most 10000 characters.
+    /// Description, at most 10000 characters (tab and line breaks allowed, no other control
+    /// characters).
     pub(super) description: Option<String>,
     /// Most tickets per buyer, 1–20.
     #[schema(minimum = 1, maximum = 20)]
     pub(super) ticket_limit: Option<i32>,
     /// Whether a waiting room guards the opening.
     pub(super) waiting_room: Option<bool>,
-    /// The prices by grade, replacing all of them (at least one).
+    /// The prices by grade, replacing all of them (1–50).
+    #[schema(min_items = 1, max_items = 50)]
     pub(super) price_tiers: Option<Vec<TierInput>>,
     /// Absent: unchanged; `null`: back to the platform default; else a preset's name or a
     /// policy object, replacing the event's (not merged with it).
@@ -771,13 +866,9 @@ impl EventPatch {
         if let Some(t) = &self.title {
             p.name("title", t, MAX_NAME);
         }
-        p.check(
-            self.description
-                .as_ref()
-                .is_some_and(|d| d.chars().count() > MAX_TEXT),
-            "description",
-            "is too long",
-        );
+        if let Some(d) = &self.description {
+            p.text("description", d, MAX_TEXT, TextKind::Free);
+        }
         check_limit(p, self.ticket_limit);
         self.cancellation_policy
             .as_ref()
@@ -791,7 +882,8 @@ impl EventPatch {
 pub(super) struct PerformancePatch {
     /// The new start (the sale windows kept must still open before it).
     pub(super) starts_at: Option<DateTime<Utc>>,
-    /// Sale windows replacing all of them, at least one, each opening before the start.
+    /// Sale windows replacing all of them, 1–10, each opening before the start.
+    #[schema(min_items = 1, max_items = 10)]
     pub(super) sale_windows: Option<Vec<WindowInput>>,
 }
 
@@ -799,7 +891,21 @@ pub(super) struct PerformancePatch {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CancelInput {
-    /// Why, shown to buyers: 1–500 characters, not blank.
+    /// Why, shown to buyers: 1–500 characters, not blank (line breaks allowed, no other
+    /// control characters).
     #[schema(value_type = String, required = true)]
     pub(super) reason: Option<String>,
+}
+
+impl CancelInput {
+    /// Checks the reason.
+    pub(super) fn check(&self, p: &mut Problems) {
+        match &self.reason {
+            Some(r) if r.trim().is_empty() => p.add("reason", "must not be blank"),
+            Some(r) => {
+                p.text("reason", r, MAX_REASON, TextKind::Free);
+            }
+            None => p.add("reason", "is required"),
+        }
+    }
 }

@@ -352,6 +352,17 @@ pub async fn performances_of(
     .await
 }
 
+/// How many performances (of any state) `event_id` has.
+pub async fn performance_count(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM performances WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_one(conn)
+        .await
+}
+
 /// The sale windows of a performance in order.
 pub async fn windows(conn: &mut PgConnection, perf: Uuid) -> Result<Vec<SaleWindow>, sqlx::Error> {
     sqlx::query_as(
