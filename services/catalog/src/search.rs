@@ -12,9 +12,19 @@
 //! (one edit for terms of 4–7 letters, two from 8; shorter terms are never corrected), compared
 //! on the whole word and on its prefix. Working on jamo makes this useful for Korean too: `뚜산`
 //! is one jamo away from `두산`, while the syllables share nothing.
+//!
+//! Its cost is bounded: at most [`MAX_TERMS`] terms, each corrected only up to
+//! [`MAX_CORRECTED_CHARS`] letters, against at most [`MAX_VOCABULARY`] words, each compared by a
+//! banded distance that gives up past the edit budget (at most `(2 × 2 + 1) × 40` cells a word,
+//! whatever its length). The listing runs it on the blocking pool, off the async workers.
 
 /// Most terms taken from one query.
 pub const MAX_TERMS: usize = 8;
+/// Longest term (in normalized letters: jamo count, a Hangul syllable being 2–3) that is
+/// corrected; a longer one is searched as it is.
+pub const MAX_CORRECTED_CHARS: usize = 40;
+/// Most vocabulary words a query is corrected against (the most frequent ones).
+pub const MAX_VOCABULARY: i64 = 50_000;
 
 const INITIALS: [char; 19] = [
     'ㄱ', 'ㄲ', 'ㄴ', 'ㄷ', 'ㄸ', 'ㄹ', 'ㅁ', 'ㅂ', 'ㅃ', 'ㅅ', 'ㅆ', 'ㅇ', 'ㅈ', 'ㅉ', 'ㅊ', 'ㅋ',
@@ -130,12 +140,54 @@ pub fn distance(a: &[char], b: &[char]) -> usize {
     d[n][m]
 }
 
-/// How many edits a term of `len` letters may be away from a word.
+/// [`distance`] when it is at most `k`, else None, computing only the cells within `k` of the
+/// diagonal (O(len × k)) and stopping once a row is all over `k`.
+pub fn within(a: &[char], b: &[char], k: usize) -> Option<usize> {
+    let (n, m) = (a.len(), b.len());
+    if n.abs_diff(m) > k {
+        return None;
+    }
+    let inf = k + 1;
+    let mut prev2 = vec![inf; m + 1];
+    let mut prev: Vec<usize> = (0..=m).map(|j| j.min(inf)).collect();
+    let mut cur = vec![inf; m + 1];
+    for i in 1..=n {
+        let lo = i.saturating_sub(k).max(1);
+        let hi = (i + k).min(m);
+        cur[0] = i.min(inf);
+        if lo > 1 {
+            cur[lo - 1] = inf;
+        }
+        if hi < m {
+            cur[hi + 1] = inf;
+        }
+        let mut row_min = cur[0];
+        for j in lo..=hi {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(prev2[j - 2] + 1);
+            }
+            cur[j] = v.min(inf);
+            row_min = row_min.min(cur[j]);
+        }
+        if row_min > k {
+            return None;
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    Some(prev[m]).filter(|d| *d <= k)
+}
+
+/// How many edits a term of `len` letters may be away from a word (none past
+/// [`MAX_CORRECTED_CHARS`]).
 fn budget(len: usize) -> usize {
     match len {
         0..=3 => 0,
         4..=7 => 1,
-        _ => 2,
+        8..=MAX_CORRECTED_CHARS => 2,
+        _ => 0,
     }
 }
 
@@ -152,15 +204,22 @@ pub fn correct(term: &str, vocabulary: &[String]) -> Vec<String> {
     }
     let mut best = budget + 1;
     let mut out: Vec<String> = Vec::new();
+    // At most the letters a match can use: a longer word can only match on its prefix.
+    let mut w: Vec<char> = Vec::with_capacity(t.len() + budget + 1);
     for word in vocabulary {
-        let w: Vec<char> = word.chars().collect();
-        let whole = distance(&t, &w);
+        w.clear();
+        w.extend(word.chars().take(t.len() + budget + 1));
+        // Within the best so far (or the budget): nothing farther can be kept.
+        let k = best.min(budget);
+        let whole = within(&t, &w, k);
         let prefix = if w.len() > t.len() {
-            distance(&t, &w[..t.len()])
+            within(&t, &w[..t.len()], k)
         } else {
             whole
         };
-        let d = whole.min(prefix);
+        let Some(d) = whole.into_iter().chain(prefix).min() else {
+            continue;
+        };
         if d < best {
             best = d;
             out.clear();
@@ -174,6 +233,25 @@ pub fn correct(term: &str, vocabulary: &[String]) -> Vec<String> {
     } else {
         out
     }
+}
+
+/// [`correct`] for every term of a query: each term's alternatives, the term itself kept among
+/// them (the vocabulary may lack a word that is newer than it, or rarer than its
+/// [`MAX_VOCABULARY`] words).
+pub fn correct_terms(terms: Vec<Vec<String>>, vocabulary: &[String]) -> Vec<Vec<String>> {
+    terms
+        .into_iter()
+        .map(|alts| {
+            let Some(term) = alts.into_iter().next() else {
+                return Vec::new();
+            };
+            let mut corrected = correct(&term, vocabulary);
+            if !corrected.contains(&term) {
+                corrected.push(term);
+            }
+            corrected
+        })
+        .collect()
 }
 
 /// The search document of an event: title, kind words, team names, venue names and city.
@@ -248,6 +326,57 @@ mod tests {
             correct("lgo", &vocab),
             vec!["lgo"],
             "short terms are not corrected"
+        );
+    }
+
+    #[test]
+    fn the_banded_distance_agrees_with_the_full_one() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "abc",
+            "acb",
+            "kitten",
+            "sitting",
+            "musical",
+            "muscial",
+            "museum",
+            "giants",
+            "gaints",
+            "ㄷㅜㅅㅏㄴ",
+            "ㄸㅜㅅㅏㄴ",
+            "ㅂㅜㅅㅏㄴ",
+            "midsummer",
+            "midsumer",
+        ];
+        for a in words {
+            for b in words {
+                let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+                let full = distance(&a, &b);
+                for k in 0..4 {
+                    assert_eq!(
+                        within(&a, &b, k),
+                        Some(full).filter(|d| *d <= k),
+                        "{a:?} {b:?} {k}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_terms_are_not_corrected_and_terms_are_kept() {
+        let vocab: Vec<String> = vec!["musical".into(), "a".repeat(50)];
+        let long = format!("{}b", "a".repeat(49));
+        assert_eq!(correct(&long, &vocab), vec![long.clone()]);
+        assert_eq!(
+            correct_terms(vec![vec!["muscial".into()], vec!["musical".into()]], &vocab),
+            vec![
+                vec!["musical".to_owned(), "muscial".to_owned()],
+                vec!["musical".to_owned()]
+            ]
         );
     }
 

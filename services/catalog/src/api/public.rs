@@ -50,7 +50,9 @@ pub struct ListParams {
     /// words).
     #[param(max_length = 100)]
     q: Option<String>,
-    /// The previous page's `next_cursor`.
+    /// The previous page's `next_cursor`: the next page is computed with the first page's
+    /// `from` and clock (a `from` given with it must be the same).
+    #[param(max_length = 200)]
     cursor: Option<String>,
     /// Items per page, a whole number from 1 to 100 (default 20).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 20)]
@@ -93,27 +95,109 @@ fn parse_flag(p: &mut Problems, field: &str, raw: Option<&str>) -> bool {
     }
 }
 
-/// Encodes a keyset position as an opaque cursor.
-pub fn encode_cursor(starts_at: DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{id}", starts_at.timestamp_micros()))
+/// Longest cursor accepted (a real one is about 110 characters).
+const MAX_CURSOR_CHARS: usize = 200;
+/// How far ahead of this clock a cursor's `now` may be (another replica's clock may run ahead).
+const CURSOR_CLOCK_SLACK: Duration = Duration::minutes(1);
+
+/// A listing position and the window it was computed in: page 2 is computed with the `from`
+/// and `now` of page 1, whatever the clock says by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The listing's `from` (given or defaulted to `now`).
+    pub from: DateTime<Utc>,
+    /// The clock of the first page (statuses and the `on_sale` / `opening_soon` filters).
+    pub now: DateTime<Utc>,
+    /// The last item's performance start.
+    pub starts_at: DateTime<Utc>,
+    /// The last item's event.
+    pub id: Uuid,
 }
 
-fn decode_cursor(raw: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let (micros, id) = text.split_once(':')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        Uuid::parse_str(id).ok()?,
-    ))
+/// Times a cursor may carry: the years an RFC 3339 `from` can name.
+fn plausible(t: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    (1..=9999).contains(&t.year())
+}
+
+impl Cursor {
+    /// The opaque form: URL-safe base64 (no padding) of
+    /// `1:<from>:<now>:<starts_at>:<event id>`, times in microseconds since the epoch.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!(
+            "1:{}:{}:{}:{}",
+            self.from.timestamp_micros(),
+            self.now.timestamp_micros(),
+            self.starts_at.timestamp_micros(),
+            self.id
+        ))
+    }
+
+    /// The cursor `raw` encodes, if it is one (of this version, with plausible times).
+    pub fn decode(raw: &str) -> Option<Self> {
+        let raw = raw.trim();
+        if raw.len() > MAX_CURSOR_CHARS {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let mut parts = text.split(':');
+        if parts.next()? != "1" {
+            return None;
+        }
+        let mut time = || {
+            parts
+                .next()
+                .and_then(|p| p.parse::<i64>().ok())
+                .and_then(DateTime::from_timestamp_micros)
+                .filter(|t| plausible(*t))
+        };
+        let (from, now, starts_at) = (time()?, time()?, time()?);
+        let id = Uuid::parse_str(parts.next()?).ok()?;
+        parts.next().is_none().then_some(Self {
+            from,
+            now,
+            starts_at,
+            id,
+        })
+    }
 }
 
 /// Checks the parameters and builds the store query.
-fn list_query(params: &ListParams, now: DateTime<Utc>) -> Result<listing::ListQuery, ApiError> {
+fn list_query(params: &ListParams, clock: DateTime<Utc>) -> Result<listing::ListQuery, ApiError> {
     let mut p = Problems::new();
-    let from = parse_time(&mut p, "from", params.from.as_deref()).unwrap_or(now);
+    let cursor = params
+        .cursor
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .and_then(|c| {
+            let parsed = Cursor::decode(c);
+            p.check(
+                parsed.is_none(),
+                "cursor",
+                "is not a cursor this listing returned",
+            );
+            parsed
+        });
+    let given_from = parse_time(&mut p, "from", params.from.as_deref());
+    // A next page keeps the window of the first: its `from` (also when it defaulted to the
+    // clock) and its clock.
+    let now = cursor.map_or(clock, |c| c.now);
+    let from = cursor.map(|c| c.from).or(given_from).unwrap_or(now);
     let to = parse_time(&mut p, "to", params.to.as_deref()).unwrap_or(from + Duration::days(366));
     p.check(to <= from && p.is_empty(), "to", "must be after `from`");
+    if let Some(c) = cursor {
+        let bad = given_from.is_some_and(|f| f != c.from)
+            || c.now > clock + CURSOR_CLOCK_SLACK
+            || c.starts_at < c.from
+            || (p.is_empty() && c.starts_at >= to);
+        p.check(
+            bad,
+            "cursor",
+            "does not belong to this listing (another `from`, a position outside the window, \
+             or a time not yet come)",
+        );
+    }
     let kind = params
         .kind
         .as_deref()
@@ -169,19 +253,7 @@ fn list_query(params: &ListParams, now: DateTime<Utc>) -> Result<listing::ListQu
             }
         },
     };
-    let after = params
-        .cursor
-        .as_deref()
-        .filter(|c| !c.trim().is_empty())
-        .and_then(|c| {
-            let parsed = decode_cursor(c);
-            p.check(
-                parsed.is_none(),
-                "cursor",
-                "is not a cursor this listing returned",
-            );
-            parsed
-        });
+    let after = cursor.map(|c| (c.starts_at, c.id));
     let on_sale = parse_flag(&mut p, "on_sale", params.on_sale.as_deref());
     let opening_soon = parse_flag(&mut p, "opening_soon", params.opening_soon.as_deref());
     p.finish()?;
@@ -218,7 +290,8 @@ fn list_query(params: &ListParams, now: DateTime<Utc>) -> Result<listing::ListQu
             ("Cache-Control" = String, description = "`public, max-age=5`"),
         )),
         (status = 400, description = "`validation_failed`: `from`, `to`, `kind`, `venue_id`, `team`, `q`, `cursor`, `limit`, \
-                        `on_sale` or `opening_soon` is invalid (each named in `errors`), or the query holds `%00`; \
+                        `on_sale` or `opening_soon` is invalid (each named in `errors`; `cursor`: not one this listing \
+                        returned, garbage or tampered, or given with another `from` than its own), or the query holds `%00`; \
                         `bad_request`: the query string cannot be read (e.g. a parameter given twice)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`: the database is unavailable; try again shortly", body = Problem, content_type = "application/problem+json"),
     ),
@@ -251,19 +324,25 @@ async fn compute_list(state: &AppState, mut q: listing::ListQuery) -> Result<Cac
                 v
             }
         };
-        for alts in &mut q.terms {
-            let corrected = alts
-                .first()
-                .map(|t| search::correct(t, &vocabulary))
-                .unwrap_or_default();
-            *alts = corrected;
-        }
+        // Bounded (search.rs), but CPU work: on the blocking pool, not an async worker.
+        let terms = std::mem::take(&mut q.terms);
+        q.terms = tokio::task::spawn_blocking(move || search::correct_terms(terms, &vocabulary))
+            .await
+            .map_err(ApiError::internal)?;
     }
     let mut items = listing::list(&mut conn, &q).await?;
     drop(conn);
     let next_cursor = if items.len() as i64 > q.limit {
         items.truncate(usize::try_from(q.limit).unwrap_or(0));
-        items.last().map(|i| encode_cursor(i.starts_at, i.id))
+        items.last().map(|i| {
+            Cursor {
+                from: q.from,
+                now: q.now,
+                starts_at: i.starts_at,
+                id: i.id,
+            }
+            .encode()
+        })
     } else {
         None
     };
@@ -404,11 +483,84 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip() {
+    fn cursors_round_trip_and_refuse_garbage() {
         let t = DateTime::from_timestamp_micros(1_780_000_000_123_456).unwrap();
-        let id = Uuid::now_v7();
-        assert_eq!(decode_cursor(&encode_cursor(t, id)), Some((t, id)));
-        assert_eq!(decode_cursor("garbage"), None);
+        let c = Cursor {
+            from: t - Duration::days(1),
+            now: t - Duration::hours(1),
+            starts_at: t,
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        let old = URL_SAFE_NO_PAD.encode(format!("{}:{}", t.timestamp_micros(), c.id));
+        let huge = URL_SAFE_NO_PAD.encode(format!("1:{}:0:0:{}", i64::MAX, c.id));
+        let far = URL_SAFE_NO_PAD.encode(format!("1:253402300800000000:0:0:{}", c.id));
+        let extra = URL_SAFE_NO_PAD.encode(format!("1:0:0:0:{}:x", c.id));
+        for bad in [
+            "garbage",
+            "",
+            "%%%",
+            &old,
+            &huge,
+            &far,
+            &extra,
+            &"A".repeat(10_000),
+        ] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_keeps_the_window_of_its_first_page() {
+        let first = DateTime::from_timestamp_micros(1_780_000_000_000_000).unwrap();
+        let c = Cursor {
+            from: first,
+            now: first,
+            starts_at: first + Duration::days(3),
+            id: Uuid::now_v7(),
+        };
+        let params = ListParams {
+            cursor: Some(c.encode()),
+            ..ListParams::default()
+        };
+        let later = first + Duration::hours(5);
+        let q = list_query(&params, later).unwrap();
+        assert_eq!((q.from, q.now), (first, first));
+        assert_eq!(q.to, first + Duration::days(366));
+        assert_eq!(q.after, Some((c.starts_at, c.id)));
+        // Refused: another `from`, a position outside the window, a clock not yet come.
+        let other_from = ListParams {
+            from: Some("2020-01-01".into()),
+            ..params
+        };
+        let before_from = Cursor {
+            starts_at: first - Duration::days(1),
+            ..c
+        };
+        let future = Cursor {
+            now: later + Duration::hours(1),
+            ..c
+        };
+        for (params, at) in [
+            (other_from, later),
+            (
+                ListParams {
+                    cursor: Some(before_from.encode()),
+                    ..ListParams::default()
+                },
+                later,
+            ),
+            (
+                ListParams {
+                    cursor: Some(future.encode()),
+                    ..ListParams::default()
+                },
+                later,
+            ),
+        ] {
+            let e = list_query(&params, at).unwrap_err();
+            assert_eq!(e.body()["errors"][0]["field"], "cursor", "{params:?}");
+        }
     }
 
     #[test]

@@ -160,12 +160,14 @@ pub async fn list(conn: &mut PgConnection, q: &ListQuery) -> Result<Vec<EventIte
         .collect())
 }
 
-/// The distinct words of every listed event's search document (the typo-correction vocabulary).
+/// The distinct words of every listed event's search document (the typo-correction vocabulary),
+/// the [`crate::search::MAX_VOCABULARY`] most frequent ones.
 pub async fn vocabulary(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT DISTINCT w FROM events, unnest(string_to_array(search_doc, ' ')) AS w
-         WHERE status <> 'draft' AND w <> '' ORDER BY w",
+        "SELECT w FROM events, unnest(string_to_array(search_doc, ' ')) AS w
+         WHERE status <> 'draft' AND w <> '' GROUP BY w ORDER BY count(*) DESC, w LIMIT $1",
     )
+    .bind(crate::search::MAX_VOCABULARY)
     .fetch_all(conn)
     .await
 }
