@@ -155,6 +155,20 @@ impl App {
         (status, ctype, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Another catalog on the same database reading `clock` (as a second replica, or this one
+    /// later), stopped with this one.
+    pub async fn replica(&self, clock: Clock) -> TestServer {
+        let state =
+            catalog::AppState::new(self.pool.clone(), self.issuer.verifier()).with_clock(clock);
+        let service = Service {
+            name: catalog::NAME,
+            router: catalog::router(state),
+            readiness: Readiness::default().postgres(self.pool.clone()),
+            tasks: vec![],
+        };
+        testing::serve(service, self.infra.shutdown.clone()).await
+    }
+
     /// Joins a fresh consumer group on the catalog topic.
     pub async fn subscribe(&self) -> Box<dyn Subscription> {
         self.infra
