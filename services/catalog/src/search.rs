@@ -14,9 +14,11 @@
 //! is one jamo away from `두산`, while the syllables share nothing.
 //!
 //! Its cost is bounded: at most [`MAX_TERMS`] terms, each corrected only up to
-//! [`MAX_CORRECTED_CHARS`] letters, against at most [`MAX_VOCABULARY`] words, each compared by a
-//! banded distance that gives up past the edit budget (at most `(2 × 2 + 1) × 40` cells a word,
-//! whatever its length). The listing runs it on the blocking pool, off the async workers.
+//! [`MAX_CORRECTED_CHARS`] letters, against at most [`MAX_VOCABULARY`] words in one pass (each
+//! word's first letters decoded once for all terms), each compared by a banded distance that
+//! gives up past the edit budget (at most `(2 × 2 + 1) × 40` cells a comparison, whatever the
+//! word's length, no allocation), to at most [`MAX_ALTERNATIVES`] words. The listing runs it on
+//! the blocking pool, off the async workers.
 
 /// Most terms taken from one query.
 pub const MAX_TERMS: usize = 8;
@@ -24,7 +26,7 @@ pub const MAX_TERMS: usize = 8;
 /// corrected; a longer one is searched as it is.
 pub const MAX_CORRECTED_CHARS: usize = 40;
 /// Most vocabulary words a query is corrected against (the most frequent ones).
-pub const MAX_VOCABULARY: i64 = 50_000;
+pub const MAX_VOCABULARY: i64 = 20_000;
 
 const INITIALS: [char; 19] = [
     'ㄱ', 'ㄲ', 'ㄴ', 'ㄷ', 'ㄸ', 'ㄹ', 'ㅁ', 'ㅂ', 'ㅃ', 'ㅅ', 'ㅆ', 'ㅇ', 'ㅈ', 'ㅉ', 'ㅊ', 'ㅋ',
@@ -140,6 +142,9 @@ pub fn distance(a: &[char], b: &[char]) -> usize {
     d[n][m]
 }
 
+/// Row length [`within`] keeps on the stack.
+const STACK_ROW: usize = 64;
+
 /// [`distance`] when it is at most `k`, else None, computing only the cells within `k` of the
 /// diagonal (O(len × k)) and stopping once a row is all over `k`.
 pub fn within(a: &[char], b: &[char], k: usize) -> Option<usize> {
@@ -148,9 +153,23 @@ pub fn within(a: &[char], b: &[char], k: usize) -> Option<usize> {
         return None;
     }
     let inf = k + 1;
-    let mut prev2 = vec![inf; m + 1];
-    let mut prev: Vec<usize> = (0..=m).map(|j| j.min(inf)).collect();
-    let mut cur = vec![inf; m + 1];
+    // Three rows; on the stack for the words correction compares (at most 43 letters).
+    let mut stack = [0usize; 3 * STACK_ROW];
+    let mut heap = Vec::new();
+    let rows: &mut [usize] = if m < STACK_ROW {
+        &mut stack[..3 * (m + 1)]
+    } else {
+        heap.resize(3 * (m + 1), 0);
+        &mut heap
+    };
+    let (prev2, rest) = rows.split_at_mut(m + 1);
+    let (mut prev, mut cur) = rest.split_at_mut(m + 1);
+    let mut prev2 = prev2;
+    prev2.fill(inf);
+    for (j, cell) in prev.iter_mut().enumerate() {
+        *cell = j.min(inf);
+    }
+    cur.fill(inf);
     for i in 1..=n {
         let lo = i.saturating_sub(k).max(1);
         let hi = (i + k).min(m);
@@ -194,60 +213,107 @@ fn budget(len: usize) -> usize {
 /// The alternatives a normalized `term` stands for: itself when some vocabulary word contains
 /// it, else the nearest vocabulary words within the edit budget, else itself (matching nothing).
 pub fn correct(term: &str, vocabulary: &[String]) -> Vec<String> {
-    if vocabulary.iter().any(|w| w.contains(term)) {
-        return vec![term.to_owned()];
-    }
-    let t: Vec<char> = term.chars().collect();
-    let budget = budget(t.len());
-    if budget == 0 {
-        return vec![term.to_owned()];
-    }
-    let mut best = budget + 1;
-    let mut out: Vec<String> = Vec::new();
-    // At most the letters a match can use: a longer word can only match on its prefix.
-    let mut w: Vec<char> = Vec::with_capacity(t.len() + budget + 1);
-    for word in vocabulary {
-        w.clear();
-        w.extend(word.chars().take(t.len() + budget + 1));
+    correct_all(&[term], vocabulary)
+        .pop()
+        .unwrap_or_else(|| vec![term.to_owned()])
+}
+
+/// Most alternatives one term is corrected to (the first found: the vocabulary comes most
+/// frequent first).
+pub const MAX_ALTERNATIVES: usize = 8;
+
+/// A term being corrected.
+struct Pending {
+    term: Vec<char>,
+    budget: usize,
+    best: usize,
+    out: Vec<String>,
+}
+
+impl Pending {
+    /// Compares `word`, of which `w` holds the first letters (at least the term's length plus
+    /// its budget plus one, when the word has them).
+    fn consider(&mut self, word: &str, w: &[char]) {
+        let n = self.term.len();
+        // At most the letters a match can use: a longer word can only match on its prefix.
+        let w = &w[..w.len().min(n + self.budget + 1)];
         // Within the best so far (or the budget): nothing farther can be kept.
-        let k = best.min(budget);
-        let whole = within(&t, &w, k);
-        let prefix = if w.len() > t.len() {
-            within(&t, &w[..t.len()], k)
+        let k = self.best.min(self.budget);
+        let whole = within(&self.term, w, k);
+        let prefix = if w.len() > n {
+            within(&self.term, &w[..n], k)
         } else {
-            whole
+            None
         };
         let Some(d) = whole.into_iter().chain(prefix).min() else {
-            continue;
+            return;
         };
-        if d < best {
-            best = d;
-            out.clear();
+        if d < self.best {
+            self.best = d;
+            self.out.clear();
         }
-        if d == best && d <= budget && !out.contains(word) {
-            out.push(word.clone());
+        if self.out.len() < MAX_ALTERNATIVES && !self.out.iter().any(|o| o == word) {
+            self.out.push(word.to_owned());
         }
     }
-    if out.is_empty() {
-        vec![term.to_owned()]
-    } else {
-        out
+}
+
+/// [`correct`] of each of `terms` in one pass over the vocabulary.
+fn correct_all(terms: &[&str], vocabulary: &[String]) -> Vec<Vec<String>> {
+    let mut pending: Vec<(usize, Pending)> = Vec::new();
+    let mut out: Vec<Vec<String>> = terms.iter().map(|t| vec![(*t).to_owned()]).collect();
+    for (i, term) in terms.iter().enumerate() {
+        let t: Vec<char> = term.chars().collect();
+        let budget = budget(t.len());
+        if budget > 0 && !vocabulary.iter().any(|w| w.contains(term)) {
+            pending.push((
+                i,
+                Pending {
+                    term: t,
+                    budget,
+                    best: budget + 1,
+                    out: Vec::new(),
+                },
+            ));
+        }
     }
+    let Some(longest) = pending
+        .iter()
+        .map(|(_, p)| p.term.len() + p.budget + 1)
+        .max()
+    else {
+        return out;
+    };
+    let mut w: Vec<char> = Vec::with_capacity(longest);
+    for word in vocabulary {
+        w.clear();
+        w.extend(word.chars().take(longest));
+        for (_, p) in &mut pending {
+            p.consider(word, &w);
+        }
+    }
+    for (i, p) in pending {
+        if !p.out.is_empty() {
+            out[i] = p.out;
+        }
+    }
+    out
 }
 
 /// [`correct`] for every term of a query: each term's alternatives, the term itself kept among
 /// them (the vocabulary may lack a word that is newer than it, or rarer than its
 /// [`MAX_VOCABULARY`] words).
 pub fn correct_terms(terms: Vec<Vec<String>>, vocabulary: &[String]) -> Vec<Vec<String>> {
-    terms
+    let firsts: Vec<&str> = terms
+        .iter()
+        .map(|alts| alts.first().map_or("", String::as_str))
+        .collect();
+    correct_all(&firsts, vocabulary)
         .into_iter()
-        .map(|alts| {
-            let Some(term) = alts.into_iter().next() else {
-                return Vec::new();
-            };
-            let mut corrected = correct(&term, vocabulary);
-            if !corrected.contains(&term) {
-                corrected.push(term);
+        .zip(&firsts)
+        .map(|(mut corrected, term)| {
+            if !corrected.iter().any(|c| c == term) {
+                corrected.push((*term).to_owned());
             }
             corrected
         })
@@ -371,6 +437,9 @@ mod tests {
         let vocab: Vec<String> = vec!["musical".into(), "a".repeat(50)];
         let long = format!("{}b", "a".repeat(49));
         assert_eq!(correct(&long, &vocab), vec![long.clone()]);
+        // At most MAX_ALTERNATIVES, the first (most frequent) ones.
+        let near: Vec<String> = ('a'..='t').map(|c| format!("abcd{c}")).collect();
+        assert_eq!(correct("abcdz", &near), near[..MAX_ALTERNATIVES].to_vec());
         assert_eq!(
             correct_terms(vec![vec!["muscial".into()], vec!["musical".into()]], &vocab),
             vec![
