@@ -12,6 +12,11 @@
 //!    itself;
 //! 4. the per-account limit, on the verified account.
 //!
+//! A browser signed in through the web UI has no `Authorization` header but the session cookie:
+//! outside the public routes it stands for the bearer token (step 3 applies to it), and for
+//! `POST`/`PUT`/`PATCH`/`DELETE` only with the CSRF header (403 `csrf_failed` otherwise); see
+//! [`crate::web::session`].
+//!
 //! A request without a token goes on without identity: the upstream decides whether the route
 //! needs one.
 
@@ -159,6 +164,10 @@ pub async fn admit(State(edge): State<Arc<Edge>>, mut req: Request, next: Next) 
         }
     }
     strip_reserved(req.headers_mut());
+    let public = edge.is_public(req.uri().path());
+    if let Err(e) = crate::web::session::from_cookie(&mut req, public) {
+        return e.into_response();
+    }
     let account = match (&edge.verifier, bearer(req.headers())) {
         (Some(verifier), Some(token)) => match verifier.verify_async(token).await {
             Ok(claims) => {
@@ -167,7 +176,7 @@ pub async fn admit(State(edge): State<Arc<Edge>>, mut req: Request, next: Next) 
                 }
                 Some(claims.sub)
             }
-            Err(_) if edge.is_public(req.uri().path()) => None,
+            Err(_) if public => None,
             Err(e) => {
                 let reason = match &e {
                     AuthError::Unavailable(_) => "keys_unavailable",

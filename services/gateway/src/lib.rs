@@ -25,6 +25,7 @@ pub mod limit;
 mod proxy;
 mod routes;
 mod upstream;
+pub mod web;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -150,6 +151,7 @@ pub const PUBLIC_ROUTES: &[&str] = &[
     "/api/v1/auth/oauth/",
     "/.well-known/",
     "/sandbox/",
+    "/web/session",
 ];
 
 /// A TOML list, or one comma-separated string (as environment variables give it), trimmed,
@@ -339,11 +341,18 @@ fn router(
     } else {
         routes.route("/sandbox/{*rest}", any(sandbox_off))
     };
+    let sessions = web::sessions(web::Sessions {
+        proxy: proxy.clone(),
+        edge: edge.clone(),
+        sandbox,
+    });
     // Only on the routes: an unknown path is a 404 without touching a bucket or a key.
     routes
         .with_state(proxy)
         .merge(documentation)
+        .merge(sessions)
         .route_layer(middleware::from_fn_with_state(edge, edge::admit))
+        .merge(web::pages())
 }
 
 /// `/sandbox/...` outside sandbox mode.
