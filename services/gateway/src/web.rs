@@ -205,7 +205,15 @@ mod tests {
 
     #[test]
     fn ui_roots_never_shadow_the_platforms_paths() {
-        for reserved in ["api", ".well-known", "sandbox", "healthz", "readyz", "web", "metrics"] {
+        for reserved in [
+            "api",
+            ".well-known",
+            "sandbox",
+            "healthz",
+            "readyz",
+            "web",
+            "metrics",
+        ] {
             assert!(!UI_ROOTS.contains(&reserved), "{reserved}");
         }
     }

@@ -125,8 +125,17 @@ pub fn from_cookie(req: &mut Request, public: bool) -> Result<(), ApiError> {
             HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| bad_cookie_token())?;
         req.headers_mut().insert(header::AUTHORIZATION, bearer);
     }
-    strip_session_cookies(req.headers_mut());
+    // The session endpoints read them; they strip them from what they send on themselves.
+    if !is_session_path(req.uri().path()) {
+        strip_session_cookies(req.headers_mut());
+    }
     Ok(())
+}
+
+fn is_session_path(path: &str) -> bool {
+    path.strip_prefix(SESSION_PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        || (path.starts_with("/api/v1/auth/oauth/") && path.ends_with("/callback"))
 }
 
 fn bad_cookie_token() -> ApiError {
@@ -266,7 +275,11 @@ async fn call_user(
     body: Option<Value>,
 ) -> Response {
     let mut builder = Request::builder().method(method).uri(path);
-    for name in [header::COOKIE.as_str(), "x-forwarded-for", header::USER_AGENT.as_str()] {
+    for name in [
+        header::COOKIE.as_str(),
+        "x-forwarded-for",
+        header::USER_AGENT.as_str(),
+    ] {
         for v in original.headers.get_all(name) {
             builder = builder.header(name, v);
         }
@@ -360,7 +373,13 @@ async fn json_body(req: Request) -> Result<(Parts, Value), ApiError> {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, UPSTREAM_BODY_LIMIT)
         .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "too large"))?;
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "too large",
+            )
+        })?;
     let value = if bytes.is_empty() {
         json!({})
     } else {
@@ -419,7 +438,10 @@ pub async fn refresh(State(s): State<Sessions>, req: Request) -> Response {
         let r = call_user(&s, &req, Method::POST, "/api/v1/auth/refresh", Some(body)).await;
         let (status, _, json) = read(r).await;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::BAD_REQUEST {
-            return Ok(with_cookies(pass_on(status, json), cleared_cookies(secure)?));
+            return Ok(with_cookies(
+                pass_on(status, json),
+                cleared_cookies(secure)?,
+            ));
         }
         if !status.is_success() {
             return Ok(pass_on(status, json));
@@ -523,8 +545,12 @@ pub async fn oauth_callback(
             .map(|p| p.as_str().to_owned())
             .unwrap_or_default();
         let r = call_user(&s, &req, Method::GET, &path_and_query, None).await;
-        let upstream_cookies: Vec<HeaderValue> =
-            r.headers().get_all(header::SET_COOKIE).iter().cloned().collect();
+        let upstream_cookies: Vec<HeaderValue> = r
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
         let (status, _, json) = read(r).await;
         let marker = set_cookie(
             WEB_OAUTH_COOKIE,
@@ -543,7 +569,10 @@ pub async fn oauth_callback(
                 .and_then(Value::as_str)
                 .filter(|c| c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
                 .unwrap_or("oauth_failed");
-            return Ok(with_cookies(see_other(&format!("/login?error={code}")), cookies));
+            return Ok(with_cookies(
+                see_other(&format!("/login?error={code}")),
+                cookies,
+            ));
         }
         let tokens: Tokens = serde_json::from_value(json.clone())
             .map_err(|_| ApiError::internal("the callback's answer carries no tokens"))?;

@@ -6,7 +6,7 @@
 //! real service problem+json through the gateway ([`problems`]); several instances of one upstream
 //! ([`balancing`]); bearer tokens verified at the edge and the identity passed on, client-sent
 //! identity headers stripped ([`auth`]); rate limits per address and per account, in process and
-//! shared through Redis ([`ratelimit`]).
+//! shared through Redis ([`ratelimit`]); the web UI and its cookie sessions ([`web`]).
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,6 +18,7 @@ mod ops;
 mod problems;
 mod ratelimit;
 mod streams;
+mod web;
 
 use std::sync::Arc;
 
