@@ -93,7 +93,6 @@ function header() {
       type: 'button',
       class: 'lang',
       id: 'lang',
-      'aria-label': t('lang_label'),
       lang: getLang() === 'ko' ? 'en' : 'ko',
       onclick: () => {
         setLang(getLang() === 'ko' ? 'en' : 'ko');

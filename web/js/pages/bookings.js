@@ -2,7 +2,7 @@
 
 import { api } from '../api.js';
 import { t } from '../i18n.js';
-import { dateTime, h, notify, showProblem, title, won } from '../ui.js';
+import { dateTime, h, notify, onLeave, showProblem, title, won } from '../ui.js';
 
 function ticketItem(ticket, n) {
   const code = h('code', { class: 'ticket-code' });
@@ -69,11 +69,18 @@ export async function render(main) {
   if (!window.boxoffice.requireLogin()) return;
   const list = h('ul', { class: 'orders', id: 'orders' });
   main.append(title(t('bookings_title')), list);
+  let timer = null;
+  onLeave(() => clearTimeout(timer));
   const reload = async () => {
+    clearTimeout(timer);
     const page = await api('/api/v1/me/orders?limit=50');
     list.textContent = '';
     if (!page.orders.length) list.append(h('li', {}, t('no_bookings')));
     for (const o of page.orders) list.append(orderItem(o, reload));
+    // Tickets are issued and refunds made just after: look again while an order is on its way.
+    if (page.orders.some((o) => ['paid', 'refunding'].includes(o.status))) {
+      timer = setTimeout(() => reload().catch(showProblem), 1500);
+    }
   };
   await reload();
 }

@@ -113,9 +113,10 @@ export async function render(main, [perf], query) {
     for (const sec of sorted) {
       const g = grades.get(sec.grade);
       const b = h('button', {
-        type: 'button', class: 'section-button', 'data-section': sec.code, 'aria-label': sectionLabel(sec),
+        type: 'button', class: 'section-button', 'data-section': sec.code,
         onclick: () => openSection(sec.code),
       }, h('span', { class: 'swatch', dataset: { color: g ? g.color : '' } }), sec.code,
+      h('span', { class: 'sr-only label' }, ''),
       h('span', { class: 'count' }, String(sec.available)));
       sectionButtons.set(sec.code, b);
       list.append(h('li', {}, b));
@@ -128,7 +129,8 @@ export async function render(main, [perf], query) {
   function paintSection(sec) {
     const b = sectionButtons.get(sec.code);
     if (b) {
-      b.setAttribute('aria-label', sectionLabel(sec));
+      // The accessible name is the button's text: "101" + the hidden words + the count.
+      b.querySelector('.label').textContent = ` ${sectionLabel(sec)} `;
       b.querySelector('.count').textContent = String(sec.available);
       b.classList.toggle('soldout', sec.available === 0);
     }
@@ -136,9 +138,9 @@ export async function render(main, [perf], query) {
     if (p) p.classList.toggle('soldout', sec.available === 0);
   }
 
-  function seatLabel(s) {
+  function seatPost(s) {
     const state = selected.has(s.id) ? 'selected' : s.status;
-    return t('seat_label', { section: s.section, row: s.row, number: s.number, grade: gradeName(s.grade), state: stateName(state) });
+    return t('seat_post', { grade: gradeName(s.grade), state: stateName(state) });
   }
 
   function paintSeat(s) {
@@ -148,7 +150,7 @@ export async function render(main, [perf], query) {
     s.el.dataset.status = s.status;
     s.el.disabled = s.status !== 'available' && !sel;
     s.el.setAttribute('aria-pressed', sel ? 'true' : 'false');
-    s.el.setAttribute('aria-label', seatLabel(s));
+    s.el.lastChild.textContent = seatPost(s);
   }
 
   function openSection(code) {
@@ -170,7 +172,10 @@ export async function render(main, [perf], query) {
       const group = h('div', { class: 'seat-row', role: 'group', 'aria-label': `${label}` },
         h('span', { class: 'row-label', 'aria-hidden': 'true' }, label));
       for (const s of row) {
-        s.el = h('button', { type: 'button', 'data-seat': s.id, onclick: () => toggle(s) }, String(s.number));
+        // The accessible name is the text: hidden words around the visible seat number.
+        s.el = h('button', { type: 'button', 'data-seat': s.id, onclick: () => toggle(s) },
+          h('span', { class: 'sr-only' }, t('seat_pre', { section: s.section, row: s.row })),
+          String(s.number), h('span', { class: 'sr-only' }, ''));
         paintSeat(s);
         group.append(s.el);
       }
