@@ -15,7 +15,7 @@ use utoipa::OpenApi;
     ),
     paths(
         super::create::create, super::view::find, super::view::mine, super::cancel::cancel,
-        super::tickets::find, super::tickets::verify, super::tickets::gate_key,
+        super::tickets::find, super::tickets::qr_svg, super::tickets::verify, super::tickets::gate_key,
     ),
     components(schemas(
         Problem, super::view::OrderView, super::view::TicketSummary, super::view::OrderList,

@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
             get(tickets::gate_key),
         )
         .route("/api/v1/tickets/{ticket_id}", get(tickets::find))
+        .route("/api/v1/tickets/{ticket_id}/qr.svg", get(tickets::qr_svg))
         .route("/api/docs/order/openapi.json", get(docs::openapi_json))
         .with_state(state)
 }

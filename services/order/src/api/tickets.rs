@@ -105,6 +105,57 @@ pub async fn find(
     }))
 }
 
+/// `GET /api/v1/tickets/{ticket_id}/qr.svg`: the current entry code as a QR code (SVG), for a
+/// page that shows the ticket; never cached (the code changes every step).
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets/{ticket_id}/qr.svg",
+    tag = "tickets",
+    params(("ticket_id" = String, Path, description = "The ticket")),
+    responses(
+        (status = 200, description = "The current entry code as a QR code", content_type = "image/svg+xml", body = String),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no ticket of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`ticket_void`: a void ticket has no code", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn qr_svg(
+    state: State<AppState>,
+    user: AuthUser,
+    path: ApiPath<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::{http::header, response::IntoResponse};
+    let Json(ticket) = find(state, user, path).await?;
+    let Some(code) = ticket.code else {
+        return Err(ApiError::conflict(
+            "ticket_void",
+            "a void ticket has no entry code",
+        ));
+    };
+    let svg = qr_svg_of(&code)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+/// `text` as a QR code in SVG (medium error correction, a quiet zone, black on white).
+fn qr_svg_of(text: &str) -> Result<String, ApiError> {
+    let qr = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+        .map_err(ApiError::internal)?;
+    Ok(qr
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(180, 180)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build())
+}
+
 /// The body of `POST /api/v1/tickets/verify`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -247,4 +298,18 @@ pub async fn gate_key(
         key: URL_SAFE_NO_PAD.encode(perf_key(&state, perf)),
         step_secs: STEP_SECS,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn an_entry_code_renders_as_an_svg_qr_code() {
+        let code = format!("BX1.{}.1.59876543.{}", uuid::Uuid::nil(), "A".repeat(22));
+        let svg = super::qr_svg_of(&code).unwrap();
+        assert!(svg.contains("<svg") && svg.ends_with("</svg>"), "{svg}");
+        assert!(svg.contains("#000000") && svg.contains("#ffffff"));
+        assert!(!svg.contains("<script"));
+    }
 }
