@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (`make test`): installs what the tests need, brings up PostgreSQL, Redis and the
 # Kafka-protocol broker, then runs formatting, lints and every test (nextest + doc tests) against
-# them. Stops what it started when done.
+# them, then the web UI's browser tests (scripts/browser-tests.sh). Stops what it started when done.
 source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
@@ -33,4 +33,5 @@ log "doc tests"
 cargo test --workspace --doc --locked
 log "cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+scripts/browser-tests.sh   # the web UI in headless Chromium (installs chromium and npm packages when missing)
 log "all tests passed"

@@ -2,7 +2,7 @@
 // folder, driven in Debian's headless Chromium through playwright-core. Every wait is for a
 // selector, a URL or a condition with a deadline — never a fixed sleep.
 //
-//   BOXOFFICE_BIN   the binary (default $CARGO_TARGET_DIR/debug/boxoffice)
+//   E2E_BOXOFFICE   the binary (default $CARGO_TARGET_DIR/debug/boxoffice)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
 //   SCREENSHOTS     where screenshots go (default docs/screenshots at the repository root)
 
@@ -20,7 +20,7 @@ import { chromium } from 'playwright-core';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const target = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), '.cache/boxoffice/target');
-const BIN = process.env.BOXOFFICE_BIN || path.join(target, 'debug/boxoffice');
+const BIN = process.env.E2E_BOXOFFICE || path.join(target, 'debug/boxoffice');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.SCREENSHOTS || path.join(root, 'docs/screenshots');
 const AXE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -77,6 +77,14 @@ async function call(method, p, { token, body } = {}) {
   return { status: r.status, body: json };
 }
 
+/** The environment without BOXOFFICE_* settings (the test run's own, e.g. BOXOFFICE_TEST_RUN,
+ * would be read as configuration): the standalone runs on its defaults. */
+function standaloneEnv() {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BOXOFFICE_')));
+  env.RUST_LOG = process.env.RUST_LOG || 'warn';
+  return env;
+}
+
 before(async () => {
   const port = await freePort();
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'boxoffice-e2e-'));
@@ -87,7 +95,7 @@ before(async () => {
     '--admin-email', ADMIN.email, '--admin-password', ADMIN.password], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+    env: standaloneEnv(),
   });
   const keep = (d) => {
     log = (log + d.toString()).slice(-20_000);
