@@ -305,9 +305,38 @@ const problems = {
   internal: ['오류가 발생했습니다. 잠시 후 다시 시도해 주세요.', 'Something went wrong; try again shortly.'],
   network: ['네트워크에 연결할 수 없습니다.', 'The network is unreachable.'],
   payload_too_large: ['요청이 너무 큽니다.', 'The request is too large.'],
+  hold_expiring: ['좌석 선점 시간이 곧 끝나 결제할 수 없습니다. 좌석을 다시 선택해 주세요.', 'The hold ends too soon to pay. Please choose the seats again.'],
+  hold_forbidden: ['다른 분의 좌석 선점입니다.', 'That hold is someone else\'s.'],
+  hold_not_found: ['좌석 선점을 찾을 수 없습니다. 좌석을 다시 선택해 주세요.', 'The hold was not found. Please choose the seats again.'],
+  hold_unavailable: ['좌석 선점을 확인할 수 없습니다. 잠시 후 다시 시도해 주세요.', 'The hold cannot be checked now; try again shortly.'],
+  performance_cancelled: ['취소된 공연입니다.', 'This performance was cancelled.'],
+  performance_unknown: ['공연 정보를 준비하고 있습니다. 잠시 후 다시 시도해 주세요.', 'The performance is being set up; try again in a moment.'],
+  idempotency_key_required: ['요청을 다시 보내 주세요.', 'Please send the request again.'],
+  invalid_idempotency_key: ['요청을 다시 보내 주세요.', 'Please send the request again.'],
+  invalid_body: ['잘못된 요청입니다.', 'The request was malformed.'],
+  invalid_path: ['잘못된 주소입니다.', 'That address is not valid.'],
+  invalid_query: ['잘못된 검색 조건입니다.', 'The search terms are not valid.'],
+  method_not_allowed: ['지원하지 않는 요청입니다.', 'That request is not supported.'],
+  invalid_refresh_token: ['로그인이 만료되었습니다. 다시 로그인해 주세요.', 'Your session expired; please log in again.'],
+  fresh_login_required: ['보안을 위해 다시 로그인해 주세요.', 'Please log in again to do this.'],
+  password_changed: ['비밀번호가 바뀌었습니다. 다시 로그인해 주세요.', 'The password changed; please log in again.'],
+  invalid_state: ['간편 로그인 요청이 만료되었습니다. 다시 시도해 주세요.', 'The sign-in request expired; please try again.'],
+  oauth_provider_error: ['간편 로그인 제공자가 응답하지 않습니다. 잠시 후 다시 시도해 주세요.', 'The sign-in provider did not answer; try again shortly.'],
+  ticket_void: ['사용할 수 없는 티켓입니다.', 'This ticket is void.'],
+  already_checked_in: ['이미 입장한 티켓입니다.', 'This ticket was already used.'],
+  invalid_code: ['올바르지 않은 입장 코드입니다.', 'The entry code is not valid.'],
+  stale_code: ['만료된 입장 코드입니다. 새 코드를 보여 주세요.', 'The entry code is out of date; show a fresh one.'],
+  webhooks_busy: ['결제 알림을 처리하는 중입니다.', 'Payment notices are busy.'],
+  auto_rate_unavailable: ['자동 입장 속도를 쓸 수 없습니다.', 'Automatic admission is unavailable.'],
+  already_published: ['이미 공개된 회차입니다.', 'Already published.'],
+  key_already_retired: ['이미 폐기된 키입니다.', 'That key is already retired.'],
+  key_not_found: ['키를 찾을 수 없습니다.', 'Key not found.'],
+  not_dead_lettered: ['재전송할 수 없는 알림입니다.', 'That delivery is not dead-lettered.'],
 };
 
-let lang = localStorage.getItem('lang') === 'en' ? 'en' : 'ko';
+// (Also imported by a Node test of the messages, where there is no localStorage or document.)
+const store = typeof localStorage === 'undefined' ? { getItem: () => null, setItem: () => {} } : localStorage;
+let lang = store.getItem('lang') === 'en' ? 'en' : 'ko';
 
 export function getLang() {
   return lang;
@@ -315,8 +344,8 @@ export function getLang() {
 
 export function setLang(l) {
   lang = l === 'en' ? 'en' : 'ko';
-  localStorage.setItem('lang', lang);
-  document.documentElement.lang = lang;
+  store.setItem('lang', lang);
+  if (typeof document !== 'undefined') document.documentElement.lang = lang;
 }
 
 function fill(text, vars) {
