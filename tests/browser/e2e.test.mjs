@@ -284,6 +284,16 @@ test('the buyer journey, live seats in a second browser, a declined payment, acc
   }
   await shot(b, 'seats-live-taken');
 
+  // Bob lets the seat service choose: best available, one seat of the section's grade.
+  await b.click('.section-view .back');
+  await b.selectOption('#best-quantity', '1');
+  await b.click('#best-form button[type=submit]');
+  await b.waitForURL(/\/checkout\//);
+  await b.waitForSelector('.held-seats li');
+  assert.equal(await b.locator('.held-seats li').count(), 1);
+  await b.click('#release');
+  await b.waitForURL(/\/seats\//);
+
   // Checkout: the order, the fake PG's page, back to the success page.
   await shot(a, 'checkout');
   await axeCheck(a, 'checkout');

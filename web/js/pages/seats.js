@@ -121,9 +121,28 @@ export async function render(main, [perf], query) {
       sectionButtons.set(sec.code, b);
       list.append(h('li', {}, b));
     }
-    overview.append(h('h2', {}, t('sections')), drawing, list);
+    overview.append(h('h2', {}, t('sections')), drawing, list, bestAvailable());
     paintSwatches(list);
     for (const sec of sections.values()) paintSection(sec);
+  }
+
+  /** "Best available": a grade and a quantity, the seat service picks (adjacent when it can). */
+  function bestAvailable() {
+    const grade = h('select', { id: 'best-grade', name: 'grade' },
+      [...prices.keys()].filter((c) => grades.has(c) && [...sections.values()].some((x) => x.grade === c))
+        .map((c) => h('option', { value: c }, `${gradeName(c)} ${won(prices.get(c))}`)));
+    const quantity = h('select', { id: 'best-quantity', name: 'quantity' },
+      Array.from({ length: limit }, (_, i) => h('option', { value: String(i + 1) }, String(i + 1))));
+    const form = h('form', { class: 'best', id: 'best-form' },
+      h('h2', {}, t('best_available')),
+      h('label', { for: 'best-grade' }, t('grade'), grade),
+      h('label', { for: 'best-quantity' }, t('quantity'), quantity),
+      h('button', { type: 'submit' }, t('best_available')));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      hold({ performance_id: perf, grade: grade.value, quantity: Number(quantity.value) });
+    });
+    return form;
   }
 
   function paintSection(sec) {
@@ -276,15 +295,12 @@ export async function render(main, [perf], query) {
   onLeave(stop);
 
   let holding = false;
-  holdBtn.addEventListener('click', async () => {
+  holdBtn.addEventListener('click', () => hold({ performance_id: perf, seat_ids: [...selected] }));
+  async function hold(body) {
     holding = true;
     holdBtn.disabled = true;
     try {
-      const hold = await api('/api/v1/holds', {
-        method: 'POST',
-        headers,
-        body: { performance_id: perf, seat_ids: [...selected] },
-      });
+      const hold = await api('/api/v1/holds', { method: 'POST', headers, body });
       sessionStorage.setItem(`hold:${hold.hold_id}`, JSON.stringify({ perf, event: eventId }));
       window.boxoffice.navigate(`/checkout/${hold.hold_id}?event=${eventId}&perf=${perf}`);
     } catch (e) {
@@ -299,7 +315,7 @@ export async function render(main, [perf], query) {
       showProblem(e);
       holdBtn.disabled = selected.size === 0;
     }
-  });
+  }
 
   drawLegend();
   drawOverview();
