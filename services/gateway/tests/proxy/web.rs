@@ -67,14 +67,17 @@ async fn upstream(issuer: &TestIssuer) -> Upstream {
         )
         .route(
             "/api/v1/auth/refresh",
-            post(move |Json(body): Json<Value>| async move {
-                if body["refresh_token"] == "r1" {
-                    (StatusCode::OK, Json(pair))
-                } else {
-                    (
-                        StatusCode::UNAUTHORIZED,
-                        Json(json!({"code": "unauthorized", "status": 401})),
-                    )
+            post({
+                let pair = pair.clone();
+                move |Json(body): Json<Value>| async move {
+                    if body["refresh_token"] == "r1" {
+                        (StatusCode::OK, Json(pair))
+                    } else {
+                        (
+                            StatusCode::UNAUTHORIZED,
+                            Json(json!({"code": "unauthorized", "status": 401})),
+                        )
+                    }
                 }
             }),
         )
@@ -85,6 +88,42 @@ async fn upstream(issuer: &TestIssuer) -> Upstream {
                 move || {
                     logouts.fetch_add(1, Ordering::SeqCst);
                     async { StatusCode::NO_CONTENT }
+                }
+            }),
+        )
+        .route(
+            "/api/v1/auth/oauth/kakao/authorize",
+            get(|| async {
+                (
+                    StatusCode::FOUND,
+                    [
+                        ("location", "http://provider.test/authorize?state=s1"),
+                        (
+                            "set-cookie",
+                            "boxoffice_oauth_kakao=b1; Path=/api/v1/auth/oauth/kakao; HttpOnly",
+                        ),
+                    ],
+                )
+            }),
+        )
+        .route(
+            "/api/v1/auth/oauth/kakao/callback",
+            get({
+                let pair = pair.clone();
+                move |headers: HeaderMap, uri: axum::http::Uri| async move {
+                    let cookie = headers
+                        .get("cookie")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    if !cookie.contains("boxoffice_oauth_kakao=b1") {
+                        let body = json!({"code": "state_cookie_mismatch", "status": 400});
+                        return (StatusCode::BAD_REQUEST, Json(body));
+                    }
+                    let mut body = pair.clone();
+                    body["user"] = json!({"created": true});
+                    body["query"] = json!(uri.query());
+                    (StatusCode::OK, Json(body))
                 }
             }),
         )
@@ -492,4 +531,83 @@ async fn cookies_are_secure_only_behind_a_trusted_tls_proxy() {
             "{name}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_social_sign_in_started_by_the_ui_ends_in_the_cookie_session() {
+    let issuer = TestIssuer::default();
+    let up = upstream(&issuer).await;
+    let gw = gateway(directory(&up.server), gateway::Config::default()).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // The UI's start: the provider's redirect, the user service's binding cookie and our marker.
+    let r = client
+        .get(gw.url("/web/session/oauth/kakao"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        r.headers()["location"],
+        "http://provider.test/authorize?state=s1"
+    );
+    assert!(set_cookie(r.headers(), "boxoffice_oauth_kakao").is_some());
+    let marker = set_cookie(r.headers(), "boxoffice_web_oauth").unwrap();
+    assert!(marker.contains("HttpOnly") && marker.contains("Path=/api/v1/auth/oauth/kakao"));
+    let r = client
+        .get(gw.url("/web/session/oauth/evil"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Back from the provider with the marker: the session cookies and the account page, no JSON.
+    let callback = gw.url("/api/v1/auth/oauth/kakao/callback?code=c&state=s1");
+    let r = client
+        .get(&callback)
+        .header("cookie", "boxoffice_oauth_kakao=b1; boxoffice_web_oauth=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/account?signed_in=kakao");
+    let access = set_cookie(r.headers(), "boxoffice_access").unwrap();
+    assert!(access.contains("HttpOnly") && access.contains("SameSite=Strict"));
+    assert!(set_cookie(r.headers(), "boxoffice_csrf").is_some());
+    assert!(
+        set_cookie(r.headers(), "boxoffice_web_oauth")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert!(r.text().await.unwrap().is_empty(), "no token in the body");
+
+    // A refused sign-in (the binding cookie missing): to the login page with the code.
+    let r = client
+        .get(&callback)
+        .header("cookie", "boxoffice_web_oauth=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/login?error=state_cookie_mismatch"
+    );
+    assert!(set_cookie(r.headers(), "boxoffice_access").is_none());
+
+    // Without the marker the callback answers as the API says: JSON with the tokens.
+    let r = client
+        .get(&callback)
+        .header("cookie", "boxoffice_oauth_kakao=b1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(set_cookie(r.headers(), "boxoffice_access").is_none());
+    let body: Value = r.json().await.unwrap();
+    assert!(body["access_token"].is_string());
+    assert_eq!(body["query"], "code=c&state=s1");
 }
