@@ -204,7 +204,7 @@ async function toSeats(page, game, section) {
   await page.waitForSelector('#live[data-state="open"]');
 }
 
-test('the buyer journey, live seats in a second browser, a declined payment, accessibility', { timeout: 600_000 }, async () => {
+test('the buyer journey, live seats in a second browser, a declined payment, accessibility', { timeout: 600_000 }, async (t) => {
   const game = await jamsilGame();
   const stamp = Date.now();
   const alice = { name: '김민지', email: `alice-${stamp}@e2e.test`, password: 'alice-password-1' };
@@ -254,6 +254,9 @@ test('the buyer journey, live seats in a second browser, a declined payment, acc
   assert.equal((await call('POST', `${room}/resume`, { token: game.adminToken })).status, 200);
   await a.waitForURL(/\/seats\//);
   await a.waitForSelector('.section-button');
+  const openedMs = Number(await a.getAttribute('main', 'data-seat-map-ms'));
+  t.diagnostic(`the seat map of ${game.venue.name_en} (${game.venue.capacity} seats) opened in ${openedMs} ms`);
+  assert.ok(openedMs > 0 && openedMs < 10_000, `seat map opened in ${openedMs} ms`);
   await shot(a, 'seat-map');
   await axeCheck(a, 'seat map');
   const section = await a.getAttribute('.section-button', 'data-section');

@@ -13,6 +13,7 @@ const LETTERS = { a: 'available', h: 'held', s: 'sold' };
 
 export async function render(main, [perf], query) {
   if (!window.boxoffice.requireLogin()) return;
+  const started = performance.now();
   const eventId = query.get('event');
   const event = await loadEvent(eventId);
   const venue = await api(`/api/v1/venues/${event.venue.id}?seats=false`);
@@ -319,4 +320,6 @@ export async function render(main, [perf], query) {
 
   drawLegend();
   drawOverview();
+  // How long the map took to open (the event, the venue, every seat's state, the drawing).
+  main.dataset.seatMapMs = String(Math.round(performance.now() - started));
 }
