@@ -11,6 +11,9 @@
 //! against the user service's JWKS (401 `unauthorized` for a bad one outside the public routes)
 //! and the verified identity passed on in `x-boxoffice-account` and `x-boxoffice-roles`.
 //!
+//! It also serves the web UI, embedded from `web/`, and its browser sessions in HttpOnly cookies
+//! ([`web`]).
+//!
 //! Its port is public, so its `/readyz` there says only ready or not (an administrator's token
 //! sees the details) and it serves no `/metrics`: the details and the metrics are on its ops
 //! listener (`gateway.ops_port`, see [`Config`]). Its readiness is its own: every upstream's
