@@ -152,6 +152,9 @@ async function jamsilGame() {
 }
 
 async function axeCheck(page, name) {
+  // Phone-sized: nothing makes the page scroll sideways (the seat grid scrolls inside itself).
+  const [width, viewport] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  assert.ok(width <= viewport, `${name} is ${width} px wide in a ${viewport} px viewport`);
   await page.evaluate(AXE);
   const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
   const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
