@@ -474,6 +474,13 @@ pub async fn serve_on(
             closing.cancel();
         }
     };
+    // TCP_NODELAY: a response written in pieces (headers, then a streamed body, as the gateway
+    // passes an upstream's on) must not wait for the client's delayed ACK (Nagle: ~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY on an accepted connection");
+        }
+    });
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
