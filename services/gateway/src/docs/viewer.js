@@ -18,13 +18,16 @@ function el(tag, attrs = {}, ...children) {
 }
 
 // `code` spans in descriptions become <code>; everything else stays text.
-function prose(text) {
-  const p = el("p");
+function withCode(node, text) {
   String(text || "").split(/(`[^`]*`)/).forEach((part) => {
-    if (part.startsWith("`") && part.endsWith("`") && part.length > 1) p.append(el("code", {}, part.slice(1, -1)));
-    else if (part) p.append(document.createTextNode(part));
+    if (part.startsWith("`") && part.endsWith("`") && part.length > 1) node.append(el("code", {}, part.slice(1, -1)));
+    else if (part) node.append(document.createTextNode(part));
   });
-  return p;
+  return node;
+}
+
+function prose(text) {
+  return withCode(el("p"), text);
 }
 
 function refName(ref) {
@@ -92,7 +95,7 @@ function operation(path, method, op, doc) {
   const secured = (op.security || []).some((s) => Object.keys(s).length > 0) && !(op.security || []).some((s) => Object.keys(s).length === 0);
   const summary = el("summary", {}, el("span", { class: `method ${method}` }, method), el("span", { class: "path" }, path),
     secured ? el("span", { class: "lock" }, "bearer token") : null,
-    el("span", { class: "opsum" }, op.summary || ""));
+    withCode(el("span", { class: "opsum" }), op.summary || ""));
   const body = el("div", {}, op.description ? prose(op.description) : null, parameters(op, doc),
     op.requestBody ? el("div", {}, el("h3", {}, "Request body"), bodyOf(op.requestBody.content, doc)) : null,
     responses(op, doc));
