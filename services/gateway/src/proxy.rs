@@ -257,8 +257,8 @@ pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response 
     // a chunked body once it passes the limit (so it is read before it is sent: a client
     // cutting it off or overrunning it is its own error, never an upstream's failure). With a
     // second instance to turn to, the body is kept too, so that a request that never reached an
-    // instance (or an idempotent one whose reply was lost) can go to another. Only a body of a
-    // declared length within the limit to a single instance is streamed.
+    // instance (or an idempotent one whose reply was lost) can go to another. To a single
+    // instance, a body of a declared length within the limit is streamed, and no body is no body.
     let limit = proxy.body_limit;
     let too_large = || {
         ApiError::new(
@@ -277,7 +277,9 @@ pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response 
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large();
     }
-    let mut payload = if upstream.instances.len() > 1 || declared.is_none() {
+    // A request without a body (most are GETs: no length, nothing to read) needs no buffering.
+    let chunked = declared.is_none() && !axum::body::HttpBody::is_end_stream(&body);
+    let mut payload = if upstream.instances.len() > 1 || chunked {
         match axum::body::to_bytes(body, limit).await {
             Ok(bytes) => Payload::Kept(bytes),
             Err(_) => return too_large(),
