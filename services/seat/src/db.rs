@@ -215,13 +215,10 @@ pub async fn save_published(
 
 /// The performance's per-buyer ticket limit (0 = none); `None` when never published.
 pub async fn ticket_limit(conn: &mut PgConnection, perf: Uuid) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT COALESCE((spec->>'ticket_limit')::bigint, 0) FROM performances \
-         WHERE performance_id = $1",
-    )
-    .bind(perf)
-    .fetch_optional(conn)
-    .await
+    sqlx::query_scalar("SELECT ticket_limit FROM performances WHERE performance_id = $1")
+        .bind(perf)
+        .fetch_optional(conn)
+        .await
 }
 
 /// The layout of a performance, if published.

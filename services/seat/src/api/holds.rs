@@ -379,12 +379,9 @@ fn best_pick(
     avoid: &HashSet<String>,
 ) -> Option<best_available::Pick> {
     let st = map.read();
-    let candidates: Vec<Candidate<'_>> = st
-        .layout
-        .seats
-        .iter()
-        .zip(&st.statuses)
-        .map(|(s, status)| Candidate {
+    let layout = &st.layout;
+    let seat = |i: usize| match (layout.seats.get(i), st.statuses.get(i)) {
+        (Some(s), Some(status)) => Candidate {
             seat_id: &s.seat_id,
             section: &s.section,
             row: &s.row,
@@ -392,10 +389,22 @@ fn best_pick(
             grade: &s.grade,
             rank: s.rank,
             wheelchair: s.wheelchair,
-            available: *status == SeatStatus::Available && !avoid.contains(&s.seat_id),
-        })
-        .collect();
-    best_available::pick(&candidates, wish)
+            available: *status == SeatStatus::Available
+                && (avoid.is_empty() || !avoid.contains(&s.seat_id)),
+        },
+        // Not a seat of this layout: never offered.
+        _ => Candidate {
+            seat_id: "",
+            section: "",
+            row: "",
+            number: 0,
+            grade: "",
+            rank: 0,
+            wheelchair: false,
+            available: false,
+        },
+    };
+    best_available::pick_indexed(&layout.rows, seat, layout.seats.len(), wish)
 }
 
 async fn own_hold(state: &AppState, user: &AuthUser, raw: &str) -> Result<Hold, ApiError> {

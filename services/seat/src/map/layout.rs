@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use contracts::events::{AreaSpec, PerformanceSpec, SeatSpec};
 use uuid::Uuid;
 
-use crate::store::StoreInventory;
+use crate::{domain::best_available::RowIndex, store::StoreInventory};
 
 /// The static part of a performance's seat map.
 #[derive(Debug, Clone)]
@@ -32,6 +32,8 @@ pub struct Layout {
     pub areas: Vec<AreaSpec>,
     /// Price per grade, KRW.
     pub prices: HashMap<String, i64>,
+    /// The seats' rows, for best available.
+    pub rows: RowIndex,
 }
 
 impl Layout {
@@ -45,7 +47,16 @@ impl Layout {
             .enumerate()
             .map(|(i, s)| (s.seat_id.clone(), i))
             .collect();
+        let rows = RowIndex::new(seats.iter().map(|s| {
+            (
+                s.section.as_str(),
+                s.row.as_str(),
+                s.number,
+                s.grade.as_str(),
+            )
+        }));
         Self {
+            rows,
             performance_id: p.performance_id,
             revision: p.revision,
             waiting_room: p.waiting_room,
