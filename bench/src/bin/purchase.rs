@@ -8,7 +8,7 @@
 //!    buyers),
 //! 4. `POST /api/v1/payments/confirm` + `Idempotency-Key` (retried on `order_not_ready`: the
 //!    order's event has not reached the payment service yet),
-//! 5. `GET /api/v1/orders/{id}` until `confirmed` (the saga over the bus: tickets issued, seats
+//! 5. `GET /api/v1/orders/{id}?wait_ms=5000` until `confirmed` (the saga over the bus: tickets issued, seats
 //!    sold).
 //!
 //! `--concurrency` buyers are in the journey at once (closed loop: each starts the next buyer's
@@ -600,13 +600,12 @@ impl Journey {
         self.stats.record(3, t.elapsed());
         // 5. Confirmed: tickets issued, seats sold.
         let t = Instant::now();
-        let mut wait = Duration::from_millis(5);
         loop {
             self.stats.polls.fetch_add(1, Ordering::Relaxed);
             let (status, seen) = api
                 .call(
                     Method::GET,
-                    &format!("/api/v1/orders/{order_id}"),
+                    &format!("/api/v1/orders/{order_id}?wait_ms=5000"),
                     Some(token),
                     None,
                     None,
@@ -617,10 +616,8 @@ impl Journey {
             }
             match seen["status"].as_str() {
                 Some("confirmed") => break,
-                Some("paid" | "pending_payment") if t.elapsed() < Duration::from_secs(60) => {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_millis(100));
-                }
+                // The service answered at a change or after its wait: ask again at once.
+                Some("paid" | "pending_payment") if t.elapsed() < Duration::from_secs(60) => {}
                 _ => bail!("order {order_id} ended {}", seen["status"]),
             }
         }

@@ -701,8 +701,44 @@ event!(
     |e| e.order_id
 );
 
+/// The type of every event above, for code that must say what it does with each (a consumer's
+/// `Handler::wants` list in platform is tested against it). A test keeps it complete.
+pub const ALL_TYPES: &[&str] = &[
+    UserRegistered::TYPE,
+    PerformanceSeats::TYPE,
+    PerformancePublished::TYPE,
+    PerformanceCancelled::TYPE,
+    HoldPlaced::TYPE,
+    HoldEnded::TYPE,
+    SaleRejected::TYPE,
+    OrderCreated::TYPE,
+    OrderConfirmed::TYPE,
+    OrderCancelled::TYPE,
+    RefundRequested::TYPE,
+    PaymentApproved::TYPE,
+    PaymentFailed::TYPE,
+    PaymentRefunded::TYPE,
+    PaymentRefundFailed::TYPE,
+];
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn all_types_lists_every_event_declared_here() {
+        // The name literal that follows each `event!(Type,` in this file.
+        let source = include_str!("events.rs");
+        let mut declared: Vec<&str> = source
+            .split("\nevent!(")
+            .skip(1)
+            .filter_map(|decl| decl.split('"').nth(1))
+            .collect();
+        declared.sort_unstable();
+        let mut listed = ALL_TYPES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(declared.len(), 15, "{declared:?}");
+        assert_eq!(listed, declared);
+    }
+
     use super::*;
     use crate::Envelope;
 

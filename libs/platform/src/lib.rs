@@ -29,5 +29,6 @@ pub mod service;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod wakeups;
 
 pub use problem::ApiError;

@@ -308,3 +308,39 @@ impl TestIssuer {
         ])
     }
 }
+
+/// The event types among `types` that `handler` acts on, to prove a [`Handler::wants`] agrees
+/// with its [`Handler::handle`]: each type is handed over as an envelope with an empty payload,
+/// on a transaction of the test server's `postgres` database that is rolled back. A handler that
+/// acts on a type fails on it (the payload does not decode, or its tables are not there); one
+/// that ignores it returns `Ok` without a look at the payload.
+///
+/// [`Handler::wants`]: crate::bus::consumer::Handler::wants
+/// [`Handler::handle`]: crate::bus::consumer::Handler::handle
+#[allow(clippy::expect_used)] // a test helper: a broken server fails the test
+pub async fn types_handled(
+    handler: &dyn crate::bus::consumer::Handler,
+    types: &[&'static str],
+) -> Vec<&'static str> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&format!("{}/postgres", database_url()))
+        .await
+        .expect("connect to the test server");
+    let mut handled = Vec::new();
+    for &event_type in types {
+        let envelope = crate::bus::envelope::Envelope {
+            id: Uuid::now_v7(),
+            event_type: event_type.to_owned(),
+            version: 1,
+            occurred_at: chrono::Utc::now(),
+            key: "types-handled".to_owned(),
+            payload: serde_json::json!({}),
+        };
+        let mut tx = conn.begin().await.expect("begin");
+        if handler.handle(&mut tx, &envelope).await.is_err() {
+            handled.push(event_type);
+        }
+        tx.rollback().await.expect("rollback");
+    }
+    handled
+}

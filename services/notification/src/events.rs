@@ -99,6 +99,19 @@ impl NotificationHandler {
 
 #[async_trait]
 impl Handler for NotificationHandler {
+    fn wants(&self, event_type: &str) -> bool {
+        [
+            UserRegistered::TYPE,
+            OrderCreated::TYPE,
+            OrderConfirmed::TYPE,
+            OrderCancelled::TYPE,
+            PaymentFailed::TYPE,
+            PaymentRefunded::TYPE,
+            contracts::events::PerformancePublished::TYPE,
+            PerformanceCancelled::TYPE,
+        ]
+        .contains(&event_type)
+    }
     async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandleError> {
         let event_id = env.id.to_string();
         if env.is::<UserRegistered>() {
@@ -196,6 +209,18 @@ impl Handler for NotificationHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The consumer skips what the handler does not want without a transaction: it must want
+    /// exactly the types it acts on (one it acts on but did not want would be lost).
+    #[tokio::test]
+    async fn the_handler_wants_exactly_the_events_it_acts_on() {
+        let handler = NotificationHandler;
+        let acted = platform::testing::types_handled(&handler, contracts::events::ALL_TYPES).await;
+        assert!(!acted.is_empty());
+        for t in contracts::events::ALL_TYPES {
+            assert_eq!(handler.wants(t), acted.contains(t), "{t}");
+        }
+    }
 
     #[test]
     fn phone_numbers_become_domestic_digits() {

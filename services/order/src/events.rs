@@ -15,6 +15,7 @@
 //! - `performance.cancelled` → every order of it ends, paid ones refunded in full.
 
 use async_trait::async_trait;
+use contracts::Event as _;
 use contracts::{
     Envelope,
     events::{
@@ -48,6 +49,18 @@ pub struct OrderHandler {
 
 #[async_trait]
 impl Handler for OrderHandler {
+    fn wants(&self, event_type: &str) -> bool {
+        [
+            PaymentApproved::TYPE,
+            PaymentFailed::TYPE,
+            PaymentRefunded::TYPE,
+            PaymentRefundFailed::TYPE,
+            SaleRejected::TYPE,
+            PerformancePublished::TYPE,
+            PerformanceCancelled::TYPE,
+        ]
+        .contains(&event_type)
+    }
     async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandleError> {
         if env.is::<PaymentApproved>() {
             let e: PaymentApproved = env.decode()?;
@@ -138,5 +151,22 @@ impl Handler for OrderHandler {
             tracing::info!(performance_id = %e.performance_id, orders = n, "performance cancelled");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The consumer skips what the handler does not want without a transaction: it must want
+    /// exactly the types it acts on (one it acts on but did not want would be lost).
+    #[tokio::test]
+    async fn the_handler_wants_exactly_the_events_it_acts_on() {
+        let handler = OrderHandler { orders: Orders };
+        let acted = platform::testing::types_handled(&handler, contracts::events::ALL_TYPES).await;
+        assert!(!acted.is_empty());
+        for t in contracts::events::ALL_TYPES {
+            assert_eq!(handler.wants(t), acted.contains(t), "{t}");
+        }
     }
 }

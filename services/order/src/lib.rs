@@ -86,6 +86,8 @@ pub async fn start_with(
             },
             shutdown.clone(),
         );
+    let (status_changes, status_task) =
+        platform::wakeups::Wakeups::spawn(pool.clone(), store::STATUS_CHANNEL, shutdown.clone());
     let sweeper = sweeper::spawn(
         pool.clone(),
         orders.clone(),
@@ -99,11 +101,12 @@ pub async fn start_with(
         verifier,
         seat,
         config: Arc::new(config.clone()),
+        status_changes,
     };
     Ok(Service {
         name: NAME,
         router: api::router(state),
         readiness: Readiness::default().postgres(pool),
-        tasks: vec![relay, consumer, sweeper],
+        tasks: vec![relay, consumer, sweeper, status_task],
     })
 }

@@ -177,6 +177,10 @@ pub enum RecordError {
     Db(#[from] sqlx::Error),
 }
 
+/// The channel every status change of an order is notified on, with its id
+/// (`GET /api/v1/orders/{id}?wait_ms=` waits on it).
+pub const STATUS_CHANNEL: &str = "order_status";
+
 /// Moves `order_id` along `t` (compare-and-set on `t.from()`) and records it.
 pub async fn record(
     conn: &mut PgConnection,
@@ -186,12 +190,16 @@ pub async fn record(
     let Some(from) = t.from() else {
         return Err(RecordError::Moved);
     };
+    // Whoever waits on the order's status hears of it when this commits.
     let done = sqlx::query(
-        "UPDATE orders SET status = $3, updated_at = now() WHERE order_id = $1 AND status = $2",
+        "WITH moved AS (UPDATE orders SET status = $3, updated_at = now() \
+                        WHERE order_id = $1 AND status = $2 RETURNING order_id) \
+         SELECT pg_notify($4, order_id::text) FROM moved",
     )
     .bind(order_id)
     .bind(from.as_str())
     .bind(t.to().as_str())
+    .bind(STATUS_CHANNEL)
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() != 1 {

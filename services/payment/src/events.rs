@@ -5,6 +5,7 @@
 //! transaction).
 
 use async_trait::async_trait;
+use contracts::Event as _;
 use contracts::{
     Envelope,
     events::{OrderCancelled, OrderCreated, RefundRequested},
@@ -19,6 +20,14 @@ pub struct PaymentHandler;
 
 #[async_trait]
 impl Handler for PaymentHandler {
+    fn wants(&self, event_type: &str) -> bool {
+        [
+            OrderCreated::TYPE,
+            OrderCancelled::TYPE,
+            RefundRequested::TYPE,
+        ]
+        .contains(&event_type)
+    }
     async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandleError> {
         if env.is::<OrderCreated>() {
             let e: OrderCreated = env.decode()?;
@@ -37,6 +46,13 @@ impl Handler for PaymentHandler {
                     expires_at: e.expires_at,
                     cancelled_at: None,
                 },
+            )
+            .await?;
+            // A confirm that came before its order waits for this (at commit).
+            platform::wakeups::notify(
+                tx,
+                crate::payments::WAKEUPS,
+                &crate::payments::arrival_key(e.order_id),
             )
             .await?;
         } else if env.is::<OrderCancelled>() {
@@ -62,5 +78,22 @@ impl Handler for PaymentHandler {
             .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The consumer skips what the handler does not want without a transaction: it must want
+    /// exactly the types it acts on (one it acts on but did not want would be lost).
+    #[tokio::test]
+    async fn the_handler_wants_exactly_the_events_it_acts_on() {
+        let handler = PaymentHandler;
+        let acted = platform::testing::types_handled(&handler, contracts::events::ALL_TYPES).await;
+        assert!(!acted.is_empty());
+        for t in contracts::events::ALL_TYPES {
+            assert_eq!(handler.wants(t), acted.contains(t), "{t}");
+        }
     }
 }

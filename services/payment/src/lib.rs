@@ -132,14 +132,17 @@ pub async fn start_with(
         Duration::from_millis(pg_settings.breaker_open_ms),
         pg_settings.max_in_flight,
     );
+    let shutdown = infra.shutdown.clone();
+    let (wakeups, wakeups_task) =
+        platform::wakeups::Wakeups::spawn(pool.clone(), payments::WAKEUPS, shutdown.clone());
     let payments = Payments::new(
         pool.clone(),
         gateway,
         guard,
         config.settle.clone(),
         timeouts.request,
-    );
-    let shutdown = infra.shutdown.clone();
+    )
+    .with_wakeups(wakeups);
     let relay = infra.spawn_relay(NAME, pool.clone());
     let consumer = infra
         .consumer(NAME, pool.clone(), &[contracts::topics::ORDERS])
@@ -160,6 +163,6 @@ pub async fn start_with(
         name: NAME,
         router: api::router(state),
         readiness: readiness(pool, guard),
-        tasks: vec![relay, consumer, settler],
+        tasks: vec![relay, consumer, settler, wakeups_task],
     })
 }

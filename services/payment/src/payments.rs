@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use contracts::events::{PaymentApproved, PaymentFailed, PaymentRefundFailed, PaymentRefunded};
-use platform::bus::outbox;
+use platform::{bus::outbox, wakeups::Wakeups};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -123,7 +123,27 @@ pub struct Payments {
     settle: SettleSettings,
     /// The PG call timeout: a confirm's outcome is looked at after it (and a backoff).
     pg_timeout: Duration,
+    /// Orders arriving and payments changing ([`WAKEUPS`]), for requests that wait on them.
+    wakeups: Option<Wakeups>,
 }
+
+/// The channel PayDB notifies (at commit) when an order arrives ([`arrival_key`]) and when a
+/// payment changes status ([`change_key`]), for the requests waiting on either.
+pub const WAKEUPS: &str = "payment_wakeups";
+
+/// The key notified when the order `order_id` reaches PayDB.
+pub fn arrival_key(order_id: Uuid) -> String {
+    format!("order {order_id}")
+}
+
+/// The key notified when the payment of `order_id` changes status.
+pub fn change_key(order_id: Uuid) -> String {
+    format!("payment {order_id}")
+}
+/// How long a confirm waits for its order's event before it answers `order_not_ready`: the
+/// buyer's client confirms the moment the PG's checkout returns, which is often before
+/// `order.created` has come over the bus.
+pub const ORDER_WAIT: Duration = Duration::from_secs(2);
 
 fn after(d: Duration) -> DateTime<Utc> {
     Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
@@ -144,7 +164,25 @@ impl Payments {
             guard,
             settle,
             pg_timeout,
+            wakeups: None,
         }
+    }
+
+    /// Lets a confirm whose order has not arrived yet wait for it (up to [`ORDER_WAIT`]), and a
+    /// webhook wait for the confirm in flight, on `wakeups` (of [`WAKEUPS`]).
+    pub fn with_wakeups(mut self, wakeups: Wakeups) -> Self {
+        self.wakeups = Some(wakeups);
+        self
+    }
+
+    /// What requests wait on, if anything.
+    pub fn wakeups(&self) -> Option<&Wakeups> {
+        self.wakeups.as_ref()
+    }
+
+    /// The PG call timeout.
+    pub fn pg_timeout(&self) -> Duration {
+        self.pg_timeout
     }
 
     /// PayDB.
@@ -197,6 +235,21 @@ impl Payments {
     /// the buyer's key, and the order's payment so far; then calls the PG's confirm under the
     /// order's own idempotency key and records what it said. A retry gets the payment as it is.
     pub async fn confirm(&self, req: &ConfirmRequest) -> Result<Payment, ConfirmError> {
+        let first = self.confirm_once(req).await;
+        let (Err(ConfirmError::OrderNotReady), Some(wakeups)) = (&first, &self.wakeups) else {
+            return first;
+        };
+        // Subscribed before the second look: an arrival between the two is not missed.
+        let mut arrival = wakeups.subscribe(&arrival_key(req.order_id));
+        match self.confirm_once(req).await {
+            Err(ConfirmError::OrderNotReady) => {}
+            other => return other,
+        }
+        arrival.wait(ORDER_WAIT).await;
+        self.confirm_once(req).await
+    }
+
+    async fn confirm_once(&self, req: &ConfirmRequest) -> Result<Payment, ConfirmError> {
         let order = store::order(&self.pool, req.order_id)
             .await?
             .ok_or(ConfirmError::OrderNotReady)?;

@@ -272,6 +272,15 @@ pub async fn transition(
     .bind(UNDECIDED_RECHECK_DAYS)
     .execute(&mut *conn)
     .await?;
+    if after.status != before.status {
+        // A webhook waiting for the confirm in flight hears of it at commit.
+        platform::wakeups::notify(
+            conn,
+            crate::payments::WAKEUPS,
+            &crate::payments::change_key(order_id),
+        )
+        .await?;
+    }
     Ok((before, after))
 }
 

@@ -5,6 +5,7 @@
 //! outbox elsewhere: `sale.rejected` in the consumer's own transaction (see [`crate::holds`]),
 //! `hold.placed` and `hold.ended` from the hold store's own log (see [`crate::store_relay`]).
 
+use contracts::Event as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -42,6 +43,15 @@ impl From<SaleError> for HandleError {
 
 #[async_trait]
 impl Handler for SeatHandler {
+    fn wants(&self, event_type: &str) -> bool {
+        [
+            PerformancePublished::TYPE,
+            PerformanceSeats::TYPE,
+            OrderConfirmed::TYPE,
+            OrderCancelled::TYPE,
+        ]
+        .contains(&event_type)
+    }
     async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandleError> {
         if env.is::<PerformancePublished>() {
             self.published(tx, env).await

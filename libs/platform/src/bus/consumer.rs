@@ -5,7 +5,9 @@
 //! row was already there the event was applied (or dead-lettered) before and is skipped, otherwise
 //! the [`Handler`] applies it inside a savepoint and the transaction commits. The offset is
 //! committed only after that, so a crash at any point either redoes nothing (inbox row committed)
-//! or redoes everything (rolled back).
+//! or redoes everything (rolled back). An event of a type the handler does not act on
+//! ([`Handler::wants`]) is acknowledged without any of that: a topic carries many types and most
+//! services act on a few (the order service reads the seat topic for `sale.rejected` alone).
 //!
 //! - [`HandleError::Rejected`] (SQLSTATE classes 22, 23, 42, undecodable envelopes, a service's
 //!   own rules): the savepoint is rolled back, the event is written to `bus_dead_letters` in the
@@ -293,6 +295,10 @@ impl Consumer {
             event_id = %delivery.envelope.id,
             event_type = %delivery.envelope.event_type,
         );
+        if !handler.wants(&delivery.envelope.event_type) {
+            self.count("ignored");
+            return true;
+        }
         let mut backoff = Backoff::new(FIRST_BACKOFF, self.cap.max_backoff);
         let started = Instant::now();
         let mut attempts: u32 = 0;

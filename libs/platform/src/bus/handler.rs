@@ -15,6 +15,15 @@ pub trait Handler: Send + Sync + 'static {
     /// Applies one event on `tx`: a savepoint inside the transaction that writes the inbox row,
     /// so a rejection undoes the handler's writes and keeps the inbox row and the dead letter.
     async fn handle(&self, tx: &mut PgConnection, envelope: &Envelope) -> Result<(), HandleError>;
+
+    /// Whether [`Handler::handle`] acts on events of `event_type` at all. The consumer
+    /// acknowledges one it does not want without a transaction or an inbox row: applying it
+    /// would change nothing, so there is nothing to deduplicate. Default: every type. A handler
+    /// that narrows it should prove the two agree with [`crate::testing::types_handled`].
+    fn wants(&self, event_type: &str) -> bool {
+        let _ = event_type;
+        true
+    }
 }
 
 /// Why an event can never be applied: the dead letter's `reason` and the alert metric's label.

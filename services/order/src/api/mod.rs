@@ -33,6 +33,8 @@ pub struct AppState {
     pub seat: SeatClient,
     /// Settings.
     pub config: Arc<Config>,
+    /// Orders whose status changed ([`crate::store::STATUS_CHANNEL`]), for the buyers waiting.
+    pub status_changes: platform::wakeups::Wakeups,
 }
 
 impl FromRef<AppState> for Verifier {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use platform::{
     ApiError,
     auth::AuthUser,
-    problem::{ApiPath, ApiQuery},
+    problem::{ApiPath, ApiQuery, FieldError},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -167,14 +167,31 @@ pub async fn own(state: &AppState, user: &AuthUser, id: Uuid) -> Result<Order, A
         .ok_or_else(|| ApiError::not_found(format!("no order `{id}`")))
 }
 
+/// Longest `wait_ms` of `GET /api/v1/orders/{order_id}`.
+pub const MAX_WAIT_MS: u64 = 8_000;
+
+/// `GET /api/v1/orders/{order_id}` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FindParams {
+    /// When the order is in a status the saga or the clock moves on (`pending_payment`, `paid`,
+    /// `refunding`): answer once its status changes, or after this many milliseconds
+    /// (0–8,000: under the gateway's upstream timeout), whichever comes first. A client waiting for
+    /// its payment's outcome asks once
+    /// instead of polling.
+    wait_ms: Option<u64>,
+}
+
 /// `GET /api/v1/orders/{order_id}`.
 #[utoipa::path(
     get,
     path = "/api/v1/orders/{order_id}",
     tag = "orders",
-    params(("order_id" = String, Path, description = "The order")),
+    params(("order_id" = String, Path, description = "The order"), FindParams),
     responses(
         (status = 200, description = "The order", body = OrderView),
+        (status = 400, description = "`validation_failed`: `wait_ms` over 8,000; `invalid_query`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no order of the caller's", body = Problem, content_type = "application/problem+json"),
     ),
@@ -184,9 +201,34 @@ pub async fn find(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(raw): ApiPath<String>,
+    ApiQuery(params): ApiQuery<FindParams>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&raw, "order")?;
-    let o = own(&state, &user, id).await?;
+    let wait = params.wait_ms.unwrap_or(0);
+    if wait > MAX_WAIT_MS {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "wait_ms",
+            format!("at most {MAX_WAIT_MS}"),
+        )]));
+    }
+    let mut o = own(&state, &user, id).await?;
+    if wait > 0 && !o.status.is_final() {
+        let seen = o.status;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait);
+        let key = id.to_string();
+        loop {
+            // Subscribed before the look: a change committed in between is not missed.
+            let mut change = state.status_changes.subscribe(&key);
+            o = own(&state, &user, id).await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if o.status != seen || left.is_zero() || !change.wait(left).await {
+                break;
+            }
+        }
+        if o.status == seen {
+            o = own(&state, &user, id).await?;
+        }
+    }
     Ok(Json(load(&state, &o).await?))
 }
 

@@ -389,3 +389,78 @@ async fn an_order_service_restarted_mid_saga_ends_the_order_right_once() {
     let report = app.invariants().await;
     assert!(report.ok(), "{report:?}");
 }
+
+/// The buyer's client learns the outcome in one request each: a confirm sent the moment the
+/// order is made (before `order.created` reached the payment service) waits for it instead of
+/// answering `order_not_ready`, and `GET /orders/{id}?wait_ms` answers when the order moves on.
+#[tokio::test]
+async fn a_buyer_learns_the_outcome_without_polling() {
+    let app = spawn().await;
+    let p = performance(30);
+    app.publish_performance(&p).await;
+    let buyer = Uuid::now_v7();
+    let (order, amount) = app.order_of(buyer, p.performance_id, &["A-01-07"]).await;
+    let token = app.token(buyer);
+    // Waiting for a pending order runs alongside the payment and ends with it.
+    let waiting = {
+        let (client, url) = (
+            app.order.client.clone(),
+            app.order
+                .url(&format!("/api/v1/orders/{order}?wait_ms=8000")),
+        );
+        let token = token.clone();
+        tokio::spawn(async move {
+            let r = client.get(url).bearer_auth(token).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        })
+    };
+    // At once: no wait for the payment service to know the order.
+    let r = app
+        .order
+        .client
+        .post(app.pg.url("/v1/sandbox/checkouts"))
+        .json(&json!({"orderId": order.to_string(), "amount": amount, "outcome": "approved"}))
+        .send()
+        .await
+        .unwrap();
+    let key = r.json::<serde_json::Value>().await.unwrap()["paymentKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let paid = app.confirm(buyer, order, &key, amount).await;
+    assert_eq!(paid.status, 200, "{paid:?}");
+    let (status, seen) = waiting.await.unwrap();
+    assert_eq!(status, 200, "{seen}");
+    assert_ne!(seen["status"], "pending_payment", "{seen}");
+    app.wait_status(order, "confirmed").await;
+    // A final order answers at once, and as it is.
+    let a = app
+        .get(&token, &format!("/api/v1/orders/{order}?wait_ms=8000"))
+        .await;
+    assert_eq!(
+        (a.status, a.body["status"].as_str()),
+        (200, Some("confirmed"))
+    );
+    // Bad waits are refused; someone else's order is not waited on.
+    let a = app
+        .get(&token, &format!("/api/v1/orders/{order}?wait_ms=8001"))
+        .await;
+    assert_eq!(
+        (a.status, a.body["code"].as_str()),
+        (400, Some("validation_failed"))
+    );
+    let a = app
+        .get(&token, &format!("/api/v1/orders/{order}?wait_ms=soon"))
+        .await;
+    assert_eq!(a.status, 400, "{a:?}");
+    let a = app
+        .get(
+            &app.token(Uuid::now_v7()),
+            &format!("/api/v1/orders/{order}?wait_ms=8000"),
+        )
+        .await;
+    assert_eq!(a.status, 404, "{a:?}");
+}

@@ -6,12 +6,16 @@
 //! payment per `payment.webhook_min_interval_ms` (across replicas; notices meanwhile are
 //! answered 200 and dropped: the settler still settles open payments) and at most
 //! `payment.webhook_max_in_flight` webhook lookups at once (more: 503 `webhooks_busy`). A notice
-//! of a payment already settled (approved, refunded, flagged) costs no lookup at all. 200 tells
+//! of a payment already settled (approved, refunded, flagged) costs no lookup at all; one of a
+//! payment whose confirm is still waiting for the PG first waits for that confirm's outcome (it
+//! usually is the approval, and costs no lookup either). 200 tells
 //! the PG to stop; 503 (the PG could not be asked) to retry.
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use platform::{ApiError, problem::ApiJson};
 use serde_json::{Value, json};
+use std::time::Duration;
+
 use uuid::Uuid;
 
 use super::{AppState, docs::Problem};
@@ -19,6 +23,18 @@ use crate::{
     domain::PaymentStatus,
     payments::{Lookup, Settled},
 };
+
+/// Longest a notice waits for the confirm in flight: under the 10 s the PG gives our answer.
+const WEBHOOK_WAIT: Duration = Duration::from_secs(8);
+
+/// The payment of `order_id`, read now.
+async fn read(
+    state: &AppState,
+    order_id: Uuid,
+) -> Result<Option<crate::domain::Payment>, ApiError> {
+    let mut conn = state.payments.pool().acquire().await?;
+    Ok(crate::store::payment(&mut conn, order_id).await?)
+}
 
 /// `POST /api/v1/payments/webhooks/toss`.
 #[utoipa::path(
@@ -61,14 +77,32 @@ pub async fn toss(
         return ignored("not one of our orders");
     };
     let payment_key = data.get("paymentKey").and_then(Value::as_str);
-    let ours = state.payments.pool().acquire().await;
-    let mut conn = ours.map_err(ApiError::from)?;
-    let payment = crate::store::payment(&mut conn, order_id).await?;
-    drop(conn);
-    let payment = match payment {
+    let mut payment = match read(&state, order_id).await? {
         Some(p) if payment_key.is_none_or(|k| k == p.payment_key) => p,
         _ => return ignored("no such payment here"),
     };
+    // A confirm waiting for the PG's answer applies that answer itself, and the PG notices the
+    // change as it answers: nearly every approval brings one of these along while its confirm
+    // is still on the way back. Read back now, it would cost a PG lookup for nothing. So the
+    // notice waits for that confirm to write its outcome (up to the PG timeout, within the
+    // PG's 10 s for our answer): an approval then costs nothing more; a confirm that timed out
+    // (`unknown`) is read back as before.
+    if payment.status == PaymentStatus::Confirming
+        && let Some(wakeups) = state.payments.wakeups()
+    {
+        // Subscribed before the second look: an outcome written in between is not missed.
+        let mut change = wakeups.subscribe(&crate::payments::change_key(order_id));
+        if let Some(p) = read(&state, order_id).await? {
+            payment = p;
+        }
+        if payment.status == PaymentStatus::Confirming {
+            let wait = (state.payments.pg_timeout() + Duration::from_secs(1)).min(WEBHOOK_WAIT);
+            change.wait(wait).await;
+            if let Some(p) = read(&state, order_id).await? {
+                payment = p;
+            }
+        }
+    }
     // Only an open or failed payment has anything to learn from the PG (a failed one may be
     // charged late); the others are answered as they are, at no PG call.
     let lookup = payment.status.is_open() || payment.status == PaymentStatus::Failed;

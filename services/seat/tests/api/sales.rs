@@ -700,3 +700,30 @@ async fn seatdb_guards_capacity_and_the_limit_on_its_own() {
     drop(conn);
     pool.close().await;
 }
+
+/// The consumer skips what the handler does not want without a transaction: the handler must
+/// want exactly the types it acts on (an event it acts on but does not want would be lost).
+#[tokio::test]
+async fn the_handler_wants_exactly_the_events_it_acts_on() {
+    use platform::bus::consumer::Handler;
+    let app = spawn(Backend::Memory, Config::default()).await;
+    let maps = seat::map::registry::SeatMaps::new(
+        app.store.clone(),
+        seat_pool(&app).await,
+        tokio_util::sync::CancellationToken::new(),
+        std::time::Duration::from_millis(50),
+    );
+    let handler = seat::events::SeatHandler {
+        holds: seat::holds::HoldService::new(
+            app.store.clone(),
+            maps,
+            seat::store_relay::Nudges::default(),
+            60_000,
+        ),
+    };
+    let acted = platform::testing::types_handled(&handler, contracts::events::ALL_TYPES).await;
+    assert!(acted.contains(&"order.confirmed"), "{acted:?}");
+    for t in contracts::events::ALL_TYPES {
+        assert_eq!(handler.wants(t), acted.contains(t), "{t}");
+    }
+}
