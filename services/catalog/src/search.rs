@@ -1,24 +1,47 @@
-//! Full-text search that works for Korean and English with typo tolerance.
+//! Full-text search that works for Korean and English, as fans type it, with typo tolerance.
 //!
 //! Every event carries a `search_doc`: its title, kind words, team names (Korean, English, short
 //! forms), venue names and city, normalized by [`normalize`] — lower-cased, punctuation turned to
 //! spaces, and each Hangul syllable decomposed into its jamo (`잠` → `ㅈㅏㅁ`). A query is
-//! normalized the same way and split into terms; an event matches when every term is a substring
-//! of its document (so `잠실`, `lg`, `트윈스`, `jams` match, prefixes included), which a pg_trgm
-//! GIN index serves.
+//! normalized the same way and split into terms; an event matches when every term matches, a
+//! term matching when one of its *alternatives* is a substring of the document (so `잠실`, `lg`,
+//! `트윈스`, `jams` match, prefixes included), which a pg_trgm GIN index serves. Punctuation is
+//! no part of any term, so `%` and `_` are never wildcards (and are escaped all the same); a
+//! query of punctuation only, given, finds nothing, while an empty one is no search.
+//!
+//! A term's alternatives are the term itself, its typo corrections, and the canonical names of
+//! the clubs and venues it is a spelling of ([`aliases`]): `두산베어스`, `LG트윈스`, `엘지트윈스`,
+//! `SSG랜더스` stand for the club's name as documents hold it (`두산 베어스`, `LG 트윈스`); `라팍`,
+//! `엔팍`, `고척돔`, `챔필`, `문학` for the venue's name. This expansion is done on the query, not
+//! written into documents: it needs no rewrite of stored documents (those written before it are
+//! found alike), a new nickname works at once, and the canonical names it yields are ordinary
+//! substrings that the same trigram index serves.
+//!
+//! Initials (초성): a term made only of initial consonants (`ㄹㄷ`, `ㄷㅅㅂㅇㅅ`) is never
+//! compared with a document's letters (there `ㄹㄷ` would match the `ㄹ` + `ㄷ` of 필드 in any
+//! field's name) but, whole, with the initials of the clubs' and venues' names and aliases: `ㄹㄷ`
+//! is 롯데's, so it finds 롯데's games. Shorter than [`MIN_INITIALS`] (a lone `ㄱ`, which begins
+//! too many names to mean one) it matches nothing, and neither does one that is no known name's
+//! (`ㅋㅋ`); like any term, it must match for the query to.
 //!
 //! Typos: a term found in no word of the catalog's vocabulary (the distinct words of every
-//! document) is replaced by the vocabulary words nearest to it by Damerau–Levenshtein distance
-//! (one edit for terms of 4–7 letters, two from 8; shorter terms are never corrected), compared
-//! on the whole word and on its prefix. Working on jamo makes this useful for Korean too: `뚜산`
-//! is one jamo away from `두산`, while the syllables share nothing.
+//! document, and the spellings of [`aliases`]) is replaced by the vocabulary words nearest to it
+//! by Damerau–Levenshtein distance (one edit for terms of 4–7 letters, two from 8; shorter terms
+//! are never corrected), compared on the whole word and on its prefix. Working on jamo makes this
+//! useful for Korean too: `뚜산` is one jamo away from `두산`, while the syllables share nothing;
+//! `두산베어즈` is one from the spelling `두산베어스`, which then stands for the club. Initials
+//! are not corrected.
 //!
 //! Its cost is bounded: at most [`MAX_TERMS`] terms, each corrected only up to
-//! [`MAX_CORRECTED_CHARS`] letters, against at most [`MAX_VOCABULARY`] words in one pass (each
-//! word's first letters decoded once for all terms), each compared by a banded distance that
-//! gives up past the edit budget (at most `(2 × 2 + 1) × 40` cells a comparison, whatever the
-//! word's length, no allocation), to at most [`MAX_ALTERNATIVES`] words. The listing runs it on
-//! the blocking pool, off the async workers.
+//! [`MAX_CORRECTED_CHARS`] letters, against at most [`MAX_VOCABULARY`] words and the alias
+//! table's spellings (a fixed few hundred) in one pass (each word's first letters decoded once
+//! for all terms), each compared by a banded distance that gives up past the edit budget (at
+//! most `(2 × 2 + 1) × 40` cells a comparison, whatever the word's length, no allocation), to at
+//! most [`MAX_ALTERNATIVES`] words; the expansion of a term is a scan of the alias table for
+//! each of its alternatives, and a term keeps at most [`MAX_EXPANDED`] alternatives. The listing
+//! runs it on the blocking pool, off the async workers.
+
+pub mod aliases;
 
 /// Most terms taken from one query.
 pub const MAX_TERMS: usize = 8;
@@ -27,6 +50,10 @@ pub const MAX_TERMS: usize = 8;
 pub const MAX_CORRECTED_CHARS: usize = 40;
 /// Most vocabulary words a query is corrected against (the most frequent ones).
 pub const MAX_VOCABULARY: i64 = 20_000;
+/// Fewest initial consonants an initials-only term must have to match anything.
+pub const MIN_INITIALS: usize = 2;
+/// Most alternatives a term is searched with (corrections and the names they stand for).
+pub const MAX_EXPANDED: usize = 16;
 
 const INITIALS: [char; 19] = [
     'ㄱ', 'ㄲ', 'ㄴ', 'ㄷ', 'ㄸ', 'ㄹ', 'ㅁ', 'ㅂ', 'ㅃ', 'ㅅ', 'ㅆ', 'ㅇ', 'ㅈ', 'ㅉ', 'ㅊ', 'ㅋ',
@@ -66,6 +93,19 @@ const FINALS: [Option<char>; 28] = [
     Some('ㅍ'),
     Some('ㅎ'),
 ];
+
+/// The initial consonant of a Hangul syllable (`롯` → `ㄹ`); None for anything else.
+pub fn initial(c: char) -> Option<char> {
+    let code = u32::from(c);
+    (0xAC00..0xAC00 + 11172)
+        .contains(&code)
+        .then(|| INITIALS[(code - 0xAC00) as usize / 588])
+}
+
+/// Whether a normalized term is initial consonants only (`ㄹㄷ`, `ㄷㅅㅂㅇㅅ`: 초성).
+pub fn is_initials(term: &str) -> bool {
+    !term.is_empty() && term.chars().all(|c| INITIALS.contains(&c))
+}
 
 fn push_decomposed(out: &mut String, c: char) {
     let code = u32::from(c);
@@ -213,7 +253,7 @@ fn budget(len: usize) -> usize {
 /// The alternatives a normalized `term` stands for: itself when some vocabulary word contains
 /// it, else the nearest vocabulary words within the edit budget, else itself (matching nothing).
 pub fn correct(term: &str, vocabulary: &[String]) -> Vec<String> {
-    correct_all(&[term], vocabulary)
+    correct_all(&[term], &[vocabulary])
         .pop()
         .unwrap_or_else(|| vec![term.to_owned()])
 }
@@ -258,14 +298,15 @@ impl Pending {
     }
 }
 
-/// [`correct`] of each of `terms` in one pass over the vocabulary.
-fn correct_all(terms: &[&str], vocabulary: &[String]) -> Vec<Vec<String>> {
+/// [`correct`] of each of `terms` in one pass over the vocabularies (most frequent words first).
+fn correct_all(terms: &[&str], vocabularies: &[&[String]]) -> Vec<Vec<String>> {
+    let vocabulary = || vocabularies.iter().flat_map(|v| v.iter());
     let mut pending: Vec<(usize, Pending)> = Vec::new();
     let mut out: Vec<Vec<String>> = terms.iter().map(|t| vec![(*t).to_owned()]).collect();
     for (i, term) in terms.iter().enumerate() {
         let t: Vec<char> = term.chars().collect();
         let budget = budget(t.len());
-        if budget > 0 && !vocabulary.iter().any(|w| w.contains(term)) {
+        if budget > 0 && !vocabulary().any(|w| w.contains(term)) {
             pending.push((
                 i,
                 Pending {
@@ -285,7 +326,7 @@ fn correct_all(terms: &[&str], vocabulary: &[String]) -> Vec<Vec<String>> {
         return out;
     };
     let mut w: Vec<char> = Vec::with_capacity(longest);
-    for word in vocabulary {
+    for word in vocabulary() {
         w.clear();
         w.extend(word.chars().take(longest));
         for (_, p) in &mut pending {
@@ -308,7 +349,7 @@ pub fn correct_terms(terms: Vec<Vec<String>>, vocabulary: &[String]) -> Vec<Vec<
         .iter()
         .map(|alts| alts.first().map_or("", String::as_str))
         .collect();
-    correct_all(&firsts, vocabulary)
+    correct_all(&firsts, &[vocabulary])
         .into_iter()
         .zip(&firsts)
         .map(|(mut corrected, term)| {
@@ -316,6 +357,56 @@ pub fn correct_terms(terms: Vec<Vec<String>>, vocabulary: &[String]) -> Vec<Vec<
                 corrected.push((*term).to_owned());
             }
             corrected
+        })
+        .collect()
+}
+
+/// The alternatives of every term of a query (each group's first entry is the term; an empty
+/// group matches nothing and stays empty): initials-only terms become the names whose initials
+/// they are (none below [`MIN_INITIALS`]); other terms are corrected against `vocabulary` and the
+/// alias spellings ([`correct_terms`]), and each alternative brings the names it is a spelling
+/// of ([`aliases::expand`]); at most [`MAX_EXPANDED`] a term.
+pub fn expand(terms: Vec<Vec<String>>, vocabulary: &[String]) -> Vec<Vec<String>> {
+    let words: Vec<&str> = terms
+        .iter()
+        .filter_map(|alts| alts.first())
+        .map(String::as_str)
+        .filter(|t| !is_initials(t))
+        .collect();
+    let mut corrected = correct_all(&words, &[vocabulary, aliases::spellings()]).into_iter();
+    terms
+        .iter()
+        .map(|alts| {
+            let Some(term) = alts.first() else {
+                return Vec::new();
+            };
+            let mut out: Vec<String> = Vec::new();
+            let push = |a: &str, out: &mut Vec<String>| {
+                if out.len() < MAX_EXPANDED && !out.iter().any(|o| o == a) {
+                    out.push(a.to_owned());
+                }
+            };
+            if is_initials(term) {
+                if term.chars().count() >= MIN_INITIALS {
+                    for name in aliases::by_initials(term) {
+                        push(name, &mut out);
+                    }
+                }
+                return out;
+            }
+            let mut found = corrected.next().unwrap_or_default();
+            if !found.iter().any(|c| c == term) {
+                found.push(term.clone());
+            }
+            for a in &found {
+                push(a, &mut out);
+            }
+            for a in &found {
+                for name in aliases::expand(a) {
+                    push(name, &mut out);
+                }
+            }
+            out
         })
         .collect()
 }
@@ -455,6 +546,62 @@ mod tests {
         assert_eq!(distance(&c("ab"), &c("ba")), 1);
         assert_eq!(distance(&c("kitten"), &c("sitting")), 3);
         assert_eq!(distance(&c(""), &c("abc")), 3);
+    }
+
+    fn expanded(q: &str, vocab: &[String]) -> Vec<Vec<String>> {
+        expand(terms(q).into_iter().map(|t| vec![t]).collect(), vocab)
+    }
+
+    #[test]
+    fn names_without_spaces_stand_for_the_spaced_name() {
+        let vocab: Vec<String> = Vec::new();
+        let doosan = normalize("두산 베어스");
+        for q in ["두산베어스", "두산베어즈", "뚜산베어스"] {
+            let alts = &expanded(q, &vocab)[0];
+            assert!(alts.contains(&doosan), "{q}: {alts:?}");
+        }
+        let lg = &expanded("LG트윈스", &vocab)[0];
+        assert_eq!(lg, &vec![normalize("LG트윈스"), normalize("LG 트윈스")]);
+        // A word that is no name stays itself.
+        assert_eq!(
+            expanded("musical", &vocab),
+            vec![vec!["musical".to_owned()]]
+        );
+    }
+
+    #[test]
+    fn initials_match_names_only_and_not_alone() {
+        let vocab: Vec<String> = vec![normalize("필드"), normalize("롯데")];
+        assert_eq!(
+            expanded("ㄹㄷ", &vocab),
+            vec![vec![normalize("롯데 자이언츠")]]
+        );
+        assert!(
+            is_initials("ㄹㄷ") && is_initials("ㄲ") && !is_initials("ㄹ데") && !is_initials("")
+        );
+        assert!(!is_initials(&normalize("롯데")));
+        for q in ["ㄱ", "ㅋㅋ", "ㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋ"] {
+            assert_eq!(expanded(q, &vocab), vec![Vec::<String>::new()], "{q}");
+        }
+        assert_eq!(
+            expanded("ㄹㄷ ㄱ", &vocab),
+            vec![vec![normalize("롯데 자이언츠")], vec![]]
+        );
+        // Empty groups stay empty; a term's alternatives are bounded.
+        assert_eq!(expand(vec![vec![]], &vocab), vec![Vec::<String>::new()]);
+        let near: Vec<String> = ('a'..='z').map(|c| format!("abcd{c}")).collect();
+        assert!(expanded("abcd", &near)[0].len() <= MAX_EXPANDED);
+    }
+
+    #[test]
+    fn terms_never_hold_like_wildcards() {
+        for q in ["%", "_", "\\", "두%산", "a_b", "100%", "%_\\%"] {
+            assert!(
+                terms(q).iter().all(|t| !t.contains(['%', '_', '\\'])),
+                "{q}"
+            );
+        }
+        assert_eq!(terms("두_산"), terms("두 산"));
     }
 
     #[test]

@@ -46,8 +46,11 @@ pub struct ListParams {
     venue_id: Option<String>,
     /// Only games of this team, by any of its names (`doosan`, `LG 트윈스`, `롯데`).
     team: Option<String>,
-    /// Search text (at most 100 characters; misspellings are corrected against the catalog's
-    /// words).
+    /// Search text (at most 100 characters): every word must match. Names may be typed without
+    /// spaces (`두산베어스`), Latin and Hangul mixed (`LG트윈스`), as initials (`ㄹㄷ`, at least two)
+    /// or as the nicknames fans use (`라팍`, `엔팍`, `고척돔`, `챔필`); misspellings are corrected
+    /// against the catalog's words. Punctuation is ignored; a query of punctuation only finds
+    /// nothing.
     #[param(max_length = 100)]
     q: Option<String>,
     /// The previous page's `next_cursor`: the next page is computed with the first page's
@@ -263,13 +266,28 @@ fn list_query(params: &ListParams, clock: DateTime<Utc>) -> Result<listing::List
         kind,
         venue_id,
         team,
-        terms: search::terms(q).into_iter().map(|t| vec![t]).collect(),
+        terms: query_terms(q),
         on_sale,
         opening_soon,
         after,
         limit,
         now,
     })
+}
+
+/// The search terms of `q`, each its own alternative for now (corrected and expanded later, see
+/// [`compute_list`]): none for a blank `q` (no search); for one with no letter or digit (`%`,
+/// `--`), one term without alternatives, so that it finds nothing rather than everything.
+fn query_terms(q: &str) -> Vec<Vec<String>> {
+    if q.trim().is_empty() {
+        return Vec::new();
+    }
+    let terms: Vec<Vec<String>> = search::terms(q).into_iter().map(|t| vec![t]).collect();
+    if terms.is_empty() {
+        vec![Vec::new()]
+    } else {
+        terms
+    }
 }
 
 /// `GET /api/v1/events`: events with a performance in `[from, to)`, by date, filtered, searched.
@@ -312,7 +330,8 @@ pub async fn list_events(
     Ok(cached.respond(&headers, 5))
 }
 
-/// Runs the listing query (correcting search terms first) and serializes the page.
+/// Runs the listing query (correcting and expanding search terms first: typos, names without
+/// spaces, nicknames, initials; see `search.rs`) and serializes the page.
 async fn compute_list(state: &AppState, mut q: listing::ListQuery) -> Result<Cached, ApiError> {
     let mut conn = state.pool.acquire().await?;
     if !q.terms.is_empty() {
@@ -326,7 +345,7 @@ async fn compute_list(state: &AppState, mut q: listing::ListQuery) -> Result<Cac
         };
         // Bounded (search.rs), but CPU work: on the blocking pool, not an async worker.
         let terms = std::mem::take(&mut q.terms);
-        q.terms = tokio::task::spawn_blocking(move || search::correct_terms(terms, &vocabulary))
+        q.terms = tokio::task::spawn_blocking(move || search::expand(terms, &vocabulary))
             .await
             .map_err(ApiError::internal)?;
     }

@@ -10,7 +10,9 @@ pub struct Team {
     pub name: &'static str,
     /// English name, e.g. `Doosan Bears`.
     pub name_en: &'static str,
-    /// Other names fans type (short forms, sponsors' spellings).
+    /// Other names fans type (short forms, the Latin initials read out in Hangul, the
+    /// nickname); search also takes them joined (`엘지트윈스`) and as initials (see
+    /// `search/aliases.rs`).
     pub aliases: &'static [&'static str],
     /// Slug of the home stadium (see seed/stadiums.rs).
     pub home: &'static str,
@@ -43,7 +45,7 @@ pub const TEAMS: &[Team] = &[
         code: "ssg",
         name: "SSG 랜더스",
         name_en: "SSG Landers",
-        aliases: &["랜더스"],
+        aliases: &["에스에스지", "랜더스"],
         home: "incheon",
     },
     Team {

@@ -24,7 +24,8 @@ pub struct ListQuery {
     pub venue_id: Option<Uuid>,
     /// Only games of this team (code).
     pub team: Option<String>,
-    /// Normalized search terms, each with its alternatives (every term must match one).
+    /// Normalized search terms, each with its alternatives (every term must match one: a term
+    /// without any matches nothing), matched as literal substrings.
     pub terms: Vec<Vec<String>>,
     /// Only performances on sale now.
     pub on_sale: bool,
@@ -99,13 +100,26 @@ struct Row {
     max_price: Option<i64>,
 }
 
+/// `text` as a LIKE pattern matching itself: `\`, `%` and `_` escaped (the default escape is
+/// `\`). Normalized terms hold none of them; a caller's raw text may.
+pub fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Runs the listing; returns up to `limit + 1` items (the extra one only signals a next page).
 pub async fn list(conn: &mut PgConnection, q: &ListQuery) -> Result<Vec<EventItem>, sqlx::Error> {
     let mut alternatives: Vec<String> = Vec::new();
     let mut groups: Vec<i32> = Vec::new();
     for (i, alts) in q.terms.iter().enumerate() {
         for a in alts {
-            alternatives.push(a.clone());
+            alternatives.push(escape_like(a));
             groups.push(i32::try_from(i).unwrap_or(0));
         }
     }
@@ -170,4 +184,15 @@ pub async fn vocabulary(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Er
     .bind(crate::search::MAX_VOCABULARY)
     .fetch_all(conn)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_patterns_are_literal() {
+        assert_eq!(escape_like("ㄷㅜㅅㅏㄴ lg"), "ㄷㅜㅅㅏㄴ lg");
+        assert_eq!(escape_like("100%_a\\b"), "100\\%\\_a\\\\b");
+    }
 }

@@ -7,5 +7,6 @@ mod docs;
 mod nul;
 mod policy;
 mod public;
+mod search;
 mod seeded;
 mod support;

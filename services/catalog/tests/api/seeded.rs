@@ -174,7 +174,7 @@ async fn standalone_seeds_an_empty_catalog_once_and_publishes_a_bounded_set() {
 }
 
 /// The catalog seeded on `now`'s date in Seoul with statuses as of `now`, its clock pinned there.
-async fn seeded_at(label: &str, now: DateTime<Utc>) -> App {
+pub async fn seeded_at(label: &str, now: DateTime<Utc>) -> App {
     let app = support::spawn_with(label, Clock::fixed(now)).await;
     let started = std::time::Instant::now();
     // Without publishing: the seat maps sent through the bus are the standalone test's concern.
