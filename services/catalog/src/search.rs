@@ -34,10 +34,10 @@
 //!
 //! Its cost is bounded: at most [`MAX_TERMS`] terms, each corrected only up to
 //! [`MAX_CORRECTED_CHARS`] letters, against at most [`MAX_VOCABULARY`] words and the alias
-//! table's spellings (a fixed few hundred) in one pass (each word's first letters decoded once
-//! for all terms), each compared by a banded distance that gives up past the edit budget (at
-//! most `(2 × 2 + 1) × 40` cells a comparison, whatever the word's length, no allocation), to at
-//! most [`MAX_ALTERNATIVES`] words; the expansion of a term is a scan of the alias table for
+//! table's spellings (a fixed couple of hundred) in one pass (each word's first letters decoded
+//! once for all terms), each compared by a banded distance that gives up past the edit budget
+//! (at most `(2 × 2 + 1) × 40` cells a comparison, whatever the word's length, no allocation), to
+//! at most [`MAX_ALTERNATIVES`] words; the expansion of a term is a scan of the alias table for
 //! each of its alternatives, and a term keeps at most [`MAX_EXPANDED`] alternatives. The listing
 //! runs it on the blocking pool, off the async workers.
 
