@@ -99,6 +99,10 @@ pub struct VenueDetail {
     pub grades: Vec<Grade>,
     /// Areas with their rows and seats.
     pub areas: Vec<AreaView>,
+    /// Whether every organizer may hold events here (set by its owner or an admin); others
+    /// need its owner's or an admin's grant.
+    #[serde(default)]
+    pub shared: bool,
     /// Last change.
     pub updated_at: DateTime<Utc>,
 }
@@ -226,6 +230,9 @@ pub struct EventDetail {
     pub ticket_limit: i32,
     /// Whether a waiting room guards the opening.
     pub waiting_room: bool,
+    /// A free event: only its prices may be 0.
+    #[serde(default)]
+    pub free: bool,
     /// The event's own cancellation schedule, frozen onto each order made while it is
     /// published; `null`: the platform's default (the standard schedule unless configured).
     pub cancellation_policy: Option<CancellationPolicy>,

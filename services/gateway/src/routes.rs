@@ -23,7 +23,11 @@ pub fn upstream_for(path: &str) -> Option<&'static str> {
         ["api", "v1", rest @ ..] => match rest {
             ["users", ..] | ["auth", ..] | ["admin", "users", ..] => Some("user"),
             ["events", ..] | ["venues", ..] => Some("catalog"),
-            ["admin", "venues" | "events" | "performances", ..] => Some("catalog"),
+            [
+                "admin",
+                "venues" | "events" | "performances" | "teams" | "audit",
+                ..,
+            ] => Some("catalog"),
             ["performances", _, "queue", ..] => Some("admission"),
             // Only the order service takes a hold into checkout (it calls the seat service
             // directly): from outside, a buyer could otherwise stretch a hold to the checkout
@@ -54,6 +58,8 @@ mod tests {
             ("/api/v1/events", Some("catalog")),
             ("/api/v1/venues/1", Some("catalog")),
             ("/api/v1/admin/performances/1/publish", Some("catalog")),
+            ("/api/v1/admin/teams/lg/organizers", Some("catalog")),
+            ("/api/v1/admin/audit", Some("catalog")),
             ("/api/v1/performances/p1/queue", Some("admission")),
             ("/api/v1/performances/p1/queue/t", Some("admission")),
             ("/api/v1/performances/p1/seats", Some("seat")),

@@ -14,13 +14,14 @@ use platform::{
     auth::{AuthUser, Role},
     problem::ApiJson,
 };
+use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{AppState, authorize, docs::Problem, inputs::*, parse_id};
 use crate::{
     domain::{
-        PerformanceState, SaleStatus,
+        PerformanceState, SaleStatus, permissions,
         status::open_at,
         teams,
         validate::{MAX_PERFORMANCES, Problems},
@@ -28,7 +29,8 @@ use crate::{
     model::{EventDetail, PerformanceView, VenueDetail},
     publish, search,
     store::{
-        events::{self, EventRow, NewEvent, NewPerformance, PerformanceRow},
+        audit, clubs,
+        events::{self, EventChanges, EventRow, NewEvent, NewPerformance, PerformanceRow},
         venues::{self, NewArea, NewSeat, NewVenue, VenueChanges},
     },
 };
@@ -151,7 +153,8 @@ pub async fn update_venue(
     input.check(&mut p);
     p.finish()?;
     let mut tx = state.pool.begin().await?;
-    let owner = venues::owner(&mut tx, id)
+    // The venue first, then its events: the lock order of every writer.
+    let owner = venues::owner(&mut tx, id, true)
         .await?
         .ok_or_else(|| not_found("venue", id))?;
     authorize(&user, owner)?;
@@ -161,15 +164,23 @@ pub async fn update_venue(
         city: input.city,
         address: input.address,
         plan: input.plan,
+        shared: input.shared,
     };
     venues::update(&mut tx, id, &changes).await?;
-    // The venue's names are part of its events' search documents.
-    let venue = venues::summary(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found("venue", id))?;
-    for e in events::at_venue(&mut tx, id).await? {
-        let doc = event_doc(&e, &venue);
-        events::update_event(&mut tx, &e, &doc).await?;
+    if changes.renames() {
+        // The venue's names are part of its events' search documents: each event is locked and
+        // re-read, and only its search document written (never its status or fields, which a
+        // concurrent edit or publication may have changed since any earlier read).
+        let venue = venues::summary(&mut tx, id)
+            .await?
+            .ok_or_else(|| not_found("venue", id))?;
+        for e in events::lock_at_venue(&mut tx, id).await? {
+            let doc = EventChanges {
+                search_doc: Some(event_doc(&e, &venue)),
+                ..EventChanges::default()
+            };
+            events::update_event(&mut tx, e.id, &doc).await?;
+        }
     }
     tx.commit().await?;
     state.cache.clear();
@@ -208,9 +219,9 @@ async fn venue_grades(
     request_body = EventInput,
     responses(
         (status = 201, description = "The draft event with its draft performances; the caller is its organizer", body = EventDetail),
-        (status = 400, description = "`validation_failed`: every invalid field named in `errors` (`venue_id`: no venue has this id; `price_tiers[i].grade`: not a grade of the venue; `cancellation_policy…`; also a body of the wrong shape or with an unknown field, or text holding U+0000; a bound passed or a control character in a text field, by field: docs/services/catalog.md, Bounds); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read, or the event is incomplete", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: every invalid field named in `errors` (`venue_id`: no venue has this id; `price_tiers[i].grade`: not a grade of the venue; `price_tiers[i].price_krw`: 0 on an event not `free`; `cancellation_policy…`; also a body of the wrong shape or with an unknown field, or text holding U+0000; a bound passed or a control character in a text field, by field: docs/services/catalog.md, Bounds); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read, or the event is incomplete", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role; `venue_not_permitted`: the venue is neither the caller's, nor shared, nor granted to the caller (admins use any); `team_not_permitted`: a team code the caller is not a club account of (the home team, or the one team named; admins name any)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`: the body is not `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`: the database is unavailable, or tokens cannot be verified right now; try again shortly", body = Problem, content_type = "application/problem+json"),
@@ -242,9 +253,15 @@ pub async fn create_event(
         .as_deref()
         .and_then(|v| Uuid::parse_str(v).ok());
     let mut tx = state.pool.begin().await?;
-    let venue = match venue_id {
-        Some(v) => venues::summary(&mut tx, v).await?,
+    // A share lock on the venue (and its grant): a rename, an unsharing or a revocation waits
+    // for this event, and this one reads the venue as they left it.
+    let consent = match venue_id {
+        Some(v) => venues::consents(&mut tx, v, user.id()).await?,
         None => None,
+    };
+    let venue = match (venue_id, consent) {
+        (Some(v), Some(_)) => venues::summary(&mut tx, v).await?,
+        _ => None,
     };
     p.check(
         venue_id.is_some() && venue.is_none(),
@@ -255,11 +272,34 @@ pub async fn create_event(
         Some(v) => venue_grades(&mut tx, v.id).await?,
         None => Vec::new(),
     };
-    let tiers = check_tiers(&mut p, &input.price_tiers, &grades);
+    let tiers = check_tiers(&mut p, &input.price_tiers, &grades, input.free);
     p.finish()?;
     let (Some(checked), Some(venue)) = (checked, venue) else {
         return Err(ApiError::bad_request("the event is incomplete"));
     };
+    let admin = user.0.has(Role::Admin);
+    if !admin && consent != Some(true) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "venue_not_permitted",
+            "this venue is not shared with you: its owner or an admin must share or grant it",
+        ));
+    }
+    if !admin && (checked.home.is_some() || checked.away.is_some()) {
+        let mine = clubs::teams_of(&mut tx, user.id()).await?;
+        if !permissions::may_name_teams(
+            &mine,
+            checked.home.map(|t| t.code),
+            checked.away.map(|t| t.code),
+        ) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "team_not_permitted",
+                "only admins and a club's organizer accounts put its team on an event \
+                 (the home team, or the one team named)",
+            ));
+        }
+    }
     let title = input.title.unwrap_or_default().trim().to_owned();
     let team_list: Vec<&teams::Team> = checked.home.into_iter().chain(checked.away).collect();
     let event = NewEvent {
@@ -273,6 +313,7 @@ pub async fn create_event(
         away_team: checked.away.map(|t| t.code.to_owned()),
         ticket_limit: input.ticket_limit.unwrap_or(4),
         waiting_room: input.waiting_room,
+        free: input.free,
         status: "draft".into(),
         organizer_id: Some(user.id()),
         tiers,
@@ -332,6 +373,31 @@ pub async fn event_detail(
     Ok(Json(detail))
 }
 
+/// Whether a sale of one of the event's performances has opened at `now`.
+async fn sale_has_opened(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    Ok(events::performances_of(conn, event_id)
+        .await?
+        .iter()
+        .any(|p| permissions::sale_opened(p.state(), p.sale_opens_at, now)))
+}
+
+/// Refuses an organizer a change that, once a sale opened, only admins make.
+fn admin_after_sale_opened(user: &AuthUser) -> Result<(), ApiError> {
+    if user.0.has(Role::Admin) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "sale_opened",
+            "a sale has opened: only an admin changes prices, the ticket limit or a start time now",
+        ))
+    }
+}
+
 /// Re-publishes every published performance of `e` (after a change to the event).
 async fn republish_event(conn: &mut PgConnection, e: &EventRow) -> Result<(), ApiError> {
     let perfs: Vec<PerformanceRow> = events::performances_of(conn, e.id)
@@ -365,9 +431,9 @@ async fn republish_event(conn: &mut PgConnection, e: &EventRow) -> Result<(), Ap
     request_body = EventPatch,
     responses(
         (status = 200, description = "The event; its published performances were re-published (a higher `revision`)", body = EventDetail),
-        (status = 400, description = "`validation_failed`: `event_id` is not a UUID, every invalid field named in `errors` (also a body of the wrong shape or with an unknown field, or text holding U+0000; a bound passed or a control character in a text field, by field: docs/services/catalog.md, Bounds), or `price_tiers`: a grade a published performance sells has no price; `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: `event_id` is not a UUID, every invalid field named in `errors` (`price_tiers[i].price_krw`: 0 on an event not `free`; `free`: `false` while a price is 0; also a body of the wrong shape or with an unknown field, or text holding U+0000; a bound passed or a control character in a text field, by field: docs/services/catalog.md, Bounds), or `price_tiers`: a grade a published performance sells has no price; `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin; `sale_opened`: a sale of the event has opened, and only admins change its prices or ticket limit now (recorded in the audit log)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`: the body is not `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
@@ -390,32 +456,79 @@ pub async fn update_event(
         .await?
         .ok_or_else(|| not_found("event", id))?;
     authorize(&user, e.organizer_id)?;
+    let free = input.free.unwrap_or(e.free);
     let tiers = match &input.price_tiers {
         Some(t) => {
             let grades = venue_grades(&mut tx, e.venue_id).await?;
-            Some(check_tiers(&mut p, t, &grades))
+            Some(check_tiers(&mut p, t, &grades, free))
         }
         None => None,
     };
+    let current = events::tiers(&mut tx, id).await?;
+    p.check(
+        tiers.is_none() && !free && current.iter().any(|t| t.price_krw == 0),
+        "free",
+        "a price of the event is 0: only a free event has one",
+    );
     p.finish()?;
+    // Once a sale opened, prices and the ticket limit are an admin's to change, and recorded.
+    let mut audited = Vec::new();
+    if let Some(t) = &tiers {
+        let (old, new) = (permissions::prices(&current), permissions::prices(t));
+        if old != new {
+            audited.push(("price_tiers", json!(old), json!(new)));
+        }
+    }
+    if let Some(l) = input.ticket_limit.filter(|l| *l != e.ticket_limit) {
+        audited.push(("ticket_limit", json!(e.ticket_limit), json!(l)));
+    }
+    if !audited.is_empty() && sale_has_opened(&mut tx, id, state.clock.now()).await? {
+        admin_after_sale_opened(&user)?;
+        for (field, old_value, new_value) in audited {
+            let change = audit::Change {
+                actor_id: user.id(),
+                event_id: id,
+                performance_id: None,
+                field,
+                old_value,
+                new_value,
+            };
+            audit::append(&mut tx, &change).await?;
+        }
+    }
+    // Only the fields sent are written.
+    let mut changes = EventChanges::default();
     if let Some(t) = input.title {
         e.title = t.trim().to_owned();
+        changes.title = Some(e.title.clone());
     }
     if let Some(d) = input.description {
-        e.description = d;
+        e.description = d.clone();
+        changes.description = Some(d);
     }
     if let Some(l) = input.ticket_limit {
         e.ticket_limit = l;
+        changes.ticket_limit = Some(l);
     }
     if let Some(w) = input.waiting_room {
         e.waiting_room = w;
+        changes.waiting_room = Some(w);
     }
-    let venue = venues::summary(&mut tx, e.venue_id)
-        .await?
-        .ok_or_else(|| not_found("venue", e.venue_id))?;
-    events::update_event(&mut tx, &e, &event_doc(&e, &venue)).await?;
+    if let Some(f) = input.free {
+        e.free = f;
+        changes.free = Some(f);
+    }
+    if changes.title.is_some() {
+        let venue = venues::summary(&mut tx, e.venue_id)
+            .await?
+            .ok_or_else(|| not_found("venue", e.venue_id))?;
+        changes.search_doc = Some(event_doc(&e, &venue));
+    }
+    events::update_event(&mut tx, id, &changes).await?;
     if let Some(t) = tiers {
         events::replace_tiers(&mut tx, id, &t).await?;
+        // New prices may mend a publication that failed: try it again at the next round.
+        events::retry_publication_now(&mut tx, id).await?;
     }
     if let Some(policy) = policy {
         // Orders made before the re-publication keep the policy they froze.
@@ -545,7 +658,7 @@ async fn lock(
         (status = 200, description = "The performance; re-published (a higher `revision`) when it was published", body = PerformanceView),
         (status = 400, description = "`validation_failed`: `performance_id` is not a UUID, every invalid field named in `errors` (`starts_at`: a kept sale window would open after it; `sale_windows`: more than 10, or a control character in a name; also a body of the wrong shape or with an unknown field), or `price_tiers`: a grade it sells has no price (when re-published); `malformed_json`: the body is not JSON; `bad_request`: the body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no bearer access token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller lacks the `organizer` role, or is neither its organizer nor an admin; `sale_opened`: its sale has opened, and only admins change its start now (recorded in the audit log)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such performance", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`performance_cancelled`: a cancelled performance cannot change", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
@@ -586,6 +699,21 @@ pub async fn update_performance(
         }
     };
     p.finish()?;
+    let now = state.clock.now();
+    if starts_at != perf.starts_at
+        && permissions::sale_opened(perf.state(), perf.sale_opens_at, now)
+    {
+        admin_after_sale_opened(&user)?;
+        let change = audit::Change {
+            actor_id: user.id(),
+            event_id: e.id,
+            performance_id: Some(id),
+            field: "starts_at",
+            old_value: json!(perf.starts_at),
+            new_value: json!(starts_at),
+        };
+        audit::append(&mut tx, &change).await?;
+    }
     events::reschedule(&mut tx, id, starts_at, windows.as_deref()).await?;
     if perf.revision > 0
         && matches!(
@@ -631,7 +759,7 @@ pub async fn publish(
     let id = parse_id("performance_id", &raw)?;
     user.require(Role::Organizer)?;
     let mut tx = state.pool.begin().await?;
-    let (mut e, perf) = lock(&mut tx, &user, id).await?;
+    let (e, perf) = lock(&mut tx, &user, id).await?;
     perf.state().can_publish().map_err(|why| {
         let code = if perf.state() == PerformanceState::Cancelled {
             "performance_cancelled"
@@ -642,13 +770,7 @@ pub async fn publish(
     })?;
     let inventory = venues::inventory(&mut tx, e.venue_id).await?;
     publish::publish(&mut tx, &e, &perf, &inventory).await?;
-    if e.status == "draft" {
-        e.status = "published".into();
-        let venue = venues::summary(&mut tx, e.venue_id)
-            .await?
-            .ok_or_else(|| not_found("venue", e.venue_id))?;
-        events::update_event(&mut tx, &e, &event_doc(&e, &venue)).await?;
-    }
+    events::mark_published(&mut tx, e.id).await?;
     let v = view(&mut tx, id, state.clock.now()).await?;
     tx.commit().await?;
     state.cache.clear();

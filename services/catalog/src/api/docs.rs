@@ -20,7 +20,10 @@ use utoipa::OpenApi;
         super::public::venue_detail, super::admin::create_venue, super::admin::update_venue,
         super::admin::create_event, super::admin::event_detail, super::admin::update_event,
         super::admin::add_performance, super::admin::update_performance, super::admin::publish,
-        super::admin::cancel,
+        super::admin::cancel, super::permissions::venue_grants, super::permissions::grant_venue,
+        super::permissions::revoke_venue, super::permissions::team_accounts,
+        super::permissions::grant_team, super::permissions::revoke_team,
+        super::permissions::audit_log,
     ),
     components(schemas(
         Problem, crate::model::EventItem, crate::model::EventDetail, crate::model::VenueSummary,
@@ -29,6 +32,8 @@ use utoipa::OpenApi;
         super::inputs::VenuePatch, super::inputs::EventInput, super::inputs::EventPatch,
         super::inputs::PerformanceInput, super::inputs::PerformancePatch,
         super::inputs::CancelInput, super::inputs::CancellationPolicyInput,
+        super::permissions::Grants, super::permissions::AuditPage, crate::store::venues::Grant,
+        crate::store::audit::Entry,
     )),
     modifiers(&Bearer),
     tags(

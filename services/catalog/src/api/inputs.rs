@@ -441,6 +441,9 @@ pub(super) struct VenuePatch {
     /// The drawing frame: an object with positive `width` and `height`.
     #[schema(value_type = Option<Object>)]
     pub(super) plan: Option<Value>,
+    /// Whether every organizer may hold events here (`false`: only its owner, admins and the
+    /// organizers it was granted to).
+    pub(super) shared: Option<bool>,
 }
 
 impl VenuePatch {
@@ -471,16 +474,17 @@ pub(super) struct TierInput {
     pub(super) grade: Option<String>,
     /// Name shown to buyers, 1–200 characters (default the grade's name).
     pub(super) name: Option<String>,
-    /// Price per ticket, whole KRW, 0–10000000.
+    /// Price per ticket, whole KRW, 1–10000000 (0 only for an event marked `free`).
     #[schema(value_type = i64, required = true, minimum = 0, maximum = 10_000_000)]
     pub(super) price_krw: Option<i64>,
 }
 
-/// Checks tiers against the venue's grades (code → name).
+/// Checks tiers against the venue's grades (code → name); a price of 0 only when `free`.
 pub(super) fn check_tiers(
     p: &mut Problems,
     tiers: &[TierInput],
     grades: &[(String, String)],
+    free: bool,
 ) -> Vec<PriceTier> {
     p.check(
         tiers.is_empty(),
@@ -518,6 +522,11 @@ pub(super) fn check_tiers(
             price.is_some_and(|v| !(0..=MAX_PRICE_KRW).contains(&v)),
             format!("{f}.price_krw"),
             format!("must be a whole number of KRW from 0 to {MAX_PRICE_KRW}"),
+        );
+        p.check(
+            price == Some(0) && !free,
+            format!("{f}.price_krw"),
+            "may be 0 only for an event marked `free`",
         );
         if let Some(n) = &t.name {
             p.name(&format!("{f}.name"), n, MAX_NAME);
@@ -669,6 +678,9 @@ pub(super) struct EventInput {
     /// Whether a waiting room guards the opening (default false).
     #[serde(default)]
     pub(super) waiting_room: bool,
+    /// A free event: its prices may be 0 (default false: every price at least 1).
+    #[serde(default)]
+    pub(super) free: bool,
     /// Prices by grade of the venue, 1–50.
     #[serde(default)]
     #[schema(required = true, min_items = 1, max_items = 50)]
@@ -844,12 +856,16 @@ pub(super) struct EventPatch {
     /// Description, at most 10000 characters (tab and line breaks allowed, no other control
     /// characters).
     pub(super) description: Option<String>,
-    /// Most tickets per buyer, 1–20.
+    /// Most tickets per buyer, 1–20; after a sale opened, a change is an admin's, recorded in the
+    /// audit log.
     #[schema(minimum = 1, maximum = 20)]
     pub(super) ticket_limit: Option<i32>,
     /// Whether a waiting room guards the opening.
     pub(super) waiting_room: Option<bool>,
-    /// The prices by grade, replacing all of them (1–50).
+    /// A free event (its prices may be 0); `false` is refused while a price is 0.
+    pub(super) free: Option<bool>,
+    /// The prices by grade, replacing all of them (1–50); after a sale opened, a change of a
+    /// price (not of a name) is an admin's, recorded in the audit log.
     #[schema(min_items = 1, max_items = 50)]
     pub(super) price_tiers: Option<Vec<TierInput>>,
     /// Absent: unchanged; `null`: back to the platform default; else a preset's name or a
@@ -880,7 +896,8 @@ impl EventPatch {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PerformancePatch {
-    /// The new start (the sale windows kept must still open before it).
+    /// The new start (the sale windows kept must still open before it); once its sale opened,
+    /// a change is an admin's, recorded in the audit log.
     pub(super) starts_at: Option<DateTime<Utc>>,
     /// Sale windows replacing all of them, 1–10, each opening before the start.
     #[schema(min_items = 1, max_items = 10)]

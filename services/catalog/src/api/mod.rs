@@ -5,12 +5,13 @@ mod admin;
 mod cache;
 pub mod docs;
 mod inputs;
+mod permissions;
 mod public;
 
 use axum::{
     Router,
     extract::FromRef,
-    routing::{get, patch, post},
+    routing::{get, patch, post, put},
 };
 use platform::{
     ApiError,
@@ -74,6 +75,23 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/venues/{venue_id}",
             patch(admin::update_venue),
         )
+        .route(
+            "/api/v1/admin/venues/{venue_id}/organizers",
+            get(permissions::venue_grants),
+        )
+        .route(
+            "/api/v1/admin/venues/{venue_id}/organizers/{organizer_id}",
+            put(permissions::grant_venue).delete(permissions::revoke_venue),
+        )
+        .route(
+            "/api/v1/admin/teams/{team}/organizers",
+            get(permissions::team_accounts),
+        )
+        .route(
+            "/api/v1/admin/teams/{team}/organizers/{organizer_id}",
+            put(permissions::grant_team).delete(permissions::revoke_team),
+        )
+        .route("/api/v1/admin/audit", get(permissions::audit_log))
         .route("/api/v1/admin/events", post(admin::create_event))
         .route(
             "/api/v1/admin/events/{event_id}",

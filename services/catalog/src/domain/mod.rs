@@ -1,7 +1,8 @@
-//! The catalog's rules, free of I/O: kinds, statuses, teams, cancellation policies and the
-//! validation of what organizers send.
+//! The catalog's rules, free of I/O: kinds, statuses, teams, cancellation policies, permissions
+//! and the validation of what organizers send.
 
 pub mod kinds;
+pub mod permissions;
 pub mod policy;
 pub mod seatmap;
 pub mod status;

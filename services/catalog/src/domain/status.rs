@@ -12,7 +12,8 @@ pub const OPENING_SOON: Duration = Duration::hours(24);
 pub enum PerformanceState {
     /// Being prepared; not shown to buyers.
     Draft,
-    /// Listed for buyers; its inventory is not yet published to the seat service.
+    /// Listed for buyers; its inventory is not yet published to the seat service, so it is never
+    /// shown on sale, even once a window opened (its publication is late or failing).
     Announced,
     /// Published: its inventory was sent to the seat service.
     Published,
@@ -69,7 +70,7 @@ impl PerformanceState {
 pub enum SaleStatus {
     /// Not published yet.
     Draft,
-    /// Announced; sale not open yet.
+    /// Announced; sale not open yet (or open, but the inventory not published yet).
     Scheduled,
     /// A sale window is open.
     OnSale,
@@ -96,7 +97,8 @@ impl SaleStatus {
             PerformanceState::Draft => Self::Draft,
             _ if now >= starts_at || now >= closes => Self::Ended,
             PerformanceState::SoldOut => Self::SoldOut,
-            PerformanceState::Published | PerformanceState::Announced if open_now => Self::OnSale,
+            // On sale only once the seat service has the inventory (see crate::autopublish).
+            PerformanceState::Published if open_now => Self::OnSale,
             PerformanceState::Published | PerformanceState::Announced => Self::Scheduled,
         }
     }
@@ -128,7 +130,8 @@ mod tests {
         assert_eq!(at(p, t(4)), SaleStatus::Scheduled, "between two windows");
         assert_eq!(at(p, t(5)), SaleStatus::OnSale);
         assert_eq!(at(p, t(10)), SaleStatus::Ended);
-        assert_eq!(at(PerformanceState::Announced, t(3)), SaleStatus::OnSale);
+        // Not published: the seat service has nothing to sell, whatever the windows say.
+        assert_eq!(at(PerformanceState::Announced, t(3)), SaleStatus::Scheduled);
         assert_eq!(
             SaleStatus::at(p, t(10), t(8), false, t(9)),
             SaleStatus::Ended

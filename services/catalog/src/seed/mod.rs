@@ -214,6 +214,7 @@ async fn publish_new(
         away_team: e.away_team.clone(),
         ticket_limit: e.ticket_limit,
         waiting_room: e.waiting_room,
+        free: e.free,
         status: e.status.clone(),
         organizer_id: e.organizer_id,
         cancellation_policy: e.cancellation_policy.clone().map(sqlx::types::Json),
@@ -280,6 +281,7 @@ fn baseball(
             away_team: Some(g.away.code.to_owned()),
             ticket_limit: games::TICKET_LIMIT,
             waiting_room: sale.waiting_room,
+            free: false,
             status: "published".into(),
             organizer_id: None,
             // The platform's default schedule.
@@ -332,6 +334,7 @@ fn productions(
             away_team: None,
             ticket_limit: p.ticket_limit,
             waiting_room: p.waiting_room,
+            free: false,
             status: "published".into(),
             organizer_id: None,
             search_doc: search::event_document(kind, p.title, &[], venue),

@@ -32,6 +32,8 @@ pub struct NewEvent {
     pub ticket_limit: i32,
     /// Waiting room at the opening.
     pub waiting_room: bool,
+    /// Free: its prices may be 0.
+    pub free: bool,
     /// `draft` or `published`.
     pub status: String,
     /// Creator.
@@ -84,10 +86,10 @@ pub async fn insert_events(
     let new_ids: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO events (id, kind, title, description, venue_id, home_team, away_team,
                              ticket_limit, waiting_room, status, organizer_id, search_doc,
-                             cancellation_policy)
+                             cancellation_policy, free)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[],
                               $6::text[], $7::text[], $8::int4[], $9::bool[], $10::text[],
-                              $11::uuid[], $12::text[], $13::jsonb[])
+                              $11::uuid[], $12::text[], $13::jsonb[], $14::bool[])
          ON CONFLICT (id) DO NOTHING RETURNING id",
     )
     .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
@@ -118,6 +120,7 @@ pub async fn insert_events(
             .map(|e| e.cancellation_policy.as_ref().map(Json))
             .collect::<Vec<_>>(),
     )
+    .bind(events.iter().map(|e| e.free).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
     let fresh: std::collections::HashSet<Uuid> = new_ids.iter().copied().collect();
@@ -262,6 +265,8 @@ pub struct EventRow {
     pub ticket_limit: i32,
     /// Waiting room at the opening.
     pub waiting_room: bool,
+    /// Free: its prices may be 0.
+    pub free: bool,
     /// `draft`, `published` or `cancelled`.
     pub status: String,
     /// Creator.
@@ -272,10 +277,12 @@ pub struct EventRow {
 
 /// The columns of an [`EventRow`].
 const EVENT: &str = "SELECT id, kind, title, description, venue_id, home_team, away_team,
-                            ticket_limit, waiting_room, status, organizer_id, cancellation_policy
+                            ticket_limit, waiting_room, free, status, organizer_id,
+                            cancellation_policy
                      FROM events";
 
-/// One event (any status); `lock` takes a row lock for an update.
+/// One event (any status); `lock` takes a row lock for an update. Lock order, everywhere: a
+/// venue, then its events, then their performances (see docs/services/catalog.md, Concurrency).
 pub async fn event(
     conn: &mut PgConnection,
     id: Uuid,
@@ -454,6 +461,7 @@ pub async fn detail(
         venue,
         ticket_limit: e.ticket_limit,
         waiting_room: e.waiting_room,
+        free: e.free,
         cancellation_policy: e.cancellation_policy.map(|Json(p)| p),
         grades,
         price_tiers,
@@ -461,31 +469,93 @@ pub async fn detail(
     }))
 }
 
-/// Writes an event's editable fields back.
+/// The fields of an event a change writes: only those that are `Some` (so that a writer never
+/// puts back a column it did not mean to change from a stale read).
+#[derive(Debug, Default, Clone)]
+pub struct EventChanges {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New ticket limit.
+    pub ticket_limit: Option<i32>,
+    /// New waiting-room flag.
+    pub waiting_room: Option<bool>,
+    /// New free flag.
+    pub free: Option<bool>,
+    /// New search document.
+    pub search_doc: Option<String>,
+}
+
+impl EventChanges {
+    /// Whether nothing would be written.
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.description.is_none()
+            && self.ticket_limit.is_none()
+            && self.waiting_room.is_none()
+            && self.free.is_none()
+            && self.search_doc.is_none()
+    }
+}
+
+/// Writes `changes` to an event (only the fields given; nothing when there are none).
 pub async fn update_event(
     conn: &mut PgConnection,
-    e: &EventRow,
-    search_doc: &str,
+    id: Uuid,
+    changes: &EventChanges,
 ) -> Result<(), sqlx::Error> {
+    if changes.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "UPDATE events SET title = $2, description = $3, ticket_limit = $4, waiting_room = $5,
-                status = $6, search_doc = $7, updated_at = now() WHERE id = $1",
+        "UPDATE events SET title = COALESCE($2, title), description = COALESCE($3, description),
+                ticket_limit = COALESCE($4, ticket_limit), waiting_room = COALESCE($5, waiting_room),
+                free = COALESCE($6, free), search_doc = COALESCE($7, search_doc),
+                updated_at = now()
+         WHERE id = $1",
     )
-    .bind(e.id)
-    .bind(&e.title)
-    .bind(&e.description)
-    .bind(e.ticket_limit)
-    .bind(e.waiting_room)
-    .bind(&e.status)
-    .bind(search_doc)
+    .bind(id)
+    .bind(&changes.title)
+    .bind(&changes.description)
+    .bind(changes.ticket_limit)
+    .bind(changes.waiting_room)
+    .bind(changes.free)
+    .bind(&changes.search_doc)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Sets an event's own cancellation schedule (`None`: back to the platform default). Apart from
-/// [`update_event`], which venue changes also call, so that only a change of the event itself
-/// (under its row lock) writes the policy.
+/// Makes the event's announced performances whose publication failed due at once (their
+/// backoff was for what is now changed).
+pub async fn retry_publication_now(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE performances SET publish_next_attempt_at = NULL
+         WHERE event_id = $1 AND status = 'announced' AND publish_next_attempt_at IS NOT NULL",
+    )
+    .bind(event_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a draft event published (a published or cancelled one stays as it is).
+pub async fn mark_published(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE events SET status = 'published', updated_at = now()
+         WHERE id = $1 AND status = 'draft'",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets an event's own cancellation schedule (`None`: back to the platform default).
 pub async fn set_policy(
     conn: &mut PgConnection,
     event_id: Uuid,
@@ -557,13 +627,16 @@ pub async fn set_state(
     Ok(())
 }
 
-/// Ids and search inputs of every event at a venue (to refresh their search documents).
-pub async fn at_venue(
+/// Every event at a venue, locked (in id order, after the venue: the lock order), as committed
+/// now: a venue change re-reads them under the lock instead of writing back a stale read.
+pub async fn lock_at_venue(
     conn: &mut PgConnection,
     venue_id: Uuid,
 ) -> Result<Vec<EventRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("{EVENT} WHERE venue_id = $1")))
-        .bind(venue_id)
-        .fetch_all(conn)
-        .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{EVENT} WHERE venue_id = $1 ORDER BY id FOR UPDATE"
+    )))
+    .bind(venue_id)
+    .fetch_all(conn)
+    .await
 }

@@ -27,9 +27,10 @@ pub struct ListQuery {
     /// Normalized search terms, each with its alternatives (every term must match one: a term
     /// without any matches nothing), matched as literal substrings.
     pub terms: Vec<Vec<String>>,
-    /// Only performances on sale now.
+    /// Only performances on sale now (published, a window open: see [`SaleStatus::at`]).
     pub on_sale: bool,
-    /// Only performances not on sale now with a sale window opening within [`OPENING_SOON`].
+    /// Only performances not on sale now with a sale window opening within [`OPENING_SOON`]
+    /// (an announced one whose window is open already is not on sale).
     pub opening_soon: bool,
     /// Resume after this `(starts_at, event_id)`.
     pub after: Option<(DateTime<Utc>, Uuid)>,
@@ -49,8 +50,9 @@ WITH p AS (
     FROM performances p
     WHERE p.status <> 'draft' AND p.starts_at >= $1 AND p.starts_at < $2
   ) p
-  WHERE (NOT $3 OR (p.status IN ('published', 'announced') AND p.open_now AND $10 < p.starts_at))
-    AND (NOT $4 OR (p.status IN ('published', 'announced') AND NOT p.open_now AND $10 < p.starts_at
+  WHERE (NOT $3 OR (p.status = 'published' AND p.open_now AND $10 < p.starts_at))
+    AND (NOT $4 OR (p.status IN ('published', 'announced')
+                    AND (p.status = 'announced' OR NOT p.open_now) AND $10 < p.starts_at
                     AND EXISTS (SELECT 1 FROM sale_windows w WHERE w.performance_id = p.id
                                   AND w.opens_at > $10 AND w.opens_at <= $11)))
   ORDER BY p.event_id, p.starts_at, p.id

@@ -215,12 +215,113 @@ pub async fn summary(
         .await
 }
 
-/// Who created the venue (None for seeded venues); outer None when it does not exist.
-pub async fn owner(conn: &mut PgConnection, id: Uuid) -> Result<Option<Option<Uuid>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT organizer_id FROM venues WHERE id = $1")
+/// Who created the venue (None for seeded venues); outer None when it does not exist. `lock`
+/// takes the venue's row lock (first: the lock order is venue, event, performance).
+pub async fn owner(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<Option<Uuid>>, sqlx::Error> {
+    let sql = format!(
+        "SELECT organizer_id FROM venues WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(conn)
         .await
+}
+
+/// Whether `organizer` may hold events at the venue: its owner, a shared venue, or a grant.
+/// Takes a share lock on the venue and the grant, so that a concurrent unsharing or revocation
+/// waits for the event being created (and a rename sees it). None when no such venue.
+pub async fn consents(
+    conn: &mut PgConnection,
+    venue_id: Uuid,
+    organizer: Uuid,
+) -> Result<Option<bool>, sqlx::Error> {
+    let venue: Option<(Option<Uuid>, bool)> =
+        sqlx::query_as("SELECT organizer_id, shared FROM venues WHERE id = $1 FOR SHARE")
+            .bind(venue_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((owner, shared)) = venue else {
+        return Ok(None);
+    };
+    if shared || owner == Some(organizer) {
+        return Ok(Some(true));
+    }
+    let granted: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM venue_organizers WHERE venue_id = $1 AND organizer_id = $2 FOR SHARE",
+    )
+    .bind(venue_id)
+    .bind(organizer)
+    .fetch_optional(conn)
+    .await?;
+    Ok(Some(granted.is_some()))
+}
+
+/// A consent given to one organizer (a venue's) or one club account (a team's).
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Grant {
+    /// The organizer account.
+    pub organizer_id: Uuid,
+    /// Who granted it (the venue's owner or an admin).
+    pub granted_by: Uuid,
+    /// When.
+    pub granted_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Lets `organizer` hold events at the venue (again: a second grant keeps the first).
+pub async fn grant(
+    conn: &mut PgConnection,
+    venue_id: Uuid,
+    organizer: Uuid,
+    by: Uuid,
+) -> Result<Grant, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO venue_organizers (venue_id, organizer_id, granted_by) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(venue_id)
+    .bind(organizer)
+    .bind(by)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_as(
+        "SELECT organizer_id, granted_by, granted_at FROM venue_organizers
+         WHERE venue_id = $1 AND organizer_id = $2",
+    )
+    .bind(venue_id)
+    .bind(organizer)
+    .fetch_one(conn)
+    .await
+}
+
+/// Takes the grant back (events created with it stay); whether there was one.
+pub async fn revoke(
+    conn: &mut PgConnection,
+    venue_id: Uuid,
+    organizer: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("DELETE FROM venue_organizers WHERE venue_id = $1 AND organizer_id = $2")
+            .bind(venue_id)
+            .bind(organizer)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The organizers granted the venue, oldest grant first.
+pub async fn grants(conn: &mut PgConnection, venue_id: Uuid) -> Result<Vec<Grant>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT organizer_id, granted_by, granted_at FROM venue_organizers WHERE venue_id = $1
+         ORDER BY granted_at, organizer_id",
+    )
+    .bind(venue_id)
+    .fetch_all(conn)
+    .await
 }
 
 /// The grades of a venue, best first.
@@ -246,8 +347,14 @@ pub async fn detail(
     let Some(venue) = summary(conn, id).await? else {
         return Ok(None);
     };
-    let (address, plan, updated_at): (String, serde_json::Value, chrono::DateTime<chrono::Utc>) =
-        sqlx::query_as("SELECT address, plan, updated_at FROM venues WHERE id = $1")
+    type Extra = (
+        String,
+        serde_json::Value,
+        bool,
+        chrono::DateTime<chrono::Utc>,
+    );
+    let (address, plan, shared, updated_at): Extra =
+        sqlx::query_as("SELECT address, plan, shared, updated_at FROM venues WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *conn)
             .await?;
@@ -304,6 +411,7 @@ pub async fn detail(
         plan,
         grades,
         areas,
+        shared,
         updated_at,
     }))
 }
@@ -367,6 +475,15 @@ pub struct VenueChanges {
     pub address: Option<String>,
     /// New drawing frame.
     pub plan: Option<serde_json::Value>,
+    /// Open to every organizer, or not.
+    pub shared: Option<bool>,
+}
+
+impl VenueChanges {
+    /// Whether a name changes (the venue's events' search documents hold its names).
+    pub fn renames(&self) -> bool {
+        self.name.is_some() || self.name_en.is_some()
+    }
 }
 
 /// Applies `changes`; false when the venue does not exist.
@@ -378,7 +495,7 @@ pub async fn update(
     let done = sqlx::query(
         "UPDATE venues SET name = COALESCE($2, name), name_en = COALESCE($3, name_en),
                 city = COALESCE($4, city), address = COALESCE($5, address),
-                plan = COALESCE($6, plan), updated_at = now()
+                plan = COALESCE($6, plan), shared = COALESCE($7, shared), updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
@@ -387,6 +504,7 @@ pub async fn update(
     .bind(&changes.city)
     .bind(&changes.address)
     .bind(&changes.plan)
+    .bind(changes.shared)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
