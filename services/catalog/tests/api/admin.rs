@@ -112,13 +112,15 @@ async fn create_publish_emits_the_seat_map_and_prices() {
     );
     assert_eq!(ctype, "application/problem+json");
 
-    // A price change re-publishes with a higher revision.
+    // A price change re-publishes with a higher revision. The sale has opened, so it is an
+    // admin's (the organizer is refused: tests/api/permissions.rs).
+    let admin = app.token(&[Role::Admin]);
     let patch = json!({"price_tiers": [{"grade": "r", "price_krw": 110000}, {"grade": "floor", "price_krw": 88000}]});
     let (status, _, body) = app
         .send(
             "PATCH",
             &format!("/api/v1/admin/events/{event_id}"),
-            Some(&token),
+            Some(&admin),
             &patch,
         )
         .await;
@@ -139,13 +141,13 @@ async fn create_publish_emits_the_seat_map_and_prices() {
         110_000
     );
 
-    // So does a new start time.
+    // So does a new start time (an admin's too, once the sale opened).
     let later = (app.now() + chrono::Duration::days(8)).to_rfc3339();
     let (status, _, body) = app
         .send(
             "PATCH",
             &format!("/api/v1/admin/performances/{perf_id}"),
-            Some(&token),
+            Some(&admin),
             &json!({"starts_at": later}),
         )
         .await;
