@@ -52,14 +52,17 @@ pub fn stadium() -> PerformanceSpec {
                 grade: "vip".into(),
                 name: "VIP".into(),
                 price_krw: 2,
+                ticket_types: vec![],
             },
             PriceSpec {
                 grade: "r".into(),
                 name: "R".into(),
                 price_krw: 1,
+                ticket_types: vec![],
             },
         ],
         revision: 1,
+        presale: None,
     }
 }
 

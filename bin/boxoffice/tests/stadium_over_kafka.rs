@@ -336,6 +336,7 @@ fn publication_stub(perf: Uuid) -> PerformanceSpec {
         areas: Vec::new(),
         prices: Vec::new(),
         revision: 1,
+        presale: None,
     }
 }
 

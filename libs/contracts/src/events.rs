@@ -7,7 +7,12 @@ use uuid::Uuid;
 
 use sha2::{Digest, Sha256};
 
-use crate::{Envelope, Event, policy::CancellationPolicy, topics};
+use crate::{
+    Envelope, Event,
+    policy::CancellationPolicy,
+    tickets::{PresaleRules, TicketType, TicketTypePrice},
+    topics,
+};
 
 macro_rules! event {
     ($ty:ty, $name:literal, $version:literal, $topic:expr, |$s:ident| $key:expr) => {
@@ -88,8 +93,25 @@ pub struct PriceSpec {
     pub grade: String,
     /// Human-readable grade name.
     pub name: String,
-    /// Price per ticket, integer KRW.
+    /// Price per ticket, integer KRW: the grade's standard type (`adult`).
     pub price_krw: i64,
+    /// Prices of the grade's other ticket types (absent in publications before them: the grade
+    /// sells only its standard type).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticket_types: Vec<TicketTypePrice>,
+}
+
+impl PriceSpec {
+    /// The price of `ticket_type` at this grade; `None` when the grade does not sell it.
+    pub fn price_of(&self, ticket_type: TicketType) -> Option<i64> {
+        if ticket_type == TicketType::STANDARD {
+            return Some(self.price_krw);
+        }
+        self.ticket_types
+            .iter()
+            .find(|t| TicketType::parse(&t.ticket_type) == Some(ticket_type))
+            .map(|t| t.price_krw)
+    }
 }
 
 /// A performance's whole inventory as the catalog publishes it: metadata, every reserved seat,
@@ -125,6 +147,9 @@ pub struct PerformanceSpec {
     pub prices: Vec<PriceSpec>,
     /// Increases on every re-publication; consumers ignore older revisions.
     pub revision: i64,
+    /// Who may hold before the general sale (absent: anyone, in every window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presale: Option<PresaleRules>,
 }
 
 /// One chunk of a publication's seats. A revision's chunks go out, in order, before its
@@ -201,6 +226,10 @@ pub struct PerformancePublished {
     /// and administrators only. [`PerformanceSpec::split`] leaves it out; the catalog sets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organizer_id: Option<Uuid>,
+    /// Who may hold before the general sale (absent: anyone, in every window, as before the
+    /// field existed). [`PerformanceSpec::split`] copies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presale: Option<PresaleRules>,
 }
 event!(
     PerformancePublished,
@@ -319,6 +348,7 @@ impl PerformanceSpec {
             seat_digest: seat_digest(&self.seats),
             cancellation_policy: None,
             organizer_id: None,
+            presale: self.presale.clone(),
         };
         Ok((chunks, header))
     }
@@ -413,6 +443,7 @@ impl PerformanceSpec {
             areas: header.areas.clone(),
             prices: header.prices.clone(),
             revision: header.revision,
+            presale: header.presale.clone(),
         })
     }
 }
@@ -808,9 +839,11 @@ mod tests {
                     grade: (*g).into(),
                     name: g.to_uppercase(),
                     price_krw: 20_000,
+                    ticket_types: vec![],
                 })
                 .collect(),
             revision: 3,
+            presale: None,
         }
     }
 

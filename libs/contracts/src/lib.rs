@@ -18,6 +18,7 @@
 pub mod admission;
 pub mod events;
 pub mod policy;
+pub mod tickets;
 pub mod topics;
 
 /// The envelope and the [`Event`] trait belong to the bus (`platform::bus::envelope`); the

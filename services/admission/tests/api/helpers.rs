@@ -158,8 +158,10 @@ pub fn performance(opens_in: chrono::Duration) -> PerformanceSpec {
             grade: "r".into(),
             name: "R".into(),
             price_krw: 100_000,
+            ticket_types: vec![],
         }],
         revision: 1,
+        presale: None,
     }
 }
 

@@ -410,5 +410,6 @@ pub fn published(
         seat_digest: String::new(),
         cancellation_policy: None,
         organizer_id: None,
+        presale: None,
     }
 }
