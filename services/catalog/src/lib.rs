@@ -13,10 +13,12 @@ pub mod clock;
 pub mod domain;
 pub mod ids;
 pub mod model;
+pub mod presale;
 pub mod publish;
 pub mod search;
 pub mod seed;
 pub mod store;
+pub mod ticket_types;
 
 use chrono::NaiveDate;
 

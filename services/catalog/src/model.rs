@@ -240,6 +240,14 @@ pub struct EventDetail {
     pub grades: Vec<Grade>,
     /// Prices by grade.
     pub price_tiers: Vec<PriceTier>,
+    /// Prices by grade and ticket type (권종): each grade's standard type (`adult`, its tier's
+    /// price) and the others the organizer priced, with whether the gate checks proof.
+    #[serde(default)]
+    pub ticket_prices: Vec<crate::ticket_types::TicketPrice>,
     /// Performances by date.
     pub performances: Vec<PerformanceView>,
+    /// Performances whose presale windows only an audience may use (members of a group, or
+    /// holders of access codes), with the presale's limit and when the general sale opens.
+    #[serde(default)]
+    pub presales: Vec<crate::presale::PresaleView>,
 }

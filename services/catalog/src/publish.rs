@@ -67,8 +67,12 @@ pub async fn publish(
             grade: t.grade,
             name: t.name,
             price_krw: t.price_krw,
+            ticket_types: vec![],
         })
         .collect();
+    // Each grade's other ticket types (권종), and who may buy in presale (선예매).
+    let prices = crate::ticket_types::attach(conn, event.id, prices).await?;
+    let presale = crate::presale::rules(conn, perf.id).await?;
     let missing = missing_prices(inventory, &prices);
     if !missing.is_empty() {
         return Err(PublishError::MissingPrices(missing));
@@ -92,6 +96,7 @@ pub async fn publish(
         areas: inventory.1.clone(),
         prices,
         revision,
+        presale,
     };
     let (chunks, mut header) = spec.split().map_err(BusError::from)?;
     // The order service freezes it onto orders; the seat service does not need it.
@@ -161,6 +166,7 @@ mod tests {
             grade: "blue".into(),
             name: "Blue".into(),
             price_krw: 1,
+            ticket_types: vec![],
         }];
         assert_eq!(missing_prices(&inv, &prices), vec!["lawn", "red"]);
     }

@@ -25,7 +25,7 @@ pub fn upstream_for(path: &str) -> Option<&'static str> {
             ["events", ..] | ["venues", ..] => Some("catalog"),
             [
                 "admin",
-                "venues" | "events" | "performances" | "teams" | "audit",
+                "venues" | "events" | "performances" | "teams" | "audit" | "member-groups",
                 ..,
             ] => Some("catalog"),
             ["performances", _, "queue", ..] => Some("admission"),
@@ -57,6 +57,7 @@ mod tests {
             ("/.well-known/jwks.json", Some("user")),
             ("/api/v1/events", Some("catalog")),
             ("/api/v1/venues/1", Some("catalog")),
+            ("/api/v1/admin/member-groups/1/members", Some("catalog")),
             ("/api/v1/admin/performances/1/publish", Some("catalog")),
             ("/api/v1/admin/teams/lg/organizers", Some("catalog")),
             ("/api/v1/admin/audit", Some("catalog")),

@@ -627,7 +627,7 @@ pub async fn add_performance(
 }
 
 /// Locks a performance and its event (event first, the order every writer uses).
-async fn lock(
+pub(super) async fn lock(
     conn: &mut PgConnection,
     user: &AuthUser,
     id: Uuid,

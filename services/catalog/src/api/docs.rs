@@ -23,7 +23,8 @@ use utoipa::OpenApi;
         super::admin::cancel, super::permissions::venue_grants, super::permissions::grant_venue,
         super::permissions::revoke_venue, super::permissions::team_accounts,
         super::permissions::grant_team, super::permissions::revoke_team,
-        super::permissions::audit_log,
+        super::permissions::audit_log, super::sales::set_ticket_prices, super::sales::create_group,
+        super::sales::add_members, super::sales::set_presale, super::sales::generate_codes,
     ),
     components(schemas(
         Problem, crate::model::EventItem, crate::model::EventDetail, crate::model::VenueSummary,
@@ -34,6 +35,10 @@ use utoipa::OpenApi;
         super::inputs::CancelInput, super::inputs::CancellationPolicyInput,
         super::permissions::Grants, super::permissions::AuditPage, crate::store::venues::Grant,
         crate::store::audit::Entry,
+        crate::ticket_types::TicketPrice, crate::ticket_types::TicketPriceInput,
+        crate::presale::GroupView, crate::presale::PresaleView, super::sales::TicketPricesInput,
+        super::sales::TicketPricesView, super::sales::GroupInput, super::sales::MembersInput,
+        super::sales::PresaleInput, super::sales::CodesInput, super::sales::CodesView,
     )),
     modifiers(&Bearer),
     tags(

@@ -7,6 +7,7 @@ pub mod docs;
 mod inputs;
 mod permissions;
 mod public;
+mod sales;
 
 use axum::{
     Router,
@@ -112,6 +113,23 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/admin/performances/{performance_id}/cancel",
             post(admin::cancel),
+        )
+        .route(
+            "/api/v1/admin/events/{event_id}/ticket-prices",
+            put(sales::set_ticket_prices),
+        )
+        .route("/api/v1/admin/member-groups", post(sales::create_group))
+        .route(
+            "/api/v1/admin/member-groups/{group_id}/members",
+            post(sales::add_members),
+        )
+        .route(
+            "/api/v1/admin/performances/{performance_id}/presale",
+            put(sales::set_presale),
+        )
+        .route(
+            "/api/v1/admin/performances/{performance_id}/presale/codes",
+            post(sales::generate_codes),
         )
         .route("/api/docs/catalog/openapi.json", get(docs::openapi_json))
         .fallback(not_found_fallback)

@@ -465,7 +465,9 @@ pub async fn detail(
         cancellation_policy: e.cancellation_policy.map(|Json(p)| p),
         grades,
         price_tiers,
+        ticket_prices: crate::ticket_types::prices(conn, id).await?,
         performances,
+        presales: crate::presale::views(conn, id).await?,
     }))
 }
 
