@@ -188,6 +188,7 @@ pub fn spawn_churn(
                 amount_krw: 0,
                 expires_at_ms: chrono::Utc::now().timestamp_millis() + 50,
                 status: HoldStatus::Active,
+                presale_limit: None,
             };
             if store.hold(&hold).await.is_ok() {
                 changes += 1;

@@ -88,6 +88,7 @@ async fn store_scenario(store: Arc<dyn HoldStore>, args: &Args) -> anyhow::Resul
                 amount_krw: 0,
                 expires_at_ms: i64::MAX / 4,
                 status: HoldStatus::Active,
+                presale_limit: None,
             };
             let result = store.hold(&hold).await;
             let end = Instant::now();

@@ -255,6 +255,7 @@ async fn store_arm(pf: &Platform, buyers: &Arc<Buyers>, plan: Plan) -> anyhow::R
                 amount_krw: 0,
                 expires_at_ms: chrono::Utc::now().timestamp_millis() + 600_000,
                 status: HoldStatus::Active,
+                presale_limit: None,
             };
             let result = store.hold(&hold).await;
             let end = Instant::now();

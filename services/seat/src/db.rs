@@ -461,6 +461,7 @@ pub async fn remove_sale(
         amount_krw: 0,
         expires_at_ms: 0,
         status: crate::store::HoldStatus::Sold,
+        presale_limit: None,
     };
     for r in &seats {
         sale.seat_ids.push(r.try_get("seat_id")?);
@@ -518,6 +519,7 @@ pub async fn sales_of(pool: &PgPool, perf: Uuid) -> Result<Vec<crate::store::Hol
         amount_krw: 0,
         expires_at_ms: 0,
         status: crate::store::HoldStatus::Sold,
+        presale_limit: None,
     };
     for r in &rows {
         let (hold, buyer): (Uuid, Uuid) = (r.try_get("hold_id")?, r.try_get("buyer_id")?);

@@ -233,6 +233,7 @@ impl HoldService {
             amount_krw: e.amount_krw,
             expires_at_ms: 0,
             status: HoldStatus::Sold,
+            presale_limit: None,
         };
         // The hold may be on a performance whose publication is still committing (the store had
         // it first): wait for it, or SeatDB would not know the performance yet.

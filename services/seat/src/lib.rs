@@ -32,6 +32,7 @@ pub mod expiry;
 pub mod holds;
 pub mod load;
 pub mod map;
+pub mod presale;
 pub mod store;
 pub mod store_relay;
 
@@ -195,6 +196,7 @@ pub async fn start_with(
     );
     let sweeper = expiry::spawn(holds.clone(), config.sweep_interval_ms, shutdown);
     let state = api::AppState {
+        pool: pool.clone(),
         maps,
         holds,
         verifier,

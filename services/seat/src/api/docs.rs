@@ -102,7 +102,7 @@ pub struct SeatDelta {
     components(schemas(
         Problem, SeatMap, MapSeat, StatusCounts, AreaCounts, SeatDelta, SeatChange, SeatStatus,
         super::holds::HoldBody, super::holds::HoldView, super::holds::HoldCreated,
-        super::holds::AreaHeld, crate::store::HoldStatus,
+        super::holds::AreaHeld, super::holds::SeatHeld, crate::store::HoldStatus,
     )),
     modifiers(&Bearer),
     tags(

@@ -24,9 +24,11 @@ use crate::{
         SeatStatus,
         best_available::{self, Candidate, Wish},
     },
-    map::PerfMap,
+    map::{Layout, PerfMap},
+    presale::PresaleError,
     store::{Hold, HoldStatus, StoreError},
 };
+use contracts::tickets::PresaleRules;
 
 /// Attempts at best available when other buyers take the chosen seats first. Each failed
 /// attempt leaves out the seats the store found taken; with several seat replicas a replica's
@@ -60,6 +62,10 @@ pub struct HoldBody {
     /// A general-admission (standing) area.
     #[serde(default)]
     area_id: Option<String>,
+    /// An access code of the performance's presale (`XXXX-XXXX-XXXX-XXXX`), needed before the
+    /// general sale when the presale is for code holders; bound to the first account using it.
+    #[serde(default)]
+    presale_code: Option<String>,
 }
 
 /// Places held in a general-admission area.
@@ -67,6 +73,17 @@ pub struct HoldBody {
 pub struct AreaHeld {
     area_id: String,
     quantity: i64,
+    /// The area's grade (absent when the inventory is not at hand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grade: Option<String>,
+}
+
+/// A seat held, with its grade and that grade's standard price.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SeatHeld {
+    seat_id: String,
+    grade: String,
+    price_krw: i64,
 }
 
 /// A hold as the API shows it.
@@ -81,6 +98,10 @@ pub struct HoldView {
     amount_krw: i64,
     expires_at: DateTime<Utc>,
     status: HoldStatus,
+    /// Each seat's grade and the grade's standard price (the order service prices ticket types
+    /// by grade); absent when the inventory is not at hand.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    seats: Vec<SeatHeld>,
 }
 
 /// A hold just placed; `adjacent` (best available only) tells whether its seats sit together.
@@ -92,8 +113,21 @@ pub struct HoldCreated {
     adjacent: Option<bool>,
 }
 
-fn view(h: &Hold) -> HoldView {
+fn view(h: &Hold, layout: Option<&Layout>) -> HoldView {
     let lapsed = h.status.is_live() && h.expires_at_ms <= Utc::now().timestamp_millis();
+    let seats = layout
+        .map(|l| {
+            h.seat_ids
+                .iter()
+                .filter_map(|id| l.seat(id))
+                .map(|s| SeatHeld {
+                    seat_id: s.seat_id.clone(),
+                    grade: s.grade.clone(),
+                    price_krw: l.price(&s.grade),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     HoldView {
         hold_id: h.hold_id,
         performance_id: h.performance_id,
@@ -105,6 +139,7 @@ fn view(h: &Hold) -> HoldView {
             .map(|(a, q)| AreaHeld {
                 area_id: a.clone(),
                 quantity: *q,
+                grade: layout.and_then(|l| l.area(a)).map(|a| a.grade.clone()),
             })
             .collect(),
         amount_krw: h.amount_krw,
@@ -115,6 +150,44 @@ fn view(h: &Hold) -> HoldView {
         } else {
             h.status
         },
+        seats,
+    }
+}
+
+/// 403 `presale_only` (and the code refusals) for a buyer outside the presale.
+fn presale_refused(e: PresaleError, rules: &PresaleRules) -> ApiError {
+    let opens = rules.general_opens_at;
+    match e {
+        PresaleError::NotInAudience => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "presale_only",
+            match opens {
+                Some(at) => format!("only the presale's audience may hold now; the general sale opens at {at}"),
+                None => "only the presale's audience may hold seats of this performance".to_owned(),
+            },
+        )
+        .with("general_sale_opens_at", opens)
+        .with("audience", if rules.codes { "access_codes" } else { "members" }),
+        PresaleError::CodeInvalid => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "presale_code_invalid",
+            "the access code is not one of this performance's",
+        )
+        .with("general_sale_opens_at", opens),
+        PresaleError::CodeUsed => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "presale_code_used",
+            "the access code was used by another account",
+        )
+        .with("general_sale_opens_at", opens),
+        PresaleError::TooManyAttempts => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "presale_code_attempts",
+            "too many wrong access codes; try again later",
+        )
+        .with("retry_after_secs", crate::presale::FAILURE_WINDOW_SECS)
+        .with("general_sale_opens_at", opens),
+        PresaleError::Db(e) => store_down(e),
     }
 }
 
@@ -248,9 +321,10 @@ fn parse_ask(body: &HoldBody, map: &PerfMap, max: i64) -> Result<Ask, ApiError> 
         (status = 201, description = "Held, all or none, until `expires_at`", body = HoldCreated),
         (status = 400, description = "`validation_failed`: seats unknown or listed twice, a quantity out of bounds, an unknown grade or area, seats and a quantity together, an unknown field", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`admission_required`: no valid admission pass for a performance with a waiting room", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`admission_required`: no valid admission pass for a performance with a waiting room; before the general sale of a restricted presale: `presale_only` (with `general_sale_opens_at`, `audience`), `presale_code_invalid`, `presale_code_used` (another account used the code)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such performance, or it is not on sale", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`seat_unavailable` (with `seat_ids` and `area_ids` taken), `limit_exceeded` (with `limit`, `current`), `not_on_sale` (with `sale_opens_at`, `sale_closes_at`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`seat_unavailable` (with `seat_ids` and `area_ids` taken), `limit_exceeded` (with `limit`, `current`; in presale the presale's limit), `not_on_sale` (with `sale_opens_at`, `sale_closes_at`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`presale_code_attempts`: too many wrong access codes on this performance (with `retry_after_secs`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`: the hold store or the inventory is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])),
@@ -271,12 +345,28 @@ pub async fn create(
             layout.sale_closes_at_ms,
         ));
     }
+    // Before the general sale, only the presale's audience, each up to the presale's limit.
+    let presale_limit = match &layout.presale {
+        Some(rules) if rules.restricted_at(Utc::now()) => {
+            crate::presale::admit(
+                &state.pool,
+                rules,
+                body.performance_id,
+                user.id(),
+                body.presale_code.as_deref(),
+            )
+            .await
+            .map_err(|e| presale_refused(e, rules))?;
+            Some(i64::from(rules.ticket_limit.max(1)))
+        }
+        _ => None,
+    };
     // The hold runs on its own task: if the request is abandoned (client gone, timeout) after
     // the store granted it, the task releases it, so the buyer has all the seats or none.
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task_state = state.clone();
     tokio::spawn(async move {
-        let placed = place(&task_state, user.id(), &body, &map).await;
+        let placed = place(&task_state, user.id(), &body, &map, presale_limit).await;
         if let Err(Ok((hold, _))) = tx.send(placed) {
             tracing::warn!(hold_id = %hold.hold_id, "hold request abandoned; releasing the hold");
             if let Err(e) = task_state
@@ -292,7 +382,7 @@ pub async fn create(
         .await
         .map_err(|_| ApiError::internal("the hold task ended without an answer"))??;
     let body = HoldCreated {
-        hold: view(&hold),
+        hold: view(&hold, Some(&*layout)),
         adjacent,
     };
     Ok((StatusCode::CREATED, axum::Json(body)))
@@ -304,6 +394,7 @@ async fn place(
     buyer: Uuid,
     body: &HoldBody,
     map: &PerfMap,
+    presale_limit: Option<i64>,
 ) -> Result<(Hold, Option<bool>), ApiError> {
     let layout = map.layout();
     let max = if layout.ticket_limit > 0 {
@@ -311,6 +402,7 @@ async fn place(
     } else {
         state.config.max_per_hold
     };
+    let max = presale_limit.map_or(max, |cap| max.min(cap));
     let ask = parse_ask(body, map, max)?;
     let now = Utc::now().timestamp_millis();
     let mut hold = Hold {
@@ -322,6 +414,7 @@ async fn place(
         amount_krw: 0,
         expires_at_ms: now + i64::try_from(state.config.hold_ttl_ms).unwrap_or(600_000),
         status: HoldStatus::Active,
+        presale_limit,
     };
     let mut avoid: HashSet<String> = HashSet::new();
     let mut adjacent = None;
@@ -438,7 +531,12 @@ pub async fn find(
     user: AuthUser,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(view(&own_hold(&state, &user, &raw).await?)))
+    let hold = own_hold(&state, &user, &raw).await?;
+    let layout = map_of(&state, hold.performance_id)
+        .await
+        .ok()
+        .map(|m| m.layout());
+    Ok(axum::Json(view(&hold, layout.as_deref())))
 }
 
 /// `DELETE /api/v1/holds/{hold_id}`: 204 once the hold is over (released, expired); 409
@@ -506,5 +604,9 @@ pub async fn checkout(
         .checkout(hold.performance_id, hold.hold_id)
         .await
         .map_err(refused)?;
-    Ok(axum::Json(view(&hold)))
+    let layout = map_of(&state, hold.performance_id)
+        .await
+        .ok()
+        .map(|m| m.layout());
+    Ok(axum::Json(view(&hold, layout.as_deref())))
 }

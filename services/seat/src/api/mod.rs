@@ -26,6 +26,8 @@ mod seats;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// SeatDB (presale code bindings).
+    pub pool: sqlx::PgPool,
     /// This replica's seat maps (the read path).
     pub maps: SeatMaps,
     /// Every hold-store write.

@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
-use contracts::events::{AreaSpec, PerformanceSpec, SeatSpec};
+use contracts::{
+    events::{AreaSpec, PerformanceSpec, SeatSpec},
+    tickets::PresaleRules,
+};
 use uuid::Uuid;
 
 use crate::{domain::best_available::RowIndex, store::StoreInventory};
@@ -34,6 +37,8 @@ pub struct Layout {
     pub prices: HashMap<String, i64>,
     /// The seats' rows, for best available.
     pub rows: RowIndex,
+    /// Who may hold before the general sale (absent: anyone).
+    pub presale: Option<PresaleRules>,
 }
 
 impl Layout {
@@ -71,6 +76,7 @@ impl Layout {
                 .iter()
                 .map(|pr| (pr.grade.clone(), pr.price_krw))
                 .collect(),
+            presale: p.presale.clone(),
         }
     }
 

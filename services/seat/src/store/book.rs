@@ -200,7 +200,7 @@ impl Book {
                 areas: short,
             });
         }
-        self.within_limit(hold)?;
+        self.within_limit(hold, hold.presale_limit)?;
         for s in &hold.seat_ids {
             self.seats.insert(s.clone(), Owner::Held(hold.hold_id));
         }
@@ -227,12 +227,16 @@ impl Book {
         ))
     }
 
-    /// The buyer's tickets plus `hold`'s, against the limit.
-    fn within_limit(&self, hold: &Hold) -> Result<(), StoreError> {
+    /// The buyer's tickets plus `hold`'s, against the limit, or `cap` (a presale's) when lower.
+    fn within_limit(&self, hold: &Hold, cap: Option<i64>) -> Result<(), StoreError> {
         let current = self.buyers.get(&hold.buyer_id).copied().unwrap_or(0);
-        if self.limit > 0 && current + hold.tickets() > self.limit {
+        let limit = match cap {
+            Some(c) if c > 0 && (self.limit == 0 || c < self.limit) => c,
+            _ => self.limit,
+        };
+        if limit > 0 && current + hold.tickets() > limit {
             return Err(StoreError::LimitExceeded {
-                limit: self.limit,
+                limit,
                 current,
             });
         }
@@ -410,7 +414,7 @@ impl Book {
                     areas: short,
                 });
             }
-            self.within_limit(&hold)?;
+            self.within_limit(&hold, None)?;
         }
         Ok(Confirmed::Sold(self.sell(&hold, live)))
     }

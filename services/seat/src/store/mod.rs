@@ -111,6 +111,10 @@ pub struct Hold {
     pub expires_at_ms: i64,
     /// Where it stands.
     pub status: HoldStatus,
+    /// A lower per-buyer limit this hold was placed under: the presale's, when it was placed
+    /// before the general sale (absent: the performance's limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presale_limit: Option<i64>,
 }
 
 impl Hold {

@@ -172,6 +172,7 @@ mod tests {
             amount_krw: 3000,
             expires_at_ms: 1_700_000_000_000,
             status: HoldStatus::Active,
+            presale_limit: None,
         }
     }
 

@@ -35,6 +35,7 @@ pub fn hold(perf: Uuid, buyer: Uuid, seats: &[&str], expires_at_ms: i64) -> Hold
         amount_krw: 1000 * seats.len() as i64,
         expires_at_ms,
         status: HoldStatus::Active,
+        presale_limit: None,
     }
 }
 
@@ -232,6 +233,38 @@ async fn buyer_limit_counts_held_and_sold(store: Arc<dyn HoldStore>) {
     store.unsell(&a).await.unwrap().unwrap();
     store
         .hold(&hold(perf, buyer, &["S6", "S7", "S8", "S9"], FAR))
+        .await
+        .unwrap();
+}
+
+/// A presale's lower limit, carried by each hold placed in presale, counts the buyer's earlier
+/// holds too: several holds in a row stay within it; without it the performance's limit rules.
+async fn a_presale_limit_is_the_lower_across_holds(store: Arc<dyn HoldStore>) {
+    let perf = Uuid::now_v7();
+    store.install(&inventory(perf, 1, 10, 4)).await.unwrap();
+    let buyer = Uuid::now_v7();
+    let presale = |seats: &[&str]| Hold {
+        presale_limit: Some(2),
+        ..hold(perf, buyer, seats, FAR)
+    };
+    store.hold(&presale(&["S1"])).await.unwrap();
+    store.hold(&presale(&["S2"])).await.unwrap();
+    match store.hold(&presale(&["S3"])).await {
+        Err(StoreError::LimitExceeded { limit, current }) => assert_eq!((limit, current), (2, 2)),
+        other => panic!("expected the presale limit, got {other:?}"),
+    }
+    // A cap above the performance's limit does not raise it.
+    let loose = Hold {
+        presale_limit: Some(10),
+        ..hold(perf, buyer, &["S3", "S4", "S5"], FAR)
+    };
+    assert!(matches!(
+        store.hold(&loose).await,
+        Err(StoreError::LimitExceeded { limit: 4, .. })
+    ));
+    // In the general sale (no cap) the same buyer goes on to the performance's limit.
+    store
+        .hold(&hold(perf, buyer, &["S3", "S4"], FAR))
         .await
         .unwrap();
 }
@@ -687,6 +720,7 @@ contract!(
     release_frees_once,
     expiry_releases_one_hold_at_a_time,
     buyer_limit_counts_held_and_sold,
+    a_presale_limit_is_the_lower_across_holds,
     confirm_and_unsell_are_idempotent,
     areas_hold_quantities,
     changes_come_in_version_order,

@@ -241,19 +241,23 @@ pub fn performance(rows: i32, per_row: i32, ticket_limit: i32) -> PerformanceSpe
                 grade: "vip".into(),
                 name: "VIP".into(),
                 price_krw: 150_000,
+                ticket_types: vec![],
             },
             PriceSpec {
                 grade: "r".into(),
                 name: "R".into(),
                 price_krw: 100_000,
+                ticket_types: vec![],
             },
             PriceSpec {
                 grade: "ga".into(),
                 name: "Standing".into(),
                 price_krw: 50_000,
+                ticket_types: vec![],
             },
         ],
         revision: 1,
+        presale: None,
     }
 }
 
@@ -583,6 +587,7 @@ pub async fn churn(store: &dyn HoldStore, perf: Uuid, seats: &[&str], changes: u
                 amount_krw: 0,
                 expires_at_ms: i64::MAX / 4,
                 status: HoldStatus::Active,
+                presale_limit: None,
             };
             assert!(store.hold(&h).await.unwrap().version > 0);
             let ended = store

@@ -180,6 +180,7 @@ async fn a_sale_waits_for_the_publication_still_committing_its_performance() {
             amount_krw: 300_000,
             expires_at_ms: chrono::Utc::now().timestamp_millis() + 600_000,
             status: seat::store::HoldStatus::Active,
+            presale_limit: None,
         };
         assert!(app.store.hold(&hold).await.unwrap().version > 0);
         let order = app

@@ -106,6 +106,7 @@ fn store_hold(perf: Uuid, seats: &[&str], expires_at_ms: i64) -> Hold {
         amount_krw: 1000,
         expires_at_ms,
         status: HoldStatus::Active,
+        presale_limit: None,
     }
 }
 

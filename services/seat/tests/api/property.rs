@@ -128,6 +128,7 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
                         base + idx as i64
                     },
                     status: HoldStatus::Active,
+                    presale_limit: None,
                 };
                 let taken: BTreeSet<String> = seats
                     .iter()

@@ -579,6 +579,7 @@ async fn holds_outside_the_sale_window_are_refused() {
             amount_krw: 0,
             expires_at_ms: i64::MAX / 4,
             status: HoldStatus::Active,
+            presale_limit: None,
         };
         assert!(matches!(
             app.store.hold(&h).await,
@@ -607,6 +608,7 @@ fn sale(perf: Uuid, buyer: Uuid, seats: &[&str], ga: i64) -> Hold {
         amount_krw: 0,
         expires_at_ms: 0,
         status: HoldStatus::Sold,
+        presale_limit: None,
     }
 }
 

@@ -148,6 +148,7 @@ async fn keep(store: &dyn HoldStore, perf: Uuid, seat: &str) -> u64 {
         amount_krw: 0,
         expires_at_ms: i64::MAX / 4,
         status: HoldStatus::Active,
+        presale_limit: None,
     };
     store.hold(&h).await.unwrap().version
 }

@@ -97,8 +97,10 @@ local function release(id, reason)
 end
 
 -- The buyer's tickets plus n against the limit: nil when within, else the refusal (JSON).
-local function over_limit(buyer, n)
+-- `cap` (optional): a lower limit for this hold, a presale's own.
+local function over_limit(buyer, n, cap)
   local limit = tonumber(redis.call('HGET', p .. 'meta', 'limit') or 0)
+  if type(cap) == 'number' and cap > 0 and (limit == 0 or cap < limit) then limit = cap end
   local current = tonumber(redis.call('HGET', p .. 'buyers', buyer) or 0)
   if limit > 0 and current + n > limit then
     return cjson.encode({ err = 'limit', limit = limit, current = current })

@@ -30,7 +30,7 @@ if #taken > 0 or #short > 0 then
   return cjson.encode({ err = 'unavailable', seat_ids = taken, areas = short })
 end
 local n = tickets(h)
-local refused = over_limit(h.buyer_id, n)
+local refused = over_limit(h.buyer_id, n, h.presale_limit)
 if refused then return refused end
 local held = {}
 for _, s in ipairs(h.seat_ids) do
