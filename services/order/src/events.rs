@@ -142,6 +142,12 @@ impl Handler for OrderHandler {
                 .as_str()
                 .and_then(|s| uuid::Uuid::parse_str(s).ok());
             store::save_performance(tx, perf, starts, revision, policy.as_ref(), organizer).await?;
+            // Prices by grade and ticket type; unreadable or absent: the standard types only.
+            let prices: Vec<contracts::events::PriceSpec> = v
+                .get("prices")
+                .and_then(|p| serde_json::from_value(p.clone()).ok())
+                .unwrap_or_default();
+            store::save_prices(tx, perf, revision, &prices).await?;
         } else if env.is::<PerformanceCancelled>() {
             let e: PerformanceCancelled = env.decode()?;
             let n = self

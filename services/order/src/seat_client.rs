@@ -18,6 +18,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::domain::ticket_types::{HeldArea, HeldSeat};
+
 /// A hold in checkout, as the seat service answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedOut {
@@ -37,12 +39,26 @@ pub struct CheckedOut {
     pub expires_at: DateTime<Utc>,
     /// Its status (`checkout`).
     pub status: String,
+    /// Its seats with their grades and standard prices (empty: a seat service that does not
+    /// tell them).
+    pub held_seats: Vec<HeldSeat>,
+    /// Its places with their areas' grades (those the seat service told).
+    pub held_areas: Vec<HeldArea>,
 }
 
 #[derive(Deserialize)]
 struct AreaView {
     area_id: String,
     quantity: i32,
+    #[serde(default)]
+    grade: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SeatView {
+    seat_id: String,
+    grade: String,
+    price_krw: i64,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +72,8 @@ struct HoldView {
     amount_krw: i64,
     expires_at: DateTime<Utc>,
     status: String,
+    #[serde(default)]
+    seats: Vec<SeatView>,
 }
 
 /// Why a checkout did not happen.
@@ -126,6 +144,26 @@ impl SeatClient {
                         .json()
                         .await
                         .map_err(|e| CheckoutError::Unavailable(format!("unreadable hold: {e}")))?;
+                    let held_seats = v
+                        .seats
+                        .iter()
+                        .map(|s| HeldSeat {
+                            seat_id: s.seat_id.clone(),
+                            grade: s.grade.clone(),
+                            price_krw: s.price_krw,
+                        })
+                        .collect();
+                    let held_areas = v
+                        .areas
+                        .iter()
+                        .filter_map(|a| {
+                            a.grade.as_ref().map(|g| HeldArea {
+                                area_id: a.area_id.clone(),
+                                grade: g.clone(),
+                                quantity: i64::from(a.quantity),
+                            })
+                        })
+                        .collect();
                     return Ok(CheckedOut {
                         hold_id: v.hold_id,
                         performance_id: v.performance_id,
@@ -139,6 +177,8 @@ impl SeatClient {
                         amount_krw: v.amount_krw,
                         expires_at: v.expires_at,
                         status: v.status,
+                        held_seats,
+                        held_areas,
                     });
                 }
                 Ok(r) if r.status().is_client_error() => {

@@ -6,9 +6,12 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow, types::Json};
 use uuid::Uuid;
 
+use contracts::events::PriceSpec;
+
 use crate::domain::{
     policy::{Booking, CancellationPolicy},
     status::{OrderStatus, Transition},
+    ticket_types::{self, OrderLine},
 };
 
 /// An order as stored.
@@ -64,6 +67,9 @@ pub struct Order {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Each seat and place with its ticket type and price (empty: an order from before ticket
+    /// types, all standard).
+    pub lines: Vec<OrderLine>,
 }
 
 impl Order {
@@ -82,13 +88,14 @@ impl Order {
 const COLUMNS: &str = "order_id, buyer_id, hold_id, performance_id, seat_ids, areas, ticket_count, \
     tickets_krw, booking_fee_krw, amount_krw, status, policy, starts_at, expires_at, \
     hold_expires_at, payment_key, paid_krw, paid_at, last_payment_error, refund_id, refund_krw, \
-    refund_reason, refunded_krw, created_at, updated_at";
+    refund_reason, refunded_krw, created_at, updated_at, lines";
 
 fn order_of(r: &PgRow) -> Result<Order, sqlx::Error> {
     let status: String = r.try_get("status")?;
     let Json(seat_ids): Json<Vec<String>> = r.try_get("seat_ids")?;
     let Json(areas): Json<Vec<(String, i32)>> = r.try_get("areas")?;
     let Json(policy): Json<CancellationPolicy> = r.try_get("policy")?;
+    let Json(lines): Json<Vec<OrderLine>> = r.try_get("lines")?;
     Ok(Order {
         order_id: r.try_get("order_id")?,
         buyer_id: r.try_get("buyer_id")?,
@@ -116,6 +123,7 @@ fn order_of(r: &PgRow) -> Result<Order, sqlx::Error> {
         refunded_krw: r.try_get("refunded_krw")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        lines,
     })
 }
 
@@ -124,8 +132,8 @@ pub async fn insert(conn: &mut PgConnection, o: &Order) -> Result<(), sqlx::Erro
     sqlx::query(
         "INSERT INTO orders (order_id, buyer_id, hold_id, performance_id, seat_ids, areas, \
          ticket_count, tickets_krw, booking_fee_krw, amount_krw, status, policy, starts_at, \
-         expires_at, hold_expires_at, created_at, updated_at) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16)",
+         expires_at, hold_expires_at, created_at, updated_at, lines) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16,$17)",
     )
     .bind(o.order_id)
     .bind(o.buyer_id)
@@ -143,6 +151,7 @@ pub async fn insert(conn: &mut PgConnection, o: &Order) -> Result<(), sqlx::Erro
     .bind(o.expires_at)
     .bind(o.hold_expires_at)
     .bind(o.created_at)
+    .bind(Json(&o.lines))
     .execute(&mut *conn)
     .await?;
     append(conn, o.order_id, &Transition::created()).await
@@ -421,10 +430,12 @@ pub struct Ticket {
     pub checked_in_at: Option<DateTime<Utc>>,
     /// When it was issued.
     pub issued_at: DateTime<Utc>,
+    /// Its ticket type code (`adult` for tickets from before ticket types).
+    pub ticket_type: String,
 }
 
 const TICKET_COLUMNS: &str = "ticket_id, order_id, buyer_id, performance_id, seat_id, area_id, \
-    secret_version, status, checked_in_at, issued_at";
+    secret_version, status, checked_in_at, issued_at, ticket_type";
 
 fn ticket_of(r: &PgRow) -> Result<Ticket, sqlx::Error> {
     Ok(Ticket {
@@ -438,6 +449,7 @@ fn ticket_of(r: &PgRow) -> Result<Ticket, sqlx::Error> {
         status: r.try_get("status")?,
         checked_in_at: r.try_get("checked_in_at")?,
         issued_at: r.try_get("issued_at")?,
+        ticket_type: r.try_get("ticket_type")?,
     })
 }
 
@@ -454,9 +466,10 @@ pub async fn issue_tickets(conn: &mut PgConnection, o: &Order) -> Result<Vec<Tic
         }
     }
     for (item, seat, area) in items {
+        let item_type_key = item.clone();
         sqlx::query(
-            "INSERT INTO tickets (ticket_id, order_id, buyer_id, performance_id, item, seat_id, area_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, item) DO NOTHING",
+            "INSERT INTO tickets (ticket_id, order_id, buyer_id, performance_id, item, seat_id, area_id, \
+             ticket_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (order_id, item) DO NOTHING",
         )
         .bind(Uuid::now_v7())
         .bind(o.order_id)
@@ -465,6 +478,7 @@ pub async fn issue_tickets(conn: &mut PgConnection, o: &Order) -> Result<Vec<Tic
         .bind(item)
         .bind(seat)
         .bind(area)
+        .bind(ticket_types::type_of_item(&o.lines, &item_type_key).unwrap_or_else(|| "adult".to_owned()))
         .execute(&mut *conn)
         .await?;
     }
@@ -550,6 +564,23 @@ pub async fn save_performance(
     Ok(())
 }
 
+/// Records the prices (by grade and ticket type) of `revision` of a performance, when that is
+/// the revision stored (call after [`save_performance`]).
+pub async fn save_prices(
+    conn: &mut PgConnection,
+    perf: Uuid,
+    revision: i64,
+    prices: &[PriceSpec],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE performances SET prices = $3 WHERE performance_id = $1 AND revision = $2")
+        .bind(perf)
+        .bind(revision)
+        .bind(Json(prices))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Marks a performance cancelled (once); it may be unknown so far.
 pub async fn cancel_performance(
     conn: &mut PgConnection,
@@ -578,6 +609,8 @@ pub struct Performance {
     pub cancelled: bool,
     /// The event's cancellation policy as last published (`None`: the platform default).
     pub policy: Option<CancellationPolicy>,
+    /// Its prices by grade and ticket type as last published (empty: unknown, standard only).
+    pub prices: Vec<PriceSpec>,
 }
 
 /// The organizer who owns `perf` as last published: `Ok(None)` when it is unknown here,
@@ -595,7 +628,7 @@ pub async fn performance_owner(
 /// A performance as last published.
 pub async fn performance(pool: &PgPool, perf: Uuid) -> Result<Option<Performance>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT starts_at, cancelled_at IS NOT NULL, cancellation_policy FROM performances \
+        "SELECT starts_at, cancelled_at IS NOT NULL, cancellation_policy, prices FROM performances \
          WHERE performance_id = $1",
     )
     .bind(perf)
@@ -603,10 +636,12 @@ pub async fn performance(pool: &PgPool, perf: Uuid) -> Result<Option<Performance
     .await?;
     row.map(|r| {
         let policy: Option<Json<CancellationPolicy>> = r.try_get(2)?;
+        let prices: Option<Json<Vec<PriceSpec>>> = r.try_get(3)?;
         Ok(Performance {
             starts_at: r.try_get(0)?,
             cancelled: r.try_get(1)?,
             policy: policy.map(|Json(p)| p),
+            prices: prices.map(|Json(p)| p).unwrap_or_default(),
         })
     })
     .transpose()

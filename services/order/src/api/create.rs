@@ -10,14 +10,22 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{Duration, Utc};
-use platform::{ApiError, auth::AuthUser, problem::ApiJson};
+use platform::{
+    ApiError,
+    auth::AuthUser,
+    problem::{ApiJson, FieldError},
+};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{AppState, docs::Problem, view};
 use crate::{
-    domain::{pricing, status::OrderStatus},
+    domain::{
+        pricing,
+        status::OrderStatus,
+        ticket_types::{self, ChoiceError, TicketChoice},
+    },
     seat_client::CheckoutError,
     store::{self, Claim, Order},
 };
@@ -31,6 +39,48 @@ const MAX_KEY_LEN: usize = 300;
 pub struct CreateBody {
     /// The buyer's hold (from `POST /api/v1/holds`).
     hold_id: Uuid,
+    /// The ticket type (권종) of some of its seats or places, at most 50 entries; every seat or
+    /// place not listed is the grade's standard type (`adult`).
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    tickets: Vec<TicketChoice>,
+}
+
+/// Most entries in `tickets`.
+const MAX_CHOICES: usize = 50;
+
+fn type_unavailable(index: usize, ticket_type: &str, detail: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "ticket_type_unavailable", detail)
+        .with("index", index)
+        .with("ticket_type", ticket_type)
+}
+
+fn choice_refused(e: ChoiceError) -> ApiError {
+    match &e {
+        ChoiceError::NotInHold { index, why } => ApiError::validation(vec![FieldError::new(
+            format!("tickets[{index}]"),
+            why.clone(),
+        )]),
+        ChoiceError::Unavailable {
+            index, ticket_type, ..
+        } => type_unavailable(*index, ticket_type, e.to_string()),
+    }
+}
+
+/// The body's fingerprint: the hold alone as before ticket types when no type is chosen, so a
+/// key stored then still replays; with choices, the choices too, so another choice under the
+/// same key is another body.
+fn fingerprint(body: &CreateBody) -> String {
+    let text = if body.tickets.is_empty() {
+        format!("hold_id={}", body.hold_id)
+    } else {
+        format!(
+            "hold_id={}&tickets={}",
+            body.hold_id,
+            serde_json::to_string(&body.tickets).unwrap_or_default()
+        )
+    };
+    hex::encode(Sha256::digest(text))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
@@ -107,7 +157,7 @@ fn seat_refusal(e: CheckoutError, hold_id: Uuid) -> ApiError {
     responses(
         (status = 201, description = "The order, `pending_payment`, with what the PG checkout needs", body = view::OrderView),
         (status = 200, description = "The hold was ordered already (by the caller): that order", body = view::OrderView),
-        (status = 400, description = "`validation_failed`, `idempotency_key_required`, `invalid_idempotency_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed` (also `tickets[i]`: a seat or area not in the hold, listed twice, too many places, more than 50 entries), `idempotency_key_required`, `invalid_idempotency_key`, `ticket_type_unavailable` (with `index`, `ticket_type`): an unknown ticket type, or one the seat's grade is not sold as; no order is made", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`hold_forbidden`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`hold_not_found`: no such hold of the caller's", body = Problem, content_type = "application/problem+json"),
@@ -133,7 +183,7 @@ pub async fn create(
         .unwrap_or_default()
         .trim()
         .to_owned();
-    let fingerprint = hex::encode(Sha256::digest(format!("hold_id={}", body.hold_id)));
+    let fingerprint = fingerprint(&body);
     match store::claim(&state.pool, user.id(), &key, &fingerprint).await? {
         Claim::Claimed => {}
         Claim::Done(status, stored) => {
@@ -155,7 +205,7 @@ pub async fn create(
             ));
         }
     }
-    match make(&state, &user, &bearer, body.hold_id, &key).await {
+    match make(&state, &user, &bearer, &body, &key).await {
         Ok(response) => Ok(response),
         Err(e) => {
             // A refusal is the key's answer; a failure a retry may fix lets the key go.
@@ -218,9 +268,24 @@ async fn make(
     state: &AppState,
     user: &AuthUser,
     bearer: &str,
-    hold_id: Uuid,
+    body: &CreateBody,
     key: &str,
 ) -> Result<Response, ApiError> {
+    let hold_id = body.hold_id;
+    // An unknown type is refused before the seat service hears of the order.
+    if body.tickets.len() > MAX_CHOICES {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "tickets",
+            format!("at most {MAX_CHOICES} entries"),
+        )]));
+    }
+    if let Some((index, t)) = ticket_types::unknown_type(&body.tickets) {
+        return Err(type_unavailable(
+            index,
+            &t,
+            format!("`{t}` is not a ticket type (adult, youth, child, senior, disabled, national_merit)"),
+        ));
+    }
     {
         let mut conn = state.pool.acquire().await?;
         if let Some(o) = store::by_hold(&mut conn, hold_id).await? {
@@ -268,7 +333,34 @@ async fn make(
     }
     let tickets =
         hold.seat_ids.len() as i64 + hold.areas.iter().map(|(_, q)| i64::from(*q)).sum::<i64>();
-    let price = pricing::price(hold.amount_krw, tickets, state.config.booking_fee_krw)
+    // Each seat and place with its type: priced by type when the buyer chose types, else at the
+    // hold's price (the grades' standard prices), as before ticket types.
+    let graded = hold.held_seats.len() == hold.seat_ids.len()
+        && hold.held_areas.len() == hold.areas.len();
+    let lines = if graded {
+        ticket_types::lines(
+            &hold.held_seats,
+            &hold.held_areas,
+            &performance.prices,
+            &body.tickets,
+        )
+        .map_err(choice_refused)?
+    } else if body.tickets.is_empty() {
+        Vec::new()
+    } else {
+        return Err(type_unavailable(
+            0,
+            &body.tickets[0].ticket_type,
+            "the seats' grades are not known yet; order them at the standard type or retry".into(),
+        ));
+    };
+    let tickets_krw = if body.tickets.is_empty() {
+        hold.amount_krw
+    } else {
+        ticket_types::total(&lines)
+            .ok_or_else(|| ApiError::conflict("hold_unavailable", "the amount overflows"))?
+    };
+    let price = pricing::price(tickets_krw, tickets, state.config.booking_fee_krw)
         .map_err(|e| ApiError::conflict("hold_unavailable", e.to_string()))?;
     let now = Utc::now();
     let window =
@@ -311,6 +403,7 @@ async fn make(
         refunded_krw: 0,
         created_at: now,
         updated_at: now,
+        lines,
     };
     let body =
         serde_json::to_value(view::view(&order, &[], &state.config, now)).unwrap_or_default();

@@ -21,6 +21,7 @@ use utoipa::OpenApi;
         Problem, super::view::OrderView, super::view::TicketSummary, super::view::OrderList,
         super::create::CreateBody, super::tickets::TicketView, super::tickets::VerifyBody,
         super::tickets::Admitted, super::tickets::GateKey, crate::domain::status::OrderStatus,
+        crate::domain::ticket_types::OrderLine, crate::domain::ticket_types::TicketChoice,
     )),
     modifiers(&Bearer),
     tags((name = "orders", description = "Orders"), (name = "tickets", description = "Tickets and the gate")),

@@ -36,6 +36,11 @@ pub struct TicketView {
     pub area_id: Option<String>,
     /// `valid` or `void`.
     pub status: String,
+    /// Its ticket type (권종): `adult`, `youth`, `child`, `senior`, `disabled`,
+    /// `national_merit`.
+    pub ticket_type: String,
+    /// Whether the gate checks the holder's proof of the type (every type but `adult`).
+    pub proof_required: bool,
     /// When it was let in.
     pub checked_in_at: Option<DateTime<Utc>>,
     /// The entry code now (shown as a QR code); `null` for a void ticket.
@@ -94,6 +99,8 @@ pub async fn find(
         seat_id: t.seat_id,
         area_id: t.area_id,
         status: t.status,
+        proof_required: proof_required(&t.ticket_type),
+        ticket_type: t.ticket_type,
         checked_in_at: t.checked_in_at,
         code: valid.then(|| code::code(&secret, t.ticket_id, t.secret_version, step)),
         code_expires_at: valid
@@ -177,6 +184,15 @@ pub struct Admitted {
     pub area_id: Option<String>,
     /// When it was let in (now).
     pub checked_in_at: DateTime<Utc>,
+    /// Its ticket type; the gate checks proof when `proof_required`.
+    pub ticket_type: String,
+    /// Whether the holder must show proof of the type.
+    pub proof_required: bool,
+}
+
+/// Whether a ticket of type `code` needs proof at the gate (an unknown code does, to be safe).
+pub(super) fn proof_required(code: &str) -> bool {
+    contracts::tickets::TicketType::parse(code).is_none_or(|t| t.proof_required())
 }
 
 /// Gate staff of `perf`: administrators, and the organizer who owns its event (another
@@ -258,6 +274,8 @@ pub async fn verify(
         seat_id: t.seat_id,
         area_id: t.area_id,
         checked_in_at: at,
+        proof_required: proof_required(&t.ticket_type),
+        ticket_type: t.ticket_type,
     }))
 }
 

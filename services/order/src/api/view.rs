@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{AppState, docs::Problem, parse_id};
 use crate::{
-    domain::{policy::Quote, status::OrderStatus},
+    domain::{policy::Quote, status::OrderStatus, ticket_types::OrderLine},
     store::{self, Order, Ticket},
 };
 
@@ -29,6 +29,10 @@ pub struct TicketSummary {
     pub area_id: Option<String>,
     /// `valid` or `void`.
     pub status: String,
+    /// Its ticket type (권종).
+    pub ticket_type: String,
+    /// Whether the gate checks the holder's proof of the type.
+    pub proof_required: bool,
 }
 
 /// An order.
@@ -66,6 +70,9 @@ pub struct OrderView {
     pub last_payment_error: Option<String>,
     /// Its tickets (once confirmed).
     pub tickets: Vec<TicketSummary>,
+    /// Each seat and place with its ticket type (권종) and price (empty for an order made
+    /// before ticket types).
+    pub lines: Vec<OrderLine>,
     /// Its refund, once asked for: `{refund_krw, refunded_krw, reason}`.
     #[schema(value_type = Option<Object>)]
     pub refund: Option<Value>,
@@ -142,8 +149,11 @@ pub fn view(
                 seat_id: t.seat_id.clone(),
                 area_id: t.area_id.clone(),
                 status: t.status.clone(),
+                ticket_type: t.ticket_type.clone(),
+                proof_required: super::tickets::proof_required(&t.ticket_type),
             })
             .collect(),
+        lines: o.lines.clone(),
         refund: o.refund_id.map(|_| {
             json!({"refund_krw": o.refund_krw.unwrap_or(o.amount_krw), "refunded_krw": o.refunded_krw,
                    "reason": o.refund_reason})

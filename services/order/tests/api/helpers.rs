@@ -175,14 +175,17 @@ pub fn performance(days: i64) -> PerformanceSpec {
                 grade: "vip".into(),
                 name: "VIP".into(),
                 price_krw: 150_000,
+                ticket_types: vec![],
             },
             PriceSpec {
                 grade: "ga".into(),
                 name: "Standing".into(),
                 price_krw: 50_000,
+                ticket_types: vec![],
             },
         ],
         revision: 1,
+        presale: None,
     }
 }
 

@@ -11,3 +11,4 @@ mod orders;
 mod policy;
 mod refund_failed;
 mod saga;
+mod ticket_types;
