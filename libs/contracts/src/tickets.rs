@@ -18,7 +18,17 @@ use uuid::Uuid;
 /// the grade's tier price. Every other type needs proof at the gate (an ID, a student card, a
 /// disability or national-merit certificate) — [`TicketType::proof_required`].
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum TicketType {

@@ -197,7 +197,10 @@ fn new_code() -> String {
 }
 
 /// A performance's presale rules to publish; `None` when its presale is open to everyone.
-pub async fn rules(conn: &mut PgConnection, perf: Uuid) -> Result<Option<PresaleRules>, sqlx::Error> {
+pub async fn rules(
+    conn: &mut PgConnection,
+    perf: Uuid,
+) -> Result<Option<PresaleRules>, sqlx::Error> {
     let Some(row) = sqlx::query(
         "SELECT group_id, access_codes, ticket_limit FROM presale_audiences WHERE performance_id = $1",
     )
@@ -260,7 +263,10 @@ pub async fn rules(conn: &mut PgConnection, perf: Uuid) -> Result<Option<Presale
 }
 
 /// The presale audiences of an event's performances, as buyers see them.
-pub async fn views(conn: &mut PgConnection, event_id: Uuid) -> Result<Vec<PresaleView>, sqlx::Error> {
+pub async fn views(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+) -> Result<Vec<PresaleView>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT a.performance_id, a.access_codes, a.ticket_limit, g.name,
                 (SELECT min(w.opens_at) FROM sale_windows w
@@ -296,9 +302,6 @@ mod tests {
         let b = new_code();
         assert_eq!(a.len(), 19);
         assert_ne!(a, b);
-        assert!(
-            a.chars()
-                .all(|c| c == '-' || ALPHABET.contains(&(c as u8)))
-        );
+        assert!(a.chars().all(|c| c == '-' || ALPHABET.contains(&(c as u8))));
     }
 }

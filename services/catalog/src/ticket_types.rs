@@ -53,7 +53,11 @@ pub struct TicketPriceInput {
 
 /// Checks `input` against the event's `tiers`: known non-standard types, grades the event
 /// prices, each pair once, prices in bounds. Returns what to store.
-pub fn check(p: &mut Problems, input: &[TicketPriceInput], tiers: &[PriceTier]) -> Vec<TicketPrice> {
+pub fn check(
+    p: &mut Problems,
+    input: &[TicketPriceInput],
+    tiers: &[PriceTier],
+) -> Vec<TicketPrice> {
     if input.len() > MAX_TYPE_PRICES {
         p.add(
             "ticket_prices",
@@ -137,7 +141,10 @@ pub fn check(p: &mut Problems, input: &[TicketPriceInput], tiers: &[PriceTier]) 
 
 /// The event's prices of every type of every priced grade, the standard (`adult`, the tier)
 /// first, in tier order; a type price of a grade without a tier is left out.
-pub async fn prices(conn: &mut PgConnection, event_id: Uuid) -> Result<Vec<TicketPrice>, sqlx::Error> {
+pub async fn prices(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+) -> Result<Vec<TicketPrice>, sqlx::Error> {
     let tiers = crate::store::events::tiers(conn, event_id).await?;
     let stored = stored(conn, event_id).await?;
     let mut out = Vec::new();
@@ -148,7 +155,8 @@ pub async fn prices(conn: &mut PgConnection, event_id: Uuid) -> Result<Vec<Ticke
             price_krw: tier.price_krw,
             proof_required: false,
         });
-        let mut of_grade: Vec<&TicketPrice> = stored.iter().filter(|t| t.grade == tier.grade).collect();
+        let mut of_grade: Vec<&TicketPrice> =
+            stored.iter().filter(|t| t.grade == tier.grade).collect();
         of_grade.sort_by_key(|t| TicketType::parse(&t.ticket_type));
         out.extend(of_grade.into_iter().cloned());
     }
@@ -166,7 +174,8 @@ async fn stored(conn: &mut PgConnection, event_id: Uuid) -> Result<Vec<TicketPri
     Ok(rows
         .into_iter()
         .map(|mut t| {
-            t.proof_required = TicketType::parse(&t.ticket_type).is_some_and(TicketType::proof_required);
+            t.proof_required =
+                TicketType::parse(&t.ticket_type).is_some_and(TicketType::proof_required);
             t
         })
         .collect())
@@ -188,7 +197,12 @@ pub async fn replace(
     )
     .bind(event_id)
     .bind(prices.iter().map(|t| t.grade.clone()).collect::<Vec<_>>())
-    .bind(prices.iter().map(|t| t.ticket_type.clone()).collect::<Vec<_>>())
+    .bind(
+        prices
+            .iter()
+            .map(|t| t.ticket_type.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(prices.iter().map(|t| t.price_krw).collect::<Vec<_>>())
     .execute(conn)
     .await?;

@@ -392,19 +392,14 @@ pub async fn generate_codes(
     }
     let mut p = Problems::new();
     let count = input.count.unwrap_or(0);
-    p.check(
-        !(1..=500).contains(&count),
-        "count",
-        "must be 1 to 500",
-    );
+    p.check(!(1..=500).contains(&count), "count", "must be 1 to 500");
     p.check(
         presale::code_count(&mut tx, id).await? + count > MAX_CODES,
         "count",
         format!("a performance has at most {MAX_CODES} codes"),
     );
     p.finish()?;
-    let codes =
-        presale::generate_codes(&mut tx, id, usize::try_from(count).unwrap_or(0)).await?;
+    let codes = presale::generate_codes(&mut tx, id, usize::try_from(count).unwrap_or(0)).await?;
     republish(&mut tx, id).await?;
     tx.commit().await?;
     Ok((

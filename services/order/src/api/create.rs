@@ -283,7 +283,9 @@ async fn make(
         return Err(type_unavailable(
             index,
             &t,
-            format!("`{t}` is not a ticket type (adult, youth, child, senior, disabled, national_merit)"),
+            format!(
+                "`{t}` is not a ticket type (adult, youth, child, senior, disabled, national_merit)"
+            ),
         ));
     }
     {
@@ -335,8 +337,8 @@ async fn make(
         hold.seat_ids.len() as i64 + hold.areas.iter().map(|(_, q)| i64::from(*q)).sum::<i64>();
     // Each seat and place with its type: priced by type when the buyer chose types, else at the
     // hold's price (the grades' standard prices), as before ticket types.
-    let graded = hold.held_seats.len() == hold.seat_ids.len()
-        && hold.held_areas.len() == hold.areas.len();
+    let graded =
+        hold.held_seats.len() == hold.seat_ids.len() && hold.held_areas.len() == hold.areas.len();
     let lines = if graded {
         ticket_types::lines(
             &hold.held_seats,

@@ -100,12 +100,7 @@ pub fn unknown_type(choices: &[TicketChoice]) -> Option<(usize, String)> {
         .map(|(i, c)| (i, c.ticket_type.chars().take(40).collect()))
 }
 
-fn type_price(
-    prices: &[PriceSpec],
-    grade: &str,
-    standard: i64,
-    t: TicketType,
-) -> Option<i64> {
+fn type_price(prices: &[PriceSpec], grade: &str, standard: i64, t: TicketType) -> Option<i64> {
     if t == TicketType::STANDARD {
         return Some(standard);
     }
@@ -124,8 +119,10 @@ pub fn lines(
     choices: &[TicketChoice],
 ) -> Result<Vec<OrderLine>, ChoiceError> {
     let mut chosen: BTreeMap<&str, TicketType> = BTreeMap::new();
-    let mut area_left: BTreeMap<&str, i64> =
-        areas.iter().map(|a| (a.area_id.as_str(), a.quantity)).collect();
+    let mut area_left: BTreeMap<&str, i64> = areas
+        .iter()
+        .map(|a| (a.area_id.as_str(), a.quantity))
+        .collect();
     let mut area_lines: Vec<OrderLine> = Vec::new();
     let mut seen = HashSet::new();
     let standard_of = |grade: &str| {
@@ -354,7 +351,7 @@ mod tests {
             quantity: Some(2),
             ticket_type: "child".into(),
         };
-        let got = lines(&[], &areas, &prices(), &[c.clone()]).unwrap();
+        let got = lines(&[], &areas, &prices(), std::slice::from_ref(&c)).unwrap();
         assert_eq!(total(&got), Some(20_000));
         assert_eq!(type_of_item(&got, "lawn#2").as_deref(), Some("child"));
         assert_eq!(type_of_item(&got, "lawn#3").as_deref(), Some("adult"));

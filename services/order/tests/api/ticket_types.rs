@@ -37,7 +37,13 @@ async fn catalog(app: &App) -> TestServer {
     testing::serve(service, infra.shutdown.clone()).await
 }
 
-async fn send(server: &TestServer, method: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
+async fn send(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &Value,
+) -> (u16, Value) {
     let r = server
         .client
         .request(method.parse().unwrap(), server.url(path))
@@ -65,9 +71,7 @@ async fn hold(app: &App, buyer: Uuid, body: Value) -> (u16, Value) {
 }
 
 async fn known(app: &App, perf: Uuid) {
-    let url = app
-        .seat
-        .url(&format!("/api/v1/performances/{perf}/seats"));
+    let url = app.seat.url(&format!("/api/v1/performances/{perf}/seats"));
     until("the seat service to serve the performance", || async {
         app.seat
             .client
@@ -126,7 +130,11 @@ async fn a_members_presale_of_a_musical_with_adult_and_youth_prices() {
     let (status, event) = send(&catalog, "POST", "/api/v1/admin/events", &org, &musical).await;
     assert_eq!(status, 201, "{event}");
     let event_id = event["id"].as_str().unwrap().to_owned();
-    let perf: Uuid = event["performances"][0]["id"].as_str().unwrap().parse().unwrap();
+    let perf: Uuid = event["performances"][0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
 
     // Ticket types: youth for R; a grade without a tier, `adult`, an unknown type are refused.
     let prices_path = format!("/api/v1/admin/events/{event_id}/ticket-prices");
@@ -136,8 +144,14 @@ async fn a_members_presale_of_a_musical_with_adult_and_youth_prices() {
         json!([{"grade": "r", "ticket_type": "student", "price_krw": 1}]),
         json!([{"grade": "r", "ticket_type": "youth", "price_krw": -1}]),
     ] {
-        let (status, problem) =
-            send(&catalog, "PUT", &prices_path, &org, &json!({"ticket_prices": bad})).await;
+        let (status, problem) = send(
+            &catalog,
+            "PUT",
+            &prices_path,
+            &org,
+            &json!({"ticket_prices": bad}),
+        )
+        .await;
         assert_eq!(status, 400, "{problem}");
         assert_eq!(problem["code"], "validation_failed");
     }
@@ -249,7 +263,10 @@ async fn a_members_presale_of_a_musical_with_adult_and_youth_prices() {
         2
     );
     assert_eq!(detail["presales"][0]["audience"], "members");
-    assert_eq!(time(&detail["presales"][0]["general_sale_opens_at"]), general_opens);
+    assert_eq!(
+        time(&detail["presales"][0]["general_sale_opens_at"]),
+        general_opens
+    );
     assert!(
         detail["ticket_prices"]
             .as_array()
@@ -261,8 +278,12 @@ async fn a_members_presale_of_a_musical_with_adult_and_youth_prices() {
     known(&app, perf).await;
 
     // Someone outside the group is told when the general sale opens.
-    let (status, problem) =
-        hold(&app, outsider, json!({"performance_id": perf, "seat_ids": ["a-A-1"]})).await;
+    let (status, problem) = hold(
+        &app,
+        outsider,
+        json!({"performance_id": perf, "seat_ids": ["a-A-1"]}),
+    )
+    .await;
     assert_eq!(status, 403, "{problem}");
     assert_eq!(problem["code"], "presale_only");
     assert_eq!(time(&problem["general_sale_opens_at"]), general_opens);
@@ -277,8 +298,12 @@ async fn a_members_presale_of_a_musical_with_adult_and_youth_prices() {
     assert_eq!(status, 201, "{held}");
     assert_eq!(held["seats"][0]["grade"], "r");
     let hold_id = held["hold_id"].as_str().unwrap().to_owned();
-    let (status, problem) =
-        hold(&app, member, json!({"performance_id": perf, "seat_ids": ["a-A-3"]})).await;
+    let (status, problem) = hold(
+        &app,
+        member,
+        json!({"performance_id": perf, "seat_ids": ["a-A-3"]}),
+    )
+    .await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["code"], "limit_exceeded");
     assert_eq!(problem["limit"], 2);
@@ -305,8 +330,11 @@ async fn a_members_presale_of_a_musical_with_adult_and_youth_prices() {
     assert_eq!(orders, 0);
 
     // One adult and one youth ticket, priced by type, plus the booking fee per ticket.
-    let choice = json!({"hold_id": hold_id, "tickets": [{"seat_id": "a-A-2", "ticket_type": "youth"}]});
-    let a = app.create_raw(Some(&token), Some("order-1"), choice.clone()).await;
+    let choice =
+        json!({"hold_id": hold_id, "tickets": [{"seat_id": "a-A-2", "ticket_type": "youth"}]});
+    let a = app
+        .create_raw(Some(&token), Some("order-1"), choice.clone())
+        .await;
     assert_eq!(a.status, 201, "{a:?}");
     let fee = helpers::config().booking_fee_krw;
     assert_eq!(a.body["tickets_krw"], 270_000);
@@ -320,7 +348,8 @@ async fn a_members_presale_of_a_musical_with_adult_and_youth_prices() {
     let amount = a.body["amount"].as_i64().unwrap();
 
     // The same key with another choice is another body.
-    let other = json!({"hold_id": hold_id, "tickets": [{"seat_id": "a-A-1", "ticket_type": "youth"}]});
+    let other =
+        json!({"hold_id": hold_id, "tickets": [{"seat_id": "a-A-1", "ticket_type": "youth"}]});
     let a = app.create_raw(Some(&token), Some("order-1"), other).await;
     assert_eq!(a.status, 422, "{a:?}");
     assert_eq!(a.body["code"], "idempotency_key_reused");
@@ -338,7 +367,10 @@ async fn a_members_presale_of_a_musical_with_adult_and_youth_prices() {
     assert_eq!(youth["ticket_type"], "youth");
     assert_eq!(youth["proof_required"], true);
     let ticket = app
-        .get(&token, &format!("/api/v1/tickets/{}", youth["ticket_id"].as_str().unwrap()))
+        .get(
+            &token,
+            &format!("/api/v1/tickets/{}", youth["ticket_id"].as_str().unwrap()),
+        )
         .await;
     assert_eq!(ticket.status, 200, "{ticket:?}");
     assert_eq!(ticket.body["ticket_type"], "youth");
@@ -367,8 +399,12 @@ async fn an_access_code_opens_the_presale_to_one_account_and_guessing_is_cut_off
     let perf = p.performance_id;
     let (first, second, guesser) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
 
-    let (status, problem) =
-        hold(&app, first, json!({"performance_id": perf, "seat_ids": ["A-01-01"]})).await;
+    let (status, problem) = hold(
+        &app,
+        first,
+        json!({"performance_id": perf, "seat_ids": ["A-01-01"]}),
+    )
+    .await;
     assert_eq!(status, 403, "no code: {problem}");
     assert_eq!(problem["code"], "presale_only");
     assert!(problem["general_sale_opens_at"].is_string());
@@ -391,8 +427,12 @@ async fn an_access_code_opens_the_presale_to_one_account_and_guessing_is_cut_off
     assert_eq!(status, 403, "{problem}");
     assert_eq!(problem["code"], "presale_code_used");
     // The first account comes back without the code, and its presale limit (1) holds.
-    let (status, problem) =
-        hold(&app, first, json!({"performance_id": perf, "seat_ids": ["A-01-03"]})).await;
+    let (status, problem) = hold(
+        &app,
+        first,
+        json!({"performance_id": perf, "seat_ids": ["A-01-03"]}),
+    )
+    .await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["code"], "limit_exceeded");
 

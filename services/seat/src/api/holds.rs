@@ -162,12 +162,21 @@ fn presale_refused(e: PresaleError, rules: &PresaleRules) -> ApiError {
             StatusCode::FORBIDDEN,
             "presale_only",
             match opens {
-                Some(at) => format!("only the presale's audience may hold now; the general sale opens at {at}"),
+                Some(at) => format!(
+                    "only the presale's audience may hold now; the general sale opens at {at}"
+                ),
                 None => "only the presale's audience may hold seats of this performance".to_owned(),
             },
         )
         .with("general_sale_opens_at", opens)
-        .with("audience", if rules.codes { "access_codes" } else { "members" }),
+        .with(
+            "audience",
+            if rules.codes {
+                "access_codes"
+            } else {
+                "members"
+            },
+        ),
         PresaleError::CodeInvalid => ApiError::new(
             StatusCode::FORBIDDEN,
             "presale_code_invalid",

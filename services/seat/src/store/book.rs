@@ -235,10 +235,7 @@ impl Book {
             _ => self.limit,
         };
         if limit > 0 && current + hold.tickets() > limit {
-            return Err(StoreError::LimitExceeded {
-                limit,
-                current,
-            });
+            return Err(StoreError::LimitExceeded { limit, current });
         }
         Ok(())
     }
