@@ -169,7 +169,10 @@ async fn best_available_and_general_admission() {
         .await;
     assert_eq!(r.status(), 201);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["areas"], json!([{"area_id": "GA", "quantity": 4}]));
+    assert_eq!(
+        body["areas"],
+        json!([{"area_id": "GA", "quantity": 4, "grade": "ga"}])
+    );
     assert_eq!(body["amount_krw"], 200_000);
     let map = app.seats(perf).await;
     assert_eq!(map["areas"][0]["held"], 4);
