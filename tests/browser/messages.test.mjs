@@ -13,7 +13,7 @@ const { problemCodes, problemMessage, setLang } = await import(path.join(root, '
 // Backticked words after a status that are fields or values, not codes.
 const NOT_CODES = new Set(['_', 'amount', 'checked_in_at', 'closed_at', 'order_id', 'paid', 'payment',
   'payment_key', 'pg_code', 'sale_closes_at', 'sale_opens_at', 'seat_attempts', 'status', 'webhook_max_in_flight',
-  'cursor']);
+  'cursor', 'general_sale_opens_at', 'index', 'ticket_type', 'wait_ms', 'payment_wakeups']);
 
 function documentedCodes() {
   const docs = path.join(root, 'docs');
