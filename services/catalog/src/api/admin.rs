@@ -374,7 +374,7 @@ pub async fn event_detail(
 }
 
 /// Whether a sale of one of the event's performances has opened at `now`.
-async fn sale_has_opened(
+pub(super) async fn sale_has_opened(
     conn: &mut PgConnection,
     event_id: Uuid,
     now: DateTime<Utc>,
@@ -386,7 +386,7 @@ async fn sale_has_opened(
 }
 
 /// Refuses an organizer a change that, once a sale opened, only admins make.
-fn admin_after_sale_opened(user: &AuthUser) -> Result<(), ApiError> {
+pub(super) fn admin_after_sale_opened(user: &AuthUser) -> Result<(), ApiError> {
     if user.0.has(Role::Admin) {
         Ok(())
     } else {

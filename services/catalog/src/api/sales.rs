@@ -27,7 +27,7 @@ use crate::{
     },
     presale::{self, GroupView, MAX_CODES, MAX_MEMBERS, PresaleView},
     publish,
-    store::{events, venues},
+    store::{audit, events, venues},
     ticket_types::{self, TicketPrice, TicketPriceInput},
 };
 
@@ -88,7 +88,7 @@ pub(super) struct TicketPricesView {
         (status = 200, description = "Every grade's standard (`adult`) price and the other ticket types priced; published performances are re-published with them", body = TicketPricesView),
         (status = 400, description = "`validation_failed`: `ticket_prices[i].grade` not a grade with a price tier, `ticket_type` unknown or `adult` (its price is the tier's) or listed twice for a grade, `price_krw` not 0–10000000, more than 250 prices; also an unknown field", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: neither the event's organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: neither the event's organizer nor an admin; `sale_opened`: a sale of the event has opened, and only admins change its prices now (recorded in the audit log)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -111,11 +111,27 @@ pub async fn set_ticket_prices(
     let mut p = Problems::new();
     let prices = ticket_types::check(&mut p, &input.ticket_prices, &tiers);
     p.finish()?;
+    let before = ticket_types::prices(&mut tx, id).await?;
     ticket_types::replace(&mut tx, id, &prices).await?;
+    let ticket_prices = ticket_types::prices(&mut tx, id).await?;
+    // Prices are a price change like the tiers': once a sale opened, an admin's, and audited.
+    if before != ticket_prices
+        && super::admin::sale_has_opened(&mut tx, id, state.clock.now()).await?
+    {
+        super::admin::admin_after_sale_opened(&user)?;
+        let change = audit::Change {
+            actor_id: user.id(),
+            event_id: id,
+            performance_id: None,
+            field: "ticket_prices",
+            old_value: serde_json::json!(before),
+            new_value: serde_json::json!(ticket_prices),
+        };
+        audit::append(&mut tx, &change).await?;
+    }
     for perf in events::performances_of(&mut tx, id).await? {
         republish(&mut tx, perf.id).await?;
     }
-    let ticket_prices = ticket_types::prices(&mut tx, id).await?;
     tx.commit().await?;
     state.cache.clear();
     Ok(Json(TicketPricesView {

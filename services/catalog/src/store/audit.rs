@@ -15,7 +15,7 @@ pub struct Change {
     pub event_id: Uuid,
     /// The performance changed (a start time).
     pub performance_id: Option<Uuid>,
-    /// `price_tiers`, `ticket_limit` or `starts_at`.
+    /// `price_tiers`, `ticket_prices`, `ticket_limit` or `starts_at`.
     pub field: &'static str,
     /// Before.
     pub old_value: serde_json::Value,
@@ -36,7 +36,8 @@ pub struct Entry {
     pub event_id: Uuid,
     /// The performance (start-time changes).
     pub performance_id: Option<Uuid>,
-    /// `price_tiers` (`{grade: price_krw}`), `ticket_limit` or `starts_at`.
+    /// `price_tiers` (`{grade: price_krw}`), `ticket_prices` (the per-type prices), `ticket_limit`
+    /// or `starts_at`.
     pub field: String,
     /// Before.
     #[schema(value_type = Object)]

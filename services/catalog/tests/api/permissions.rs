@@ -481,3 +481,54 @@ async fn after_a_sale_opened_prices_limits_and_start_times_are_an_admins_and_aud
     assert_eq!(fields(&problem), vec!["event_id", "limit"]);
     app.finish().await;
 }
+
+/// Ticket-type prices are prices: once a sale opened, only an admin changes them, audited.
+#[tokio::test]
+async fn after_a_sale_opened_ticket_type_prices_are_an_admins_and_audited() {
+    let app = spawn_with("cat_perm_types", Clock::fixed(saturday_noon())).await;
+    let organizer = app.token(&[Role::Organizer]);
+    let admin = app.token_for(Uuid::now_v7(), &[Role::Admin]);
+    let venue = new_venue(&app, &organizer).await;
+    let (status, event) = new_event(&app, &organizer, &concert(&venue, app.now())).await;
+    assert_eq!(status, 201, "{event}");
+    let id = event["id"].as_str().expect("id").to_owned();
+    let perf = event["performances"][0]["id"]
+        .as_str()
+        .expect("perf")
+        .to_owned();
+    let url = format!("/api/v1/admin/events/{id}/ticket-prices");
+    let youth =
+        |p: i64| json!({"ticket_prices": [{"grade": "r", "ticket_type": "youth", "price_krw": p}]});
+    // Before the sale: the organizer's, not audited.
+    let (status, _, body) = app.send("PUT", &url, Some(&organizer), &youth(70000)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&app, "catalog_audit").await, 0);
+    let (status, _, body) = app
+        .send(
+            "POST",
+            &format!("/api/v1/admin/performances/{perf}/publish"),
+            Some(&organizer),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Opened: the organizer is refused and nothing changes.
+    let (s, _, b) = app.send("PUT", &url, Some(&organizer), &youth(10000)).await;
+    refused(&(s, b), 403, "sale_opened");
+    let prices: Vec<i64> =
+        sqlx::query_scalar("SELECT price_krw FROM ticket_type_prices WHERE event_id = $1::uuid")
+            .bind(&id)
+            .fetch_all(&app.pool)
+            .await
+            .expect("prices");
+    assert_eq!(prices, [70000]);
+    assert_eq!(count(&app, "catalog_audit").await, 0);
+    // An admin may, and it is recorded.
+    let (status, _, body) = app.send("PUT", &url, Some(&admin), &youth(60000)).await;
+    assert_eq!(status, 200, "{body}");
+    let fields: Vec<String> = sqlx::query_scalar("SELECT field FROM catalog_audit")
+        .fetch_all(&app.pool)
+        .await
+        .expect("audit");
+    assert_eq!(fields, ["ticket_prices"]);
+}
