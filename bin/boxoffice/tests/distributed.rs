@@ -1139,6 +1139,25 @@ async fn the_local_cluster_sells_through_two_seat_replicas_and_goes_on_when_one_
     gateway
         .wait_seat_status_within(&perf, "a-A-1", "sold", CONFIRM_DEADLINE)
         .await;
+    // Sold out is live: the catalog learns what is left from the seat replicas, over the
+    // broker (27 of the 28 reserved seats, the standing area untouched).
+    let event_path = format!("/api/v1/events/{}", event["id"].as_str().unwrap());
+    let started = Instant::now();
+    loop {
+        let (status, detail) = gateway.call(Method::GET, &event_path, None, None).await;
+        assert_eq!(status, 200, "{detail}");
+        let remaining = &detail["performances"][0]["remaining"];
+        if remaining["by_grade"]["r"] == 27 {
+            assert_eq!(remaining["by_grade"]["floor"], 100, "{detail}");
+            assert_eq!(detail["performances"][0]["status"], "on_sale", "{detail}");
+            break;
+        }
+        assert!(
+            started.elapsed() < CONFIRM_DEADLINE,
+            "the catalog did not learn of the sale within {CONFIRM_DEADLINE:?}: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // seat-1 dies without a word. Every HTTP path goes on through seat-2: seat maps, holds,
     // the order's checkout (its calls go to seat-2 after a failed attempt), payment, the

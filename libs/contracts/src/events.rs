@@ -554,6 +554,44 @@ pub struct SaleRejected {
 event!(SaleRejected, "sale.rejected", 1, topics::SEATS, |e| e
     .order_id);
 
+/// What is left of a performance, by grade: the seat service sends one when the counts of a
+/// performance it follows changed, at most every few seconds per replica
+/// (`seat.availability_interval_ms`), so the catalog can say "sold out" while it is true. Several
+/// replicas may each send the same state; `(epoch, version)` orders them: a reader keeps the
+/// highest and ignores the rest (versions count within an epoch, and a later epoch, which the
+/// store names by its clock in µs, is newer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerformanceAvailability {
+    /// Performance id.
+    pub performance_id: Uuid,
+    /// The hold store's epoch of the performance (its clock in µs when it installed it).
+    pub epoch: i64,
+    /// The inventory version the counts are at, within `epoch`.
+    pub version: u64,
+    /// Seats and places on sale now (neither held nor sold), by grade code.
+    pub available: std::collections::BTreeMap<String, i64>,
+    /// Seats and places in holds now, all grades (they come back if their holds lapse).
+    pub held: i64,
+    /// Seats and places sold, all grades.
+    pub sold: i64,
+    /// When the counts were read.
+    pub at: DateTime<Utc>,
+}
+event!(
+    PerformanceAvailability,
+    "performance.availability",
+    1,
+    topics::SEATS,
+    |e| e.performance_id
+);
+
+impl PerformanceAvailability {
+    /// Seats and places on sale now, all grades.
+    pub fn available_total(&self) -> i64 {
+        self.available.values().sum()
+    }
+}
+
 // ---------------------------------------------------------------- order
 
 /// An order was created from a hold and awaits payment.
@@ -742,6 +780,7 @@ pub const ALL_TYPES: &[&str] = &[
     HoldPlaced::TYPE,
     HoldEnded::TYPE,
     SaleRejected::TYPE,
+    PerformanceAvailability::TYPE,
     OrderCreated::TYPE,
     OrderConfirmed::TYPE,
     OrderCancelled::TYPE,
@@ -766,7 +805,7 @@ mod tests {
         declared.sort_unstable();
         let mut listed = ALL_TYPES.to_vec();
         listed.sort_unstable();
-        assert_eq!(declared.len(), 15, "{declared:?}");
+        assert_eq!(declared.len(), 16, "{declared:?}");
         assert_eq!(listed, declared);
     }
 

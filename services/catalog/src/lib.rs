@@ -5,10 +5,12 @@
 //!
 //! `router(state)` builds the routes (tests inject their own token verifier); [`openapi`] is
 //! their OpenAPI document (also served at `GET /api/docs/catalog/openapi.json`);
-//! [`start`] opens the database, seeds it when empty (standalone) and starts the outbox relay.
+//! [`start`] opens the database, seeds it when empty (standalone), starts the outbox relay, the
+//! autopublisher and the consumer of the seat service's availability ([`availability`]).
 
 pub mod api;
 pub mod autopublish;
+pub mod availability;
 pub mod clock;
 pub mod domain;
 pub mod ids;
@@ -23,6 +25,7 @@ pub mod ticket_types;
 use chrono::NaiveDate;
 
 use platform::{
+    bus::consumer::Consumer,
     http::Readiness,
     service::{Infra, Service, StartError},
 };
@@ -79,11 +82,20 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
     let verifier = infra.verifier()?;
     let relay = infra.spawn_relay(NAME, pool.clone());
     let publisher = autopublish::spawn(pool.clone(), config.clock, infra.shutdown.clone());
+    // Sold out is live: what the seat service tells of each performance it follows.
+    let consumer = Consumer::new(
+        NAME,
+        pool.clone(),
+        infra.bus.clone(),
+        &[contracts::topics::SEATS],
+    )
+    .with_settings(&infra.bus_settings)
+    .spawn(availability::CatalogHandler, infra.shutdown.clone());
     Ok(Service {
         name: NAME,
         router: router(AppState::new(pool.clone(), verifier).with_clock(config.clock)),
         readiness: Readiness::default().postgres(pool),
-        tasks: vec![relay, publisher],
+        tasks: vec![relay, publisher, consumer],
     })
 }
 

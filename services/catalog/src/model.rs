@@ -151,6 +151,11 @@ pub struct PerformanceView {
     /// Why it was cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
+    /// What is left on sale, as the seat service last told (a few seconds behind at most while
+    /// it changes); absent until it told anything (not published, or nobody looked at its seats
+    /// yet). `status` is `sold_out` while `remaining.total` is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<crate::availability::Remaining>,
 }
 
 /// A team of a game.

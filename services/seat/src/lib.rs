@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 pub mod admission_pass;
 pub mod api;
+pub mod availability;
 pub mod db;
 pub mod domain;
 pub mod events;
@@ -81,6 +82,10 @@ pub struct Config {
     /// How long a map nobody reads (no stream open, no live hold) is kept, in ms (env
     /// `BOXOFFICE_SEAT__MAP_IDLE_MS`; default 15 minutes).
     pub map_idle_ms: u64,
+    /// How often this replica tells the catalog what is left of the performances it follows
+    /// (`performance.availability`, only for those whose counts changed), in ms (env
+    /// `BOXOFFICE_SEAT__AVAILABILITY_INTERVAL_MS`; default 2 s, at least 100 ms).
+    pub availability_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -96,6 +101,7 @@ impl Default for Config {
             event_relay_lease_ms: 10_000,
             maintain_interval_ms: 30_000,
             map_idle_ms: 900_000,
+            availability_interval_ms: 2_000,
         }
     }
 }
@@ -194,6 +200,12 @@ pub async fn start_with(
         },
         shutdown.clone(),
     );
+    let teller = availability::spawn(
+        maps.clone(),
+        pool.clone(),
+        std::time::Duration::from_millis(config.availability_interval_ms),
+        shutdown.clone(),
+    );
     let sweeper = expiry::spawn(holds.clone(), config.sweep_interval_ms, shutdown);
     let state = api::AppState {
         pool: pool.clone(),
@@ -207,7 +219,7 @@ pub async fn start_with(
         name: NAME,
         router: api::router(state, load::Load::new()),
         readiness: Readiness::default().postgres(pool),
-        tasks: vec![relay, consumer, sweeper, store_relay, maintenance],
+        tasks: vec![relay, consumer, sweeper, store_relay, maintenance, teller],
     })
 }
 

@@ -21,6 +21,10 @@ function performance(e, p) {
   li.append(
     h('span', { class: 'perf-time' }, dateTime(p.starts_at)),
     h('span', { class: `badge status-${p.status}` }, statusText(p.status)));
+  // What the seat service last told the catalog (a few seconds behind at most).
+  if (p.status === 'on_sale' && p.remaining) {
+    li.append(h('span', { class: 'remaining' }, t('remaining_seats', { n: p.remaining.total.toLocaleString() })));
+  }
   const windows = h('ul', { class: 'windows' },
     (p.sale_windows || []).map((w) =>
       h('li', {}, t('sale_window', { name: w.name || w.kind, from: dateTime(w.opens_at), to: dateTime(w.closes_at) }))));

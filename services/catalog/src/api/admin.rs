@@ -564,6 +564,7 @@ async fn view(
         sale_windows,
         revision: p.revision,
         cancel_reason: p.cancel_reason,
+        remaining: None,
     })
 }
 

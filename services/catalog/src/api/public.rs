@@ -401,9 +401,15 @@ pub async fn event_detail(
 ) -> Result<Response, ApiError> {
     let id = parse_id("event_id", &raw)?;
     let mut conn = state.pool.acquire().await?;
-    let detail = events::detail(&mut conn, id, false, state.clock.now())
+    let mut detail = events::detail(&mut conn, id, false, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
+    drop(conn);
+    let ids: Vec<Uuid> = detail.performances.iter().map(|p| p.id).collect();
+    let mut remaining = crate::availability::remaining(&state.pool, &ids).await?;
+    for p in &mut detail.performances {
+        p.remaining = remaining.remove(&p.id);
+    }
     let body = serde_json::to_vec(&detail).map_err(ApiError::internal)?;
     Ok(Cached::new(body).respond(&headers, 5))
 }

@@ -448,6 +448,7 @@ pub async fn detail(
             sale_windows,
             revision: p.revision,
             cancel_reason: p.cancel_reason,
+            remaining: None,
         });
     }
     Ok(Some(EventDetail {

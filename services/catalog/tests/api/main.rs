@@ -2,6 +2,7 @@
 //! PostgreSQL database, talked to over HTTP, with the in-memory bus to watch its events.
 
 mod admin;
+mod availability;
 mod bounds;
 mod docs;
 mod nul;

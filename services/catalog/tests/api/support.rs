@@ -45,11 +45,21 @@ pub async fn spawn_with(label: &str, clock: Clock) -> App {
     let issuer = TestIssuer::default();
     let state = catalog::AppState::new(pool.clone(), issuer.verifier()).with_clock(clock);
     let relay = infra.spawn_relay(catalog::NAME, pool.clone());
+    let consumer = platform::bus::consumer::Consumer::new(
+        catalog::NAME,
+        pool.clone(),
+        infra.bus.clone(),
+        &[topics::SEATS],
+    )
+    .spawn(
+        catalog::availability::CatalogHandler,
+        infra.shutdown.clone(),
+    );
     let service = Service {
         name: catalog::NAME,
         router: catalog::router(state),
         readiness: Readiness::default().postgres(pool.clone()),
-        tasks: vec![relay],
+        tasks: vec![relay, consumer],
     };
     let server = testing::serve(service, infra.shutdown.clone()).await;
     App {

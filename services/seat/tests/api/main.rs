@@ -6,6 +6,7 @@
 // Test code: a failed step should panic with its error, wherever the helper lives.
 #![allow(clippy::unwrap_used)]
 
+mod availability;
 mod cluster;
 mod connection_loss;
 mod contract;
