@@ -1,7 +1,8 @@
 //! The seat service's checkout, called synchronously when an order is made:
 //! `POST <seat>/api/v1/holds/{hold_id}/checkout` with the buyer's own bearer token (the seat
-//! service lets only the hold's buyer, or an admin, check it out). The checkout is idempotent on
-//! the seat side, so transport failures, timeouts and 5xx are tried again, a bounded number of
+//! service lets only the hold's buyer, or an admin, check it out), and the read of a hold before
+//! it (`GET <seat>/api/v1/holds/{hold_id}`) when the order's choices must be checked first. Both
+//! are idempotent on the seat side, so transport failures, timeouts and 5xx are tried again, a bounded number of
 //! times with a doubling pause; a refusal (4xx) is an answer and is not. `services.seat` may
 //! name several instances, comma-separated: calls take turns over them, and each attempt after a
 //! failure goes to the next one, so one instance down costs a retry, not an order.
@@ -132,54 +133,46 @@ impl SeatClient {
 
     /// Moves `hold_id` into checkout for the buyer whose `bearer` token this is.
     pub async fn checkout(&self, hold_id: Uuid, bearer: &str) -> Result<CheckedOut, CheckoutError> {
+        self.call(reqwest::Method::POST, hold_id, "/checkout", bearer)
+            .await
+    }
+
+    /// Reads `hold_id` as the buyer whose `bearer` token this is, changing nothing: what an
+    /// order is checked against before the hold goes into checkout (a hold in checkout cannot
+    /// be released by its buyer and lasts until the checkout deadline, so a request refused for
+    /// what the buyer chose must be refused before it).
+    pub async fn hold(&self, hold_id: Uuid, bearer: &str) -> Result<CheckedOut, CheckoutError> {
+        self.call(reqwest::Method::GET, hold_id, "", bearer).await
+    }
+
+    /// `method` `/api/v1/holds/{hold_id}{suffix}`, tried over the instances (both calls are
+    /// idempotent on the seat side).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        hold_id: Uuid,
+        suffix: &str,
+        bearer: &str,
+    ) -> Result<CheckedOut, CheckoutError> {
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let mut pause = Duration::from_millis(100);
         let mut last = String::new();
         for attempt in 1..=self.attempts {
             let base = &self.bases[(first + attempt as usize - 1) % self.bases.len()];
-            let url = format!("{base}/api/v1/holds/{hold_id}/checkout");
-            match self.http.post(&url).bearer_auth(bearer).send().await {
+            let url = format!("{base}/api/v1/holds/{hold_id}{suffix}");
+            match self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(bearer)
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => {
                     let v: HoldView = r
                         .json()
                         .await
                         .map_err(|e| CheckoutError::Unavailable(format!("unreadable hold: {e}")))?;
-                    let held_seats = v
-                        .seats
-                        .iter()
-                        .map(|s| HeldSeat {
-                            seat_id: s.seat_id.clone(),
-                            grade: s.grade.clone(),
-                            price_krw: s.price_krw,
-                        })
-                        .collect();
-                    let held_areas = v
-                        .areas
-                        .iter()
-                        .filter_map(|a| {
-                            a.grade.as_ref().map(|g| HeldArea {
-                                area_id: a.area_id.clone(),
-                                grade: g.clone(),
-                                quantity: i64::from(a.quantity),
-                            })
-                        })
-                        .collect();
-                    return Ok(CheckedOut {
-                        hold_id: v.hold_id,
-                        performance_id: v.performance_id,
-                        buyer_id: v.buyer_id,
-                        seat_ids: v.seat_ids,
-                        areas: v
-                            .areas
-                            .into_iter()
-                            .map(|a| (a.area_id, a.quantity))
-                            .collect(),
-                        amount_krw: v.amount_krw,
-                        expires_at: v.expires_at,
-                        status: v.status,
-                        held_seats,
-                        held_areas,
-                    });
+                    return Ok(v.into());
                 }
                 Ok(r) if r.status().is_client_error() => {
                     let status = r.status().as_u16();
@@ -193,14 +186,55 @@ impl SeatClient {
                 Ok(r) => last = format!("HTTP {}", r.status()),
                 Err(e) => last = e.to_string(),
             }
-            tracing::warn!(%hold_id, attempt, instance = %base, error = %last,
-                "seat checkout failed; retrying");
+            tracing::warn!(%hold_id, attempt, instance = %base, %method, error = %last,
+                "seat hold call failed; retrying");
             if attempt < self.attempts {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
         }
         Err(CheckoutError::Unavailable(last))
+    }
+}
+
+impl From<HoldView> for CheckedOut {
+    fn from(v: HoldView) -> Self {
+        let held_seats = v
+            .seats
+            .iter()
+            .map(|s| HeldSeat {
+                seat_id: s.seat_id.clone(),
+                grade: s.grade.clone(),
+                price_krw: s.price_krw,
+            })
+            .collect();
+        let held_areas = v
+            .areas
+            .iter()
+            .filter_map(|a| {
+                a.grade.as_ref().map(|g| HeldArea {
+                    area_id: a.area_id.clone(),
+                    grade: g.clone(),
+                    quantity: i64::from(a.quantity),
+                })
+            })
+            .collect();
+        Self {
+            hold_id: v.hold_id,
+            performance_id: v.performance_id,
+            buyer_id: v.buyer_id,
+            seat_ids: v.seat_ids,
+            areas: v
+                .areas
+                .into_iter()
+                .map(|a| (a.area_id, a.quantity))
+                .collect(),
+            amount_krw: v.amount_krw,
+            expires_at: v.expires_at,
+            status: v.status,
+            held_seats,
+            held_areas,
+        }
     }
 }
 

@@ -24,9 +24,9 @@ use crate::{
     domain::{
         pricing,
         status::OrderStatus,
-        ticket_types::{self, ChoiceError, TicketChoice},
+        ticket_types::{self, ChoiceError, OrderLine, TicketChoice},
     },
-    seat_client::CheckoutError,
+    seat_client::{CheckedOut, CheckoutError},
     store::{self, Claim, Order},
 };
 
@@ -264,6 +264,59 @@ async fn existing(
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
+/// The performance of an order as the order service knows it: 503 `performance_unknown` before
+/// its publication arrived, 409 `performance_cancelled` once called off.
+async fn known_performance(
+    state: &AppState,
+    performance_id: Uuid,
+) -> Result<store::Performance, ApiError> {
+    let performance = store::performance(&state.pool, performance_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "performance_unknown",
+                "the performance is not known to orders yet; try again shortly",
+            )
+            .with("retry_after_secs", 1)
+        })?;
+    if performance.cancelled {
+        return Err(ApiError::conflict(
+            "performance_cancelled",
+            "the performance was cancelled",
+        ));
+    }
+    Ok(performance)
+}
+
+/// Each seat and place of `hold` with its type: priced by type when the buyer chose types, else
+/// at the hold's price (the grades' standard prices), as before ticket types.
+fn choose(
+    hold: &CheckedOut,
+    performance: &store::Performance,
+    tickets: &[TicketChoice],
+) -> Result<Vec<OrderLine>, ApiError> {
+    let graded =
+        hold.held_seats.len() == hold.seat_ids.len() && hold.held_areas.len() == hold.areas.len();
+    if graded {
+        ticket_types::lines(
+            &hold.held_seats,
+            &hold.held_areas,
+            &performance.prices,
+            tickets,
+        )
+        .map_err(choice_refused)
+    } else if tickets.is_empty() {
+        Ok(Vec::new())
+    } else {
+        Err(type_unavailable(
+            0,
+            &tickets[0].ticket_type,
+            "the seats' grades are not known yet; order them at the standard type or retry".into(),
+        ))
+    }
+}
+
 async fn make(
     state: &AppState,
     user: &AuthUser,
@@ -295,6 +348,21 @@ async fn make(
             return existing(state, user, &o, key).await;
         }
     }
+    if !body.tickets.is_empty() {
+        // Checked against the hold as it stands before it goes into checkout: a hold in
+        // checkout cannot be released by its buyer and lasts until the checkout deadline, so a
+        // choice refused after it would leave the seats locked and unsold, and every retry
+        // would stretch the checkout again.
+        let seen = state
+            .seat
+            .hold(hold_id, bearer)
+            .await
+            .map_err(|e| seat_refusal(e, hold_id))?;
+        if seen.buyer_id == user.id() && seen.hold_id == hold_id {
+            let performance = known_performance(state, seen.performance_id).await?;
+            choose(&seen, &performance, &body.tickets)?;
+        }
+    }
     let hold = state
         .seat
         .checkout(hold_id, bearer)
@@ -317,45 +385,10 @@ async fn make(
             format!("the hold is {}", hold.status),
         ));
     }
-    let performance = store::performance(&state.pool, hold.performance_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "performance_unknown",
-                "the performance is not known to orders yet; try again shortly",
-            )
-            .with("retry_after_secs", 1)
-        })?;
-    if performance.cancelled {
-        return Err(ApiError::conflict(
-            "performance_cancelled",
-            "the performance was cancelled",
-        ));
-    }
+    let performance = known_performance(state, hold.performance_id).await?;
     let tickets =
         hold.seat_ids.len() as i64 + hold.areas.iter().map(|(_, q)| i64::from(*q)).sum::<i64>();
-    // Each seat and place with its type: priced by type when the buyer chose types, else at the
-    // hold's price (the grades' standard prices), as before ticket types.
-    let graded =
-        hold.held_seats.len() == hold.seat_ids.len() && hold.held_areas.len() == hold.areas.len();
-    let lines = if graded {
-        ticket_types::lines(
-            &hold.held_seats,
-            &hold.held_areas,
-            &performance.prices,
-            &body.tickets,
-        )
-        .map_err(choice_refused)?
-    } else if body.tickets.is_empty() {
-        Vec::new()
-    } else {
-        return Err(type_unavailable(
-            0,
-            &body.tickets[0].ticket_type,
-            "the seats' grades are not known yet; order them at the standard type or retry".into(),
-        ));
-    };
+    let lines = choose(&hold, &performance, &body.tickets)?;
     let tickets_krw = if body.tickets.is_empty() {
         hold.amount_krw
     } else {

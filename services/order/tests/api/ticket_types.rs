@@ -328,6 +328,20 @@ async fn a_members_presale_of_a_musical_with_adult_and_youth_prices() {
         .await
         .unwrap();
     assert_eq!(orders, 0);
+    // ...and the hold was not moved into checkout: its buyer can still let it go, and it lapses
+    // at its own time (in checkout it would stay locked until the longer checkout deadline, and
+    // each refused retry would stretch that again).
+    let r = app
+        .seat
+        .client
+        .get(app.seat.url(&format!("/api/v1/holds/{hold_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(seen["status"], "active", "{seen}");
+    assert_eq!(seen["expires_at"], held["expires_at"], "{seen}");
 
     // One adult and one youth ticket, priced by type, plus the booking fee per ticket.
     let choice =
