@@ -974,11 +974,21 @@ async fn set_paused(
         paused: Some(paused),
         ..Change::default()
     };
+    // The store refuses admissions from the pause on, so a tick that read the room before it
+    // admits nobody after it; resuming lets the store admit only once the room says so. A
+    // failure between the two leaves the room paused in one of them (safe: nobody admitted);
+    // the request fails and repeating it finishes the change.
+    if paused {
+        state.store.set_paused(perf, true).await?;
+    }
     let room = state
         .rooms
         .configure(perf, change)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no performance `{perf}`")))?;
+    if !paused {
+        state.store.set_paused(perf, false).await?;
+    }
     tracing::info!(performance_id = %perf, by = %user.id(), paused, "waiting room paused or resumed");
     Ok(Json(room_view(state, &room).await?))
 }

@@ -78,6 +78,8 @@ struct Queue {
     active: HashMap<Uuid, Ms>,
     rate: f64,
     leader: Option<(String, Ms)>,
+    /// Nobody is admitted while set.
+    paused: bool,
 }
 
 impl Queue {
@@ -307,6 +309,11 @@ impl QueueStore for MemoryQueueStore {
         Ok(self.existing(perf, false, |q| q.draw == Draw::Done))
     }
 
+    async fn set_paused(&self, perf: Uuid, paused: bool) -> Result<(), StoreError> {
+        self.with(perf, |q| q.paused = paused);
+        Ok(())
+    }
+
     async fn admit(
         &self,
         perf: Uuid,
@@ -318,7 +325,7 @@ impl QueueStore for MemoryQueueStore {
         Ok(self.with(perf, |q| {
             q.active.retain(|_, exp| *exp > now_ms);
             let active = q.active.len() as u64;
-            if q.draw != Draw::Done {
+            if q.draw != Draw::Done || q.paused {
                 return Admitted {
                     admitted: 0,
                     waiting: q.slot_of.len() as u64,

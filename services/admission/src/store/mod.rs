@@ -195,7 +195,7 @@ pub trait QueueStore: Send + Sync + 'static {
 
     /// Admits up to `n` fans from the front, keeping at most `max_active` active buyers (when
     /// given); each admitted pass lasts `pass_ttl_ms` from `now_ms`. Admits nobody before the
-    /// draw is committed.
+    /// draw is committed, and nobody while paused ([`QueueStore::set_paused`]).
     async fn admit(
         &self,
         perf: Uuid,
@@ -204,6 +204,12 @@ pub trait QueueStore: Send + Sync + 'static {
         now_ms: Ms,
         pass_ttl_ms: Ms,
     ) -> Result<Admitted, StoreError>;
+
+    /// Stops (`true`) or lets again (`false`) every admission of `perf` in the store itself:
+    /// while set, [`QueueStore::admit`] admits nobody, whatever its caller read of the room. The
+    /// room's `paused` setting in the database is what the admitter reads each tick; this closes
+    /// the gap of a tick that read the room just before a pause and admits just after it.
+    async fn set_paused(&self, perf: Uuid, paused: bool) -> Result<(), StoreError>;
 
     /// The sizes of the queue of `perf`.
     async fn counts(&self, perf: Uuid, now_ms: Ms) -> Result<Counts, StoreError>;

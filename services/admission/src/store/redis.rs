@@ -10,7 +10,8 @@
 //! - `tok`: hash, token → account; `cur`: hash, account → its current token;
 //! - `act`: sorted set, account → pass expiry in ms (the active buyers);
 //! - `meta`: hash: `draw` (absent/`0` open, `1` closed, `2` committed), `seq` (last slot given),
-//!   `moved` (pre-queue members placed so far by a commit under way), `rate` (measured fans/s);
+//!   `moved` (pre-queue members placed so far by a commit under way), `rate` (measured fans/s),
+//!   `paused` (`1`: admit admits nobody);
 //! - `lead`: the admitter's lease (the replica's name, with a TTL).
 //!
 //! Rate-limit windows are `<namespace>adm:rl:<key>` (a counter with the window as its TTL), each
@@ -147,7 +148,9 @@ const ADMIT: &str = r#"
 local p, n, cap, now, ttl = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', p..'act', '-inf', now)
 local act = redis.call('ZCARD', p..'act')
-if redis.call('HGET', p..'meta', 'draw') ~= '2' then return {0, redis.call('ZCARD', p..'q'), act} end
+if redis.call('HGET', p..'meta', 'draw') ~= '2' or redis.call('HGET', p..'meta', 'paused') == '1' then
+  return {0, redis.call('ZCARD', p..'q'), act}
+end
 if cap >= 0 then n = math.min(n, cap - act) end
 local admitted = 0
 if n > 0 then
@@ -491,6 +494,25 @@ impl QueueStore for RedisQueueStore {
             }),
             other => Err(StoreError::Corrupt(format!("counts reply: {other:?}"))),
         }
+    }
+
+    async fn set_paused(&self, perf: Uuid, paused: bool) -> Result<(), StoreError> {
+        let meta = format!("{}meta", self.prefix(perf));
+        let _: i64 = if paused {
+            redis::cmd("HSET")
+                .arg(&meta)
+                .arg("paused")
+                .arg("1")
+                .query_async(&mut self.conn.clone())
+                .await?
+        } else {
+            redis::cmd("HDEL")
+                .arg(&meta)
+                .arg("paused")
+                .query_async(&mut self.conn.clone())
+                .await?
+        };
+        Ok(())
     }
 
     async fn set_rate(&self, perf: Uuid, rate: f64) -> Result<(), StoreError> {

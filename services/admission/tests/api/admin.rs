@@ -190,6 +190,59 @@ async fn a_paused_room_admits_nobody_until_resumed() {
     );
 }
 
+/// The admitter reads the room (paused or not) at the start of its tick; one that read it just
+/// before a pause admits nobody after it, because the store itself refuses from the pause on.
+#[tokio::test]
+async fn a_tick_that_read_the_room_before_the_pause_admits_nobody_after_it() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        let mut cfg = config();
+        cfg.rate_per_sec = 1000.0;
+        let app = spawn(backend, cfg).await;
+        let org = app.organizer();
+        let perf = open_room(&app).await;
+        let (fan, token) = queued(&app, perf).await;
+        app.until(perf, fan, &token, "admitted").await;
+        let (code, _) = app
+            .admin(
+                &org,
+                Method::POST,
+                &format!("/api/v1/admin/rooms/{perf}/pause"),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200);
+        let fans: Vec<(Uuid, String)> = {
+            let mut v = Vec::new();
+            for _ in 0..3 {
+                let (fan, token) = queued(&app, perf).await;
+                app.until_in_line(perf, fan, &token).await;
+                v.push((fan, token));
+            }
+            v
+        };
+        // The step of a tick that read the room before the pause: it owes 10 admissions.
+        let now = chrono::Utc::now().timestamp_millis();
+        let step = app.store.admit(perf, 10, None, now, 600_000).await.unwrap();
+        assert_eq!(step.admitted, 0, "{backend:?}: admitted while paused");
+        for (fan, token) in &fans {
+            let (_, body) = app.status(perf, *fan, token).await;
+            assert_eq!(body["status"], "waiting", "{backend:?}: {body}");
+        }
+        let (code, _) = app
+            .admin(
+                &org,
+                Method::POST,
+                &format!("/api/v1/admin/rooms/{perf}/resume"),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200);
+        for (fan, token) in &fans {
+            app.until(perf, *fan, token, "admitted").await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_admission_rate_is_obeyed() {
     let mut cfg = config();

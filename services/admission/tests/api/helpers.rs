@@ -51,6 +51,8 @@ pub struct App {
     /// The organizer account that owns every performance [`App::publish_performance`]
     /// publishes (its token: [`App::organizer`]).
     pub owner: Uuid,
+    /// The service's queue store (tests act as a replica's admitter on it).
+    pub store: Arc<dyn QueueStore>,
 }
 
 fn trace() {
@@ -99,9 +101,10 @@ pub async fn spawn_with_services(
         .await
         .unwrap();
     let issuer = TestIssuer::default();
+    let store = store(backend).await;
     let overrides = Overrides {
         verifier: Some(issuer.verifier()),
-        store: Some(store(backend).await),
+        store: Some(store.clone()),
     };
     let service = admission::start_with(&config, &infra, overrides)
         .await
@@ -114,6 +117,7 @@ pub async fn spawn_with_services(
         client: reqwest::Client::new(),
         address: random_address(),
         owner: Uuid::now_v7(),
+        store,
     }
 }
 
