@@ -125,6 +125,58 @@ pub struct Payments {
     pg_timeout: Duration,
     /// Orders arriving and payments changing ([`WAKEUPS`]), for requests that wait on them.
     wakeups: Option<Wakeups>,
+    /// The confirms waiting for their order, per buyer ([`MAX_ORDER_WAITS`]).
+    waiting: WaitSlots,
+}
+
+/// Most confirms of one buyer that wait for their order at once, per replica. A buyer pays one
+/// order at a time (a few in a hurry); a flood of confirms for orders that never come (made-up
+/// ids) would otherwise hold a request and two more reads each for [`ORDER_WAIT`]. Past it a
+/// confirm of an order not there yet answers `order_not_ready` at once, after one read.
+pub const MAX_ORDER_WAITS: u32 = 4;
+
+/// Counts the confirms waiting per buyer; a slot is given back when its [`WaitSlot`] drops.
+#[derive(Clone, Default)]
+pub struct WaitSlots(Arc<std::sync::Mutex<std::collections::HashMap<Uuid, u32>>>);
+
+/// One waiting confirm's place in its buyer's count.
+pub struct WaitSlot {
+    slots: WaitSlots,
+    buyer: Uuid,
+}
+
+impl WaitSlots {
+    /// A slot for one more waiting confirm of `buyer`, unless [`MAX_ORDER_WAITS`] wait already.
+    pub fn take(&self, buyer: Uuid) -> Option<WaitSlot> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(buyer).or_default();
+        if *n >= MAX_ORDER_WAITS {
+            return None;
+        }
+        *n += 1;
+        Some(WaitSlot {
+            slots: self.clone(),
+            buyer,
+        })
+    }
+
+    /// How many confirms of `buyer` wait now.
+    pub fn waiting(&self, buyer: Uuid) -> u32 {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&buyer).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for WaitSlot {
+    fn drop(&mut self) {
+        let mut map = self.slots.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.buyer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.buyer);
+            }
+        }
+    }
 }
 
 /// The channel PayDB notifies (at commit) when an order arrives ([`arrival_key`]) and when a
@@ -165,6 +217,7 @@ impl Payments {
             settle,
             pg_timeout,
             wakeups: None,
+            waiting: WaitSlots::default(),
         }
     }
 
@@ -237,6 +290,10 @@ impl Payments {
     pub async fn confirm(&self, req: &ConfirmRequest) -> Result<Payment, ConfirmError> {
         let first = self.confirm_once(req).await;
         let (Err(ConfirmError::OrderNotReady), Some(wakeups)) = (&first, &self.wakeups) else {
+            return first;
+        };
+        let Some(_slot) = self.waiting.take(req.buyer_id) else {
+            metrics::counter!("boxoffice_payment_confirm_wait_refused_total").increment(1);
             return first;
         };
         // Subscribed before the second look: an arrival between the two is not missed.
@@ -933,4 +990,30 @@ async fn transition(
         Entry::ConfirmStarted { .. } | Entry::OutcomeUnknown { .. } => {}
     }
     Ok(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buyer_waits_for_at_most_a_few_orders_at_once() {
+        let slots = WaitSlots::default();
+        let (buyer, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut held: Vec<WaitSlot> = (0..MAX_ORDER_WAITS)
+            .map(|_| slots.take(buyer).expect("a slot"))
+            .collect();
+        assert!(slots.take(buyer).is_none(), "one more than the cap");
+        assert_eq!(slots.waiting(buyer), MAX_ORDER_WAITS);
+        assert!(
+            slots.take(other).is_some(),
+            "another buyer is not held back"
+        );
+        held.pop();
+        let again = slots.take(buyer);
+        assert!(again.is_some(), "a slot given back is free again");
+        drop(again);
+        drop(held);
+        assert_eq!(slots.waiting(buyer), 0, "every slot given back");
+    }
 }
