@@ -464,10 +464,22 @@ async fn run_standalone(
     let mut front: Vec<Server> = Vec::new();
     let mut tasks = Vec::new();
     let started = async {
+        // The gateway calls the services of this process in process (gateway.in_process):
+        // each app as its port serves it, so nothing changes but the loopback hop.
+        let mut local = gateway::proxy::LocalUpstreams::default();
         for (name, listener) in listeners {
             let service = start_service(name, cfg, &infra)
                 .await
                 .with_context(|| format!("starting the {name} service"))?;
+            local.0.insert(
+                (*name).to_owned(),
+                http::app(
+                    service.name,
+                    service.router.clone(),
+                    service.readiness.clone(),
+                    &internal,
+                ),
+            );
             let (s, t) = server(
                 name,
                 listener,
@@ -485,6 +497,15 @@ async fn run_standalone(
                 readiness: Default::default(),
                 tasks: Vec::new(),
             };
+            local.0.insert(
+                format!("fake-{}", fake.name),
+                http::app(
+                    service.name,
+                    service.router.clone(),
+                    Default::default(),
+                    &internal,
+                ),
+            );
             let (s, _) = server(
                 fake.name,
                 listener,
@@ -494,7 +515,13 @@ async fn run_standalone(
             );
             servers.push(s);
         }
-        let gw = start_service("gateway", cfg, &infra).await?;
+        let gw = if cfg.gateway.in_process {
+            let mut with_local = cfg.clone();
+            with_local.gateway.local_upstreams = local;
+            start_service("gateway", &with_local, &infra).await?
+        } else {
+            start_service("gateway", cfg, &infra).await?
+        };
         front.push(ops_server(
             ops_listener,
             gw.readiness.clone(),

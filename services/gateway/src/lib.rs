@@ -25,7 +25,7 @@ mod cors;
 pub mod docs;
 pub mod edge;
 pub mod limit;
-mod proxy;
+pub mod proxy;
 mod routes;
 mod upstream;
 pub mod web;
@@ -74,10 +74,19 @@ pub struct Config {
     /// launcher sets it from the top-level `sandbox` setting, on by default in standalone).
     #[serde(skip)]
     pub sandbox: bool,
+    /// Standalone only: call the services running in this process directly, without a second
+    /// HTTP hop over loopback (env `BOXOFFICE_GATEWAY__IN_PROCESS`; default true; false calls
+    /// them over HTTP at their loopback ports, as in distributed mode).
+    pub in_process: bool,
     /// The OpenAPI document served at `/api/docs/openapi.json` (not a setting: the launcher
     /// aggregates the services' documents into it).
     #[serde(skip)]
     pub api_docs: docs::ApiDocs,
+    /// Upstreams that run in this process (standalone): requests for them go to their app
+    /// directly, without a second HTTP hop over loopback (not a setting: the launcher gives
+    /// them). Every other upstream is called over HTTP at its directory address.
+    #[serde(skip)]
+    pub local_upstreams: proxy::LocalUpstreams,
     /// Address of the ops listener, where `/readyz` has every detail and `/metrics` is served
     /// (env `BOXOFFICE_GATEWAY__OPS_HOST`). Unset: `http.host` in distributed mode, loopback in
     /// standalone.
@@ -209,7 +218,9 @@ impl Default for Config {
             breaker_open_ms: 5_000,
             health_interval_ms: 1_000,
             sandbox: false,
+            in_process: true,
             api_docs: docs::ApiDocs::default(),
+            local_upstreams: proxy::LocalUpstreams::default(),
             ops_host: None,
             ops_port: None,
             public_routes: PUBLIC_ROUTES.iter().map(|r| (*r).to_owned()).collect(),
@@ -229,6 +240,7 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
         config.breaker_failures,
         Duration::from_millis(config.breaker_open_ms),
         config.body_limit_bytes,
+        config.local_upstreams.clone(),
     ));
     // Tokens are checked against the user service's keys, at the edge and for the details of
     // the public /readyz (administrators see them). No user service in the directory: no token

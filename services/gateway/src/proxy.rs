@@ -1,7 +1,9 @@
 //! Forwarding: one HTTP/1 connection pool to all upstreams, each with one or more instances
 //! ([`crate::upstream`]); hop-by-hop headers dropped; the
 //! request id and the client address carried on; bodies streamed both ways (server-sent events
-//! included).
+//! included). An upstream that runs in the same process (standalone, [`LocalUpstreams`]) is
+//! called in process: the same request, headers and body go to its app (with its own
+//! middleware, as its port serves it) without a loopback HTTP hop.
 
 use std::{
     collections::HashMap,
@@ -40,9 +42,26 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// The apps of the upstreams that run in this process, by upstream name: each as its own port
+/// serves it ([`platform::http::app`]).
+#[derive(Clone, Default)]
+pub struct LocalUpstreams(pub HashMap<String, axum::Router>);
+
+impl std::fmt::Debug for LocalUpstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// The peer an in-process upstream sees: loopback, as when the gateway called it over HTTP (so
+/// it believes the `X-Forwarded-For` the gateway set, as before).
+const LOCAL_PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 /// The forwarding state: the upstreams' instances and the client pool.
 pub struct Proxy {
     upstreams: HashMap<String, Upstream>,
+    local: LocalUpstreams,
     client: Client<HttpConnector, Body>,
     timeout: Duration,
     /// Longest request body passed on (`gateway.body_limit_bytes`).
@@ -59,6 +78,7 @@ impl Proxy {
         failures: u32,
         open_for: Duration,
         body_limit: usize,
+        local: LocalUpstreams,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -75,6 +95,7 @@ impl Proxy {
             .collect();
         Self {
             upstreams,
+            local,
             client,
             timeout,
             body_limit,
@@ -168,6 +189,53 @@ impl Proxy {
             futures::future::join_all(checks).await;
         }
     }
+}
+
+/// Calls the in-process app of `service` with the request made for it: the same head (without
+/// the gateway's own extensions, the peer loopback) and body, within the upstream timeout.
+async fn forward_local(
+    proxy: &Proxy,
+    service: &'static str,
+    app: &axum::Router,
+    mut parts: axum::http::request::Parts,
+    upstream_path: &str,
+    body: Body,
+) -> Response {
+    use tower::ServiceExt as _;
+    parts.uri = match upstream_path.parse::<Uri>() {
+        Ok(u) => u,
+        Err(e) => return ApiError::internal(format!("bad upstream uri: {e}")).into_response(),
+    };
+    parts.extensions = axum::http::Extensions::new();
+    parts.extensions.insert(ConnectInfo(LOCAL_PEER));
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        proxy.timeout,
+        app.clone().oneshot(Request::from_parts(parts, body)),
+    )
+    .await;
+    let response = match outcome {
+        Ok(Ok(resp)) => {
+            let (mut parts, body) = resp.into_parts();
+            for name in HOP_BY_HOP {
+                parts.headers.remove(*name);
+            }
+            Response::from_parts(parts, body)
+        }
+        Ok(Err(never)) => match never {},
+        Err(_) => {
+            tracing::warn!(upstream = service, "in-process upstream timed out");
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!("the {service} service did not answer in time"),
+            )
+            .into_response()
+        }
+    };
+    metrics::histogram!("boxoffice_gateway_upstream_duration_seconds", "upstream" => service)
+        .record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// Whether a method may be sent again after a reply was lost (RFC 9110 §9.2.2).
@@ -279,6 +347,17 @@ pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response 
     }
     // A request without a body (most are GETs: no length, nothing to read) needs no buffering.
     let chunked = declared.is_none() && !axum::body::HttpBody::is_end_stream(&body);
+    if let Some(app) = proxy.local.0.get(service) {
+        let body = if chunked {
+            match axum::body::to_bytes(body, limit).await {
+                Ok(bytes) => Body::from(bytes),
+                Err(_) => return too_large(),
+            }
+        } else {
+            body
+        };
+        return forward_local(&proxy, service, app, parts, &upstream_path, body).await;
+    }
     let mut payload = if upstream.instances.len() > 1 || chunked {
         match axum::body::to_bytes(body, limit).await {
             Ok(bytes) => Payload::Kept(bytes),

@@ -14,6 +14,7 @@ mod auth;
 mod balancing;
 mod edge_http;
 mod forwarded;
+mod in_process;
 mod ops;
 mod problems;
 mod ratelimit;
