@@ -39,78 +39,104 @@ pub struct Counts {
 impl Counts {
     /// The counts of `state`: its seats and its general-admission areas.
     pub fn of(state: &MapState) -> Self {
-        let mut c = Self::default();
+        let (mut held, mut sold) = (0, 0);
+        let mut available: BTreeMap<&str, i64> = BTreeMap::new();
         for (seat, status) in state.layout.seats.iter().zip(&state.statuses) {
-            let available = c.available.entry(seat.grade.clone()).or_default();
+            let left = available.entry(seat.grade.as_str()).or_default();
             match status {
-                SeatStatus::Available => *available += 1,
-                SeatStatus::Held => c.held += 1,
-                SeatStatus::Sold => c.sold += 1,
+                SeatStatus::Available => *left += 1,
+                SeatStatus::Held => held += 1,
+                SeatStatus::Sold => sold += 1,
             }
         }
         for spec in &state.layout.areas {
-            let available = c.available.entry(spec.grade.clone()).or_default();
+            let left = available.entry(spec.grade.as_str()).or_default();
             if let Some(a) = state.areas.get(&spec.area_id) {
-                *available += a.available();
-                c.held += a.2;
-                c.sold += a.3;
+                *left += a.available();
+                held += a.2;
+                sold += a.3;
             }
         }
-        c
+        Self {
+            available: available
+                .into_iter()
+                .map(|(g, n)| (g.to_owned(), n))
+                .collect(),
+            held,
+            sold,
+        }
     }
 }
 
-/// What this replica last told about each performance.
+/// What this replica last told about each performance, and at which epoch and version: a map
+/// still at that position is not counted again.
 #[derive(Default)]
-pub struct Told(HashMap<Uuid, Counts>);
+pub struct Told(HashMap<Uuid, (Counts, std::sync::Arc<str>, u64)>);
 
 impl Told {
     /// The events to send now: one per followed map whose counts differ from what was told
     /// (or that was never told). Each is remembered as told only by [`Told::sent`].
-    pub fn due(&self, maps: &SeatMaps) -> Vec<(PerformanceAvailability, Counts)> {
+    pub fn due(&self, maps: &SeatMaps) -> Vec<Due> {
         let at = chrono::Utc::now();
         let mut due = Vec::new();
         for perf in maps.ids() {
             let Some(map) = maps.get(perf) else { continue };
+            let told = self.0.get(&perf);
             let (counts, epoch, version) = {
                 let st = map.read();
-                (Counts::of(&st), st.epoch.parse().unwrap_or(0), st.version)
+                if told.is_some_and(|(_, e, v)| *e == st.epoch && *v == st.version) {
+                    continue;
+                }
+                (Counts::of(&st), st.epoch.clone(), st.version)
             };
-            if self.0.get(&perf) == Some(&counts) {
+            if told.is_some_and(|(c, _, _)| *c == counts) {
+                // Moved and back (a hold placed and released): nothing new to tell.
                 continue;
             }
             let event = PerformanceAvailability {
                 performance_id: perf,
-                epoch,
+                epoch: epoch.parse().unwrap_or(0),
                 version,
                 available: counts.available.clone(),
                 held: counts.held,
                 sold: counts.sold,
                 at,
             };
-            due.push((event, counts));
+            due.push(Due {
+                event,
+                counts,
+                epoch,
+            });
         }
         due
     }
 
     /// Remembers `sent` as told, and forgets performances no longer followed.
-    pub fn sent(&mut self, maps: &SeatMaps, sent: Vec<(PerformanceAvailability, Counts)>) {
-        for (event, counts) in sent {
-            self.0.insert(event.performance_id, counts);
+    pub fn sent(&mut self, maps: &SeatMaps, sent: Vec<Due>) {
+        for due in sent {
+            let at = (due.counts, due.epoch, due.event.version);
+            self.0.insert(due.event.performance_id, at);
         }
         let followed: std::collections::HashSet<Uuid> = maps.ids().into_iter().collect();
         self.0.retain(|perf, _| followed.contains(perf));
     }
 }
 
+/// One event to send, with what it was counted from.
+pub struct Due {
+    /// The event.
+    pub event: PerformanceAvailability,
+    /// Its counts.
+    pub counts: Counts,
+    /// The map's epoch as the store names it.
+    pub epoch: std::sync::Arc<str>,
+}
+
 /// Writes `events` to the outbox in one transaction.
-pub async fn record(
-    pool: &PgPool,
-    events: &[(PerformanceAvailability, Counts)],
-) -> Result<(), platform::bus::BusError> {
+pub async fn record(pool: &PgPool, events: &[Due]) -> Result<(), platform::bus::BusError> {
     let mut tx = pool.begin().await.map_err(platform::bus::BusError::Db)?;
-    for (event, _) in events {
-        platform::bus::outbox::enqueue(&mut tx, event).await?;
+    for due in events {
+        platform::bus::outbox::enqueue(&mut tx, &due.event).await?;
     }
     tx.commit().await.map_err(platform::bus::BusError::Db)?;
     Ok(())
