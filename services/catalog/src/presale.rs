@@ -113,6 +113,36 @@ pub async fn add_members(
     Ok(())
 }
 
+/// Takes `account` out of a group; false when it was not in it.
+pub async fn remove_member(
+    conn: &mut PgConnection,
+    group: Uuid,
+    account: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let gone =
+        sqlx::query("DELETE FROM member_group_accounts WHERE group_id = $1 AND account_id = $2")
+            .bind(group)
+            .bind(account)
+            .execute(conn)
+            .await?
+            .rows_affected();
+    Ok(gone > 0)
+}
+
+/// Ends a performance's presale audience and its access codes; false when it had none.
+pub async fn clear_audience(conn: &mut PgConnection, perf: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query("DELETE FROM presale_codes WHERE performance_id = $1")
+        .bind(perf)
+        .execute(&mut *conn)
+        .await?;
+    let gone = sqlx::query("DELETE FROM presale_audiences WHERE performance_id = $1")
+        .bind(perf)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(gone > 0)
+}
+
 /// The published performances whose presale lets `group` in (to re-publish them).
 pub async fn performances_of_group(
     conn: &mut PgConnection,

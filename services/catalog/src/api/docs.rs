@@ -24,7 +24,8 @@ use utoipa::OpenApi;
         super::permissions::revoke_venue, super::permissions::team_accounts,
         super::permissions::grant_team, super::permissions::revoke_team,
         super::permissions::audit_log, super::sales::set_ticket_prices, super::sales::create_group,
-        super::sales::add_members, super::sales::set_presale, super::sales::generate_codes,
+        super::sales::add_members, super::sales::remove_member, super::sales::set_presale,
+        super::sales::delete_presale, super::sales::generate_codes,
     ),
     components(schemas(
         Problem, crate::model::EventItem, crate::model::EventDetail, crate::model::VenueSummary,

@@ -12,7 +12,7 @@ mod sales;
 use axum::{
     Router,
     extract::FromRef,
-    routing::{get, patch, post, put},
+    routing::{delete, get, patch, post, put},
 };
 use platform::{
     ApiError,
@@ -124,8 +124,12 @@ pub fn router(state: AppState) -> Router {
             post(sales::add_members),
         )
         .route(
+            "/api/v1/admin/member-groups/{group_id}/members/{account_id}",
+            delete(sales::remove_member),
+        )
+        .route(
             "/api/v1/admin/performances/{performance_id}/presale",
-            put(sales::set_presale),
+            put(sales::set_presale).delete(sales::delete_presale),
         )
         .route(
             "/api/v1/admin/performances/{performance_id}/presale/codes",

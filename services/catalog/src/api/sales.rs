@@ -244,6 +244,101 @@ pub async fn add_members(
     Ok(Json(g))
 }
 
+/// `DELETE /api/v1/admin/member-groups/{group_id}/members/{account_id}` → the group, without
+/// that account; the performances whose presale lets the group in are re-published, so from
+/// then on the account is refused their presale like anyone outside it (holds it made already
+/// stand).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/member-groups/{group_id}/members/{account_id}",
+    tag = "admin",
+    params(
+        ("group_id" = Uuid, Path, description = "The group"),
+        ("account_id" = Uuid, Path, description = "The account to take out"),
+    ),
+    responses(
+        (status = 200, description = "The group with its member count", body = GroupView),
+        (status = 400, description = "`validation_failed`: `group_id` or `account_id` is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: neither the group's organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such group, or the account is not in it", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    Path((raw_group, raw_account)): Path<(String, String)>,
+    user: AuthUser,
+) -> Result<Json<GroupView>, ApiError> {
+    let id = parse_id("group_id", &raw_group)?;
+    let account = parse_id("account_id", &raw_account)?;
+    user.require(Role::Organizer)?;
+    let mut tx = state.pool.begin().await?;
+    let g = presale::group(&mut tx, id, true)
+        .await?
+        .ok_or_else(|| not_found("member group", id))?;
+    authorize(&user, g.organizer_id)?;
+    if !presale::remove_member(&mut tx, id, account).await? {
+        return Err(ApiError::not_found(format!(
+            "account {account} is not a member of group {id}"
+        )));
+    }
+    for perf in presale::performances_of_group(&mut tx, id).await? {
+        republish(&mut tx, perf).await?;
+    }
+    let g = presale::group(&mut tx, id, false)
+        .await?
+        .ok_or_else(|| not_found("member group", id))?;
+    tx.commit().await?;
+    Ok(Json(g))
+}
+
+/// `DELETE /api/v1/admin/performances/{performance_id}/presale` → 204: its presale windows are
+/// open to everyone again (the audience and every access code are gone); re-published when
+/// published.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/performances/{performance_id}/presale",
+    tag = "admin",
+    params(("performance_id" = Uuid, Path, description = "The performance")),
+    responses(
+        (status = 204, description = "No presale audience any more: anyone may hold in every sale window"),
+        (status = 400, description = "`validation_failed`: `performance_id` is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: neither its organizer nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such performance, or it has no presale audience", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`performance_cancelled`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn delete_presale(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    user: AuthUser,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id("performance_id", &raw)?;
+    user.require(Role::Organizer)?;
+    let mut tx = state.pool.begin().await?;
+    let (_, perf) = super::admin::lock(&mut tx, &user, id).await?;
+    if perf.state() == PerformanceState::Cancelled {
+        return Err(ApiError::conflict(
+            "performance_cancelled",
+            "a cancelled performance cannot change",
+        ));
+    }
+    if !presale::clear_audience(&mut tx, id).await? {
+        return Err(ApiError::not_found(format!(
+            "performance {id} has no presale audience"
+        )));
+    }
+    republish(&mut tx, id).await?;
+    tx.commit().await?;
+    state.cache.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The body of `PUT /api/v1/admin/performances/{performance_id}/presale`: the members of
 /// `group_id`, or (`access_codes: true`) holders of codes, each buying at most `ticket_limit`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -8,6 +8,7 @@ mod docs;
 mod nul;
 mod permissions;
 mod policy;
+mod presale_admin;
 mod public;
 mod safety;
 mod search;
