@@ -46,7 +46,8 @@ impl Counts {
             match status {
                 SeatStatus::Available => *left += 1,
                 SeatStatus::Held => held += 1,
-                SeatStatus::Sold => sold += 1,
+                // Withheld seats are not on sale: counted with the sold, as buyers see them.
+                SeatStatus::Sold | SeatStatus::Withheld => sold += 1,
             }
         }
         for spec in &state.layout.areas {

@@ -12,7 +12,18 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::SeatStatus;
+/// A seat's status as buyers see it. A seat the organizer withheld from sale shows as `sold`
+/// (see [`crate::domain::SeatStatus::shown`]), so the map keeps its three states.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatStatus {
+    /// On sale.
+    Available,
+    /// In someone's hold.
+    Held,
+    /// Bought, or withheld from sale.
+    Sold,
+}
 
 /// Seats and places by status.
 #[derive(Serialize, ToSchema)]
@@ -97,12 +108,16 @@ pub struct SeatDelta {
     ),
     paths(
         super::seats::seat_map, super::seats::stream, super::holds::create, super::holds::find,
-        super::holds::release, super::holds::checkout,
+        super::holds::release, super::holds::checkout, super::withheld::list,
+        super::withheld::withhold, super::withheld::release,
     ),
     components(schemas(
         Problem, SeatMap, MapSeat, StatusCounts, AreaCounts, SeatDelta, SeatChange, SeatStatus,
         super::holds::HoldBody, super::holds::HoldView, super::holds::HoldCreated,
         super::holds::AreaHeld, super::holds::SeatHeld, crate::store::HoldStatus,
+        super::withheld::WithholdBody, super::withheld::ReleaseBody,
+        super::withheld::WithheldView, super::withheld::WithheldSeatView,
+        crate::holds::withheld::WithholdReason,
     )),
     modifiers(&Bearer),
     tags(

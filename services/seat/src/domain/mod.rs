@@ -27,15 +27,28 @@ pub enum SeatStatus {
     Held,
     /// Bought.
     Sold,
+    /// Held back from sale by the organizer (season tickets, club, media, obstructed view):
+    /// no buyer can hold it until it is released. Buyers see it as [`SeatStatus::Sold`]
+    /// ([`SeatStatus::shown`]): the public map and its clients know three states, and why a
+    /// seat is not for sale is the organizer's business.
+    Withheld,
 }
 
 impl SeatStatus {
-    /// One letter for the compact encoding: `a`, `h` or `s`.
-    pub fn letter(self) -> char {
+    /// The status buyers see: a withheld seat shows as sold (not for sale), every other as is.
+    pub fn shown(self) -> Self {
         match self {
+            Self::Withheld => Self::Sold,
+            other => other,
+        }
+    }
+
+    /// One letter for the compact encoding: `a`, `h` or `s` (of [`SeatStatus::shown`]).
+    pub fn letter(self) -> char {
+        match self.shown() {
             Self::Available => 'a',
             Self::Held => 'h',
-            Self::Sold => 's',
+            Self::Sold | Self::Withheld => 's',
         }
     }
 }

@@ -18,10 +18,10 @@ struct Counts {
 
 impl Counts {
     fn add(&mut self, status: SeatStatus, n: i64) {
-        match status {
+        match status.shown() {
             SeatStatus::Available => self.available += n,
             SeatStatus::Held => self.held += n,
-            SeatStatus::Sold => self.sold += n,
+            SeatStatus::Sold | SeatStatus::Withheld => self.sold += n,
         }
     }
 }
@@ -76,7 +76,7 @@ pub fn json(st: &Frame) -> Vec<u8> {
         .zip(&st.statuses)
         .map(|(s, status)| {
             json!({
-                "id": s.seat_id, "status": status, "grade": s.grade, "section": s.section,
+                "id": s.seat_id, "status": status.shown(), "grade": s.grade, "section": s.section,
                 "row": s.row, "number": s.number, "wheelchair": s.wheelchair,
             })
         })
@@ -86,7 +86,7 @@ pub fn json(st: &Frame) -> Vec<u8> {
 }
 
 /// `GET .../seats?format=compact`: `status` holds one letter per seat (`a`vailable, `h`eld,
-/// `s`old) in the order of `seats` in the plain JSON (by seat id) for this `revision`.
+/// `s`old, withheld seats too) in the order of `seats` in the plain JSON (by seat id) for this `revision`.
 pub fn compact(st: &Frame) -> Vec<u8> {
     let mut body = summary(st);
     let status: String = st.statuses.iter().map(|s| s.letter()).collect();
@@ -110,7 +110,7 @@ pub fn delta<'a>(from: u64, to: u64, changes: impl Iterator<Item = &'a Arc<Chang
     }
     let seats: Vec<Value> = seats
         .iter()
-        .map(|(id, status)| json!({"id": id, "status": status}))
+        .map(|(id, status)| json!({"id": id, "status": status.shown()}))
         .collect();
     let areas: Vec<Value> = areas.values().map(|a| area_json(a)).collect();
     json!({"from": from, "version": to, "seats": seats, "areas": areas}).to_string()

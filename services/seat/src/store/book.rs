@@ -21,6 +21,8 @@ pub const LOG_CAPACITY: usize = 10_000;
 enum Owner {
     Held(Uuid),
     Sold(Uuid),
+    /// Held back from sale by the organizer.
+    Withheld,
 }
 
 /// One performance's state.
@@ -85,16 +87,20 @@ impl Book {
 
     /// See [`super::HoldStore::install`].
     pub fn install(&mut self, inv: &StoreInventory) -> Option<Change> {
-        self.install_with_sales(inv, Some(&[]), "").ok().flatten()
+        self.install_with_records(inv, Some(&[]), &[], "")
+            .ok()
+            .flatten()
     }
 
-    /// See [`super::HoldStore::install_with_sales`]; `epoch` names the new epoch of a first
+    /// See [`super::HoldStore::install_with_records`]; `epoch` names the new epoch of a first
     /// install. A sale that does not fit (a seat sold twice, or not in the inventory) is left
-    /// out: SeatDB's own guards make that impossible.
-    pub fn install_with_sales(
+    /// out: SeatDB's own guards make that impossible; so is a withheld seat that is sold or not
+    /// in the inventory.
+    pub fn install_with_records(
         &mut self,
         inv: &StoreInventory,
         sold: Option<&[Hold]>,
+        withheld: &[String],
         epoch: &str,
     ) -> Result<Option<Change>, StoreError> {
         if self.version > 0 && inv.revision <= self.revision {
@@ -119,6 +125,11 @@ impl Book {
         if fresh {
             for sale in sold {
                 self.restore_quietly(sale);
+            }
+            for seat in withheld {
+                if self.inventory.contains(seat) && !self.seats.contains_key(seat) {
+                    self.seats.insert(seat.clone(), Owner::Withheld);
+                }
             }
         }
         let areas = inv.areas.iter().map(|(a, _)| a.clone()).collect();
@@ -327,6 +338,54 @@ impl Book {
         Ok(hold.clone())
     }
 
+    /// See [`super::HoldStore::withhold`].
+    pub fn withhold(&mut self, seat_ids: &[String]) -> Result<Change, StoreError> {
+        let mut seen = HashSet::new();
+        let mut taken: Vec<String> = seat_ids
+            .iter()
+            .filter(|s| {
+                !seen.insert(s.as_str())
+                    || !self.inventory.contains(*s)
+                    || matches!(self.seats.get(*s), Some(Owner::Held(_) | Owner::Sold(_)))
+            })
+            .cloned()
+            .collect();
+        if !taken.is_empty() {
+            taken.sort();
+            taken.dedup();
+            return Err(StoreError::Unavailable {
+                seat_ids: taken,
+                areas: Vec::new(),
+            });
+        }
+        let mut changed = Vec::new();
+        for s in seat_ids {
+            if !self.seats.contains_key(s) {
+                self.seats.insert(s.clone(), Owner::Withheld);
+                changed.push((s.clone(), SeatStatus::Withheld));
+            }
+        }
+        if changed.is_empty() {
+            return Ok(Change::default()); // all withheld already
+        }
+        Ok(self.record(changed, Vec::new(), false))
+    }
+
+    /// See [`super::HoldStore::unwithhold`].
+    pub fn unwithhold(&mut self, seat_ids: &[String]) -> Change {
+        let mut freed = Vec::new();
+        for s in seat_ids {
+            if self.seats.get(s) == Some(&Owner::Withheld) {
+                self.seats.remove(s);
+                freed.push((s.clone(), SeatStatus::Available));
+            }
+        }
+        if freed.is_empty() {
+            return Change::default();
+        }
+        self.record(freed, Vec::new(), false)
+    }
+
     /// See [`super::HoldStore::expire_next`]; `now_ms` is the store's clock.
     pub fn expire_next(&mut self, now_ms: i64) -> Option<(Hold, Change)> {
         let &(at, hold_id) = self.expiries.first()?;
@@ -366,6 +425,7 @@ impl Book {
             .filter(|s| match self.seats.get(*s) {
                 None => !self.inventory.contains(*s),
                 Some(Owner::Held(h) | Owner::Sold(h)) => *h != sale.hold_id,
+                Some(Owner::Withheld) => true,
             })
             .cloned()
             .collect()
@@ -519,6 +579,7 @@ impl Book {
                 let status = match o {
                     Owner::Held(_) => SeatStatus::Held,
                     Owner::Sold(_) => SeatStatus::Sold,
+                    Owner::Withheld => SeatStatus::Withheld,
                 };
                 (s.clone(), status)
             })

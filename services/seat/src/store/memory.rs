@@ -70,10 +70,11 @@ impl Inner {
 
 #[async_trait]
 impl HoldStore for MemoryStore {
-    async fn install_with_sales(
+    async fn install_with_records(
         &self,
         inventory: &StoreInventory,
         sold: Option<&[Hold]>,
+        withheld: &[String],
     ) -> Result<Option<Change>, StoreError> {
         let mut inner = self.lock();
         let perf = inventory.performance_id;
@@ -83,7 +84,9 @@ impl HoldStore for MemoryStore {
         inner.books.entry(perf).or_default();
         let epoch = chrono::Utc::now().timestamp_micros().to_string();
         let change = inner
-            .with_book(perf, |b| b.install_with_sales(inventory, sold, &epoch))
+            .with_book(perf, |b| {
+                b.install_with_records(inventory, sold, withheld, &epoch)
+            })
             .ok_or(StoreError::UnknownPerformance)??;
         if change.is_some() {
             for sale in sold.unwrap_or_default() {
@@ -173,6 +176,26 @@ impl HoldStore for MemoryStore {
             .ok_or(StoreError::UnknownPerformance)??;
         inner.hold_index.insert(sale.hold_id, sale.performance_id);
         Ok(out)
+    }
+
+    async fn withhold(
+        &self,
+        performance_id: Uuid,
+        seat_ids: &[String],
+    ) -> Result<Change, StoreError> {
+        self.lock()
+            .with_book(performance_id, |b| b.withhold(seat_ids))
+            .ok_or(StoreError::UnknownPerformance)?
+    }
+
+    async fn unwithhold(
+        &self,
+        performance_id: Uuid,
+        seat_ids: &[String],
+    ) -> Result<Change, StoreError> {
+        self.lock()
+            .with_book(performance_id, |b| b.unwithhold(seat_ids))
+            .ok_or(StoreError::UnknownPerformance)
     }
 
     async fn unsell(&self, sale: &Hold) -> Result<Option<Change>, StoreError> {

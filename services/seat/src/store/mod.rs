@@ -281,16 +281,27 @@ pub trait HoldStore: Send + Sync + 'static {
     async fn install(&self, inventory: &StoreInventory) -> Result<Option<Change>, StoreError> {
         self.install_with_sales(inventory, Some(&[])).await
     }
-    /// [`HoldStore::install`]; a store that does not have the performance yet (new, or lost:
-    /// flushed, restarted empty) installs it in a new epoch together with `sold`, the sales
-    /// SeatDB recorded, in one atomic step, so no hold is ever placed on a seat already sold.
-    /// `sold` is ignored when the store has the performance; `None` (the caller did not read
-    /// the sales) makes a store without it answer [`StoreError::UnknownPerformance`] and change
-    /// nothing, so the caller reads them and installs again.
+    /// [`HoldStore::install_with_records`] without withheld seats.
     async fn install_with_sales(
         &self,
         inventory: &StoreInventory,
         sold: Option<&[Hold]>,
+    ) -> Result<Option<Change>, StoreError> {
+        self.install_with_records(inventory, sold, &[]).await
+    }
+    /// [`HoldStore::install`]; a store that does not have the performance yet (new, or lost:
+    /// flushed, restarted empty) installs it in a new epoch together with `sold`, the sales
+    /// SeatDB recorded, and `withheld`, the seats SeatDB has withheld from sale, in one atomic
+    /// step, so no hold is ever placed on a seat already sold or withheld. `sold` and `withheld`
+    /// are ignored when the store has the performance (its seats keep their states, withheld
+    /// ones included); `None` (the caller did not read the sales) makes a store without it
+    /// answer [`StoreError::UnknownPerformance`] and change nothing, so the caller reads them
+    /// and installs again.
+    async fn install_with_records(
+        &self,
+        inventory: &StoreInventory,
+        sold: Option<&[Hold]>,
+        withheld: &[String],
     ) -> Result<Option<Change>, StoreError>;
     /// How many holds of the performance are live (active or in checkout); 0 when unknown.
     async fn live_holds(&self, performance_id: Uuid) -> Result<u64, StoreError>;
@@ -334,6 +345,22 @@ pub trait HoldStore: Send + Sync + 'static {
     /// lapsed one only while its seats are free, its areas have room and its buyer stays within
     /// the limit.
     async fn confirm(&self, sale: &Hold) -> Result<Confirmed, StoreError>;
+    /// Withholds every seat of `seat_ids` from sale, or none: refused with
+    /// [`StoreError::Unavailable`] naming the seats that are held, sold, not in the inventory or
+    /// listed twice. Seats withheld already stay so; an empty change (version 0) when every seat
+    /// was withheld already.
+    async fn withhold(
+        &self,
+        performance_id: Uuid,
+        seat_ids: &[String],
+    ) -> Result<Change, StoreError>;
+    /// Puts the withheld seats of `seat_ids` back on sale, in one step; seats not withheld are
+    /// left as they are (an empty change, version 0, when none was).
+    async fn unwithhold(
+        &self,
+        performance_id: Uuid,
+        seat_ids: &[String],
+    ) -> Result<Change, StoreError>;
     /// Records a sale SeatDB already made into a store that lost it (an empty store at start);
     /// `None` when the store has it already.
     async fn restore(&self, sale: &Hold) -> Result<Option<Change>, StoreError>;

@@ -65,6 +65,8 @@ pub struct RedisStore {
     restore: Script,
     checkout: Script,
     unsell: Script,
+    withhold: Script,
+    unwithhold: Script,
     install: Script,
     snapshot: Script,
     relay_read: Script,
@@ -181,6 +183,8 @@ impl RedisStore {
             restore: script!("lua/restore.lua"),
             checkout: script!("lua/checkout.lua"),
             unsell: script!("lua/unsell.lua"),
+            withhold: script!("lua/withhold.lua"),
+            unwithhold: script!("lua/unwithhold.lua"),
             install: script!("lua/install.lua"),
             snapshot: script!("lua/snapshot.lua"),
             relay_read: script!("lua/relay_read.lua"),
@@ -357,10 +361,11 @@ impl RedisStore {
 
 #[async_trait]
 impl HoldStore for RedisStore {
-    async fn install_with_sales(
+    async fn install_with_records(
         &self,
         inv: &StoreInventory,
         sold: Option<&[Hold]>,
+        withheld: &[String],
     ) -> Result<Option<Change>, StoreError> {
         let areas: Vec<(&str, i64)> = inv.areas.iter().map(|(a, c)| (a.as_str(), *c)).collect();
         let args = [
@@ -371,6 +376,7 @@ impl HoldStore for RedisStore {
             inv.sale_opens_at_ms.to_string(),
             inv.sale_closes_at_ms.to_string(),
             sold.map_or(Ok(String::new()), serde_json::to_string)?,
+            serde_json::to_string(withheld)?,
         ];
         let reply: Option<String> = self.eval(&self.install, inv.performance_id, &args).await?;
         if reply.as_deref() == Some(r#"{"err":"unknown_performance"}"#) {
@@ -515,6 +521,26 @@ impl HoldStore for RedisStore {
         let args = [serde_json::to_string(sale)?];
         let text: String = self.eval(&self.restore, sale.performance_id, &args).await?;
         self.sold(sale, &text).await
+    }
+
+    async fn withhold(
+        &self,
+        performance_id: Uuid,
+        seat_ids: &[String],
+    ) -> Result<Change, StoreError> {
+        let args = [serde_json::to_string(seat_ids)?];
+        let text: String = self.eval(&self.withhold, performance_id, &args).await?;
+        Self::seat_change(&text)
+    }
+
+    async fn unwithhold(
+        &self,
+        performance_id: Uuid,
+        seat_ids: &[String],
+    ) -> Result<Change, StoreError> {
+        let args = [serde_json::to_string(seat_ids)?];
+        let text: String = self.eval(&self.unwithhold, performance_id, &args).await?;
+        Self::seat_change(&text)
     }
 
     async fn unsell(&self, sale: &Hold) -> Result<Option<Change>, StoreError> {
@@ -672,6 +698,19 @@ impl RedisStore {
             (Some(change), _) => Ok(Some(change)),
             (None, true) => Ok(None),
             (None, false) => Err(StoreError::Corrupt(format!("sale reply: {text}"))),
+        }
+    }
+
+    /// Reads a `withhold` / `unwithhold` reply: the change, an empty one when nothing changed
+    /// (`dup`), or the refusal.
+    fn seat_change(text: &str) -> Result<Change, StoreError> {
+        let mut reply: HoldReply = serde_json::from_str(text)?;
+        if reply.dup {
+            return Ok(Change::default());
+        }
+        match reply.ok.take() {
+            Some(change) => Ok(change),
+            None => Err(reply.refusal(text)),
         }
     }
 

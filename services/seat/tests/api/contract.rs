@@ -691,6 +691,151 @@ async fn restore_records_what_seatdb_sold(store: Arc<dyn HoldStore>) {
     assert_eq!(status_of(&*store, perf, "S1").await, SeatStatus::Available);
 }
 
+async fn withholding_is_all_or_nothing_against_holds_and_sales(store: Arc<dyn HoldStore>) {
+    let perf = Uuid::now_v7();
+    store.install(&inventory(perf, 1, 6, 0)).await.unwrap();
+    let ids = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+    let held = hold(perf, Uuid::now_v7(), &["S1"], FAR);
+    store.hold(&held).await.unwrap();
+    let sold = hold(perf, Uuid::now_v7(), &["S2"], FAR);
+    store.hold(&sold).await.unwrap();
+    store.confirm(&sold).await.unwrap();
+    let before = store.snapshot(perf).await.unwrap().unwrap();
+    // A held, a sold, an unknown or a repeated seat refuses the lot, naming it.
+    for (ask, named) in [
+        (ids(&["S3", "S1"]), ids(&["S1"])),
+        (ids(&["S2", "S4"]), ids(&["S2"])),
+        (ids(&["S3", "S99"]), ids(&["S99"])),
+        (ids(&["S3", "S3"]), ids(&["S3"])),
+    ] {
+        match store.withhold(perf, &ask).await {
+            Err(StoreError::Unavailable { seat_ids, .. }) => assert_eq!(seat_ids, named, "{ask:?}"),
+            other => panic!("{ask:?}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        store.snapshot(perf).await.unwrap().unwrap(),
+        before,
+        "nothing changed"
+    );
+
+    let change = store.withhold(perf, &ids(&["S3", "S4"])).await.unwrap();
+    assert_eq!(change.version, before.version + 1);
+    assert_eq!(
+        change.seats,
+        vec![
+            ("S3".to_owned(), SeatStatus::Withheld),
+            ("S4".to_owned(), SeatStatus::Withheld)
+        ]
+    );
+    // Again: nothing new, no version.
+    assert_eq!(
+        store.withhold(perf, &ids(&["S3"])).await.unwrap().version,
+        0
+    );
+    assert_eq!(status_of(&*store, perf, "S3").await, SeatStatus::Withheld);
+    // No buyer holds a withheld seat, nor does a lapsed hold's sale take one.
+    match store
+        .hold(&hold(perf, Uuid::now_v7(), &["S3", "S5"], FAR))
+        .await
+    {
+        Err(StoreError::Unavailable { seat_ids, .. }) => assert_eq!(seat_ids, ids(&["S3"])),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status_of(&*store, perf, "S5").await, SeatStatus::Available);
+    let lapsed = hold(perf, Uuid::now_v7(), &["S5"], FAR);
+    store.hold(&lapsed).await.unwrap();
+    store
+        .release(perf, lapsed.hold_id, HoldStatus::Released)
+        .await
+        .unwrap()
+        .unwrap();
+    store.withhold(perf, &ids(&["S5"])).await.unwrap();
+    assert!(matches!(
+        store.confirm(&lapsed).await,
+        Err(StoreError::Unavailable { .. })
+    ));
+    // A release and an expiry of other holds never free a withheld seat.
+    store
+        .release(perf, held.hold_id, HoldStatus::Released)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status_of(&*store, perf, "S5").await, SeatStatus::Withheld);
+
+    // Released: only withheld seats go back on sale, in one change.
+    let v = store.snapshot(perf).await.unwrap().unwrap().version;
+    let change = store
+        .unwithhold(perf, &ids(&["S3", "S2", "S6"]))
+        .await
+        .unwrap();
+    assert_eq!(change.version, v + 1);
+    assert_eq!(change.seats, vec![("S3".to_owned(), SeatStatus::Available)]);
+    assert_eq!(status_of(&*store, perf, "S2").await, SeatStatus::Sold);
+    assert_eq!(
+        store.unwithhold(perf, &ids(&["S3"])).await.unwrap().version,
+        0
+    );
+    store
+        .hold(&hold(perf, Uuid::now_v7(), &["S3"], FAR))
+        .await
+        .unwrap();
+    // Every change is in the log, in order, for followers.
+    let Changes::Next(log) = store.changes_after(perf, v, Duration::ZERO).await.unwrap() else {
+        panic!("truncated");
+    };
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].seats, vec![("S3".to_owned(), SeatStatus::Available)]);
+    assert!(matches!(
+        store.withhold(Uuid::now_v7(), &ids(&["S1"])).await,
+        Err(StoreError::UnknownPerformance)
+    ));
+}
+
+async fn a_fresh_install_brings_back_withheld_seats(store: Arc<dyn HoldStore>) {
+    let perf = Uuid::now_v7();
+    let ids = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+    let mut sale = hold(perf, Uuid::now_v7(), &["S1"], 0);
+    sale.status = HoldStatus::Sold;
+    // Afresh (a store that lost the performance): sales and withheld seats in the same step;
+    // a withheld seat already sold, or not of the inventory, is left out.
+    store
+        .install_with_records(
+            &inventory(perf, 1, 6, 0),
+            Some(std::slice::from_ref(&sale)),
+            &ids(&["S1", "S2", "S3", "S99"]),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let snap = store.snapshot(perf).await.unwrap().unwrap();
+    assert_eq!(
+        snap.taken,
+        vec![
+            ("S1".to_owned(), SeatStatus::Sold),
+            ("S2".to_owned(), SeatStatus::Withheld),
+            ("S3".to_owned(), SeatStatus::Withheld),
+        ]
+    );
+    assert!(matches!(
+        store.hold(&hold(perf, Uuid::now_v7(), &["S2"], FAR)).await,
+        Err(StoreError::Unavailable { .. })
+    ));
+    // A re-publication keeps them withheld; a store that has the performance ignores the
+    // withheld set it is given (its own is the authority).
+    store
+        .install_with_records(&inventory(perf, 2, 8, 0), Some(&[]), &ids(&["S4"]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status_of(&*store, perf, "S2").await, SeatStatus::Withheld);
+    assert_eq!(status_of(&*store, perf, "S4").await, SeatStatus::Available);
+    assert!(matches!(
+        store.hold(&hold(perf, Uuid::now_v7(), &["S3"], FAR)).await,
+        Err(StoreError::Unavailable { .. })
+    ));
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -730,4 +875,6 @@ contract!(
     checkout_protects_a_hold,
     holds_only_within_the_sale_window,
     restore_records_what_seatdb_sold,
+    withholding_is_all_or_nothing_against_holds_and_sales,
+    a_fresh_install_brings_back_withheld_seats,
 );

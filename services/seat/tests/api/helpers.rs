@@ -469,12 +469,29 @@ impl Drop for Parked<'_> {
 
 #[async_trait::async_trait]
 impl HoldStore for Gated {
-    async fn install_with_sales(
+    async fn install_with_records(
         &self,
         inventory: &StoreInventory,
         sold: Option<&[Hold]>,
+        withheld: &[String],
     ) -> Result<Option<Change>, StoreError> {
-        self.inner.install_with_sales(inventory, sold).await
+        self.inner
+            .install_with_records(inventory, sold, withheld)
+            .await
+    }
+    async fn withhold(
+        &self,
+        performance_id: Uuid,
+        seat_ids: &[String],
+    ) -> Result<Change, StoreError> {
+        self.inner.withhold(performance_id, seat_ids).await
+    }
+    async fn unwithhold(
+        &self,
+        performance_id: Uuid,
+        seat_ids: &[String],
+    ) -> Result<Change, StoreError> {
+        self.inner.unwithhold(performance_id, seat_ids).await
     }
     async fn live_holds(&self, performance_id: Uuid) -> Result<u64, StoreError> {
         self.inner.live_holds(performance_id).await

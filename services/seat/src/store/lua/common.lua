@@ -1,6 +1,7 @@
 -- Shared by every seat script. KEYS[1] is the performance's key prefix `seat:{<perf_id>}:`; every
 -- key below shares its hash tag, so one performance lives on one Redis Cluster slot.
--- Seats: `seats` hash seat -> "h:<hold_id>" (held) or "s:<hold_id>" (sold); absent = available.
+-- Seats: `seats` hash seat -> "h:<hold_id>" (held), "s:<hold_id>" (sold) or "w" (withheld from
+-- sale by the organizer); absent = available.
 -- `meta`: `v` (version), `e` (epoch: set when the performance is installed afresh, versions
 -- count within it), `rev`, `limit`, `opens`, `closes`.
 -- A hold: `hold:<id>` hash with `j` (the record as placed), `st` (status) and, in checkout, `x`

@@ -1,6 +1,7 @@
 -- ARGV: revision, ticket limit, seat ids (JSON array), areas (JSON [[id, capacity]]), sale
 -- window opens and closes (ms), the sales SeatDB recorded (JSON array of hold records: applied
--- only when the store does not have the performance, in this same atomic step).
+-- only when the store does not have the performance, in this same atomic step), the seats SeatDB
+-- has withheld from sale (JSON array, likewise only afresh; absent: none).
 local v = redis.call('HGET', p .. 'meta', 'v')
 local rev = tonumber(redis.call('HGET', p .. 'meta', 'rev') or -1)
 if v and tonumber(ARGV[1]) <= rev then
@@ -44,6 +45,13 @@ if not v then
       end
       redis.call('HINCRBY', p .. 'buyers', sale.buyer_id, tickets(sale))
       redis.call('HSET', p .. 'hold:' .. id, 'j', cjson.encode(sale), 'st', 'sold')
+    end
+  end
+  if ARGV[8] and ARGV[8] ~= '' then
+    for _, seat in ipairs(cjson.decode(ARGV[8])) do
+      if redis.call('SISMEMBER', p .. 'inv', seat) == 1 then
+        redis.call('HSETNX', p .. 'seats', seat, 'w')
+      end
     end
   end
 end

@@ -5,7 +5,8 @@ local taken = {}
 local all = redis.call('HGETALL', p .. 'seats')
 for i = 1, #all, 2 do
   local st = 'held'
-  if string.sub(all[i + 1], 1, 1) == 's' then st = 'sold' end
+  local o = string.sub(all[i + 1], 1, 1)
+  if o == 's' then st = 'sold' elseif o == 'w' then st = 'withheld' end
   taken[#taken + 1] = { all[i], st }
 end
 local areas = {}
