@@ -168,15 +168,28 @@ pub async fn save_published(
     conn: &mut PgConnection,
     p: &PerformanceSpec,
 ) -> Result<bool, sqlx::Error> {
+    save_publication(conn, p, None).await
+}
+
+/// [`save_published`] with the organizer the publication's header names (`None`: a
+/// performance only administrators manage).
+pub async fn save_publication(
+    conn: &mut PgConnection,
+    p: &PerformanceSpec,
+    organizer: Option<Uuid>,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO performances (performance_id, revision, spec) VALUES ($1, $2, $3) \
+        "INSERT INTO performances (performance_id, revision, spec, organizer_id) \
+         VALUES ($1, $2, $3, $4) \
          ON CONFLICT (performance_id) DO UPDATE \
-         SET revision = EXCLUDED.revision, spec = EXCLUDED.spec, updated_at = now() \
+         SET revision = EXCLUDED.revision, spec = EXCLUDED.spec, \
+             organizer_id = EXCLUDED.organizer_id, updated_at = now() \
          WHERE performances.revision < EXCLUDED.revision",
     )
     .bind(p.performance_id)
     .bind(p.revision)
     .bind(Json(p))
+    .bind(organizer)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -539,4 +552,115 @@ pub async fn sales_of(pool: &PgPool, perf: Uuid) -> Result<Vec<crate::store::Hol
             .push((area, i64::from(q)));
     }
     Ok(sales.into_values().collect())
+}
+
+/// Who may manage a published performance: `Some(organizer)` (`None` inside: administrators
+/// only); `None` when never published.
+pub async fn organizer_of(pool: &PgPool, perf: Uuid) -> Result<Option<Option<Uuid>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT organizer_id FROM performances WHERE performance_id = $1")
+        .bind(perf)
+        .fetch_optional(pool)
+        .await
+}
+
+/// One seat withheld from sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithheldSeat {
+    /// The seat.
+    pub seat_id: String,
+    /// Why (`season_ticket`, `club`, `media`, `obstructed`, `other`).
+    pub reason: String,
+    /// Who withheld it.
+    pub withheld_by: Uuid,
+    /// When.
+    pub withheld_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The advisory-lock space of withholding on one performance (the two-key form).
+const WITHHELD_LOCK_SPACE: i32 = 0x5EA9;
+
+/// Serializes the withholding work on `perf` (withhold, release, the maintenance that restores
+/// the withheld set into the store) until the transaction ends, so a pass never reads rows a
+/// release is about to delete and withholds those seats again.
+pub async fn lock_withheld(conn: &mut PgConnection, perf: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+        .bind(WITHHELD_LOCK_SPACE)
+        .bind(perf)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records `seats` of `perf` as withheld for `reason` by `by`; a seat withheld already takes
+/// the new reason (and keeps when it was first withheld).
+pub async fn record_withheld(
+    conn: &mut PgConnection,
+    perf: Uuid,
+    seats: &[String],
+    reason: &str,
+    by: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO withheld_seats (performance_id, seat_id, reason, withheld_by) \
+         SELECT $1, s, $3, $4 FROM unnest($2::text[]) AS s \
+         ON CONFLICT (performance_id, seat_id) DO UPDATE \
+         SET reason = EXCLUDED.reason, withheld_by = EXCLUDED.withheld_by",
+    )
+    .bind(perf)
+    .bind(seats)
+    .bind(reason)
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Forgets `seats` of `perf` as withheld; returns those that were.
+pub async fn remove_withheld(
+    conn: &mut PgConnection,
+    perf: Uuid,
+    seats: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "DELETE FROM withheld_seats WHERE performance_id = $1 AND seat_id = ANY($2::text[]) \
+         RETURNING seat_id",
+    )
+    .bind(perf)
+    .bind(seats)
+    .fetch_all(conn)
+    .await
+}
+
+/// Every seat of `perf` withheld from sale, by seat id.
+pub async fn withheld_of(
+    conn: &mut PgConnection,
+    perf: Uuid,
+) -> Result<Vec<WithheldSeat>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT seat_id, reason, withheld_by, withheld_at FROM withheld_seats \
+         WHERE performance_id = $1 ORDER BY seat_id",
+    )
+    .bind(perf)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(WithheldSeat {
+                seat_id: r.try_get("seat_id")?,
+                reason: r.try_get("reason")?,
+                withheld_by: r.try_get("withheld_by")?,
+                withheld_at: r.try_get("withheld_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The seat ids of `perf` withheld from sale (to rebuild a store that lost them).
+pub async fn withheld_seat_ids(pool: &PgPool, perf: Uuid) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT seat_id FROM withheld_seats WHERE performance_id = $1 ORDER BY seat_id",
+    )
+    .bind(perf)
+    .fetch_all(pool)
+    .await
 }

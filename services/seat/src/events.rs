@@ -94,7 +94,7 @@ impl SeatHandler {
         if env.version < 2 {
             let spec: PerformanceSpec = serde_json::from_value(env.payload.clone())?;
             db::lock_publication(tx, spec.performance_id).await?;
-            return self.install(tx, spec).await;
+            return self.install(tx, spec, None).await;
         }
         let header: PerformancePublished = env.decode()?;
         if header.seat_count == 0 && header.areas.is_empty() {
@@ -166,21 +166,23 @@ impl SeatHandler {
         let chunks = db::staged_chunks(tx, perf, revision).await?;
         let spec = PerformanceSpec::assemble(header, &chunks)
             .map_err(|e| HandleError::domain("publication_mismatch", e))?;
-        self.install(tx, spec).await
+        self.install(tx, spec, header.organizer_id).await
     }
 
     /// Stores a whole publication in SeatDB (unless it has this revision or a newer one) and
-    /// installs its layout in the hold store and the maps.
+    /// installs its layout in the hold store and the maps; `organizer` (from the header) may
+    /// manage it besides administrators.
     async fn install(
         &self,
         tx: &mut PgConnection,
         spec: PerformanceSpec,
+        organizer: Option<uuid::Uuid>,
     ) -> Result<(), HandleError> {
         if spec.seats.is_empty() && spec.areas.is_empty() {
             return Err(empty_inventory());
         }
         db::drop_staged(tx, spec.performance_id, spec.revision).await?;
-        if !db::save_published(tx, &spec).await? {
+        if !db::save_publication(tx, &spec, organizer).await? {
             return Ok(()); // an older or repeated revision
         }
         self.holds

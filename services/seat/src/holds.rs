@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+pub mod withheld;
+
 use contracts::events::{
     HoldEndReason, OrderCancelled, OrderConfirmed, SaleRejectReason, SaleRejected,
 };

@@ -4,10 +4,12 @@
 //!
 //! Recovery: a store that does not have a performance SeatDB published (new, restarted empty,
 //! flushed under a running replica) gets it installed afresh, in a new epoch, together with every
-//! sale SeatDB recorded, in one atomic step ([`HoldStore::install_with_sales`]): until then it
-//! refuses holds for it (unknown performance), so no hold is placed on a seat already sold.
+//! sale SeatDB recorded and every seat it has withheld from sale, in one atomic step
+//! ([`HoldStore::install_with_records`]): until then it refuses holds for it (unknown
+//! performance), so no hold is placed on a seat already sold or withheld.
 //! Followers, holds and sales that meet an unknown performance recover it; [`SeatMaps::maintain`]
-//! also compares the store with SeatDB periodically and restores sales the store lacks.
+//! also compares the store with SeatDB periodically and restores sales and withheld seats the
+//! store lacks.
 //!
 //! Bounded: a map nobody read for the idle time, with no stream open and no live hold in the
 //! store, is dropped with its tasks (a season of performances does not keep a follower, a
@@ -63,6 +65,8 @@ pub struct Maintenance {
     pub restored: usize,
     /// Seats the store has sold that SeatDB has not (in flight, or damage: reported only).
     pub unexplained: usize,
+    /// Seats SeatDB has withheld that the store had on sale, withheld again.
+    pub rewithheld: usize,
     /// Maps dropped as idle.
     pub evicted: Vec<Uuid>,
     /// Maps loaded because the store has live holds for them (so this replica sweeps them).
@@ -158,12 +162,15 @@ impl SeatMaps {
         let inventory = layout.inventory();
         match self.store.install_with_sales(&inventory, None).await {
             Err(StoreError::UnknownPerformance) => {
-                // The store lacks it: SeatDB's sales go in with the inventory, atomically.
+                // The store lacks it: SeatDB's sales and withheld seats go in with the
+                // inventory, atomically.
                 let sold = db::sales_of(&self.pool, perf).await?;
+                let withheld = db::withheld_seat_ids(&self.pool, perf).await?;
                 self.store
-                    .install_with_sales(&inventory, Some(&sold))
+                    .install_with_records(&inventory, Some(&sold), &withheld)
                     .await?;
                 tracing::info!(performance_id = %perf, sales = sold.len(),
+                    withheld = withheld.len(),
                     "performance installed afresh in the hold store with SeatDB's sales");
             }
             other => {
@@ -370,6 +377,59 @@ impl SeatMaps {
                 "the hold store has seats sold that SeatDB has not (a sale in flight, or damage)");
         }
         done.unexplained += unexplained;
+        self.reconcile_withheld(perf, map, &snapshot, done).await
+    }
+
+    /// Withholds again the seats SeatDB has withheld that the store has on sale (a store rolled
+    /// back to an older snapshot). Under the performance's withholding lock, so a release in
+    /// flight (its rows deleted, not yet committed) is not undone.
+    async fn reconcile_withheld(
+        &self,
+        perf: Uuid,
+        map: &PerfMap,
+        snapshot: &crate::store::Snapshot,
+        done: &mut Maintenance,
+    ) -> Result<(), LoadError> {
+        let in_store: HashSet<&str> = snapshot
+            .taken
+            .iter()
+            .filter(|(_, st)| *st == SeatStatus::Withheld)
+            .map(|(s, _)| s.as_str())
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        db::lock_withheld(&mut tx, perf).await?;
+        let mut missing: Vec<String> = db::withheld_of(&mut tx, perf)
+            .await?
+            .into_iter()
+            .map(|w| w.seat_id)
+            .filter(|s| !in_store.contains(s.as_str()))
+            .collect();
+        // Twice at most: a seat a buyer took meanwhile is left out of the second try.
+        for _ in 0..2 {
+            if missing.is_empty() {
+                break;
+            }
+            match self.store.withhold(perf, &missing).await {
+                Ok(change) => {
+                    if change.version > 0 {
+                        map.apply(&change);
+                        done.rewithheld += change.seats.len();
+                        metrics::counter!("boxoffice_seat_reconciled_total", "result" => "rewithheld")
+                            .increment(change.seats.len() as u64);
+                        tracing::warn!(performance_id = %perf, seats = change.seats.len(),
+                            "withheld again seats the hold store had on sale");
+                    }
+                    break;
+                }
+                Err(StoreError::Unavailable { seat_ids, .. }) => {
+                    tracing::error!(performance_id = %perf, seats = ?seat_ids,
+                        "seats SeatDB has withheld are held or sold in the hold store");
+                    missing.retain(|s| !seat_ids.contains(s));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 
