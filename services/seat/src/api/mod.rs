@@ -1,4 +1,5 @@
-//! The seat service's HTTP API: the seat map and its live stream, and holds.
+//! The seat service's HTTP API: the seat map and its live stream, holds, and the seats an
+//! organizer withholds from sale.
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use crate::{
 pub mod docs;
 mod holds;
 mod seats;
+mod withheld;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -74,6 +76,14 @@ pub fn router(state: AppState, load: Load) -> Router {
             get(holds::find).delete(holds::release),
         )
         .route("/api/v1/holds/{hold_id}/checkout", post(holds::checkout))
+        .route(
+            "/api/v1/performances/{performance_id}/seats/withheld",
+            get(withheld::list).post(withheld::withhold),
+        )
+        .route(
+            "/api/v1/performances/{performance_id}/seats/withheld/release",
+            post(withheld::release),
+        )
         .route("/api/docs/seat/openapi.json", get(docs::openapi_json))
         .with_state(state)
         .merge(internal)

@@ -22,3 +22,4 @@ mod recovery;
 mod sales;
 mod seat_map;
 mod stream;
+mod withheld;

@@ -27,7 +27,7 @@ async fn redis() -> redis::aio::MultiplexedConnection {
 
 /// What a `FLUSHALL` does to one performance (the Redis server is shared with other tests, so
 /// only this performance's keys go).
-async fn wipe(perf: Uuid) {
+pub async fn wipe(perf: Uuid) {
     let mut conn = redis().await;
     let keys = testing::scan_keys(&mut conn, &format!("seat:{{{perf}}}:*")).await;
     assert!(!keys.is_empty(), "the performance was in the store");
