@@ -1,4 +1,5 @@
-//! Property test: random hold / checkout / release / expire / confirm / cancel sequences against
+//! Property test: random hold / checkout / release / expire / confirm / cancel / withhold /
+//! unwithhold sequences against
 //! a simple model of what the store must do, on both stores. After every step the store's answer
 //! and its seat states match the model's, and no seat ever has two owners.
 
@@ -35,7 +36,14 @@ enum Op {
     Expire,
     Confirm(usize),
     Cancel(usize),
+    /// The organizer withholds these seats from sale (all or none).
+    Withhold(BTreeSet<usize>),
+    /// ... and puts these back on sale.
+    Unwithhold(BTreeSet<usize>),
 }
+
+/// The owner of a withheld seat in the model: no hold.
+const WITHHELD: usize = usize::MAX;
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -46,6 +54,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Expire),
         2 => (0..16usize).prop_map(Op::Confirm),
         1 => (0..16usize).prop_map(Op::Cancel),
+        1 => prop::collection::btree_set(0..SEATS, 1..=3).prop_map(Op::Withhold),
+        1 => prop::collection::btree_set(0..SEATS, 1..=3).prop_map(Op::Unwithhold),
     ]
 }
 
@@ -273,6 +283,57 @@ async fn run(store: Arc<dyn HoldStore>, ops: Vec<Op>) -> Result<(), TestCaseErro
                 if sold {
                     m.end(i, HoldStatus::Returned);
                 }
+            }
+            Op::Withhold(seats) => {
+                let ids: Vec<String> = seats.iter().copied().map(seat).collect();
+                let got = store.withhold(perf, &ids).await;
+                let taken: BTreeSet<String> = seats
+                    .iter()
+                    .filter(|s| m.owner.get(s).is_some_and(|(h, _)| *h != WITHHELD))
+                    .copied()
+                    .map(seat)
+                    .collect();
+                if taken.is_empty() {
+                    let Ok(change) = got else {
+                        return Err(TestCaseError::fail(format!("not withheld: {got:?}")));
+                    };
+                    let new: Vec<String> = seats
+                        .iter()
+                        .filter(|s| !m.owner.contains_key(s))
+                        .copied()
+                        .map(seat)
+                        .collect();
+                    prop_assert_eq!(change.version > 0, !new.is_empty());
+                    let changed: Vec<String> = change.seats.into_iter().map(|(s, _)| s).collect();
+                    prop_assert_eq!(changed, new);
+                    for &s in &seats {
+                        m.owner.insert(s, (WITHHELD, SeatStatus::Withheld));
+                    }
+                } else {
+                    let Err(StoreError::Unavailable { seat_ids, .. }) = got else {
+                        return Err(TestCaseError::fail(format!(
+                            "expected the seats taken, got {got:?}"
+                        )));
+                    };
+                    prop_assert_eq!(seat_ids.into_iter().collect::<BTreeSet<_>>(), taken);
+                }
+            }
+            Op::Unwithhold(seats) => {
+                let ids: Vec<String> = seats.iter().copied().map(seat).collect();
+                let change = store
+                    .unwithhold(perf, &ids)
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let freed: Vec<String> = seats
+                    .iter()
+                    .filter(|s| m.owner.get(s).is_some_and(|(h, _)| *h == WITHHELD))
+                    .copied()
+                    .map(seat)
+                    .collect();
+                let changed: Vec<String> = change.seats.into_iter().map(|(s, _)| s).collect();
+                prop_assert_eq!(changed, freed);
+                m.owner
+                    .retain(|s, (h, _)| *h != WITHHELD || !seats.contains(s));
             }
             _ => {}
         }

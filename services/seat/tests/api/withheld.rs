@@ -204,19 +204,23 @@ async fn an_organizer_withholds_and_releases_seats_buyers_see_them_sold() {
         let body = problem(r, 200).await;
         assert_eq!(body["seats"][0]["seat_id"], "A-01-03", "{body}");
         assert_eq!(body["seats"].as_array().unwrap().len(), 1);
-        let delta = loop {
+        // (One flush may carry the best-available hold too: states, not transitions.)
+        let seen = loop {
             let d = live.next().await;
-            if d.data["seats"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|s| s["id"] == "A-01-02"))
-            {
-                break d;
+            let seats = d.data["seats"].as_array().cloned().unwrap_or_default();
+            if let Some(s) = seats.iter().find(|s| s["id"] == "A-01-02") {
+                break (s["status"].clone(), seats);
             }
         };
-        assert_eq!(
-            delta.data["seats"],
-            json!([{"id": "A-01-02", "status": "available"}])
-        );
+        assert_eq!(seen.0, "available", "{backend:?}: {:?}", seen.1);
+        for s in &seen.1 {
+            if s["id"] == "A-01-03" {
+                assert_eq!(s["status"], "sold", "still withheld");
+            }
+            if s["id"] == "A-01-04" {
+                assert_eq!(s["status"], "held", "a held seat is not released with them");
+            }
+        }
         let r = app
             .hold(
                 Uuid::now_v7(),
@@ -536,12 +540,14 @@ async fn buyers_and_the_organizer_racing_for_the_same_seats_never_share_one() {
         let app = Arc::new(spawn(backend, Config::default()).await);
         let organizer = Uuid::now_v7();
         let token = organizer_token(&app, organizer);
-        let p = performance(4, 10, 0); // 40 seats
+        let p = performance(5, 10, 0); // 50 seats
         let perf = p.performance_id;
         publish_owned(&app, &p, Some(organizer)).await;
         let seats: Vec<String> = p.seats.iter().map(|s| s.seat_id.clone()).collect();
-        // 150 buyers (3 seats each) and 50 withholding requests (2 seats each) over 40 seats,
-        // interleaved and released at once.
+        // 150 buyers (3 seats each among the first 30) and 50 withholding requests (2 seats
+        // each among the last 30), interleaved and released at once: seats 20 to 29 are fought
+        // over; a request wholly beyond them always wins, so the organizer wins some whatever
+        // the timing.
         let n = 200usize;
         let start = Arc::new(tokio::sync::Barrier::new(n));
         let mut tasks = tokio::task::JoinSet::new();
@@ -550,10 +556,15 @@ async fn buyers_and_the_organizer_racing_for_the_same_seats_never_share_one() {
                 (app.clone(), seats.clone(), token.clone(), start.clone());
             let organizer_turn = i % 4 == 0;
             tasks.spawn(async move {
-                let (k, step) = if organizer_turn { (2, 11) } else { (3, 7) };
-                let pick: Vec<String> = (0..k)
-                    .map(|j| seats[(i * 13 + j * step) % seats.len()].clone())
-                    .collect();
+                let pick: Vec<String> = if organizer_turn {
+                    (0..2)
+                        .map(|j| seats[20 + (i * 3 + j * 11) % 30].clone())
+                        .collect()
+                } else {
+                    (0..3)
+                        .map(|j| seats[(i * 13 + j * 7) % 30].clone())
+                        .collect()
+                };
                 start.wait().await;
                 let r = if organizer_turn {
                     withhold(
@@ -577,10 +588,11 @@ async fn buyers_and_the_organizer_racing_for_the_same_seats_never_share_one() {
             });
         }
         let mut owner: HashMap<String, &'static str> = HashMap::new();
-        let mut won = (0, 0);
+        let (mut won, mut refused) = ((0, 0), 0);
         while let Some(done) = tasks.join_next().await {
             let (withheld, pick) = done.unwrap();
             if pick.is_empty() {
+                refused += 1;
                 continue;
             }
             if withheld {
@@ -599,8 +611,8 @@ async fn buyers_and_the_organizer_racing_for_the_same_seats_never_share_one() {
             }
         }
         assert!(
-            won.0 > 0 && won.1 > 0,
-            "{backend:?}: both sides won some ({won:?})"
+            won.0 > 0 && won.1 > 0 && refused > 0,
+            "{backend:?}: both sides won some ({won:?}), some lost ({refused})"
         );
         let map = app.seats(perf).await;
         for s in &seats {
