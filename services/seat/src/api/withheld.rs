@@ -150,6 +150,7 @@ async fn view(state: &AppState, perf: Uuid) -> Result<WithheldView, ApiError> {
 /// `GET /api/v1/performances/{performance_id}/seats/withheld`.
 #[utoipa::path(
     get,
+    operation_id = "list_withheld",
     path = "/api/v1/performances/{performance_id}/seats/withheld",
     tag = "seats",
     params(("performance_id" = String, Path, description = "The performance")),
@@ -175,6 +176,7 @@ pub async fn list(
 /// all or none, in one hold-store step (buyers see them as sold; no hold can take them).
 #[utoipa::path(
     post,
+    operation_id = "withhold_seats",
     path = "/api/v1/performances/{performance_id}/seats/withheld",
     tag = "seats",
     params(("performance_id" = String, Path, description = "The performance")),
@@ -214,6 +216,7 @@ pub async fn withhold(
 /// sale, in one hold-store step.
 #[utoipa::path(
     post,
+    operation_id = "release_withheld",
     path = "/api/v1/performances/{performance_id}/seats/withheld/release",
     tag = "seats",
     params(("performance_id" = String, Path, description = "The performance")),

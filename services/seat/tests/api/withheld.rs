@@ -648,3 +648,38 @@ async fn buyers_and_the_organizer_racing_for_the_same_seats_never_share_one() {
         assert_eq!(in_store, withheld, "{backend:?}");
     }
 }
+
+#[test]
+fn the_openapi_document_describes_withholding() {
+    let doc = serde_json::to_value(seat::api::docs::openapi()).unwrap();
+    let path = &doc["paths"]["/api/v1/performances/{performance_id}/seats/withheld"];
+    for method in ["get", "post"] {
+        assert!(
+            path[method]["responses"]["403"].is_object(),
+            "{method}: {path}"
+        );
+    }
+    assert!(path["post"]["responses"]["409"].is_object());
+    let release = &doc["paths"]["/api/v1/performances/{performance_id}/seats/withheld/release"];
+    assert!(release["post"]["responses"]["200"].is_object(), "{release}");
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["WithholdReason"]["enum"],
+        json!(["season_ticket", "club", "media", "obstructed", "other"])
+    );
+    // Operation ids stay unique (the gateway's merged document refuses duplicates).
+    let mut ids = std::collections::BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if let Some(id) = op["operationId"].as_str() {
+                assert!(ids.insert(id.to_owned()), "operationId `{id}` twice");
+            }
+        }
+    }
+    assert!(ids.contains("withhold_seats"), "{ids:?}");
+    // Buyers' statuses stay the three they were: a withheld seat shows as sold.
+    assert_eq!(
+        schemas["SeatStatus"]["enum"],
+        json!(["available", "held", "sold"])
+    );
+}
