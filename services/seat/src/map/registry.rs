@@ -396,13 +396,16 @@ impl SeatMaps {
             .filter(|(_, st)| *st == SeatStatus::Withheld)
             .map(|(s, _)| s.as_str())
             .collect();
+        let layout = map.layout();
         let mut tx = self.pool.begin().await?;
         db::lock_withheld(&mut tx, perf).await?;
         let mut missing: Vec<String> = db::withheld_of(&mut tx, perf)
             .await?
             .into_iter()
             .map(|w| w.seat_id)
-            .filter(|s| !in_store.contains(s.as_str()))
+            // A seat a re-publication took out of the venue stays withheld in SeatDB (it comes
+            // back withheld if the venue gets it back), but there is nothing to withhold now.
+            .filter(|s| !in_store.contains(s.as_str()) && layout.seat(s).is_some())
             .collect();
         // Twice at most: a seat a buyer took meanwhile is left out of the second try.
         for _ in 0..2 {
