@@ -31,6 +31,8 @@ pub fn stadium() -> PerformanceSpec {
                     grade: if r <= 5 { "vip".into() } else { "r".into() },
                     rank: r as i32,
                     wheelchair: false,
+                    table: None,
+                    companion_of: None,
                 });
             }
         }

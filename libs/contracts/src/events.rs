@@ -73,6 +73,15 @@ pub struct SeatSpec {
     /// Wheelchair-accessible seat.
     #[serde(default)]
     pub wheelchair: bool,
+    /// The table (테이블석) this seat belongs to: the id of the table's first seat. Seats of one
+    /// table are sold together, never one without the others (absent: not a table seat, and in
+    /// publications from before tables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// On a companion seat (동반석): the id of the wheelchair seat it accompanies; it is sold
+    /// only with that seat (absent: not a companion seat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub companion_of: Option<String>,
 }
 
 /// A general-admission area: sold by quantity, not by seat.
@@ -851,6 +860,8 @@ mod tests {
             grade: ["blue", "orange", "red", "navy", "green"][i % 5].into(),
             rank: i32::try_from(i / 1000).unwrap(),
             wheelchair: i.is_multiple_of(97),
+            table: None,
+            companion_of: None,
         }
     }
 
@@ -1012,6 +1023,26 @@ mod tests {
         let mut swapped = seats.clone();
         swapped.reverse();
         assert_ne!(seat_digest(&swapped), seat_digest(&seats), "order counts");
+    }
+
+    #[test]
+    fn tables_and_companions_are_optional_and_left_out_of_the_digest() {
+        // A seat from before the fields reads as neither; one without them writes neither.
+        let old: SeatSpec = serde_json::from_value(serde_json::json!({
+            "seat_id": "a-1-1", "section": "a", "row": "1", "number": 1, "grade": "g"
+        }))
+        .unwrap();
+        assert_eq!((old.table, old.companion_of), (None, None));
+        let plain = serde_json::to_value(seat(0)).unwrap();
+        assert!(plain.get("table").is_none() && plain.get("companion_of").is_none());
+        let mut grouped = vec![seat(0), seat(1_234)];
+        let before = seat_digest(&grouped);
+        grouped[0].table = Some("100-0-0".into());
+        grouped[1].companion_of = Some("100-0-0".into());
+        let back: Vec<SeatSpec> =
+            serde_json::from_value(serde_json::to_value(&grouped).unwrap()).unwrap();
+        assert_eq!(back, grouped);
+        assert_eq!(seat_digest(&grouped), before, "the digest keeps its fields");
     }
 
     #[test]

@@ -149,6 +149,8 @@ mod tests {
             grade: grade.into(),
             rank: 0,
             wheelchair: false,
+            table: None,
+            companion_of: None,
         }
     }
 

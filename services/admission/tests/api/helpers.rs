@@ -140,6 +140,8 @@ pub fn performance(opens_in: chrono::Duration) -> PerformanceSpec {
                 grade: "r".into(),
                 rank: row,
                 wheelchair: false,
+                table: None,
+                companion_of: None,
             })
         })
         .collect();

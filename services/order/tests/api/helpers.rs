@@ -163,6 +163,8 @@ pub fn performance(days: i64) -> PerformanceSpec {
                 grade: "vip".into(),
                 rank: 1,
                 wheelchair: false,
+                table: None,
+                companion_of: None,
             })
             .collect(),
         areas: vec![AreaSpec {

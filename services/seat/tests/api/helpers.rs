@@ -217,6 +217,8 @@ pub fn performance(rows: i32, per_row: i32, ticket_limit: i32) -> PerformanceSpe
                 grade: if row <= 2 { "vip".into() } else { "r".into() },
                 rank: row,
                 wheelchair: n == 1,
+                table: None,
+                companion_of: None,
             });
         }
     }
