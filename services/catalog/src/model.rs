@@ -53,6 +53,13 @@ pub struct SeatView {
     pub y: f32,
     /// Wheelchair-accessible.
     pub wheelchair: bool,
+    /// For a table seat (테이블석), the table's id (its first seat's): its seats are sold
+    /// together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// For a companion seat (동반석), the id of the wheelchair seat it is sold with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub companion_of: Option<String>,
 }
 
 /// One row of an area.

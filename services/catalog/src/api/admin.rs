@@ -107,6 +107,8 @@ pub async fn create_venue(
                         y: s.y,
                         rank: s.rank,
                         wheelchair: s.wheelchair,
+                        table: s.table,
+                        companion_of: s.companion_of,
                     })
                     .collect(),
             })

@@ -134,6 +134,17 @@ pub(super) struct RowInput {
     #[serde(default)]
     #[schema(max_items = 500)]
     pub(super) wheelchair: Vec<i32>,
+    /// Tables (테이블석): groups of 2–8 seat numbers of the row, sold together (a hold takes a
+    /// table whole or not at all); no seat at two tables.
+    #[serde(default)]
+    #[schema(max_items = 250)]
+    pub(super) tables: Vec<Vec<i32>>,
+    /// Companion seats (동반석): `[wheelchair_number, companion_number]` pairs; the first one of
+    /// `wheelchair`, the second another seat of the row that is not a wheelchair seat, no seat
+    /// in two pairs. A companion seat is held only with its wheelchair seat.
+    #[serde(default)]
+    #[schema(max_items = 250)]
+    pub(super) companions: Vec<Vec<i32>>,
 }
 
 /// A checked area: its rows laid out.
@@ -414,15 +425,65 @@ impl VenueInput {
                 format!("{rf}.wheelchair"),
                 "must list seat numbers of the row, no more than it has seats",
             );
+            let (tables, companions) = group_lists(p, &rf, &r.tables, &r.companions, seats);
+            for (field, message) in
+                seatmap::group_problems(numbers, &r.wheelchair, &tables, &companions)
+            {
+                p.add(format!("{rf}.{field}"), message);
+            }
             rows.push(RowSpec {
                 label,
                 seats,
                 first_number: first,
                 wheelchair: r.wheelchair.clone(),
+                tables,
+                companions,
             });
         }
         rows
     }
+}
+
+/// A row's `tables` and `companions` within their bounds (a row of `seats` seats has at most
+/// half as many tables or pairs, each pair two numbers), or a problem naming the list and the
+/// list left out, so an oversized list is not checked item by item.
+fn group_lists(
+    p: &mut Problems,
+    rf: &str,
+    tables: &[Vec<i32>],
+    companions: &[Vec<i32>],
+    seats: i32,
+) -> (Vec<Vec<i32>>, Vec<[i32; 2]>) {
+    let most = usize::try_from(seats.clamp(0, MAX_ROW_SEATS) / 2).unwrap_or(0);
+    let tables = if tables.len() > most {
+        p.add(
+            format!("{rf}.tables"),
+            format!("a row of {seats} seats has at most {most} tables"),
+        );
+        Vec::new()
+    } else {
+        tables.to_vec()
+    };
+    let companions = if companions.len() > most {
+        p.add(
+            format!("{rf}.companions"),
+            format!("a row of {seats} seats has at most {most} pairs"),
+        );
+        Vec::new()
+    } else {
+        let pairs: Option<Vec<[i32; 2]>> = companions
+            .iter()
+            .map(|pair| <[i32; 2]>::try_from(pair.as_slice()).ok())
+            .collect();
+        pairs.unwrap_or_else(|| {
+            p.add(
+                format!("{rf}.companions"),
+                "each pair is [wheelchair_number, companion_number]",
+            );
+            Vec::new()
+        })
+    };
+    (tables, companions)
 }
 
 /// The body of `PATCH /api/v1/admin/venues/{venue_id}`: the fields to change (absent or `null`:

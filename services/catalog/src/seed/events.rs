@@ -69,6 +69,8 @@ fn block(
             seats: per_row,
             first_number: 1,
             wheelchair: Vec::new(),
+            tables: Vec::new(),
+            companions: Vec::new(),
         })
         .collect();
     let seats = seatmap::place(code, (x, y, x + w, y + h), &specs, rank)
@@ -81,6 +83,8 @@ fn block(
             y: s.y,
             rank: s.rank,
             wheelchair: s.wheelchair,
+            table: s.table,
+            companion_of: s.companion_of,
         })
         .collect();
     NewArea {

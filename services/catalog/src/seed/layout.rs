@@ -102,6 +102,8 @@ pub fn venue(stadium: &Stadium) -> NewVenue {
                     .map(move |&(a0, a1, r0, r1)| (a0, a1, r0, r1, level))
             })
             .collect();
+        // The table zone behind the plate is sold by tables of four (테이블석).
+        let tables = grade.zones.contains(&Zone::Table);
         let weights: Vec<f64> = secs
             .iter()
             .map(|s| (s.1 - s.0) * (s.3 * s.3 - s.2 * s.2))
@@ -133,7 +135,7 @@ pub fn venue(stadium: &Stadium) -> NewVenue {
                     seats: if standing {
                         Vec::new()
                     } else {
-                        section_seats(&code, count, (s0, s1, r0, r1), rank, j)
+                        section_seats(&code, count, (s0, s1, r0, r1), rank, j, tables)
                     },
                     code,
                     name,
@@ -174,13 +176,17 @@ pub fn venue(stadium: &Stadium) -> NewVenue {
     }
 }
 
-/// Rows of about twice as many seats as there are rows, front row nearest the field.
+/// Rows of about twice as many seats as there are rows, front row nearest the field. With
+/// `tables`, the rows without wheelchair spaces are tables of four (seats 1–4, 5–8, …; a
+/// remainder under four stays single seats); a wheelchair space's companion (동반석) is the
+/// seat beside the pair of wheelchair spaces (seat 3, with seat 2).
 fn section_seats(
     code: &str,
     count: i64,
     (a0, a1, r0, r1): (f64, f64, f64, f64),
     rank: i32,
     index: usize,
+    tables: bool,
 ) -> Vec<NewSeat> {
     if count <= 0 {
         return Vec::new();
@@ -196,15 +202,22 @@ fn section_seats(
             let (x, y) = point(a0 + (a1 - a0) * (i as f64 + 0.5) / in_row as f64, r);
             let number = i32::try_from(i + 1).unwrap_or(0);
             let label = (row + 1).to_string();
+            let id = |n: i64| format!("{code}-{label}-{n}");
+            // Wheelchair spaces: the first two seats of the back row of every fourth section.
+            let wheelchair_row = index.is_multiple_of(4) && row == rows - 1;
+            let table =
+                (tables && !wheelchair_row && i < in_row - in_row % 4).then(|| id(i - i % 4 + 1));
+            let companion_of = (wheelchair_row && i == 2).then(|| id(2));
             out.push(NewSeat {
-                seat_id: format!("{code}-{label}-{number}"),
+                seat_id: id(i + 1),
                 row: label,
                 number,
                 x: round1(x) as f32,
                 y: round1(y) as f32,
                 rank: rank * 1000 + i32::try_from(row).unwrap_or(0),
-                // Wheelchair spaces: the first two seats of the back row of every fourth section.
-                wheelchair: index.is_multiple_of(4) && row == rows - 1 && i < 2,
+                wheelchair: wheelchair_row && i < 2,
+                table,
+                companion_of,
             });
         }
     }
@@ -233,6 +246,37 @@ mod tests {
             total += places;
         }
         assert!(total > 180_000, "{total}");
+    }
+
+    #[test]
+    fn table_zones_sell_tables_of_four_and_wheelchair_spaces_have_companions() {
+        let jamsil = venue(&STADIUMS[0]);
+        let seats: Vec<&NewSeat> = jamsil.areas.iter().flat_map(|a| &a.seats).collect();
+        let by_id: std::collections::HashMap<&str, &NewSeat> =
+            seats.iter().map(|s| (s.seat_id.as_str(), *s)).collect();
+        let mut tables: std::collections::HashMap<&str, Vec<&NewSeat>> = Default::default();
+        for s in &seats {
+            if let Some(t) = &s.table {
+                tables.entry(t.as_str()).or_default().push(s);
+            }
+        }
+        assert!(tables.len() > 100, "{} tables", tables.len());
+        for (id, at) in &tables {
+            assert_eq!(at.len(), 4, "{id}");
+            assert!(
+                at.iter().all(|s| s.row == at[0].row && !s.wheelchair),
+                "{id}"
+            );
+            assert!(by_id.contains_key(id));
+        }
+        let companions: Vec<&&NewSeat> =
+            seats.iter().filter(|s| s.companion_of.is_some()).collect();
+        assert!(!companions.is_empty());
+        for c in companions {
+            let chair = by_id[c.companion_of.as_deref().unwrap()];
+            assert!(chair.wheelchair && !c.wheelchair && chair.row == c.row);
+            assert_eq!(chair.number + 1, c.number, "beside it");
+        }
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub struct NewSeat {
     pub rank: i32,
     /// Wheelchair-accessible.
     pub wheelchair: bool,
+    /// The table's id (its first seat's) for a table seat.
+    pub table: Option<String>,
+    /// For a companion seat, its wheelchair seat's id.
+    pub companion_of: Option<String>,
 }
 
 /// An area to store.
@@ -166,6 +170,8 @@ async fn insert_seats(
     let mut ys = Vec::with_capacity(seats.len());
     let mut ranks = Vec::with_capacity(seats.len());
     let mut wheel = Vec::with_capacity(seats.len());
+    let mut tables = Vec::with_capacity(seats.len());
+    let mut companions = Vec::with_capacity(seats.len());
     for (area, s) in seats {
         ids.push(s.seat_id.clone());
         areas.push((*area).to_owned());
@@ -175,11 +181,14 @@ async fn insert_seats(
         ys.push(s.y);
         ranks.push(s.rank);
         wheel.push(s.wheelchair);
+        tables.push(s.table.clone());
+        companions.push(s.companion_of.clone());
     }
     sqlx::query(
-        "INSERT INTO venue_seats (venue_id, seat_id, area, row_label, number, x, y, rank, wheelchair)
+        "INSERT INTO venue_seats (venue_id, seat_id, area, row_label, number, x, y, rank, wheelchair,
+                                  table_id, companion_of)
          SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int4[], $6::float4[],
-                                  $7::float4[], $8::int4[], $9::bool[])",
+                                  $7::float4[], $8::int4[], $9::bool[], $10::text[], $11::text[])",
     )
     .bind(venue_id)
     .bind(ids)
@@ -190,6 +199,8 @@ async fn insert_seats(
     .bind(ys)
     .bind(ranks)
     .bind(wheel)
+    .bind(tables)
+    .bind(companions)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -335,7 +346,17 @@ pub async fn grades(conn: &mut PgConnection, venue_id: Uuid) -> Result<Vec<Grade
     .await
 }
 
-type SeatRow = (String, String, String, i32, f32, f32, bool);
+type SeatRow = (
+    String,
+    String,
+    String,
+    i32,
+    f32,
+    f32,
+    bool,
+    Option<String>,
+    Option<String>,
+);
 type AreaRow = (String, String, String, String, i32, serde_json::Value);
 
 /// A venue with its layout; with `seats` false the areas come without rows.
@@ -369,13 +390,14 @@ pub async fn detail(
     let mut rows_by_area: HashMap<String, Vec<RowView>> = HashMap::new();
     if seats {
         let seat_rows: Vec<SeatRow> = sqlx::query_as(
-            "SELECT area, row_label, seat_id, number, x, y, wheelchair FROM venue_seats
+            "SELECT area, row_label, seat_id, number, x, y, wheelchair, table_id, companion_of
+             FROM venue_seats
              WHERE venue_id = $1 ORDER BY area, rank, row_label, number",
         )
         .bind(id)
         .fetch_all(&mut *conn)
         .await?;
-        for (area, row, seat_id, number, x, y, wheelchair) in seat_rows {
+        for (area, row, seat_id, number, x, y, wheelchair, table, companion_of) in seat_rows {
             let rows = rows_by_area.entry(area).or_default();
             let seat = SeatView {
                 id: seat_id,
@@ -383,6 +405,8 @@ pub async fn detail(
                 x,
                 y,
                 wheelchair,
+                table,
+                companion_of,
             };
             match rows.last_mut() {
                 Some(r) if r.label == row => r.seats.push(seat),
@@ -421,8 +445,20 @@ pub async fn inventory(
     conn: &mut PgConnection,
     venue_id: Uuid,
 ) -> Result<(Vec<SeatSpec>, Vec<AreaSpec>), sqlx::Error> {
-    let seats: Vec<(String, String, String, i32, String, i32, bool)> = sqlx::query_as(
-        "SELECT s.seat_id, s.area, s.row_label, s.number, a.grade, s.rank, s.wheelchair
+    type Row = (
+        String,
+        String,
+        String,
+        i32,
+        String,
+        i32,
+        bool,
+        Option<String>,
+        Option<String>,
+    );
+    let seats: Vec<Row> = sqlx::query_as(
+        "SELECT s.seat_id, s.area, s.row_label, s.number, a.grade, s.rank, s.wheelchair,
+                s.table_id, s.companion_of
          FROM venue_seats s JOIN venue_areas a ON a.venue_id = s.venue_id AND a.code = s.area
          WHERE s.venue_id = $1 ORDER BY s.area, s.rank, s.row_label, s.number",
     )
@@ -440,14 +476,18 @@ pub async fn inventory(
         seats
             .into_iter()
             .map(
-                |(seat_id, section, row, number, grade, rank, wheelchair)| SeatSpec {
-                    seat_id,
-                    section,
-                    row,
-                    number,
-                    grade,
-                    rank,
-                    wheelchair,
+                |(seat_id, section, row, number, grade, rank, wheelchair, table, companion_of)| {
+                    SeatSpec {
+                        seat_id,
+                        section,
+                        row,
+                        number,
+                        grade,
+                        rank,
+                        wheelchair,
+                        table,
+                        companion_of,
+                    }
                 },
             )
             .collect(),

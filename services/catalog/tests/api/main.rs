@@ -14,3 +14,4 @@ mod safety;
 mod search;
 mod seeded;
 mod support;
+mod tables;
