@@ -261,6 +261,8 @@ const problems = {
   hold_sold: ['이미 결제된 좌석입니다.', 'These seats are already paid for.'],
   hold_in_checkout: ['결제가 진행 중인 좌석은 풀 수 없습니다.', 'Seats in checkout cannot be released.'],
   limit_exceeded: ['1인당 구매 가능한 매수를 넘었습니다.', 'That is over the ticket limit per person.'],
+  table_sold_whole: ['테이블석은 테이블 단위로만 예매할 수 있습니다. 테이블의 좌석을 모두 선택해 주세요.', 'Table seats are sold by the whole table. Please choose every seat of the table.'],
+  companion_requires_wheelchair: ['동반석은 휠체어석과 함께만 예매할 수 있습니다.', 'A companion seat is booked only together with its wheelchair seat.'],
   not_on_sale: ['지금은 예매 기간이 아닙니다.', 'This performance is not on sale now.'],
   admission_required: ['대기열을 거쳐야 예매할 수 있습니다.', 'You need to go through the waiting room first.'],
   presale_only: ['지금은 선예매 기간입니다. 선예매 대상만 예매할 수 있습니다.', 'Only the presale\'s audience may book now.'],

@@ -55,6 +55,12 @@ pub struct MapSeat {
     row: String,
     number: i64,
     wheelchair: bool,
+    /// A table seat's table (the id of its first seat): a hold takes the table whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table: Option<String>,
+    /// A companion seat's wheelchair seat: a hold takes the companion only with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    companion_of: Option<String>,
 }
 
 /// The seat map of a performance. Plain (`format=json`, the default): `seats` lists every seat

@@ -23,6 +23,7 @@ use crate::{
     domain::{
         SeatStatus,
         best_available::{self, Candidate, Wish},
+        groups::GroupRefusal,
     },
     map::{Layout, PerfMap},
     presale::PresaleError,
@@ -262,6 +263,31 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::validation(vec![FieldError::new(field, message)])
 }
 
+/// 400 for seats that are sold together but were not asked for together.
+fn group_refused(r: GroupRefusal) -> ApiError {
+    match r {
+        GroupRefusal::TableSoldWhole { table, missing } => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "table_sold_whole",
+            format!("table {table} is sold whole; add its seats {missing:?} or leave it out"),
+        )
+        .with("table", table)
+        .with("missing_seat_ids", missing),
+        GroupRefusal::CompanionRequiresWheelchair {
+            seat_id,
+            wheelchair_seat_id,
+        } => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "companion_requires_wheelchair",
+            format!(
+                "{seat_id} is the companion seat of wheelchair seat {wheelchair_seat_id}; it is held only with it"
+            ),
+        )
+        .with("seat_id", seat_id)
+        .with("wheelchair_seat_id", wheelchair_seat_id),
+    }
+}
+
 /// What the buyer asked for, checked against the layout.
 enum Ask {
     Seats(Vec<String>),
@@ -297,6 +323,7 @@ fn parse_ask(body: &HoldBody, map: &PerfMap, max: i64) -> Result<Ask, ApiError> 
         if !unknown.is_empty() {
             return Err(invalid("seat_ids", format!("no such seats: {unknown:?}")));
         }
+        layout.groups_ok(seats).map_err(group_refused)?;
         return Ok(Ask::Seats(seats.clone()));
     }
     if let Some(area) = &body.area_id {
@@ -328,7 +355,7 @@ fn parse_ask(body: &HoldBody, map: &PerfMap, max: i64) -> Result<Ask, ApiError> 
     params(("X-Admission-Pass" = Option<String>, Header, description = "The admission pass, required when the performance has a waiting room")),
     responses(
         (status = 201, description = "Held, all or none, until `expires_at`", body = HoldCreated),
-        (status = 400, description = "`validation_failed`: seats unknown or listed twice, a quantity out of bounds, an unknown grade or area, seats and a quantity together, an unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed`: seats unknown or listed twice, a quantity out of bounds, an unknown grade or area, seats and a quantity together, an unknown field; `table_sold_whole` (with `table`, `missing_seat_ids`): part of a table; `companion_requires_wheelchair` (with `seat_id`, `wheelchair_seat_id`): a companion seat without its wheelchair seat", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`admission_required`: no valid admission pass for a performance with a waiting room; before the general sale of a restricted presale: `presale_only` (with `general_sale_opens_at`, `audience`), `presale_code_invalid`, `presale_code_used` (another account used the code)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such performance, or it is not on sale", body = Problem, content_type = "application/problem+json"),
@@ -491,6 +518,9 @@ fn best_pick(
             grade: &s.grade,
             rank: s.rank,
             wheelchair: s.wheelchair,
+            table: s.table.as_deref(),
+            table_size: layout.table_sizes.get(i).copied().unwrap_or(0),
+            companion_of: s.companion_of.as_deref(),
             available: *status == SeatStatus::Available
                 && (avoid.is_empty() || !avoid.contains(&s.seat_id)),
         },
@@ -503,6 +533,9 @@ fn best_pick(
             grade: "",
             rank: 0,
             wheelchair: false,
+            table: None,
+            table_size: 0,
+            companion_of: None,
             available: false,
         },
     };

@@ -1,6 +1,8 @@
 //! Best available: picks `quantity` free seats for a buyer who did not choose them — adjacent in
 //! one row, leaving no orphan single seat beside the block, nearest the field or stage (lowest
-//! rank), with optional grade, section and wheelchair filters.
+//! rank), with optional grade, section and wheelchair filters. A table (테이블석) is picked only
+//! whole, when the quantity is its size, and a companion seat (동반석) only with its wheelchair
+//! seat; otherwise their seats are skipped.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,8 +23,44 @@ pub struct Candidate<'a> {
     pub rank: i32,
     /// Wheelchair-accessible.
     pub wheelchair: bool,
+    /// The table of a table seat.
+    pub table: Option<&'a str>,
+    /// How many seats that table has (0 when none).
+    pub table_size: usize,
+    /// For a companion seat, its wheelchair seat's id.
+    pub companion_of: Option<&'a str>,
     /// On sale right now.
     pub available: bool,
+}
+
+/// Whether a seat may be in a pick of `wish`: its filters, and a table seat only when the
+/// table is as large as the quantity.
+fn eligible(s: &Candidate<'_>, wish: &Wish<'_>) -> bool {
+    wish.grade.is_none_or(|g| g == s.grade)
+        && wish.section.is_none_or(|sec| sec == s.section)
+        && (!wish.wheelchair || s.wheelchair)
+        && (s.table.is_none() || s.table_size == wish.quantity)
+}
+
+/// Whether a block of eligible seats keeps what is sold together together: either no table
+/// seat or every seat of one table (its size being the block's, by [`eligible`]), and every
+/// companion seat beside its wheelchair seat.
+fn keeps_groups<'c, 'a: 'c>(block: impl Iterator<Item = &'c Candidate<'a>> + Clone) -> bool {
+    let mut table = None;
+    let mut plain = false;
+    for s in block.clone() {
+        match s.table {
+            Some(t) if table.is_some_and(|other| other != t) => return false,
+            Some(t) => table = Some(t),
+            None => plain = true,
+        }
+        if let Some(chair) = s.companion_of
+            && !block.clone().any(|o| o.seat_id == chair)
+        {
+            return false;
+        }
+    }
+    !(plain && table.is_some())
 }
 
 /// What the buyer asked for.
@@ -55,11 +93,7 @@ pub fn pick(seats: &[Candidate<'_>], wish: &Wish<'_>) -> Option<Pick> {
     if wish.quantity == 0 {
         return None;
     }
-    let eligible = |s: &Candidate<'_>| {
-        wish.grade.is_none_or(|g| g == s.grade)
-            && wish.section.is_none_or(|sec| sec == s.section)
-            && (!wish.wheelchair || s.wheelchair)
-    };
+    let eligible = |s: &Candidate<'_>| eligible(s, wish);
     // Rows in a stable order, each with its seats by number.
     let mut rows: BTreeMap<(&str, &str), Vec<&Candidate<'_>>> = BTreeMap::new();
     for s in seats.iter().filter(|s| eligible(s)) {
@@ -78,6 +112,9 @@ pub fn pick(seats: &[Candidate<'_>], wish: &Wish<'_>) -> Option<Pick> {
                 let right = run.len() - start - wish.quantity;
                 let orphans = usize::from(left == 1) + usize::from(right == 1);
                 let window = &run[start..start + wish.quantity];
+                if !keeps_groups(window.iter().copied()) {
+                    continue;
+                }
                 let rank: i64 = window.iter().map(|s| i64::from(s.rank)).sum();
                 let score = (orphans, rank, *key, window[0].number);
                 if best.as_ref().is_none_or(|(b, _)| score < *b) {
@@ -92,10 +129,10 @@ pub fn pick(seats: &[Candidate<'_>], wish: &Wish<'_>) -> Option<Pick> {
             adjacent: true,
         });
     }
-    // No block fits: the best seats one by one.
+    // No block fits: the best seats one by one, none of a table or a companion seat.
     let mut free: Vec<&Candidate<'_>> = seats
         .iter()
-        .filter(|s| s.available && eligible(s))
+        .filter(|s| s.available && eligible(s) && s.table.is_none() && s.companion_of.is_none())
         .collect();
     if free.len() < wish.quantity {
         return None;
@@ -162,11 +199,7 @@ pub fn pick_indexed<'a>(
     if wish.quantity == 0 {
         return None;
     }
-    let eligible = |s: &Candidate<'_>| {
-        wish.grade.is_none_or(|g| g == s.grade)
-            && wish.section.is_none_or(|sec| sec == s.section)
-            && (!wish.wheelchair || s.wheelchair)
-    };
+    let eligible = |s: &Candidate<'_>| eligible(s, wish);
     let all: Vec<usize>;
     let rows: &[usize] = match wish.grade {
         Some(g) => index.by_grade.get(g).map_or(&[], Vec::as_slice),
@@ -225,6 +258,9 @@ fn consider<'a>(
         let right = run.len() - start - quantity;
         let orphans = usize::from(left == 1) + usize::from(right == 1);
         let window = &run[start..start + quantity];
+        if !keeps_groups(window.iter().map(|(_, s)| s)) {
+            continue;
+        }
         let rank: i64 = window.iter().map(|(_, s)| i64::from(s.rank)).sum();
         let first = &window[0].1;
         let score = (orphans, rank, (first.section, first.row), first.number);
@@ -276,6 +312,9 @@ mod tests {
                 grade: if rank < 5 { "vip" } else { "r" },
                 rank,
                 wheelchair: i == 0,
+                table: None,
+                table_size: 0,
+                companion_of: None,
                 available: c == 'o',
             })
             .collect()
@@ -384,6 +423,65 @@ mod tests {
         assert!(!p.adjacent);
     }
 
+    /// Makes seats `numbers` of `seats` one table named after the first.
+    fn table(seats: &mut [Candidate<'static>], numbers: &[i32]) {
+        let name = seats
+            .iter()
+            .find(|s| s.number == numbers[0])
+            .map(|s| s.seat_id)
+            .unwrap();
+        for s in seats.iter_mut().filter(|s| numbers.contains(&s.number)) {
+            s.table = Some(name);
+            s.table_size = numbers.len();
+        }
+    }
+
+    #[test]
+    fn tables_go_whole_or_not_at_all() {
+        // Seats 1-4 a table (best rank), 5-8 plain seats behind it in rank.
+        let mut seats = row("A", "1", 1, "oooo");
+        table(&mut seats, &[1, 2, 3, 4]);
+        seats.extend(row("B", "1", 2, "oooo"));
+        let wish = |quantity| Wish {
+            quantity,
+            ..Wish::default()
+        };
+        // The quantity of the table: the table, whole.
+        assert_eq!(
+            ids(&pick(&seats, &wish(4)).unwrap()),
+            ["A-1-1", "A-1-2", "A-1-3", "A-1-4"]
+        );
+        // Any other: never a table seat, not even one by one.
+        assert_eq!(ids(&pick(&seats, &wish(2)).unwrap()), ["B-1-1", "B-1-2"]);
+        assert_eq!(pick(&seats, &wish(5)), None);
+        let p = pick(&seats, &wish(3)).unwrap();
+        assert!(p.seat_ids.iter().all(|s| s.starts_with("B-")), "{p:?}");
+        // A taken table seat takes the whole table off the market.
+        seats[1].available = false;
+        assert_eq!(
+            ids(&pick(&seats, &wish(4)).unwrap()),
+            ["B-1-1", "B-1-2", "B-1-3", "B-1-4"]
+        );
+    }
+
+    #[test]
+    fn a_companion_seat_comes_only_with_its_wheelchair_seat() {
+        // A-1-1 wheelchair (row()), A-1-2 its companion; A-1-3, A-1-4 plain.
+        let mut seats = row("A", "1", 1, "oooo");
+        seats[1].companion_of = Some("A-1-1");
+        let wish = |quantity| Wish {
+            quantity,
+            ..Wish::default()
+        };
+        assert_eq!(ids(&pick(&seats, &wish(2)).unwrap()), ["A-1-1", "A-1-2"]);
+        // Without the wheelchair seat the companion is never picked, block or one by one.
+        seats[0].available = false;
+        assert_eq!(ids(&pick(&seats, &wish(2)).unwrap()), ["A-1-3", "A-1-4"]);
+        assert_eq!(pick(&seats, &wish(3)), None);
+        let p = pick(&seats, &wish(1)).unwrap();
+        assert_ne!(ids(&p), ["A-1-2"]);
+    }
+
     #[test]
     fn falls_back_to_single_seats_then_gives_up() {
         let seats = row("A", "1", 1, "oxoxo");
@@ -426,12 +524,14 @@ mod indexed {
 
     use super::*;
 
-    /// A seat of a generated layout: section, row, number, grade, rank, wheelchair, available.
-    type Gen = (u8, u8, i32, u8, i32, bool, bool);
+    /// A seat of a generated layout: section, row, number, grade, rank, wheelchair, available,
+    /// and how it is grouped (0: a table of 2 with the next seat of its row, 1: a table of 3,
+    /// 2: companion of the seat before it, when that one is a wheelchair seat; else nothing).
+    type Gen = (u8, u8, i32, u8, i32, bool, bool, u8);
 
     fn layout() -> impl Strategy<Value = Vec<Gen>> {
         // Few sections, rows and grades so rows mix grades and blocks compete; numbers with
-        // gaps; unique (section, row, number).
+        // gaps (so tables are not always side by side); unique (section, row, number).
         prop::collection::vec(
             (
                 0u8..3,
@@ -441,6 +541,7 @@ mod indexed {
                 0i32..6,
                 any::<bool>(),
                 prop::bool::weighted(0.7),
+                0u8..8,
             ),
             0..120,
         )
@@ -451,8 +552,43 @@ mod indexed {
         })
     }
 
+    /// Each seat's (table, companion_of) as indices into `seats`, from the grouping draws.
+    fn groups(seats: &[Gen]) -> Vec<(Option<usize>, Option<usize>)> {
+        let mut out = vec![(None, None); seats.len()];
+        let same_row = |a: usize, b: usize| seats[a].0 == seats[b].0 && seats[a].1 == seats[b].1;
+        for i in 0..seats.len() {
+            let size = match seats[i].7 {
+                0 => 2,
+                1 => 3,
+                _ => 0,
+            };
+            let members: Vec<usize> = (i..(i + size).min(seats.len())).collect();
+            if size > 0
+                && members.len() == size
+                && members
+                    .iter()
+                    .all(|&m| same_row(i, m) && out[m] == (None, None))
+            {
+                for m in members {
+                    out[m].0 = Some(i);
+                }
+            } else if seats[i].7 == 2
+                && i > 0
+                && same_row(i - 1, i)
+                && seats[i - 1].5
+                && !seats[i].5
+                && out[i] == (None, None)
+                && out[i - 1] == (None, None)
+            {
+                out[i].1 = Some(i - 1);
+            }
+        }
+        out
+    }
+
     proptest! {
-        /// Over the index, best available picks exactly what it picks over every seat.
+        /// Over the index, best available picks exactly what it picks over every seat, and
+        /// neither splits a table or leaves a companion seat without its wheelchair seat.
         #[test]
         fn the_index_picks_what_a_scan_of_every_seat_picks(
             seats in layout(),
@@ -465,10 +601,13 @@ mod indexed {
                 .iter()
                 .map(|s| (format!("S{}", s.0), format!("R{}", s.1), format!("g{}", s.3), format!("S{}-R{}-{}", s.0, s.1, s.2)))
                 .collect();
+            let grouped = groups(&seats);
+            let table_size = |t: usize| grouped.iter().filter(|g| g.0 == Some(t)).count();
             let candidates: Vec<Candidate<'_>> = seats
                 .iter()
                 .zip(&names)
-                .map(|(s, (sec, row, grade, id))| Candidate {
+                .zip(&grouped)
+                .map(|((s, (sec, row, grade, id)), &(table, companion))| Candidate {
                     seat_id: id,
                     section: sec,
                     row,
@@ -476,6 +615,9 @@ mod indexed {
                     grade,
                     rank: s.4,
                     wheelchair: s.5,
+                    table: table.map(|t| names[t].3.as_str()),
+                    table_size: table.map_or(0, table_size),
+                    companion_of: companion.map(|c| names[c].3.as_str()),
                     available: s.6,
                 })
                 .collect();
@@ -490,7 +632,26 @@ mod indexed {
             };
             let scanned = pick(&candidates, &wish);
             let indexed = pick_indexed(&index, |i| candidates[i].clone(), candidates.len(), &wish);
-            prop_assert_eq!(indexed, scanned);
+            prop_assert_eq!(&indexed, &scanned);
+            if let Some(p) = indexed {
+                let picked: std::collections::HashSet<&str> =
+                    p.seat_ids.iter().map(String::as_str).collect();
+                prop_assert_eq!(picked.len(), quantity);
+                for c in candidates.iter().filter(|c| picked.contains(c.seat_id)) {
+                    prop_assert!(c.available);
+                    if let Some(t) = c.table {
+                        // The whole table and nothing else.
+                        prop_assert_eq!(c.table_size, quantity);
+                        prop_assert!(candidates
+                            .iter()
+                            .filter(|o| o.table == Some(t))
+                            .all(|o| picked.contains(o.seat_id)));
+                    }
+                    if let Some(chair) = c.companion_of {
+                        prop_assert!(picked.contains(chair), "{} without {}", c.seat_id, chair);
+                    }
+                }
+            }
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Seat rules without I/O: seat states, the change records every replica applies in version
-//! order, and best-available selection.
+//! order, best-available selection, and the seats sold together (tables, companion seats).
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub mod best_available;
+pub mod groups;
 
 /// Where a seat stands for buyers.
 #[derive(

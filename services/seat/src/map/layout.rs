@@ -10,7 +10,13 @@ use contracts::{
 };
 use uuid::Uuid;
 
-use crate::{domain::best_available::RowIndex, store::StoreInventory};
+use crate::{
+    domain::{
+        best_available::RowIndex,
+        groups::{self, GroupRefusal, Grouping},
+    },
+    store::StoreInventory,
+};
 
 /// The static part of a performance's seat map.
 #[derive(Debug, Clone)]
@@ -31,6 +37,10 @@ pub struct Layout {
     pub seats: Vec<SeatSpec>,
     /// Seat id → index in `seats`.
     pub index: HashMap<String, usize>,
+    /// Table id → its seats by id (tables are sold whole).
+    pub tables: HashMap<String, Vec<String>>,
+    /// Per seat (as in `seats`): how many seats its table has, 0 for no table.
+    pub table_sizes: Vec<usize>,
     /// General-admission areas.
     pub areas: Vec<AreaSpec>,
     /// Price per grade, KRW.
@@ -52,6 +62,21 @@ impl Layout {
             .enumerate()
             .map(|(i, s)| (s.seat_id.clone(), i))
             .collect();
+        let mut tables: HashMap<String, Vec<String>> = HashMap::new();
+        for s in &seats {
+            if let Some(t) = &s.table {
+                tables.entry(t.clone()).or_default().push(s.seat_id.clone());
+            }
+        }
+        let table_sizes = seats
+            .iter()
+            .map(|s| {
+                s.table
+                    .as_ref()
+                    .and_then(|t| tables.get(t))
+                    .map_or(0, Vec::len)
+            })
+            .collect();
         let rows = RowIndex::new(seats.iter().map(|s| {
             (
                 s.section.as_str(),
@@ -70,6 +95,8 @@ impl Layout {
             sale_closes_at_ms: p.sale_closes_at.timestamp_millis(),
             seats,
             index,
+            tables,
+            table_sizes,
             areas: p.areas.clone(),
             prices: p
                 .prices
@@ -105,6 +132,21 @@ impl Layout {
     /// The seat with this id.
     pub fn seat(&self, id: &str) -> Option<&SeatSpec> {
         self.index.get(id).and_then(|&i| self.seats.get(i))
+    }
+
+    /// Whether `seat_ids` may be held together: whole tables, companions with their wheelchair
+    /// seat (every id a seat of the layout).
+    pub fn groups_ok(&self, seat_ids: &[String]) -> Result<(), GroupRefusal> {
+        groups::check(
+            seat_ids,
+            |id| {
+                self.seat(id).map_or_else(Grouping::default, |s| Grouping {
+                    table: s.table.as_deref(),
+                    companion_of: s.companion_of.as_deref(),
+                })
+            },
+            |t| self.tables.get(t).map_or(&[], Vec::as_slice),
+        )
     }
 
     /// The area with this id.

@@ -75,10 +75,18 @@ pub fn json(st: &Frame) -> Vec<u8> {
         .iter()
         .zip(&st.statuses)
         .map(|(s, status)| {
-            json!({
+            let mut seat = json!({
                 "id": s.seat_id, "status": status.shown(), "grade": s.grade, "section": s.section,
                 "row": s.row, "number": s.number, "wheelchair": s.wheelchair,
-            })
+            });
+            // Only on table and companion seats, so a plain stadium's map does not grow.
+            if let Some(table) = &s.table {
+                seat["table"] = json!(table);
+            }
+            if let Some(chair) = &s.companion_of {
+                seat["companion_of"] = json!(chair);
+            }
+            seat
         })
         .collect();
     body["seats"] = Value::Array(seats);

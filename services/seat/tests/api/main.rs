@@ -22,4 +22,5 @@ mod recovery;
 mod sales;
 mod seat_map;
 mod stream;
+mod tables;
 mod withheld;
