@@ -97,6 +97,8 @@ pub async fn apply(
     if changed == 0 {
         return Ok(Applied::Counts);
     }
+    // The listing row follows, under the performance's lock this update took.
+    crate::store::listing::refresh_performances(tx, &[e.performance_id]).await?;
     tracing::info!(performance_id = %e.performance_id, status = to, "availability moved a performance");
     Ok(moved)
 }

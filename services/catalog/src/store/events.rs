@@ -221,6 +221,7 @@ pub async fn insert_performances(
     for chunk in rows.chunks(10_000) {
         insert_windows(conn, chunk).await?;
     }
+    super::listing::refresh_performances(conn, &new_ids).await?;
     Ok(new_ids)
 }
 
@@ -381,6 +382,32 @@ pub async fn windows(conn: &mut PgConnection, perf: Uuid) -> Result<Vec<SaleWind
     .await
 }
 
+/// The sale windows of every performance of an event, each performance's in order.
+pub async fn windows_of_event(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+) -> Result<std::collections::HashMap<Uuid, Vec<SaleWindow>>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, String, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT w.performance_id, w.kind, w.name, w.opens_at, w.closes_at
+         FROM sale_windows w JOIN performances p ON p.id = w.performance_id
+         WHERE p.event_id = $1 ORDER BY w.performance_id, w.position",
+    )
+    .bind(event_id)
+    .fetch_all(conn)
+    .await?;
+    let mut out: std::collections::HashMap<Uuid, Vec<SaleWindow>> =
+        std::collections::HashMap::new();
+    for (perf, kind, name, opens_at, closes_at) in rows {
+        out.entry(perf).or_default().push(SaleWindow {
+            kind,
+            name,
+            opens_at,
+            closes_at,
+        });
+    }
+    Ok(out)
+}
+
 /// The price tiers of an event, dearest first.
 pub async fn tiers(conn: &mut PgConnection, event_id: Uuid) -> Result<Vec<PriceTier>, sqlx::Error> {
     sqlx::query_as(
@@ -427,12 +454,15 @@ pub async fn detail(
     };
     let grades = super::venues::grades(conn, e.venue_id).await?;
     let price_tiers = tiers(conn, id).await?;
+    // Every performance's windows in one query: the detail costs the same few queries whether
+    // the event has one performance or a thousand.
+    let mut windows_by_perf = windows_of_event(conn, id).await?;
     let mut performances = Vec::new();
     for p in performances_of(conn, id).await? {
         if p.state() == PerformanceState::Draft && !drafts {
             continue;
         }
-        let sale_windows = windows(conn, p.id).await?;
+        let sale_windows = windows_by_perf.remove(&p.id).unwrap_or_default();
         performances.push(PerformanceView {
             id: p.id,
             starts_at: p.starts_at,
@@ -525,8 +555,12 @@ pub async fn update_event(
     .bind(changes.waiting_room)
     .bind(changes.free)
     .bind(&changes.search_doc)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    // The listing rows carry the search document (the title only through it).
+    if changes.search_doc.is_some() {
+        super::listing::refresh_events(conn, &[id]).await?;
+    }
     Ok(())
 }
 
@@ -553,9 +587,9 @@ pub async fn mark_published(conn: &mut PgConnection, id: Uuid) -> Result<(), sql
          WHERE id = $1 AND status = 'draft'",
     )
     .bind(id)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    super::listing::refresh_events(conn, &[id]).await
 }
 
 /// Sets an event's own cancellation schedule (`None`: back to the platform default).
@@ -605,7 +639,7 @@ pub async fn reschedule(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    super::listing::refresh_performances(conn, &[perf]).await
 }
 
 /// Sets a performance's state, revision and cancel reason.
@@ -625,9 +659,9 @@ pub async fn set_state(
     .bind(state.as_str())
     .bind(revision)
     .bind(cancel_reason)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    super::listing::refresh_performances(conn, &[perf]).await
 }
 
 /// Every event at a venue, locked (in id order, after the venue: the lock order), as committed

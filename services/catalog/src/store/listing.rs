@@ -1,9 +1,16 @@
 //! The public listing: events with a performance in a date range, filtered and searched, sorted
 //! by that performance's start and paginated by a `(starts_at, event_id)` keyset cursor, so pages
 //! stay stable while rows are added elsewhere in the order.
+//!
+//! It reads `event_listing`, one precomputed row per listed performance, which this module
+//! owns: every store function that writes what a row is made of (a performance, its sale
+//! windows, its event's status or search document) calls [`refresh_performances`] or
+//! [`refresh_events`] in its transaction. What a row only shows (titles, venue names, prices) is
+//! not copied: it is read for the page's rows, so a venue rename or a price change has nothing
+//! to refresh beyond the search documents it rewrites.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::{
@@ -40,42 +47,92 @@ pub struct ListQuery {
     pub now: DateTime<Utc>,
 }
 
-const LIST: &str = "
-WITH p AS (
-  SELECT DISTINCT ON (p.event_id) p.event_id, p.id, p.starts_at, p.status, p.sale_opens_at,
-         p.sale_closes_at, p.open_now, count(*) OVER (PARTITION BY p.event_id) AS n
-  FROM (
-    SELECT p.*, EXISTS (SELECT 1 FROM sale_windows w WHERE w.performance_id = p.id
-                          AND w.opens_at <= $10 AND $10 < w.closes_at) AS open_now
-    FROM performances p
-    WHERE p.status <> 'draft' AND p.starts_at >= $1 AND p.starts_at < $2
-  ) p
-  WHERE (NOT $3 OR (p.status = 'published' AND p.open_now AND $10 < p.starts_at))
-    AND (NOT $4 OR (p.status IN ('published', 'announced')
-                    AND (p.status = 'announced' OR NOT p.open_now) AND $10 < p.starts_at
-                    AND EXISTS (SELECT 1 FROM sale_windows w WHERE w.performance_id = p.id
-                                  AND w.opens_at > $10 AND w.opens_at <= $11)))
-  ORDER BY p.event_id, p.starts_at, p.id
-)
+/// The page: each listed event's first matching performance in `[from, to)` (by start, then
+/// id) with the count of its matching performances, from the precomputed rows of
+/// `event_listing` (one per listed performance, migration 0006), filtered by plain predicates
+/// on the row — `sale_windows @> now` for "a window is open", `sale_openings && (now, now + 24
+/// h]` for "one opens soon", a `LIKE ANY` per search term that the trigram index serves — then
+/// joined, for the page's rows only, to what the listing shows (title, venue, prices). Only the
+/// predicates a query uses are written out, so each is planned on what it filters.
+const PAGE_HEAD: &str = "
+WITH first AS (
+  SELECT DISTINCT ON (l.event_id) l.event_id, l.performance_id, l.starts_at, l.status,
+         l.sale_opens_at, l.sale_closes_at, l.sale_windows @> ";
+const COLUMNS: &str = "
 SELECT e.id, e.kind, e.title, e.home_team, e.away_team, e.waiting_room,
        v.id AS venue_id, v.name AS venue_name, v.name_en AS venue_name_en, v.kind AS venue_kind,
        v.city AS venue_city, v.capacity AS venue_capacity,
-       p.id AS performance_id, p.starts_at, p.status, p.sale_opens_at, p.sale_closes_at, p.open_now,
+       p.performance_id, p.starts_at, p.status, p.sale_opens_at, p.sale_closes_at, p.open_now,
        p.n,
        (SELECT min(price_krw) FROM price_tiers t WHERE t.event_id = e.id) AS min_price,
        (SELECT max(price_krw) FROM price_tiers t WHERE t.event_id = e.id) AS max_price
-FROM p JOIN events e ON e.id = p.event_id JOIN venues v ON v.id = e.venue_id
-WHERE e.status <> 'draft'
-  AND ($5::text IS NULL OR e.kind = $5)
-  AND ($6::uuid IS NULL OR e.venue_id = $6)
-  AND ($7::text IS NULL OR e.home_team = $7 OR e.away_team = $7)
-  AND NOT EXISTS (
-        SELECT 1 FROM generate_series(0, $13 - 1) AS g(grp)
-        WHERE NOT EXISTS (SELECT 1 FROM unnest($8::text[], $14::int4[]) AS a(term, grp)
-                          WHERE a.grp = g.grp AND e.search_doc LIKE '%' || a.term || '%'))
-  AND ($9::timestamptz IS NULL OR (p.starts_at, p.event_id) > ($9, $12))
-ORDER BY p.starts_at, p.event_id
-LIMIT $15";
+FROM page p JOIN events e ON e.id = p.event_id JOIN venues v ON v.id = e.venue_id
+ORDER BY p.starts_at, p.event_id";
+
+/// The listing statement of `q`, after `prefix` (empty, or an `EXPLAIN (...)` to measure it).
+pub fn statement(q: &ListQuery, prefix: &str) -> QueryBuilder<Postgres> {
+    let mut b = QueryBuilder::new(prefix);
+    b.push(PAGE_HEAD)
+        .push_bind(q.now)
+        .push(" AS open_now, count(*) OVER (PARTITION BY l.event_id) AS n")
+        .push("\n  FROM event_listing l WHERE l.starts_at >= ")
+        .push_bind(q.from)
+        .push(" AND l.starts_at < ")
+        .push_bind(q.to);
+    if let Some(kind) = &q.kind {
+        b.push(" AND l.kind = ").push_bind(kind.clone());
+    }
+    if let Some(venue) = q.venue_id {
+        b.push(" AND l.venue_id = ").push_bind(venue);
+    }
+    if let Some(team) = &q.team {
+        b.push(" AND (l.home_team = ")
+            .push_bind(team.clone())
+            .push(" OR l.away_team = ")
+            .push_bind(team.clone())
+            .push(")");
+    }
+    if q.on_sale {
+        b.push(" AND l.status = 'published' AND l.sale_windows @> ")
+            .push_bind(q.now)
+            .push(" AND l.starts_at > ")
+            .push_bind(q.now);
+    }
+    if q.opening_soon {
+        b.push(" AND l.status IN ('published', 'announced') AND (l.status = 'announced' OR NOT l.sale_windows @> ")
+            .push_bind(q.now)
+            .push(") AND l.starts_at > ")
+            .push_bind(q.now)
+            .push(" AND l.sale_openings && tstzrange(")
+            .push_bind(q.now)
+            .push(", ")
+            .push_bind(q.now + OPENING_SOON)
+            .push(", '(]')");
+    }
+    // Every term must match: one of its alternatives a substring (none: nothing matches).
+    for alternatives in &q.terms {
+        let patterns: Vec<String> = alternatives
+            .iter()
+            .map(|a| format!("%{}%", escape_like(a)))
+            .collect();
+        b.push(" AND l.search_doc LIKE ANY(")
+            .push_bind(patterns)
+            .push(")");
+    }
+    b.push("\n  ORDER BY l.event_id, l.starts_at, l.performance_id\n), page AS (\n  SELECT * FROM first");
+    if let Some((starts_at, id)) = q.after {
+        b.push(" WHERE (starts_at, event_id) > (")
+            .push_bind(starts_at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    b.push(" ORDER BY starts_at, event_id LIMIT ")
+        .push_bind(q.limit + 1)
+        .push("\n)")
+        .push(COLUMNS);
+    b
+}
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -117,35 +174,16 @@ pub fn escape_like(text: &str) -> String {
 
 /// Runs the listing; returns up to `limit + 1` items (the extra one only signals a next page).
 pub async fn list(conn: &mut PgConnection, q: &ListQuery) -> Result<Vec<EventItem>, sqlx::Error> {
-    let mut alternatives: Vec<String> = Vec::new();
-    let mut groups: Vec<i32> = Vec::new();
-    for (i, alts) in q.terms.iter().enumerate() {
-        for a in alts {
-            alternatives.push(escape_like(a));
-            groups.push(i32::try_from(i).unwrap_or(0));
-        }
-    }
-    let rows: Vec<Row> = sqlx::query_as(LIST)
-        .bind(q.from)
-        .bind(q.to)
-        .bind(q.on_sale)
-        .bind(q.opening_soon)
-        .bind(&q.kind)
-        .bind(q.venue_id)
-        .bind(&q.team)
-        .bind(alternatives)
-        .bind(q.after.map(|a| a.0))
-        .bind(q.now)
-        .bind(q.now + OPENING_SOON)
-        .bind(q.after.map(|a| a.1).unwrap_or_default())
-        .bind(i32::try_from(q.terms.len()).unwrap_or(0))
-        .bind(groups)
-        .bind(q.limit + 1)
-        .fetch_all(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| EventItem {
+    let mut b = statement(q, "");
+    let rows: Vec<Row> = b.build_query_as().fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|r| r.item(q.now)).collect())
+}
+
+impl Row {
+    /// The listing item, its sale status as of `now`.
+    fn item(self, now: DateTime<Utc>) -> EventItem {
+        let r = self;
+        EventItem {
             id: r.id,
             kind: r.kind,
             title: r.title,
@@ -166,14 +204,109 @@ pub async fn list(conn: &mut PgConnection, q: &ListQuery) -> Result<Vec<EventIte
                 r.starts_at,
                 r.sale_closes_at,
                 r.open_now,
-                q.now,
+                now,
             ),
             sale_opens_at: r.sale_opens_at,
             performance_count: r.n,
             waiting_room: r.waiting_room,
             price_range: r.min_price.zip(r.max_price).map(|(a, b)| [a, b]),
-        })
-        .collect())
+        }
+    }
+}
+
+/// Rewrites the listing rows of `performances` from what is stored: a row for each that is
+/// listed (neither it nor its event a draft), none for the others. The caller holds these
+/// performances' row locks (it has just written them), so no other writer of them commits in
+/// between, and any writer of their event refreshes them again after it (see
+/// [`refresh_events`]).
+pub async fn refresh_performances(
+    conn: &mut PgConnection,
+    performances: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    if performances.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(REFRESH)
+        .bind(performances)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Rewrites the listing rows of every performance of `events` (after a change to an event: its
+/// status or search document). Locks those performances first (after the events, which the
+/// caller holds: the lock order), so a writer of one of them either committed before this reads
+/// it or waits for this transaction and refreshes its row after it.
+pub async fn refresh_events(conn: &mut PgConnection, events: &[Uuid]) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let performances: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM performances WHERE event_id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(events)
+    .fetch_all(&mut *conn)
+    .await?;
+    refresh_performances(conn, &performances).await
+}
+
+/// The listing rows of the performances `$1`, computed from the stored performances, their sale
+/// windows and events: written when listed, deleted when not (any more).
+const REFRESH: &str = "
+WITH src AS (
+  SELECT p.id, p.event_id, p.starts_at, p.status, p.sale_opens_at, p.sale_closes_at,
+         COALESCE((SELECT range_agg(tstzrange(w.opens_at, w.closes_at)) FROM sale_windows w
+                    WHERE w.performance_id = p.id), '{}') AS sale_windows,
+         COALESCE((SELECT range_agg(tstzrange(w.opens_at, w.opens_at, '[]')) FROM sale_windows w
+                    WHERE w.performance_id = p.id), '{}') AS sale_openings,
+         e.kind, e.venue_id, e.home_team, e.away_team, e.search_doc,
+         p.status <> 'draft' AND e.status <> 'draft' AS listed
+  FROM performances p JOIN events e ON e.id = p.event_id
+  WHERE p.id = ANY($1)
+), unlisted AS (
+  DELETE FROM event_listing l WHERE l.performance_id = ANY($1)
+    AND NOT EXISTS (SELECT 1 FROM src WHERE src.id = l.performance_id AND src.listed)
+)
+INSERT INTO event_listing (performance_id, event_id, starts_at, status, sale_opens_at,
+                           sale_closes_at, sale_windows, sale_openings, kind, venue_id,
+                           home_team, away_team, search_doc)
+SELECT id, event_id, starts_at, status, sale_opens_at, sale_closes_at, sale_windows,
+       sale_openings, kind, venue_id, home_team, away_team, search_doc
+FROM src WHERE listed
+ON CONFLICT (performance_id) DO UPDATE SET
+  starts_at = EXCLUDED.starts_at, status = EXCLUDED.status,
+  sale_opens_at = EXCLUDED.sale_opens_at, sale_closes_at = EXCLUDED.sale_closes_at,
+  sale_windows = EXCLUDED.sale_windows, sale_openings = EXCLUDED.sale_openings,
+  kind = EXCLUDED.kind, venue_id = EXCLUDED.venue_id, home_team = EXCLUDED.home_team,
+  away_team = EXCLUDED.away_team, search_doc = EXCLUDED.search_doc";
+
+/// Listing rows that differ from what [`refresh_performances`] would write now (each
+/// performance id once: missing, extra or stale). Empty while every writer keeps the table.
+pub async fn drift(conn: &mut PgConnection) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH want AS (
+           SELECT p.id AS performance_id, p.event_id, p.starts_at, p.status, p.sale_opens_at,
+                  p.sale_closes_at,
+                  COALESCE((SELECT range_agg(tstzrange(w.opens_at, w.closes_at)) FROM sale_windows w
+                             WHERE w.performance_id = p.id), '{}') AS sale_windows,
+                  COALESCE((SELECT range_agg(tstzrange(w.opens_at, w.opens_at, '[]'))
+                             FROM sale_windows w WHERE w.performance_id = p.id), '{}')
+                    AS sale_openings,
+                  e.kind, e.venue_id, e.home_team, e.away_team, e.search_doc
+           FROM performances p JOIN events e ON e.id = p.event_id
+           WHERE p.status <> 'draft' AND e.status <> 'draft'
+         ), have AS (
+           SELECT performance_id, event_id, starts_at, status, sale_opens_at, sale_closes_at,
+                  sale_windows, sale_openings, kind, venue_id, home_team, away_team, search_doc
+           FROM event_listing
+         )
+         SELECT DISTINCT performance_id FROM (
+           (SELECT * FROM want EXCEPT SELECT * FROM have)
+           UNION ALL (SELECT * FROM have EXCEPT SELECT * FROM want)
+         ) d ORDER BY performance_id",
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// The distinct words of every listed event's search document (the typo-correction vocabulary),
