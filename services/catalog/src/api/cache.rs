@@ -88,11 +88,20 @@ struct Slot {
     cell: Arc<tokio::sync::OnceCell<Cached>>,
 }
 
-/// Recently answered listings by query string, and the search vocabulary.
+/// Most cached venue details (a stadium's with its seats is about 2.5 MB); the venue cache is
+/// emptied when it is full.
+const MAX_VENUES: usize = 32;
+
+/// A venue's detail with or without its seats, as of one revision of the venue.
+type VenueEntry = (i64, Cached);
+
+/// Recently answered listings by query string, the search vocabulary, and venue details by
+/// venue and revision.
 #[derive(Clone, Default)]
 pub struct ResponseCache {
     entries: Arc<Mutex<HashMap<String, Slot>>>,
     vocabulary: Arc<Mutex<Option<Vocabulary>>>,
+    venues: Arc<Mutex<HashMap<(uuid::Uuid, bool), VenueEntry>>>,
 }
 
 impl ResponseCache {
@@ -137,6 +146,32 @@ impl ResponseCache {
     /// Remembers the search vocabulary.
     pub fn put_vocabulary(&self, words: Arc<Vec<String>>) {
         *self.vocabulary.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), words));
+    }
+
+    /// The detail of `venue` (`seats`: with its seats) at `revision`, if it was cached at that
+    /// revision: a venue written since has a higher one, so its old detail is never served.
+    pub fn venue(&self, venue: uuid::Uuid, seats: bool, revision: i64) -> Option<Cached> {
+        let venues = self.venues.lock().unwrap_or_else(|p| p.into_inner());
+        venues
+            .get(&(venue, seats))
+            .filter(|(r, _)| *r == revision)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Remembers the detail of `venue` at `revision` (replacing an older revision's; a newer one
+    /// already kept stays).
+    pub fn put_venue(&self, venue: uuid::Uuid, seats: bool, revision: i64, body: Cached) {
+        let mut venues = self.venues.lock().unwrap_or_else(|p| p.into_inner());
+        if venues
+            .get(&(venue, seats))
+            .is_some_and(|(r, _)| *r > revision)
+        {
+            return;
+        }
+        if venues.len() >= MAX_VENUES && !venues.contains_key(&(venue, seats)) {
+            venues.clear();
+        }
+        venues.insert((venue, seats), (revision, body));
     }
 
     /// Forgets everything (after a change).

@@ -496,11 +496,27 @@ pub async fn venue_detail(
     let seats = params.seats.is_none() || parse_flag(&mut p, "seats", params.seats.as_deref());
     p.finish()?;
     let mut conn = state.pool.acquire().await?;
-    let detail = venues::detail(&mut conn, id, seats)
+    let no_venue = || ApiError::not_found(format!("no venue {id}"));
+    let revision = venues::revision(&mut conn, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no venue {id}")))?;
+        .ok_or_else(no_venue)?;
+    if let Some(cached) = state.cache.venue(id, seats, revision) {
+        return Ok(cached.respond(&headers, 60));
+    }
+    // The revision and the detail from one snapshot, so the body is kept under its own revision.
+    let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let revision = venues::revision(&mut tx, id).await?.ok_or_else(no_venue)?;
+    let detail = venues::detail(&mut tx, id, seats)
+        .await?
+        .ok_or_else(no_venue)?;
+    tx.commit().await?;
     let body = serde_json::to_vec(&detail).map_err(ApiError::internal)?;
-    Ok(Cached::new(body).respond(&headers, 60))
+    let cached = Cached::new(body);
+    state.cache.put_venue(id, seats, revision, cached.clone());
+    Ok(cached.respond(&headers, 60))
 }
 
 #[cfg(test)]

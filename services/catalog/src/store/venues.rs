@@ -226,6 +226,15 @@ pub async fn summary(
         .await
 }
 
+/// The venue's revision, bumped by every write of it (what its cached detail is keyed by); None
+/// when it does not exist.
+pub async fn revision(conn: &mut PgConnection, id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT revision FROM venues WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
 /// Who created the venue (None for seeded venues); outer None when it does not exist. `lock`
 /// takes the venue's row lock (first: the lock order is venue, event, performance).
 pub async fn owner(
@@ -535,7 +544,8 @@ pub async fn update(
     let done = sqlx::query(
         "UPDATE venues SET name = COALESCE($2, name), name_en = COALESCE($3, name_en),
                 city = COALESCE($4, city), address = COALESCE($5, address),
-                plan = COALESCE($6, plan), shared = COALESCE($7, shared), updated_at = now()
+                plan = COALESCE($6, plan), shared = COALESCE($7, shared), updated_at = now(),
+                revision = revision + 1
          WHERE id = $1",
     )
     .bind(id)
