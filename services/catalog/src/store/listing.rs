@@ -51,7 +51,7 @@ pub struct ListQuery {
 /// id) with the count of its matching performances, from the precomputed rows of
 /// `event_listing` (one per listed performance, migration 0006), filtered by plain predicates
 /// on the row — `sale_windows @> now` for "a window is open", `sale_openings && (now, now + 24
-/// h]` for "one opens soon", a `LIKE ANY` per search term that the trigram index serves — then
+/// h]` for "one opens soon", an OR of `LIKE`s per search term that the trigram index can serve — then
 /// joined, for the page's rows only, to what the listing shows (title, venue, prices). Only the
 /// predicates a query uses are written out, so each is planned on what it filters.
 const PAGE_HEAD: &str = "
@@ -109,15 +109,22 @@ pub fn statement(q: &ListQuery, prefix: &str) -> QueryBuilder<Postgres> {
             .push_bind(q.now + OPENING_SOON)
             .push(", '(]')");
     }
-    // Every term must match: one of its alternatives a substring (none: nothing matches).
+    // Every term must match: one of its alternatives a substring (none: nothing matches). An
+    // OR of LIKEs rather than LIKE ANY: the planner can serve each from the trigram index.
     for alternatives in &q.terms {
-        let patterns: Vec<String> = alternatives
-            .iter()
-            .map(|a| format!("%{}%", escape_like(a)))
-            .collect();
-        b.push(" AND l.search_doc LIKE ANY(")
-            .push_bind(patterns)
-            .push(")");
+        if alternatives.is_empty() {
+            b.push(" AND false");
+            continue;
+        }
+        b.push(" AND (");
+        for (i, a) in alternatives.iter().enumerate() {
+            if i > 0 {
+                b.push(" OR ");
+            }
+            b.push("l.search_doc LIKE ")
+                .push_bind(format!("%{}%", escape_like(a)));
+        }
+        b.push(")");
     }
     b.push("\n  ORDER BY l.event_id, l.starts_at, l.performance_id\n), page AS (\n  SELECT * FROM first");
     if let Some((starts_at, id)) = q.after {
