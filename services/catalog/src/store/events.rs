@@ -382,12 +382,15 @@ pub async fn windows(conn: &mut PgConnection, perf: Uuid) -> Result<Vec<SaleWind
     .await
 }
 
+/// A sale window with its performance.
+type WindowRow = (Uuid, String, String, DateTime<Utc>, DateTime<Utc>);
+
 /// The sale windows of every performance of an event, each performance's in order.
 pub async fn windows_of_event(
     conn: &mut PgConnection,
     event_id: Uuid,
 ) -> Result<std::collections::HashMap<Uuid, Vec<SaleWindow>>, sqlx::Error> {
-    let rows: Vec<(Uuid, String, String, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<WindowRow> = sqlx::query_as(
         "SELECT w.performance_id, w.kind, w.name, w.opens_at, w.closes_at
          FROM sale_windows w JOIN performances p ON p.id = w.performance_id
          WHERE p.event_id = $1 ORDER BY w.performance_id, w.position",
