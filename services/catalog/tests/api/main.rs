@@ -5,6 +5,7 @@ mod admin;
 mod availability;
 mod bounds;
 mod docs;
+mod listing;
 mod nul;
 mod permissions;
 mod policy;
