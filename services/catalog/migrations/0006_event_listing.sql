@@ -4,8 +4,11 @@
 -- in the transactions that change what it is made of (store/listing.rs, `refresh_*`); what it
 -- only shows (title, venue names, prices) is read for the page's rows when the listing answers.
 CREATE TABLE event_listing (
-    performance_id uuid PRIMARY KEY REFERENCES performances (id) ON DELETE CASCADE,
-    event_id       uuid NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    -- No foreign keys: checking one would take a key-share lock on the event from a writer
+    -- that holds only a performance's lock (the availability consumer), against the lock order.
+    -- Performances and events are never deleted; a refresh deletes the row of one that is gone.
+    performance_id uuid PRIMARY KEY,
+    event_id       uuid NOT NULL,
     starts_at      timestamptz NOT NULL,
     status         text NOT NULL,            -- the performance's stored state
     sale_opens_at  timestamptz NOT NULL,
