@@ -36,6 +36,13 @@ export async function render(main, [perf], query) {
   const seats = new Map();
   const order = [];
   const sections = new Map();
+  // A table (테이블석) is held whole; a companion seat (동반석) only with its wheelchair seat.
+  const tables = new Map();
+  const companions = new Map();
+  for (const s of map.seats) {
+    if (s.table) tables.set(s.table, [...(tables.get(s.table) || []), s.id]);
+    if (s.companion_of) companions.set(s.companion_of, s.id);
+  }
   for (const s of map.seats) {
     seats.set(s.id, { ...s, el: null });
     order.push(s.id);
@@ -226,14 +233,36 @@ export async function render(main, [perf], query) {
     holdBtn.disabled = selected.size === 0;
   }
 
+  /** The seats that go with `s`: its whole table, or a companion seat with its wheelchair seat. */
+  function together(s) {
+    if (s.table && tables.has(s.table)) return tables.get(s.table).map((id) => seats.get(id)).filter(Boolean);
+    if (s.companion_of && seats.has(s.companion_of)) return [seats.get(s.companion_of), s];
+    return [s];
+  }
+
   function toggle(s) {
-    if (selected.has(s.id)) selected.delete(s.id);
-    else if (s.status === 'available') {
-      if (selected.size >= limit) {
+    const group = together(s);
+    if (selected.has(s.id)) {
+      // Letting a wheelchair seat go lets its companion go too.
+      const companion = seats.get(companions.get(s.id));
+      for (const m of companion ? [...group, companion] : group) {
+        selected.delete(m.id);
+        paintSeat(m);
+      }
+    } else if (s.status === 'available') {
+      const adding = group.filter((m) => !selected.has(m.id));
+      if (adding.some((m) => m.status !== 'available')) {
+        showProblem({ code: s.table ? 'table_sold_whole' : 'companion_requires_wheelchair', body: {} });
+        return;
+      }
+      if (selected.size + adding.length > limit) {
         showProblem({ code: 'limit_exceeded', body: {} });
         return;
       }
-      selected.add(s.id);
+      for (const m of adding) {
+        selected.add(m.id);
+        paintSeat(m);
+      }
     }
     paintSeat(s);
     refreshSelection();
