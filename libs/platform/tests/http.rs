@@ -95,6 +95,58 @@ async fn ops_endpoints_and_request_ids() {
     assert!(text.contains("boxoffice_http_requests_total"), "{text}");
 }
 
+/// Request metrics are labelled by the route's template, and a method no standard names is
+/// `OTHER`: whatever paths and methods clients send, the number of series stays bounded.
+#[tokio::test]
+async fn request_metrics_have_bounded_labels_and_count_each_request() {
+    let routes = Router::new().route(
+        "/bounded/{id}",
+        get(|| async { "ok" }).fallback(|| async { "any" }),
+    );
+    let (base, _stop, _h) = start(routes, Readiness::default(), HttpSettings::default()).await;
+    let client = reqwest::Client::new();
+    for id in ["1", "2", "3"] {
+        let got = client
+            .get(format!("{base}/bounded/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+    }
+    let frob = reqwest::Method::from_bytes(b"FROB").unwrap();
+    let got = client
+        .request(frob, format!("{base}/bounded/4"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("boxoffice_http_requests_total{") && l.contains("/bounded/"))
+        .collect();
+    let get = series
+        .iter()
+        .find(|l| l.contains(r#"method="GET""#))
+        .unwrap_or_else(|| panic!("{series:?}"));
+    assert!(get.contains(r#"route="/bounded/{id}""#), "{get}");
+    assert!(get.ends_with(" 3"), "three GETs counted once each: {get}");
+    let other = series
+        .iter()
+        .find(|l| l.contains(r#"method="OTHER""#))
+        .unwrap_or_else(|| panic!("{series:?}"));
+    assert!(other.ends_with(" 1"), "{other}");
+    assert!(!text.contains("FROB"), "a client's method is no label");
+    assert_eq!(series.len(), 2, "{series:?}");
+}
+
 #[derive(serde::Deserialize)]
 struct Payload {
     #[allow(dead_code)]

@@ -29,17 +29,13 @@ pub fn is_origin(s: &str) -> bool {
             .is_none_or(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
-/// `router` answering CORS for `origins`; none: unchanged (no CORS headers at all, so browsers
-/// keep other sites' scripts out, and nothing on the hot path).
-pub fn wrap(router: axum::Router, origins: &[String]) -> axum::Router {
-    if origins.is_empty() {
-        router
-    } else {
-        router.layer(layer(origins))
-    }
+/// The layer answering CORS for `origins`; none for no origins (no CORS headers at all, so
+/// browsers keep other sites' scripts out, and nothing on the hot path).
+pub fn layer(origins: &[String]) -> Option<CorsLayer> {
+    (!origins.is_empty()).then(|| allowing(origins))
 }
 
-fn layer(origins: &[String]) -> CorsLayer {
+fn allowing(origins: &[String]) -> CorsLayer {
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {

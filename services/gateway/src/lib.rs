@@ -292,10 +292,11 @@ pub async fn start(config: &Config, infra: &Infra) -> Result<Service, StartError
     };
     Ok(Service {
         name: NAME,
-        router: cors::wrap(
-            router(proxy, edge, config.sandbox, config.api_docs.clone())
+        // One layer for both (each `Router::layer` boxes every route once more).
+        router: router(proxy, edge, config.sandbox, config.api_docs.clone()).layer(
+            tower::ServiceBuilder::new()
+                .option_layer(cors::layer(&config.cors_origins))
                 .layer(compression::layer()),
-            &config.cors_origins,
         ),
         readiness: readiness.public(move |headers| is_admin(verifier.clone(), headers)),
         tasks,

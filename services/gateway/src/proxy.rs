@@ -208,6 +208,7 @@ async fn forward_local(
     };
     parts.extensions = axum::http::Extensions::new();
     parts.extensions.insert(ConnectInfo(LOCAL_PEER));
+    parts.extensions.insert(platform::http::LoggedUpstream);
     let started = Instant::now();
     let outcome = tokio::time::timeout(
         proxy.timeout,

@@ -13,8 +13,18 @@ pub const SERVICES: &[&str] = &[
 
 /// The upstream that serves `path`, or `None` when no service owns it.
 pub fn upstream_for(path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
+    // The first segments on the stack (this runs on every request): every pattern below looks
+    // at five at most, and one more tells a longer path from an exact match.
+    let mut segments = [""; 6];
+    let mut len = 0;
+    for segment in path.trim_start_matches('/').split('/') {
+        if len == segments.len() {
+            break;
+        }
+        segments[len] = segment;
+        len += 1;
+    }
+    match &segments[..len] {
         [".well-known", "jwks.json"] => Some("user"),
         ["sandbox", "pg", ..] => Some("fake-pg"),
         ["sandbox", "oauth", ..] => Some("fake-oauth"),
@@ -75,6 +85,9 @@ mod tests {
             ("/sandbox/pg/v1/sandbox/checkouts", Some("fake-pg")),
             ("/api/v1/nothing", None),
             ("/etc/passwd", None),
+            ("/.well-known/jwks.json/x", None),
+            ("/api/v1/holds/h1/checkout/a/b/c/d/e", None),
+            ("/api/v1/performances/p1/seats/a/b/c/d/e", Some("seat")),
         ];
         for (path, want) in cases {
             assert_eq!(upstream_for(path), want, "{path}");
