@@ -81,13 +81,14 @@ fn main() -> ExitCode {
         eprintln!("boxoffice: {}", platform::bus::memory_refusal(&service));
         return ExitCode::from(2);
     }
-    let _telemetry = platform::telemetry::init(&cfg.log, &service);
+    let telemetry = platform::telemetry::init(&cfg.log, &service);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
+            telemetry.flush_logs();
             eprintln!("boxoffice: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
@@ -109,6 +110,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "boxoffice stopped with an error");
+            // The logs first: the plain message stays the last line a person sees.
+            telemetry.flush_logs();
             eprintln!("boxoffice: {e:#}");
             ExitCode::FAILURE
         }

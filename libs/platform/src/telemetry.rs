@@ -60,6 +60,14 @@ impl TelemetryGuard {
     pub fn exporting(&self) -> bool {
         self.provider.is_some()
     }
+
+    /// Writes out the log lines still queued, so that what is written to stderr directly next
+    /// comes after them (a last word for a person reading the terminal).
+    pub fn flush_logs(&self) {
+        if let Some(logs) = &self.logs {
+            logs.now();
+        }
+    }
 }
 
 impl Drop for TelemetryGuard {
