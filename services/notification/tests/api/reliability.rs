@@ -173,6 +173,18 @@ async fn an_sms_the_provider_refuses_is_dead_and_one_it_defers_is_retried() {
     })
     .await;
     crate::helpers::eventually_sms(&app, "01099998888", 1).await;
+    // The provider has it; the log says so once the sender has recorded the answer.
+    platform::testing::eventually(
+        "the SMS is logged sent",
+        crate::helpers::DEADLINE,
+        || async {
+            app.deliveries_to(user)
+                .await
+                .iter()
+                .any(|d| d["channel"] == "sms" && d["status"] != "sending")
+        },
+    )
+    .await;
     let log = app.deliveries_to(user).await;
     let sms = log.iter().find(|d| d["channel"] == "sms").unwrap();
     assert_eq!(sms["status"], "sent");
