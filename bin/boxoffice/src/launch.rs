@@ -465,7 +465,8 @@ async fn run_standalone(
     let mut tasks = Vec::new();
     let started = async {
         // The gateway calls the services of this process in process (gateway.in_process):
-        // each app as its port serves it, so nothing changes but the loopback hop.
+        // each app without the middleware the gateway's own stack already runs around the
+        // call (`http::in_process`), so nothing changes but the loopback hop.
         let mut local = gateway::proxy::LocalUpstreams::default();
         for (name, listener) in listeners {
             let service = start_service(name, cfg, &infra)
@@ -473,7 +474,7 @@ async fn run_standalone(
                 .with_context(|| format!("starting the {name} service"))?;
             local.0.insert(
                 (*name).to_owned(),
-                http::app(
+                http::in_process(
                     service.name,
                     service.router.clone(),
                     service.readiness.clone(),
@@ -499,7 +500,7 @@ async fn run_standalone(
             };
             local.0.insert(
                 format!("fake-{}", fake.name),
-                http::app(
+                http::in_process(
                     service.name,
                     service.router.clone(),
                     Default::default(),

@@ -34,7 +34,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::OriginalUri,
+    extract::{OriginalUri, Request, State},
     middleware,
     response::{IntoResponse, Response},
     routing::{any, get},
@@ -349,26 +349,51 @@ fn router(
         .route("/api/docs/viewer.css", get(docs::viewer_css))
         .route("/api/docs/openapi.json", get(docs::openapi))
         .with_state(api_docs);
-    let routes = Router::new()
-        .route("/api/{*rest}", any(proxy::forward))
-        .route("/.well-known/{*rest}", any(proxy::forward));
-    let routes = if sandbox {
-        routes.route("/sandbox/{*rest}", any(proxy::forward))
+    let proxied = Router::new()
+        .route("/api/{*rest}", any(front))
+        .route("/.well-known/{*rest}", any(front));
+    let proxied = if sandbox {
+        proxied.route("/sandbox/{*rest}", any(front))
     } else {
-        routes.route("/sandbox/{*rest}", any(sandbox_off))
+        proxied
     };
-    let sessions = web::sessions(web::Sessions {
+    let proxied = proxied.with_state(Front {
         proxy: proxy.clone(),
+        edge: edge.clone(),
+    });
+    let sessions = web::sessions(web::Sessions {
+        proxy,
         edge: edge.clone(),
         sandbox,
     });
-    // Only on the routes: an unknown path is a 404 without touching a bucket or a key.
-    routes
-        .with_state(proxy)
-        .merge(documentation)
-        .merge(sessions)
+    let guarded = documentation.merge(sessions);
+    let guarded = if sandbox {
+        guarded
+    } else {
+        guarded.route("/sandbox/{*rest}", any(sandbox_off))
+    };
+    // Only on the routes: an unknown path is a 404 without touching a bucket or a key. (The
+    // proxied routes run the same checks in their handler.)
+    guarded
         .route_layer(middleware::from_fn_with_state(edge, edge::admit))
+        .merge(proxied)
         .merge(web::pages())
+}
+
+/// What the proxied routes need.
+#[derive(Clone)]
+struct Front {
+    proxy: Arc<proxy::Proxy>,
+    edge: Arc<edge::Edge>,
+}
+
+/// A proxied route: the edge's checks ([`edge::check`], as the other routes' middleware runs
+/// them), then the upstream.
+async fn front(State(front): State<Front>, mut req: Request) -> Response {
+    if let Err(refused) = edge::check(&front.edge, &mut req).await {
+        return refused;
+    }
+    proxy::forward(State(front.proxy), req).await
 }
 
 /// `/sandbox/...` outside sandbox mode.
@@ -471,7 +496,7 @@ mod tests {
 
     #[tokio::test]
     async fn sandboxes_are_served_only_in_sandbox_mode() {
-        let (gw, _fake, details) = gateway_with_fake(true).await;
+        let (gw, fake, details) = gateway_with_fake(true).await;
         let r = gw
             .client
             .get(gw.url("/sandbox/oauth/oauth-page"))
@@ -480,6 +505,18 @@ mod tests {
             .unwrap();
         assert_eq!(r.text().await.unwrap(), "the fake");
         assert_eq!(details, [("sandbox".to_owned(), "up".to_owned())]);
+        // Its port's `/metrics` (the process's) is not the public's.
+        for path in ["/sandbox/oauth/metrics", "/sandbox/oauth/metrics/?x=1"] {
+            let r = gw.client.get(gw.url(path)).send().await.unwrap();
+            assert_eq!(r.status(), 404, "{path}");
+        }
+        let direct = gw
+            .client
+            .get(format!("{}/metrics", fake.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(direct.status(), 200, "the fake's own port serves them");
 
         // The same directory without sandbox mode: the fake is out of reach.
         let (gw, _fake, details) = gateway_with_fake(false).await;

@@ -63,6 +63,9 @@ pub struct Proxy {
     upstreams: HashMap<String, Upstream>,
     local: LocalUpstreams,
     client: Client<HttpConnector, Body>,
+    /// `boxoffice_gateway_upstream_duration_seconds` by upstream, registered once (building the
+    /// key per request allocated its label and looked it up in the recorder).
+    durations: HashMap<String, metrics::Histogram>,
     timeout: Duration,
     /// Longest request body passed on (`gateway.body_limit_bytes`).
     body_limit: usize,
@@ -92,13 +95,31 @@ impl Proxy {
             .filter_map(|(name, urls)| {
                 Upstream::parse(urls, failures, open_for).map(|u| (name.clone(), u))
             })
+            .collect::<HashMap<_, _>>();
+        // Installed before the first handle is made (a handle made before is a no-op).
+        platform::http::prometheus();
+        let durations = upstreams
+            .keys()
+            .map(|name| {
+                let histogram = metrics::histogram!("boxoffice_gateway_upstream_duration_seconds",
+                    "upstream" => name.clone());
+                (name.clone(), histogram)
+            })
             .collect();
         Self {
             upstreams,
             local,
             client,
+            durations,
             timeout,
             body_limit,
+        }
+    }
+
+    /// Records how long `service` took to answer, from `started`.
+    fn record_duration(&self, service: &str, started: Instant) {
+        if let Some(histogram) = self.durations.get(service) {
+            histogram.record(started.elapsed().as_secs_f64());
         }
     }
 
@@ -202,13 +223,21 @@ async fn forward_local(
     body: Body,
 ) -> Response {
     use tower::ServiceExt as _;
-    parts.uri = match upstream_path.parse::<Uri>() {
-        Ok(u) => u,
-        Err(e) => return ApiError::internal(format!("bad upstream uri: {e}")).into_response(),
-    };
-    parts.extensions = axum::http::Extensions::new();
+    // Most paths go on as they came (not a sandbox's: its prefix goes): no need to parse again.
+    let unchanged = parts.uri.scheme().is_none()
+        && parts
+            .uri
+            .path_and_query()
+            .is_some_and(|p| p.as_str() == upstream_path);
+    if !unchanged {
+        parts.uri = match upstream_path.parse::<Uri>() {
+            Ok(u) => u,
+            Err(e) => return ApiError::internal(format!("bad upstream uri: {e}")).into_response(),
+        };
+    }
+    // (Cleared rather than replaced: the map's allocation is kept for the one below.)
+    parts.extensions.clear();
     parts.extensions.insert(ConnectInfo(LOCAL_PEER));
-    parts.extensions.insert(platform::http::LoggedUpstream);
     let started = Instant::now();
     let outcome = tokio::time::timeout(
         proxy.timeout,
@@ -234,8 +263,7 @@ async fn forward_local(
             .into_response()
         }
     };
-    metrics::histogram!("boxoffice_gateway_upstream_duration_seconds", "upstream" => service)
-        .record(started.elapsed().as_secs_f64());
+    proxy.record_duration(service, started);
     response
 }
 
@@ -298,11 +326,23 @@ pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response 
         }
         _ => path_and_query,
     };
+    // A sandbox's own port serves its process's metrics; the public port does not.
+    if service.starts_with("fake-")
+        && upstream_path
+            .split('?')
+            .next()
+            .map(|p| p.trim_end_matches('/'))
+            == Some("/metrics")
+    {
+        return ApiError::not_found(format!("no route for {path}")).into_response();
+    }
     for name in HOP_BY_HOP {
         parts.headers.remove(*name);
     }
     parts.headers.remove(header::HOST);
-    if let Some(id) = platform::telemetry::current_request_id()
+    // (Under the gateway's request context the header is there already, with the current id.)
+    if !parts.headers.contains_key(REQUEST_ID_HEADER)
+        && let Some(id) = platform::telemetry::current_request_id()
         && let Ok(v) = HeaderValue::from_str(&id)
     {
         parts.headers.insert(REQUEST_ID_HEADER, v);
@@ -453,7 +493,6 @@ pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response 
             }
         }
     };
-    metrics::histogram!("boxoffice_gateway_upstream_duration_seconds", "upstream" => service)
-        .record(started.elapsed().as_secs_f64());
+    proxy.record_duration(service, started);
     response
 }

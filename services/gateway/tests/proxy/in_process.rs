@@ -10,14 +10,17 @@ use axum::{
     routing::{get, post},
 };
 use platform::{
-    http::{HttpSettings, app},
+    http::{HttpSettings, in_process},
     service::Directory,
 };
 use serde_json::{Value, json};
 
 use crate::{dead_address, gateway};
 
-/// The catalog's app as its port would serve it, seen by the gateway as in process; its
+/// The name the in-process catalog counts its requests under (no other test's).
+const METRICS_NAME: &str = "catalog-in-process-test";
+
+/// The catalog's app as the gateway calls it in process, seen by the gateway as in process; its
 /// directory address is a port nobody listens on.
 fn catalog() -> (Directory, gateway::Config) {
     let routes = Router::new()
@@ -41,6 +44,19 @@ fn catalog() -> (Directory, gateway::Config) {
         )
         .route("/api/v1/venues", post(|body: String| async move { body }))
         .route(
+            "/api/v1/venues/json",
+            post(|Json(body): Json<Value>| async move { Json(body) }),
+        )
+        .route(
+            "/api/v1/events/panic",
+            get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("a handler bug");
+                }
+                "unreachable"
+            }),
+        )
+        .route(
             "/api/v1/events/slow",
             get(|| async {
                 tokio::time::sleep(Duration::from_secs(30)).await;
@@ -51,7 +67,7 @@ fn catalog() -> (Directory, gateway::Config) {
     let mut local = gateway::proxy::LocalUpstreams::default();
     local.0.insert(
         "catalog".to_owned(),
-        app("catalog", routes, Default::default(), &settings),
+        in_process(METRICS_NAME, routes, Default::default(), &settings),
     );
     let mut dir = Directory::default();
     dir.0.insert("catalog".into(), dead_address());
@@ -113,7 +129,7 @@ async fn an_upstream_in_this_process_is_called_in_process_with_the_same_request(
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), sent, "the body arrives whole");
 
-    // The app's own middleware runs: an unknown path is its problem+json 404.
+    // The app's own fallback answers an unknown path: a problem+json 404.
     let resp = gw
         .client
         .get(gw.url("/api/v1/events/nope/nope"))
@@ -142,4 +158,79 @@ async fn an_in_process_upstream_that_hangs_gets_the_upstream_timeout() {
     assert_eq!(resp.status(), 504);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "upstream_timeout");
+}
+
+/// In process the service's app has none of the middleware the gateway runs around the call;
+/// what that middleware did for it still happens, once, and what is the service's own (its body
+/// limit, its request metrics) still applies.
+#[tokio::test]
+async fn in_process_the_gateway_stack_does_what_the_service_stack_did() {
+    let (dir, config) = catalog();
+    let gw = gateway(dir, config).await;
+
+    // The service's body limit (256 KiB by default), under the gateway's (1 MiB).
+    let resp = gw
+        .client
+        .post(gw.url("/api/v1/venues"))
+        .body("x".repeat(300 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "payload_too_large", "{body}");
+
+    // A plain-text rejection of the service's extractor comes out as problem+json.
+    let resp = gw
+        .client
+        .post(gw.url("/api/v1/venues/json"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/problem+json")
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_body", "{body}");
+
+    // A panicking handler is a 500 problem+json, and the gateway goes on serving.
+    let resp = gw
+        .client
+        .get(gw.url("/api/v1/events/panic"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 500);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "internal", "{body}");
+    let resp = gw
+        .client
+        .get(gw.url("/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Each call is counted once in the service's own request metrics, by its route and status.
+    let rendered = platform::http::prometheus().render();
+    let count = |route: &str, status: &str| -> f64 {
+        rendered
+            .lines()
+            .filter(|l| l.starts_with("boxoffice_http_requests_total{"))
+            .filter(|l| {
+                l.contains(&format!("service=\"{METRICS_NAME}\""))
+                    && l.contains(&format!("route=\"{route}\""))
+                    && l.contains(&format!("status=\"{status}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(count("/api/v1/events", "200"), 1.0, "{rendered}");
+    assert_eq!(count("/api/v1/venues/json", "400"), 1.0, "{rendered}");
 }
