@@ -535,24 +535,34 @@ pub fn in_process(
         .layer(middleware)
 }
 
-/// Counts a request in the service's metrics, as [`request_context`] does on its port.
+/// Counts a request in the service's metrics, as [`request_context`] does on its port: a
+/// panicking handler as a 500 (the panic goes on to the gateway's stack, which answers it).
 async fn count_request(
     State(context): State<Arc<RequestContext>>,
     req: Request,
     next: Next,
 ) -> Response {
+    use futures::FutureExt as _;
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
-    let response = next.run(req).await;
+    let outcome = std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await;
+    let status = outcome
+        .as_ref()
+        .map_or(500, |response| response.status().as_u16());
     let handles = context.metrics(
         route.as_ref().map_or("unmatched", MatchedPath::as_str),
         &method,
-        response.status().as_u16(),
+        status,
     );
     handles.requests.increment(1);
     handles.duration.record(started.elapsed().as_secs_f64());
-    response
+    match outcome {
+        Ok(response) => response,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// A bound listener, so callers learn the port before serving.

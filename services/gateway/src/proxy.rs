@@ -2,8 +2,9 @@
 //! ([`crate::upstream`]); hop-by-hop headers dropped; the
 //! request id and the client address carried on; bodies streamed both ways (server-sent events
 //! included). An upstream that runs in the same process (standalone, [`LocalUpstreams`]) is
-//! called in process: the same request, headers and body go to its app (with its own
-//! middleware, as its port serves it) without a loopback HTTP hop.
+//! called in process: the same request, headers and body go to its routes without a loopback
+//! HTTP hop, inside the gateway's own middleware (which the service's app then does not run
+//! again: [`platform::http::in_process`]).
 
 use std::{
     collections::HashMap,
@@ -42,8 +43,8 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// The apps of the upstreams that run in this process, by upstream name: each as its own port
-/// serves it ([`platform::http::app`]).
+/// The apps of the upstreams that run in this process, by upstream name: each its routes as
+/// [`platform::http::in_process`] wraps them.
 #[derive(Clone, Default)]
 pub struct LocalUpstreams(pub HashMap<String, axum::Router>);
 

@@ -308,7 +308,22 @@ async fn read(r: Response) -> (StatusCode, HeaderMap, Value) {
     let bytes = axum::body::to_bytes(body, UPSTREAM_BODY_LIMIT)
         .await
         .unwrap_or_default();
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let json = match serde_json::from_slice(&bytes) {
+        Ok(json) => json,
+        // A plain-text client error (an extractor's rejection) as the upstream's own port would
+        // have rewritten it: in process that rewrite is the gateway's middleware's, and it does
+        // not see this answer (it sees ours).
+        Err(_) if parts.status.is_client_error() => {
+            let text = String::from_utf8_lossy(&bytes);
+            let problem =
+                platform::problem::client_problem(parts.status, text.trim()).into_response();
+            let bytes = axum::body::to_bytes(problem.into_body(), UPSTREAM_BODY_LIMIT)
+                .await
+                .unwrap_or_default();
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        }
+        Err(_) => Value::Null,
+    };
     (parts.status, parts.headers, json)
 }
 
@@ -595,6 +610,30 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[tokio::test]
+    async fn an_upstreams_plain_text_client_error_is_passed_on_as_a_problem() {
+        let plain = Response::builder()
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(axum::body::Body::from(
+                "Failed to deserialize the JSON body",
+            ))
+            .unwrap();
+        let (status, _, json) = read(plain).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json["status"], 422, "{json}");
+        assert!(
+            json["code"].as_str().is_some_and(|c| !c.is_empty()),
+            "{json}"
+        );
+        // A server error that is not JSON stays nothing to pass on.
+        let plain = Response::builder()
+            .status(StatusCode::BAD_GATEWAY)
+            .body(axum::body::Body::from("bad gateway"))
+            .unwrap();
+        assert_eq!(read(plain).await.2, Value::Null);
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::{dead_address, gateway};
 
-/// The name the in-process catalog counts its requests under (no other test's).
+/// The name the in-process catalog counts its requests under.
 const METRICS_NAME: &str = "catalog-in-process-test";
 
 /// The catalog's app as the gateway calls it in process, seen by the gateway as in process; its
@@ -167,6 +167,7 @@ async fn an_in_process_upstream_that_hangs_gets_the_upstream_timeout() {
 async fn in_process_the_gateway_stack_does_what_the_service_stack_did() {
     let (dir, config) = catalog();
     let gw = gateway(dir, config).await;
+    let before = counts();
 
     // The service's body limit (256 KiB by default), under the gateway's (1 MiB).
     let resp = gw
@@ -217,20 +218,33 @@ async fn in_process_the_gateway_stack_does_what_the_service_stack_did() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 
-    // Each call is counted once in the service's own request metrics, by its route and status.
-    let rendered = platform::http::prometheus().render();
-    let count = |route: &str, status: &str| -> f64 {
-        rendered
-            .lines()
-            .filter(|l| l.starts_with("boxoffice_http_requests_total{"))
-            .filter(|l| {
-                l.contains(&format!("service=\"{METRICS_NAME}\""))
-                    && l.contains(&format!("route=\"{route}\""))
-                    && l.contains(&format!("status=\"{status}\""))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+    // Each call is counted once in the service's own request metrics, by its route and status
+    // (the panic as a 500), whatever other tests of this process counted before.
+    let after = counts();
+    let added = |route: &str, status: &str| {
+        let key = (route.to_owned(), status.to_owned());
+        after.get(&key).copied().unwrap_or(0.0) - before.get(&key).copied().unwrap_or(0.0)
     };
-    assert_eq!(count("/api/v1/events", "200"), 1.0, "{rendered}");
-    assert_eq!(count("/api/v1/venues/json", "400"), 1.0, "{rendered}");
+    assert_eq!(added("/api/v1/events", "200"), 1.0, "{after:?}");
+    assert_eq!(added("/api/v1/venues/json", "400"), 1.0, "{after:?}");
+    assert_eq!(added("/api/v1/events/panic", "500"), 1.0, "{after:?}");
+}
+
+/// The in-process catalog's request counts, by (route, status).
+fn counts() -> std::collections::HashMap<(String, String), f64> {
+    let label = |line: &str, name: &str| -> Option<String> {
+        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+        let len = line[start..].find('"')?;
+        Some(line[start..start + len].to_owned())
+    };
+    platform::http::prometheus()
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("boxoffice_http_requests_total{"))
+        .filter(|l| label(l, "service").as_deref() == Some(METRICS_NAME))
+        .filter_map(|l| {
+            let value = l.rsplit(' ').next()?.parse::<f64>().ok()?;
+            Some(((label(l, "route")?, label(l, "status")?), value))
+        })
+        .collect()
 }
