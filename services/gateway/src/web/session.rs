@@ -315,12 +315,7 @@ async fn read(r: Response) -> (StatusCode, HeaderMap, Value) {
         // not see this answer (it sees ours).
         Err(_) if parts.status.is_client_error() => {
             let text = String::from_utf8_lossy(&bytes);
-            let problem =
-                platform::problem::client_problem(parts.status, text.trim()).into_response();
-            let bytes = axum::body::to_bytes(problem.into_body(), UPSTREAM_BODY_LIMIT)
-                .await
-                .unwrap_or_default();
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+            platform::problem::client_problem(parts.status, text.trim()).body()
         }
         Err(_) => Value::Null,
     };
