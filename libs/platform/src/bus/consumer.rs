@@ -3,15 +3,15 @@
 //!
 //! For each delivery, in one transaction: record `(consumer, event id)` in `bus_inbox`; when the
 //! row was already there the event was applied (or dead-lettered) before and is skipped, otherwise
-//! the [`Handler`] applies it inside a savepoint and the transaction commits. The offset is
+//! the [`Handler`] applies it in the same transaction, which then commits. The offset is
 //! committed only after that, so a crash at any point either redoes nothing (inbox row committed)
 //! or redoes everything (rolled back). An event of a type the handler does not act on
 //! ([`Handler::wants`]) is acknowledged without any of that: a topic carries many types and most
 //! services act on a few (the order service reads the seat topic for `sale.rejected` alone).
 //!
 //! - [`HandleError::Rejected`] (SQLSTATE classes 22, 23, 42, undecodable envelopes, a service's
-//!   own rules): the savepoint is rolled back, the event is written to `bus_dead_letters` in the
-//!   same transaction as its inbox row, and the consumer moves on at once. A rejected event is
+//!   own rules): the transaction is rolled back, the event is written to `bus_dead_letters` in a
+//!   new one together with its inbox row, and the consumer moves on at once. A rejected event is
 //!   never applied later: a redelivery finds the inbox row.
 //! - [`HandleError::Transient`]: the transaction is rolled back and the same delivery is tried
 //!   again after a capped backoff; later events of the partition wait, so order per key holds.
@@ -39,7 +39,7 @@ use std::{
 
 use std::collections::HashMap;
 
-use sqlx::{Connection, PgPool, types::Json};
+use sqlx::{PgPool, types::Json};
 use tokio::{
     sync::{Semaphore, mpsc},
     task::{JoinHandle, JoinSet},
@@ -352,25 +352,13 @@ impl Consumer {
     ) -> Result<Outcome, String> {
         let envelope = &delivery.envelope;
         let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
-        let fresh = sqlx::query(
-            "INSERT INTO bus_inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(&self.name)
-        .bind(envelope.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?
-        .rows_affected();
-        if fresh == 0 {
+        if !self.claim(&mut tx, envelope).await? {
             tracing::debug!("event already applied or dead-lettered; skipping");
             tx.rollback().await.map_err(|e| e.to_string())?;
             return Ok(Outcome::Duplicate);
         }
-        // The handler runs in a savepoint: a rejection undoes its writes but keeps the inbox row.
-        let mut savepoint = tx.begin().await.map_err(|e| e.to_string())?;
-        let (code, reason) = match handler.handle(&mut savepoint, envelope).await {
+        let (code, reason) = match handler.handle(&mut tx, envelope).await {
             Ok(()) => {
-                savepoint.commit().await.map_err(|e| e.to_string())?;
                 tx.commit().await.map_err(|e| e.to_string())?;
                 return Ok(Outcome::Applied);
             }
@@ -380,12 +368,21 @@ impl Consumer {
                 format!("gave up after {attempt} attempts: {reason}"),
             ),
             Err(HandleError::Transient(reason)) => {
-                drop(savepoint);
                 tx.rollback().await.map_err(|e| e.to_string())?;
                 return Err(reason);
             }
         };
-        savepoint.rollback().await.map_err(|e| e.to_string())?;
+        // The handler's writes are undone with its transaction; the inbox row and the dead
+        // letter are written together in a new one (no savepoint around every handler: two
+        // round trips for each event applied, for the rare one rejected). Should another member
+        // have applied the event meanwhile (a rebalance), its inbox row is there and this is a
+        // duplicate.
+        tx.rollback().await.map_err(|e| e.to_string())?;
+        let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+        if !self.claim(&mut tx, envelope).await? {
+            tx.rollback().await.map_err(|e| e.to_string())?;
+            return Ok(Outcome::Duplicate);
+        }
         sqlx::query(
             "INSERT INTO bus_dead_letters \
              (consumer, event_id, topic, envelope, reason, error, attempts) \
@@ -404,6 +401,26 @@ impl Consumer {
         tx.commit().await.map_err(|e| e.to_string())?;
         tracing::error!(%code, %reason, attempts = attempt, "event dead-lettered");
         Ok(Outcome::DeadLettered(code))
+    }
+
+    /// Records `(consumer, event id)` in `bus_inbox` on `tx`; false when it was there (the event
+    /// was applied or dead-lettered before). A second member inserting the same row waits for
+    /// the first's transaction and finds it.
+    async fn claim(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        envelope: &super::envelope::Envelope,
+    ) -> Result<bool, String> {
+        let fresh = sqlx::query(
+            "INSERT INTO bus_inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.name)
+        .bind(envelope.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?
+        .rows_affected();
+        Ok(fresh == 1)
     }
 
     fn count(&self, result: &'static str) {

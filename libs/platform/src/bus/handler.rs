@@ -12,8 +12,9 @@ use sqlx::PgConnection;
 /// Applies events of the topics a [`super::consumer::Consumer`] reads.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
-    /// Applies one event on `tx`: a savepoint inside the transaction that writes the inbox row,
-    /// so a rejection undoes the handler's writes and keeps the inbox row and the dead letter.
+    /// Applies one event on `tx`: the transaction that wrote the event's inbox row. A rejection
+    /// rolls it back, handler's writes and all, and the consumer writes the inbox row and the
+    /// dead letter in a new one.
     async fn handle(&self, tx: &mut PgConnection, envelope: &Envelope) -> Result<(), HandleError>;
 
     /// Whether [`Handler::handle`] acts on events of `event_type` at all. The consumer

@@ -65,25 +65,21 @@ pub async fn enqueue_envelope(
             ),
         });
     }
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2 || ' ' || $3))")
-        .bind(KEY_LOCK_SPACE)
-        .bind(topic)
-        .bind(&envelope.key)
-        .execute(&mut *conn)
-        .await?;
+    // One round trip: the key's lock is taken before the row (and its `seq`) is made, and the
+    // NOTIFY is delivered at commit, and only if the transaction commits.
     sqlx::query(
-        "INSERT INTO bus_outbox (id, topic, key, envelope) VALUES ($1, $2, $3, $4::text::jsonb)",
+        "WITH locked AS (SELECT pg_advisory_xact_lock($1, hashtext($2 || ' ' || $3))), \
+              written AS (INSERT INTO bus_outbox (id, topic, key, envelope) \
+                          SELECT $4, $2, $3, $5::text::jsonb FROM locked RETURNING seq) \
+         SELECT pg_notify($6, '') FROM written",
     )
-    .bind(envelope.id)
+    .bind(KEY_LOCK_SPACE)
     .bind(topic)
     .bind(&envelope.key)
+    .bind(envelope.id)
     .bind(json)
+    .bind(NOTIFY_CHANNEL)
     .execute(&mut *conn)
     .await?;
-    // Delivered at commit, and only if the transaction commits.
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(NOTIFY_CHANNEL)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
