@@ -127,13 +127,17 @@ fn order_of(r: &PgRow) -> Result<Order, sqlx::Error> {
     })
 }
 
-/// Stores a new order (`pending_payment`) with its creation in the record.
+/// Stores a new order (`pending_payment`) with its creation in the record (one statement).
 pub async fn insert(conn: &mut PgConnection, o: &Order) -> Result<(), sqlx::Error> {
+    let created = Transition::created();
     sqlx::query(
-        "INSERT INTO orders (order_id, buyer_id, hold_id, performance_id, seat_ids, areas, \
-         ticket_count, tickets_krw, booking_fee_krw, amount_krw, status, policy, starts_at, \
-         expires_at, hold_expires_at, created_at, updated_at, lines) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16,$17)",
+        "WITH o AS (INSERT INTO orders (order_id, buyer_id, hold_id, performance_id, seat_ids, \
+                    areas, ticket_count, tickets_krw, booking_fee_krw, amount_krw, status, policy, \
+                    starts_at, expires_at, hold_expires_at, created_at, updated_at, lines) \
+                    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16,$17) \
+                    RETURNING order_id) \
+         INSERT INTO order_transitions (order_id, from_status, to_status, reason) \
+         SELECT order_id, NULL, $11, $18 FROM o",
     )
     .bind(o.order_id)
     .bind(o.buyer_id)
@@ -145,32 +149,15 @@ pub async fn insert(conn: &mut PgConnection, o: &Order) -> Result<(), sqlx::Erro
     .bind(o.tickets_krw)
     .bind(o.booking_fee_krw)
     .bind(o.amount_krw)
-    .bind(OrderStatus::PendingPayment.as_str())
+    .bind(created.to().as_str())
     .bind(Json(&o.policy))
     .bind(o.starts_at)
     .bind(o.expires_at)
     .bind(o.hold_expires_at)
     .bind(o.created_at)
     .bind(Json(&o.lines))
+    .bind(created.reason().as_str())
     .execute(&mut *conn)
-    .await?;
-    append(conn, o.order_id, &Transition::created()).await
-}
-
-async fn append(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-    t: &Transition,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO order_transitions (order_id, from_status, to_status, reason) \
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(order_id)
-    .bind(t.from().map(OrderStatus::as_str))
-    .bind(t.to().as_str())
-    .bind(t.reason().as_str())
-    .execute(conn)
     .await?;
     Ok(())
 }
@@ -199,22 +186,25 @@ pub async fn record(
     let Some(from) = t.from() else {
         return Err(RecordError::Moved);
     };
-    // Whoever waits on the order's status hears of it when this commits.
+    // One statement: the compare-and-set, its record, and the notice that whoever waits on the
+    // order's status hears when this commits.
     let done = sqlx::query(
         "WITH moved AS (UPDATE orders SET status = $3, updated_at = now() \
-                        WHERE order_id = $1 AND status = $2 RETURNING order_id) \
+                        WHERE order_id = $1 AND status = $2 RETURNING order_id), \
+              noted AS (INSERT INTO order_transitions (order_id, from_status, to_status, reason) \
+                        SELECT order_id, $2, $3, $5 FROM moved) \
          SELECT pg_notify($4, order_id::text) FROM moved",
     )
     .bind(order_id)
     .bind(from.as_str())
     .bind(t.to().as_str())
     .bind(STATUS_CHANNEL)
+    .bind(t.reason().as_str())
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() != 1 {
         return Err(RecordError::Moved);
     }
-    append(conn, order_id, t).await?;
     Ok(())
 }
 
@@ -465,22 +455,48 @@ pub async fn issue_tickets(conn: &mut PgConnection, o: &Order) -> Result<Vec<Tic
             items.push((format!("{area}#{n}"), None, Some(area.as_str())));
         }
     }
+    // One statement for all of them.
+    let mut ids = Vec::with_capacity(items.len());
+    let mut names = Vec::with_capacity(items.len());
+    let mut seats = Vec::with_capacity(items.len());
+    let mut areas = Vec::with_capacity(items.len());
+    let mut types = Vec::with_capacity(items.len());
     for (item, seat, area) in items {
-        let item_type_key = item.clone();
-        sqlx::query(
-            "INSERT INTO tickets (ticket_id, order_id, buyer_id, performance_id, item, seat_id, area_id, \
-             ticket_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (order_id, item) DO NOTHING",
-        )
-        .bind(Uuid::now_v7())
-        .bind(o.order_id)
-        .bind(o.buyer_id)
-        .bind(o.performance_id)
-        .bind(item)
-        .bind(seat)
-        .bind(area)
-        .bind(ticket_types::type_of_item(&o.lines, &item_type_key).unwrap_or_else(|| "adult".to_owned()))
-        .execute(&mut *conn)
-        .await?;
+        ids.push(Uuid::now_v7());
+        types.push(
+            ticket_types::type_of_item(&o.lines, &item).unwrap_or_else(|| "adult".to_owned()),
+        );
+        names.push(item);
+        seats.push(seat);
+        areas.push(area);
+    }
+    let wanted = ids.len();
+    let issued = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH issued AS ( \
+            INSERT INTO tickets (ticket_id, order_id, buyer_id, performance_id, item, seat_id, \
+                                 area_id, ticket_type) \
+            SELECT t.id, $2, $3, $4, t.item, t.seat, t.area, t.kind \
+            FROM unnest($1::uuid[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+                 WITH ORDINALITY AS t(id, item, seat, area, kind, n) \
+            ORDER BY t.n \
+            ON CONFLICT (order_id, item) DO NOTHING \
+            RETURNING {TICKET_COLUMNS}, item) \
+         SELECT {TICKET_COLUMNS} FROM issued ORDER BY item"
+    )))
+    .bind(&ids)
+    .bind(o.order_id)
+    .bind(o.buyer_id)
+    .bind(o.performance_id)
+    .bind(&names)
+    .bind(&seats)
+    .bind(&areas)
+    .bind(&types)
+    .fetch_all(&mut *conn)
+    .await?;
+    // Every one new (the usual case): they are all the order's tickets. Otherwise some were
+    // issued before (a redelivery, the stuck sweeper): read them all.
+    if issued.len() == wanted {
+        return issued.iter().map(ticket_of).collect();
     }
     tickets_of_order(conn, o.order_id).await
 }
