@@ -48,13 +48,6 @@ impl Handler for PaymentHandler {
                 },
             )
             .await?;
-            // A confirm that came before its order waits for this (at commit).
-            platform::wakeups::notify(
-                tx,
-                crate::payments::WAKEUPS,
-                &crate::payments::arrival_key(e.order_id),
-            )
-            .await?;
         } else if env.is::<OrderCancelled>() {
             let e: OrderCancelled = env.decode()?;
             if !store::cancel_order(tx, e.order_id, &e.reason).await? {

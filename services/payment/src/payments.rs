@@ -131,7 +131,7 @@ pub struct Payments {
 
 /// Most confirms of one buyer that wait for their order at once, per replica. A buyer pays one
 /// order at a time (a few in a hurry); a flood of confirms for orders that never come (made-up
-/// ids) would otherwise hold a request and two more reads each for [`ORDER_WAIT`]. Past it a
+/// ids) would otherwise hold a request and one more read each for [`ORDER_WAIT`]. Past it a
 /// confirm of an order not there yet answers `order_not_ready` at once, after one read.
 pub const MAX_ORDER_WAITS: u32 = 4;
 
@@ -288,20 +288,21 @@ impl Payments {
     /// the buyer's key, and the order's payment so far; then calls the PG's confirm under the
     /// order's own idempotency key and records what it said. A retry gets the payment as it is.
     pub async fn confirm(&self, req: &ConfirmRequest) -> Result<Payment, ConfirmError> {
+        let Some(wakeups) = &self.wakeups else {
+            return self.confirm_once(req).await;
+        };
+        // Subscribed before the first look: an arrival between the look and the wait is not
+        // missed. (A buyer's confirm usually comes before its `order.created` has crossed the
+        // bus; looking once more after subscribing cost a query for each of those.)
+        let mut arrival = wakeups.subscribe(&arrival_key(req.order_id));
         let first = self.confirm_once(req).await;
-        let (Err(ConfirmError::OrderNotReady), Some(wakeups)) = (&first, &self.wakeups) else {
+        let Err(ConfirmError::OrderNotReady) = &first else {
             return first;
         };
         let Some(_slot) = self.waiting.take(req.buyer_id) else {
             metrics::counter!("boxoffice_payment_confirm_wait_refused_total").increment(1);
             return first;
         };
-        // Subscribed before the second look: an arrival between the two is not missed.
-        let mut arrival = wakeups.subscribe(&arrival_key(req.order_id));
-        match self.confirm_once(req).await {
-            Err(ConfirmError::OrderNotReady) => {}
-            other => return other,
-        }
         arrival.wait(ORDER_WAIT).await;
         self.confirm_once(req).await
     }

@@ -23,19 +23,25 @@ pub struct Order {
     pub cancelled_at: Option<DateTime<Utc>>,
 }
 
-/// Records an order from `order.created`; a repeat changes nothing. Returns whether it was new.
+/// Records an order from `order.created` and wakes a confirm waiting for it; a repeat changes
+/// nothing. Returns whether it was new.
 pub async fn save_order(conn: &mut PgConnection, order: &Order) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO orders (order_id, buyer_id, amount_krw, expires_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (order_id) DO NOTHING",
+    // One statement: the row, and the wake-up of a confirm that came before its order (sent at
+    // commit, whether the row is new or a redelivery's).
+    let saved: i64 = sqlx::query_scalar(
+        "WITH saved AS (INSERT INTO orders (order_id, buyer_id, amount_krw, expires_at) \
+                        VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING RETURNING 1) \
+         SELECT (SELECT count(*) FROM saved) FROM pg_notify($5, $6)",
     )
     .bind(order.order_id)
     .bind(order.buyer_id)
     .bind(order.amount_krw)
     .bind(order.expires_at)
-    .execute(conn)
+    .bind(crate::payments::WAKEUPS)
+    .bind(crate::payments::arrival_key(order.order_id))
+    .fetch_one(conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(saved == 1)
 }
 
 /// Marks an order cancelled (once). Returns whether it was known.

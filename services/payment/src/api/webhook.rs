@@ -77,32 +77,31 @@ pub async fn toss(
         return ignored("not one of our orders");
     };
     let payment_key = data.get("paymentKey").and_then(Value::as_str);
-    let mut payment = match read(&state, order_id).await? {
-        Some(p) if payment_key.is_none_or(|k| k == p.payment_key) => p,
-        _ => return ignored("no such payment here"),
-    };
     // A confirm waiting for the PG's answer applies that answer itself, and the PG notices the
     // change as it answers: nearly every approval brings one of these along while its confirm
     // is still on the way back. Read back now, it would cost a PG lookup for nothing. So the
     // notice waits for that confirm to write its outcome (up to the PG timeout, within the
     // PG's 10 s for our answer): an approval then costs nothing more; a confirm that timed out
-    // (`unknown`) is read back as before.
+    // (`unknown`) is read back as before. Subscribed before the first look: an outcome written
+    // between the look and the wait is not missed.
+    let mut change = state
+        .payments
+        .wakeups()
+        .map(|w| w.subscribe(&crate::payments::change_key(order_id)));
+    let mut payment = match read(&state, order_id).await? {
+        Some(p) if payment_key.is_none_or(|k| k == p.payment_key) => p,
+        _ => return ignored("no such payment here"),
+    };
     if payment.status == PaymentStatus::Confirming
-        && let Some(wakeups) = state.payments.wakeups()
+        && let Some(change) = change.as_mut()
     {
-        // Subscribed before the second look: an outcome written in between is not missed.
-        let mut change = wakeups.subscribe(&crate::payments::change_key(order_id));
+        let wait = (state.payments.pg_timeout() + Duration::from_secs(1)).min(WEBHOOK_WAIT);
+        change.wait(wait).await;
         if let Some(p) = read(&state, order_id).await? {
             payment = p;
         }
-        if payment.status == PaymentStatus::Confirming {
-            let wait = (state.payments.pg_timeout() + Duration::from_secs(1)).min(WEBHOOK_WAIT);
-            change.wait(wait).await;
-            if let Some(p) = read(&state, order_id).await? {
-                payment = p;
-            }
-        }
     }
+    drop(change);
     // Only an open or failed payment has anything to learn from the PG (a failed one may be
     // charged late); the others are answered as they are, at no PG call.
     let lookup = payment.status.is_open() || payment.status == PaymentStatus::Failed;
