@@ -158,10 +158,12 @@ pub async fn save_order(
     tickets: i32,
     status: &str,
 ) -> sqlx::Result<()> {
-    lock_order(&mut *tx, order_id).await?;
+    // The order's lock (as [`lock_order`]) is taken before the row is written, in one statement.
     sqlx::query(
-        "INSERT INTO orders (order_id, buyer_id, performance_id, tickets, status)
-         VALUES ($1, $2, $3, $4, $5)
+        "WITH locked AS (SELECT pg_advisory_xact_lock(
+                             hashtextextended('notification-order:' || $1::text, 0)))
+         INSERT INTO orders (order_id, buyer_id, performance_id, tickets, status)
+         SELECT $1, $2, $3, $4, $5 FROM locked
          ON CONFLICT (order_id) DO UPDATE SET
              tickets = GREATEST(orders.tickets, EXCLUDED.tickets),
              status = CASE WHEN orders.status = 'cancelled' THEN 'cancelled'
@@ -233,23 +235,26 @@ pub async fn enqueue(
     recipient_id: Uuid,
     data: &serde_json::Value,
 ) -> sqlx::Result<u64> {
-    let mut new = 0;
-    for channel in kind.channels() {
-        new += sqlx::query(
-            "INSERT INTO deliveries (id, event_id, kind, channel, recipient_id, data)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (event_id, channel, recipient_id) DO NOTHING",
-        )
-        .bind(Uuid::now_v7())
-        .bind(event_id)
-        .bind(kind.as_str())
-        .bind(channel.as_str())
-        .bind(recipient_id)
-        .bind(data)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    }
+    // One statement for every channel.
+    let channels = kind.channels();
+    let ids: Vec<Uuid> = channels.iter().map(|_| Uuid::now_v7()).collect();
+    let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+    let new = sqlx::query(
+        "INSERT INTO deliveries (id, event_id, kind, channel, recipient_id, data)
+         SELECT c.id, $2, $3, c.channel, $5, $6
+         FROM unnest($1::uuid[], $4::text[]) WITH ORDINALITY AS c(id, channel, n)
+         ORDER BY c.n
+         ON CONFLICT (event_id, channel, recipient_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(event_id)
+    .bind(kind.as_str())
+    .bind(&names)
+    .bind(recipient_id)
+    .bind(data)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     Ok(new)
 }
 
