@@ -2,8 +2,9 @@
 //! `LISTEN` on one channel whose `NOTIFY` payload names a key (an order id, say), and the
 //! requests waiting on each key.
 //!
-//! A writer calls [`notify`] in the transaction that makes the change, so the notification is
-//! delivered when, and only if, it commits, to every replica listening. A reader
+//! A writer calls [`notify`] (or puts `pg_notify(channel, key)` in a statement of its own) in
+//! the transaction that makes the change, so the notification is delivered when, and only if,
+//! it commits, to every replica listening. A reader
 //! [`Wakeups::subscribe`]s *before* it checks the database for the change (a commit between its
 //! check and its subscription would otherwise go unseen), checks, and when the change is not
 //! there yet waits on the [`Subscription`] with a timeout of its own. Nothing depends on the

@@ -254,15 +254,20 @@ pub async fn transition(
         .ok_or(StoreError::Missing)?;
     let after = before.apply(entry)?;
     let (code, message) = after.failure.clone().unzip();
+    // One statement: the ledger entry, the payment, and (when its status changes) the wake-up
+    // of a webhook waiting for the confirm in flight, sent at commit.
     sqlx::query(
         "WITH l AS (INSERT INTO payment_ledger (order_id, entry, status) VALUES ($1, $11, $2) \
-                    RETURNING seq) \
-         UPDATE payments SET status = $2, refunded_krw = $3, approved_at = $4, late = $5, \
-         failure_code = $6, failure_message = $7, ledger_seq = (SELECT seq FROM l), \
-         next_check_at = CASE WHEN $2 IN ('confirming', 'unknown') \
-           OR created_at > now() - make_interval(days => $12) THEN $8 END, payment_key = $9, attempt = $10, \
-         checks = CASE WHEN attempt = $10 THEN checks ELSE 0 END, updated_at = now() \
-         WHERE order_id = $1",
+                    RETURNING seq), \
+              u AS (UPDATE payments SET status = $2, refunded_krw = $3, approved_at = $4, \
+                    late = $5, failure_code = $6, failure_message = $7, \
+                    ledger_seq = (SELECT seq FROM l), \
+                    next_check_at = CASE WHEN $2 IN ('confirming', 'unknown') \
+                      OR created_at > now() - make_interval(days => $12) THEN $8 END, \
+                    payment_key = $9, attempt = $10, \
+                    checks = CASE WHEN attempt = $10 THEN checks ELSE 0 END, updated_at = now() \
+                    WHERE order_id = $1 RETURNING order_id) \
+         SELECT pg_notify($13, $14) FROM u WHERE $15",
     )
     .bind(order_id)
     .bind(after.status.as_str())
@@ -276,17 +281,11 @@ pub async fn transition(
     .bind(after.attempt)
     .bind(Json(entry))
     .bind(UNDECIDED_RECHECK_DAYS)
+    .bind(crate::payments::WAKEUPS)
+    .bind(crate::payments::change_key(order_id))
+    .bind(after.status != before.status)
     .execute(&mut *conn)
     .await?;
-    if after.status != before.status {
-        // A webhook waiting for the confirm in flight hears of it at commit.
-        platform::wakeups::notify(
-            conn,
-            crate::payments::WAKEUPS,
-            &crate::payments::change_key(order_id),
-        )
-        .await?;
-    }
     Ok((before, after))
 }
 
