@@ -672,10 +672,13 @@ fn ms(us: u64) -> String {
     format!("{:.1} ms", us as f64 / 1000.0)
 }
 
+/// A small pool on database `db` of the server of `db_url` (a TCP or a Unix-socket URL, such as
+/// `postgres://postgres@localhost:5432/?host=/var/run/postgresql`).
 async fn pool(db_url: &str, db: &str) -> anyhow::Result<sqlx::PgPool> {
+    let opts = platform::db::server_options(db_url)?.database(db);
     Ok(sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
-        .connect(&format!("{db_url}/{db}"))
+        .connect_with(opts)
         .await?)
 }
 
