@@ -405,7 +405,8 @@ impl Consumer {
 
     /// Records `(consumer, event id)` in `bus_inbox` on `tx`; false when it was there (the event
     /// was applied or dead-lettered before). A second member inserting the same row waits for
-    /// the first's transaction and finds it.
+    /// the first's transaction: it finds the row when that commits, and claims the event itself
+    /// when it rolls back (a rejection, before its dead letter is written).
     async fn claim(
         &self,
         tx: &mut sqlx::PgConnection,
