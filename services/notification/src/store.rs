@@ -135,16 +135,18 @@ pub async fn performance_start(
         .await
 }
 
+/// The transaction lock on one order (`$1`, its id) that [`lock_order`] and [`save_order`] take.
+const ORDER_LOCK: &str =
+    "pg_advisory_xact_lock(hashtextextended('notification-order:' || $1::text, 0))";
+
 /// Serializes, until the transaction ends, the writes about one order: a payment event parked
 /// for want of its order and the order's arrival, consumed at the same time from two topics,
 /// must not miss each other.
 pub async fn lock_order(tx: &mut PgConnection, order_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtextextended('notification-order:' || $1::text, 0))",
-    )
-    .bind(order_id)
-    .execute(tx)
-    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ORDER_LOCK}")))
+        .bind(order_id)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
@@ -159,17 +161,16 @@ pub async fn save_order(
     status: &str,
 ) -> sqlx::Result<()> {
     // The order's lock (as [`lock_order`]) is taken before the row is written, in one statement.
-    sqlx::query(
-        "WITH locked AS (SELECT pg_advisory_xact_lock(
-                             hashtextextended('notification-order:' || $1::text, 0)))
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH locked AS (SELECT {ORDER_LOCK})
          INSERT INTO orders (order_id, buyer_id, performance_id, tickets, status)
          SELECT $1, $2, $3, $4, $5 FROM locked
          ON CONFLICT (order_id) DO UPDATE SET
              tickets = GREATEST(orders.tickets, EXCLUDED.tickets),
              status = CASE WHEN orders.status = 'cancelled' THEN 'cancelled'
                            WHEN EXCLUDED.status = 'pending' THEN orders.status
-                           ELSE EXCLUDED.status END",
-    )
+                           ELSE EXCLUDED.status END"
+    )))
     .bind(order_id)
     .bind(buyer_id)
     .bind(performance_id)
